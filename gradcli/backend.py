@@ -1,0 +1,45 @@
+"""The one seam between the engine and array libraries.
+
+Everything the engine does to data goes through NumPy functions, which dispatch on the array's
+type (``__array_ufunc__`` / ``__array_function__``, NEP 13 and 18). A CuPy or Dask array therefore
+flows through unchanged; only plain Python values and NumPy arrays are converted to float64 here.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+def is_foreign_array(x: Any) -> bool:
+    """True for array types of other libraries that implement NumPy's dispatch protocols."""
+    return (
+        not isinstance(x, (np.ndarray, np.generic))
+        and hasattr(x, "__array_function__")
+        and hasattr(x, "shape")
+    )
+
+
+def as_array(x: Any) -> Any:
+    """Return ``x`` as a float64 array: NumPy for Python values, unchanged for foreign arrays."""
+    if type(x) is np.ndarray and x.dtype == np.float64:
+        return x
+    if is_foreign_array(x):
+        return x
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"expected a number or an array of numbers, got {x!r}")
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"expected real numbers, got an array of {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def get_array_module(x: Any) -> ModuleType:
+    """The module whose functions create arrays like ``x`` (``numpy`` unless ``x`` is foreign)."""
+    if is_foreign_array(x):
+        import importlib
+
+        return importlib.import_module(type(x).__module__.split(".")[0])
+    return np

@@ -1,0 +1,550 @@
+"""Reverse-mode automatic differentiation: Variable, Function, backward, no_grad.
+
+The vocabulary is DeZero's (Variable, Function, generations, ``create_graph``), with its known
+mistakes fixed: gradients accumulate instead of being overwritten, backward runs in generation
+order from a heap (so shared nodes see every contribution before they pass theirs on), nothing
+recurses, and the grad-mode switch is per thread and per async context (a ``ContextVar``).
+
+The core operators that ``Variable`` itself exposes (``+ - * / ** @``, indexing, ``sum``,
+``reshape``, ``T``) live here beside it; everything else is in :mod:`gradcli.functions`.
+This module imports nothing else of gradcli.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import weakref
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+import numpy as np
+
+from .backend import as_array
+
+_grad_enabled: ContextVar[bool] = ContextVar("gradcli_grad_enabled", default=True)
+
+
+@contextlib.contextmanager
+def using_grad(enabled: bool) -> Iterator[None]:
+    """Turn graph recording on or off inside the block (for this thread/context only)."""
+    token = _grad_enabled.set(enabled)
+    try:
+        yield
+    finally:
+        _grad_enabled.reset(token)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Evaluate without recording a graph: no backward is possible, and memory is freed early."""
+    return using_grad(False)
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled.get()
+
+
+class Variable:
+    """A value in the graph: ``data`` (a float64 array), ``grad`` (a Variable or None).
+
+    ``requires_grad`` is False for constants (numbers written into an expression, NumPy values
+    mixed into arithmetic): no gradient is computed or stored for them.
+    """
+
+    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
+    # Make NumPy hand binary operators with a Variable on the right back to the Variable.
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, name: str | None = None, requires_grad: bool = True) -> None:
+        if isinstance(data, Variable):
+            data = data.data
+        self.data = as_array(data)
+        self.name = name
+        self.grad: Variable | None = None
+        self.creator: Function | None = None
+        self.generation = 0
+        self.requires_grad = requires_grad
+
+    # -- array-like attributes ------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(np.asarray(self.data), prefix="Variable(")
+        name = f", name={self.name!r}" if self.name else ""
+        return f"Variable({body}{name})"
+
+    # -- autodiff -------------------------------------------------------------------------
+    def cleargrad(self) -> None:
+        self.grad = None
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``grad``.
+
+        A non-scalar ``self`` is seeded with ones: the gradient of the sum of its elements.
+        Intermediate gradients are freed unless ``retain_grad``; with ``create_graph`` the
+        gradients are themselves differentiable Variables (for higher-order derivatives).
+        """
+        backward([self], None, retain_grad=retain_grad, create_graph=create_graph)
+
+    # -- operators ------------------------------------------------------------------------
+    def __neg__(self) -> Variable:
+        return Neg()(self)
+
+    def __pos__(self) -> Variable:
+        return self
+
+    def __add__(self, other: Any) -> Variable:
+        return Add()(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return Add()(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return Sub()(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return Sub()(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return Mul()(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return Mul()(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return Div()(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return Div()(other, self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return Pow()(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return Pow()(other, self)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return MatMul()(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return MatMul()(other, self)
+
+    def __getitem__(self, index: Any) -> Variable:
+        return GetItem(index)(self)
+
+    # -- shape methods --------------------------------------------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        return Sum(axis, keepdims)(self)
+
+    def reshape(self, *shape: Any) -> Variable:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape(shape)(self)
+
+    def transpose(self, *axes: int) -> Variable:
+        return Transpose(axes or None)(self)
+
+    @property
+    def T(self) -> Variable:  # noqa: N802 - NumPy's name
+        return Transpose()(self)
+
+
+def as_variable(x: Any) -> Variable:
+    """``x`` itself if it is a Variable, else a constant (no gradient) holding it."""
+    return x if isinstance(x, Variable) else Variable(x, requires_grad=False)
+
+
+class Function:
+    """One operation in the graph. Subclass it and write ``forward`` and ``backward``.
+
+    ``forward(*arrays)`` gets the inputs' arrays and returns an array or a tuple of arrays.
+    ``backward(*gys)`` gets one gradient (Variable) per output and returns one per input
+    (a Variable, an array, or None for "no gradient"). Write backward with Variables and the
+    functions of :mod:`gradcli.functions` so that it is itself differentiable.
+
+    Inside backward: ``self.inputs`` (Variables), ``self.outputs`` (weak references),
+    ``self.saved_tensors`` (what forward passed to ``save_for_backward``, as Variables: an
+    input's array comes back as that input Variable, so higher derivatives flow through it),
+    and ``self.needs_input_grad`` (one bool per input: skip work for constants).
+    """
+
+    inputs: tuple[Variable, ...]
+    outputs: tuple[weakref.ref[Variable], ...]
+    generation: int = 0
+    _saved: tuple[Any, ...] = ()
+
+    def __call__(self, *inputs: Any) -> Any:
+        ins = tuple(x if isinstance(x, Variable) else Variable(x, requires_grad=False) for x in inputs)
+        self.inputs = ins
+        ys = self.forward(*[x.data for x in ins])
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        outs = tuple(Variable(y) for y in ys)
+        if _grad_enabled.get() and any(x.requires_grad for x in ins):
+            gen = max(x.generation for x in ins)
+            self.generation = gen
+            for o in outs:
+                o.creator = self
+                o.generation = gen + 1
+            self.outputs = tuple(weakref.ref(o) for o in outs)
+            self._out_shapes = tuple(o.shape for o in outs)
+            if self._saved:
+                self._saved_outputs = {id(y): i for i, y in enumerate(ys)}
+        else:
+            for o in outs:
+                o.requires_grad = False
+            self._saved = ()
+            del self.inputs
+        return outs if len(outs) > 1 else outs[0]
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, *gys: Variable) -> Any:
+        raise NotImplementedError
+
+    # -- helpers for backward -------------------------------------------------------------
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep values that backward needs (call it from forward; PyTorch's ctx idiom)."""
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple[Variable, ...]:
+        by_id: dict[int, Variable] = {id(x.data): x for x in self.inputs}
+        for id_, i in getattr(self, "_saved_outputs", {}).items():
+            out = self.outputs[i]()
+            if out is not None:
+                by_id.setdefault(id_, out)
+        return tuple(
+            a if isinstance(a, Variable) else by_id.get(id(a)) or Variable(a, requires_grad=False)
+            for a in self._saved
+        )
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        return tuple(x.requires_grad for x in self.inputs)
+
+    def output(self, i: int = 0) -> Variable | None:
+        """The i-th output Variable if it is still alive."""
+        return self.outputs[i]()
+
+    @property
+    def name(self) -> str:
+        return getattr(self, "registry_name", type(self).__name__.lower())
+
+
+def backward(
+    outputs: Sequence[Variable],
+    grad_outputs: Sequence[Any] | None = None,
+    retain_grad: bool = False,
+    create_graph: bool = False,
+    trace: Any = None,
+) -> None:
+    """Backpropagate from ``outputs`` (seeded with ``grad_outputs``, default ones).
+
+    Functions are taken from a heap in decreasing generation, so every function runs once, after
+    all gradient for its outputs has arrived. ``trace``, if given, is called as
+    ``trace(function, gys, gxs)`` for each step (used by ``gradcli explain``).
+    """
+    heap: list[tuple[int, int, Function]] = []
+    seen: set[int] = set()
+    tie = itertools.count()
+
+    def push(f: Function) -> None:
+        if id(f) not in seen:
+            seen.add(id(f))
+            heapq.heappush(heap, (-f.generation, next(tie), f))
+
+    with using_grad(create_graph):
+        for i, y in enumerate(outputs):
+            g = None if grad_outputs is None else grad_outputs[i]
+            if g is None:
+                g = Variable(np.ones_like(y.data), requires_grad=False)
+            g = as_variable(g)
+            y.grad = g if y.grad is None else y.grad + g
+            if y.creator is not None:
+                push(y.creator)
+
+        while heap:
+            f = heapq.heappop(heap)[2]
+            outs = [ref() for ref in f.outputs]
+            gys = []
+            for o, shape in zip(outs, f._out_shapes):
+                g = o.grad if o is not None else None
+                gys.append(g if g is not None else Variable(np.zeros(shape), requires_grad=False))
+            gxs = f.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            if trace is not None:
+                trace(f, gys, gxs)
+            for x, gx in zip(f.inputs, gxs):
+                if gx is None or not x.requires_grad:
+                    continue
+                gx = as_variable(gx)
+                x.grad = gx if x.grad is None else x.grad + gx
+                if x.creator is not None:
+                    push(x.creator)
+            if not retain_grad:
+                for o in outs:
+                    if o is not None:
+                        o.grad = None
+
+
+# --------------------------------------------------------------------------------------------
+# Core operators. Each forward sits beside its backward; backward is written with Variables so
+# that it can be differentiated again.
+# --------------------------------------------------------------------------------------------
+
+
+def sum_to(x: Variable, shape: tuple[int, ...]) -> Variable:
+    """Sum ``x`` down to ``shape``: undoes NumPy broadcasting in backward."""
+    if x.shape == tuple(shape):
+        return x
+    return SumTo(shape)(x)
+
+
+def broadcast_to(x: Variable, shape: tuple[int, ...]) -> Variable:
+    if x.shape == tuple(shape):
+        return x
+    return BroadcastTo(shape)(x)
+
+
+def _sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1)
+    y = x.sum(axis=axes, keepdims=True)
+    if lead:
+        y = y.reshape(y.shape[lead:])
+    return y
+
+
+class SumTo(Function):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return _sum_to_array(x, self.shape)
+
+    def backward(self, gy: Variable) -> Variable:
+        return broadcast_to(gy, self.x_shape)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return np.broadcast_to(x, self.shape).copy()
+
+    def backward(self, gy: Variable) -> Variable:
+        return sum_to(gy, self.x_shape)
+
+
+class Neg(Function):
+    def forward(self, x: Any) -> Any:
+        return -x
+
+    def backward(self, gy: Variable) -> Variable:
+        return -gy
+
+
+class Add(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return x0 + x1
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return sum_to(gy, x0.shape), sum_to(gy, x1.shape)
+
+
+class Sub(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return x0 - x1
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
+        x0, x1 = self.inputs
+        return sum_to(gy, x0.shape), sum_to(-gy, x1.shape)
+
+
+class Mul(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return x0 * x1
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
+        x0, x1 = self.inputs
+        g0 = sum_to(gy * x1, x0.shape) if x0.requires_grad else None
+        g1 = sum_to(gy * x0, x1.shape) if x1.requires_grad else None
+        return g0, g1
+
+
+class Div(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return x0 / x1
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
+        x0, x1 = self.inputs
+        g0 = sum_to(gy / x1, x0.shape) if x0.requires_grad else None
+        g1 = sum_to(-gy * x0 / (x1 * x1), x1.shape) if x1.requires_grad else None
+        return g0, g1
+
+
+class Pow(Function):
+    """x ** y. At 0 ** y with y >= 0 the derivative in y is 0 (PyTorch's choice, not NaN)."""
+
+    def forward(self, x: Any, y: Any) -> Any:
+        return x**y
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
+        x, y = self.inputs
+        gx = gexp = None
+        if x.requires_grad:
+            gx = sum_to(gy * y * x ** (y - 1.0), x.shape)
+        if y.requires_grad:
+            out = self.output()
+            if out is None:
+                out = x**y
+            zero = (x.data == 0) & (y.data >= 0)
+            # log(x) where it is used; at the masked points log(1) = 0 gives the 0 above.
+            base = x + Variable(zero * 1.0, requires_grad=False) if zero.any() else x
+            gexp = sum_to(gy * out * Log()(base), y.shape)
+        return gx, gexp
+
+
+class Log(Function):
+    def forward(self, x: Any) -> Any:
+        return np.log(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy / self.inputs[0]
+
+
+class MatMul(Function):
+    def forward(self, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
+        return matmul_backward(*self.inputs, gy)
+
+
+def matmul_backward(a: Variable, b: Variable, gy: Variable) -> tuple[Variable | None, Variable | None]:
+    """Gradients of ``a @ b`` (NumPy's 1-D promotion and batch broadcasting undone)."""
+    a2 = a if a.ndim > 1 else a.reshape(1, -1)
+    b2 = b if b.ndim > 1 else b.reshape(-1, 1)
+    out_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+    gy2 = gy.reshape(out_shape)
+    ga = gb = None
+    if a.requires_grad:
+        ga = sum_to(gy2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+    if b.requires_grad:
+        gb = sum_to(_swap_last(a2) @ gy2, b2.shape).reshape(b.shape)
+    return ga, gb
+
+
+def _swap_last(x: Variable) -> Variable:
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return Transpose(tuple(axes))(x)
+
+
+class Sum(Function):
+    def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
+        self.axis = tuple(axis) if isinstance(axis, list) else axis
+        self.keepdims = keepdims
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        return broadcast_to(reshape_for_broadcast(gy, self.x_shape, self.axis, self.keepdims), self.x_shape)
+
+
+def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    """The shape a reduction of ``x_shape`` over ``axis`` has with ``keepdims=True``."""
+    ndim = len(x_shape)
+    if axis is None:
+        return (1,) * ndim
+    axes = {a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+    return tuple(1 if i in axes else n for i, n in enumerate(x_shape))
+
+
+def reshape_for_broadcast(gy: Variable, x_shape: tuple[int, ...], axis: Any, keepdims: bool) -> Variable:
+    """Put back the axes a reduction removed, so ``gy`` broadcasts against its input."""
+    if keepdims:
+        return gy
+    return gy.reshape(keepdims_shape(x_shape, axis))
+
+
+class Reshape(Function):
+    def __init__(self, shape: Any) -> None:
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy.reshape(self.x_shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes: Any = None) -> None:
+        self.axes = tuple(axes) if axes is not None else None
+
+    def forward(self, x: Any) -> Any:
+        return x.transpose(self.axes)
+
+    def backward(self, gy: Variable) -> Variable:
+        if self.axes is None:
+            return Transpose()(gy)
+        inverse = tuple(int(i) for i in np.argsort([a % len(self.axes) for a in self.axes]))
+        return Transpose(inverse)(gy)
+
+
+class GetItem(Function):
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return np.array(x[self.index], dtype=np.float64)
+
+    def backward(self, gy: Variable) -> Variable:
+        return GetItemGrad(self.index, self.x_shape)(gy)
+
+
+class GetItemGrad(Function):
+    """Scatter a gradient back into the shape indexing came from (repeated indices add up)."""
+
+    def __init__(self, index: Any, shape: tuple[int, ...]) -> None:
+        self.index = index
+        self.shape = shape
+
+    def forward(self, gy: Any) -> Any:
+        gx = np.zeros(self.shape)
+        np.add.at(gx, self.index, gy)
+        return gx
+
+    def backward(self, ggx: Variable) -> Variable:
+        return GetItem(self.index)(ggx)

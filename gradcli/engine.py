@@ -16,7 +16,7 @@ import contextlib
 import heapq
 import itertools
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -257,39 +257,53 @@ def backward(
     grad_outputs: Sequence[Any] | None = None,
     retain_grad: bool = False,
     create_graph: bool = False,
-    trace: Any = None,
-) -> None:
+    inputs: Sequence[Variable] | None = None,
+    trace: Callable[[Function, list[Variable], tuple[Any, ...]], None] | None = None,
+) -> list[Variable] | None:
     """Backpropagate from ``outputs`` (seeded with ``grad_outputs``, default ones).
 
-    Functions are taken from a heap in decreasing generation, so every function runs once, after
-    all gradient for its outputs has arrived. ``trace``, if given, is called as
-    ``trace(function, gys, gxs)`` for each step (used by ``gradcli explain``).
+    Functions are taken from a heap in decreasing generation, so each runs once, after all the
+    gradient for its outputs has arrived. Gradients accumulate in a table private to this call:
+
+    - without ``inputs`` (``Variable.backward``): at the end each leaf's gradient is added to its
+      ``.grad`` (and every intermediate's too with ``retain_grad``);
+    - with ``inputs`` (like ``torch.autograd.grad``): no ``.grad`` is touched; the gradients of
+      ``inputs`` are returned, zeros for an input that does not reach the outputs.
+
+    ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``).
     """
     heap: list[tuple[int, int, Function]] = []
     seen: set[int] = set()
     tie = itertools.count()
+    grads: dict[int, Variable] = {}
+    owners: dict[int, Variable] = {}
+    wanted = None if inputs is None else {id(x) for x in inputs}
+    kept: dict[int, Variable] = {}
 
-    def push(f: Function) -> None:
-        if id(f) not in seen:
-            seen.add(id(f))
-            heapq.heappush(heap, (-f.generation, next(tie), f))
+    def accumulate(var: Variable, g: Variable) -> None:
+        k = id(var)
+        if k in grads:
+            grads[k] = grads[k] + g
+        else:
+            grads[k] = g
+            owners[k] = var
+        if var.creator is not None and id(var.creator) not in seen:
+            seen.add(id(var.creator))
+            heapq.heappush(heap, (-var.creator.generation, next(tie), var.creator))
 
     with using_grad(create_graph):
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
-            if g is None:
-                g = Variable(np.ones_like(y.data), requires_grad=False)
-            g = as_variable(g)
-            y.grad = g if y.grad is None else y.grad + g
-            if y.creator is not None:
-                push(y.creator)
+            accumulate(y, Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g))
 
         while heap:
             f = heapq.heappop(heap)[2]
-            outs = [ref() for ref in f.outputs]
             gys = []
-            for o, shape in zip(outs, f._out_shapes):
-                g = o.grad if o is not None else None
+            for ref, shape in zip(f.outputs, f._out_shapes):
+                o = ref()
+                g = grads.pop(id(o), None) if o is not None else None
+                if g is not None and (retain_grad or wanted is not None and id(o) in wanted):
+                    kept[id(o)] = g
                 gys.append(g if g is not None else Variable(np.zeros(shape), requires_grad=False))
             gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
@@ -297,16 +311,33 @@ def backward(
             if trace is not None:
                 trace(f, gys, gxs)
             for x, gx in zip(f.inputs, gxs):
-                if gx is None or not x.requires_grad:
-                    continue
-                gx = as_variable(gx)
-                x.grad = gx if x.grad is None else x.grad + gx
-                if x.creator is not None:
-                    push(x.creator)
-            if not retain_grad:
-                for o in outs:
-                    if o is not None:
-                        o.grad = None
+                if gx is not None and x.requires_grad:
+                    accumulate(x, as_variable(gx))
+
+    # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
+    # that no function consumed.
+    kept.update(grads)
+    if inputs is not None:
+        zeros = [Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs]
+        return [kept.get(id(x), z) for x, z in zip(inputs, zeros)]
+    for k, g in kept.items():
+        var = owners[k]
+        if var.creator is None or retain_grad:
+            var.grad = g if var.grad is None else var.grad + g
+    return None
+
+
+def grad(
+    outputs: Variable | Sequence[Variable],
+    inputs: Sequence[Variable],
+    grad_outputs: Sequence[Any] | None = None,
+    create_graph: bool = False,
+) -> list[Variable]:
+    """d(sum of outputs)/d(input) for each input, leaving every ``.grad`` untouched."""
+    outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    result = backward(outs, grad_outputs, create_graph=create_graph, inputs=inputs)
+    assert result is not None
+    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,335 @@
+"""The command line: options in, library calls, rendered text out. Nothing here computes.
+
+Every command that takes an expression takes its variables as options named after them
+(``--x 2``, ``--x=2``, ``--x "[1, 2]"``, ``--x @file.npy``), or all at once with ``--vars``.
+Exit status: 0 success, 1 evaluation failed or a check did not pass, 2 bad usage or an
+expression that does not parse.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+
+NON_SCALAR_NOTE = (
+    "A non-scalar output's gradient is the gradient of the sum of its elements "
+    "(backward is seeded with ones)."
+)
+
+
+class CliError(click.ClickException):
+    """One clear message on stderr, prefixed 'error:', with the exit status it says."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    raise CliError(message, exit_code)
+
+
+def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Map the library's exceptions to messages and exit codes (usage 2, evaluation 1)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .calculus import CalculusError
+        from .functions.registry import RegistryError
+        from .inputs import InputError
+        from .plugins import PluginError
+        from .program import EvaluationError, ExpressionError
+
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except EvaluationError as exc:
+            fail(str(exc), 1)
+        except (ExpressionError, InputError, PluginError, RegistryError) as exc:
+            fail(str(exc), 2)
+        except CalculusError as exc:
+            fail(str(exc), getattr(exc, "exit_code", 2))
+        except MemoryError:
+            fail("out of memory: the inputs or the expression are too large for this machine", 1)
+        except RecursionError:
+            fail("the expression is nested too deeply for this Python", 1)
+        except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+            fail(f"{type(exc).__name__}: {exc}", 1)
+
+    return wrapper
+
+
+class GradGroup(click.Group):
+    """The top-level group: unexpected failures become one line (a traceback only with --debug),
+    Ctrl-C exits 130 and a closed stdout ends quietly."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _flush_quietly()
+            sys.stderr.write("interrupted\n")
+            sys.exit(130)
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(0)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if os.environ.get("GRADCLI_DEBUG") or (ctx.obj or {}).get("debug"):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+@click.group(cls=GradGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="gradcli", package_name="gradcli")
+@click.option("--debug", is_flag=True, hidden=True, help="Show Python tracebacks.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """gradcli: values and gradients of expressions.
+
+    \b
+      gradcli eval "add(square(x), square(y))" --x 2 --y 3
+      gradcli eval "x**2 + y**2" --x 2 --y 3 --json
+      gradcli functions
+    """
+    ctx.obj = {"debug": debug}
+
+
+# --- expressions and their variables ---------------------------------------------------------
+
+
+class ExpressionCommand(click.Command):
+    """A command whose options include one per variable of its expression (``--x 2``).
+
+    ``--help`` after an expression lists that expression's variables.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", {}).update(ignore_unknown_options=True, allow_extra_args=True)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--help" in args or "-h" in args:
+            ctx.meta["gradcli.help_expr"] = next((a for a in args if not a.startswith("-")), None)
+        return super().parse_args(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        text = ctx.meta.get("gradcli.help_expr")
+        if not text:
+            formatter.write_paragraph()
+            formatter.write_text("Variables: one option per variable of EXPR, e.g. --x 2 (put --help after "
+                                 "an expression to list its variables).")
+            return
+        from .language import parse
+        from .program import ExpressionError
+
+        try:
+            names = parse(text).inputs
+        except ExpressionError as exc:
+            formatter.write_paragraph()
+            formatter.write_text(f"(the expression does not parse: {exc.message})")
+            return
+        with formatter.section("Variables of this expression"):
+            formatter.write_dl([(f"--{n} VALUE", "number, [list], nan, inf, or @file (.npy .npz .json .csv)")
+                                for n in names] or [("(none)", "")])
+
+
+def expression_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every expression command shares."""
+    decorators = [
+        click.argument("expr", required=False),
+        click.option("-f", "--file", "expr_file", type=click.File("r"), help="Read the expression from FILE (- for stdin)."),
+        click.option("--vars", "vars_text", metavar="JSON|@FILE|-", help='All values at once: \'{"x": 2, "y": [1, 2]}\'.'),
+        click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
+                     help="Load functions from a Python file (repeatable; also $GRADCLI_PLUGINS)."),
+    ]
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> Any:
+    """Load plugins (only those asked for), then parse the expression."""
+    from .language import parse
+    from .plugins import load_plugins
+
+    if plugins or os.environ.get("GRADCLI_PLUGINS"):
+        load_plugins(list(plugins))
+    if expr_file is not None and expr is not None:
+        fail("give the expression either as an argument or with -f FILE, not both", 2)
+    if expr_file is not None:
+        expr = expr_file.read()
+    if expr is None:
+        fail("missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)", 2)
+    return parse(expr)
+
+
+def split_variable_args(args: list[str]) -> dict[str, str]:
+    """``['--x', '2', '--y=3']`` -> ``{'x': '2', 'y': '3'}`` (values may start with '-')."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            fail(f"unexpected argument {arg!r}: variables are given as --NAME VALUE", 2)
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                fail(f"option --{name} needs a value", 2)
+            i += 1
+            value = args[i]
+        if name in out:
+            fail(f"option --{name} is given twice", 2)
+        out[name] = value
+        i += 1
+    return out
+
+
+def collect_values(program: Any, extra_args: list[str], vars_text: str | None, *, required: bool = True) -> dict[str, Any]:
+    """The inputs from ``--vars`` and the per-variable options; each variable exactly once."""
+    from .inputs import parse_value, parse_vars
+
+    names = program.inputs
+    values: dict[str, Any] = dict(parse_vars(vars_text)) if vars_text is not None else {}
+    for name, text in split_variable_args(extra_args).items():
+        if name not in names:
+            fail(f"option --{name}: the expression has no variable {name!r} "
+                 f"(its variables: {', '.join(names) or 'none'})", 2)
+        if name in values:
+            fail(f"{name!r} is given both in --vars and as --{name}", 2)
+        values[name] = parse_value(text, name)
+    unknown = [n for n in values if n not in names]
+    if unknown:
+        fail(f"--vars: the expression has no variable {unknown[0]!r} (its variables: {', '.join(names) or 'none'})", 2)
+    missing = [n for n in names if n not in values]
+    if missing and required:
+        fail(f"missing value for {', '.join('--' + n for n in missing)} "
+             f"(the expression uses {', '.join(names)})", 2)
+    return values
+
+
+def parse_wrt(wrt: str | None, names: tuple[str, ...]) -> tuple[str, ...] | None:
+    if wrt is None:
+        return None
+    chosen = tuple(n.strip() for n in wrt.split(",") if n.strip())
+    for n in chosen:
+        if n not in names:
+            fail(f"--wrt {n}: the expression has no variable {n!r} (its variables: {', '.join(names) or 'none'})", 2)
+    return chosen
+
+
+def emit(text: str) -> None:
+    click.echo(text)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@main.command("eval", cls=ExpressionCommand, epilog=NON_SCALAR_NOTE)
+@expression_options
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON: {\"value\": ..., \"grad\": {...}}.")
+@click.option("--wrt", metavar="X,Y", help="Differentiate only with respect to these variables.")
+@click.option("--order", type=click.IntRange(1, 64), default=None,
+              help="Also the pure partial derivatives of orders 1..N (scalar output).")
+@click.pass_context
+@translate_errors
+def eval_command(ctx: click.Context, expr: str | None, expr_file: Any, vars_text: str | None,
+                 plugins: tuple[str, ...], as_json: bool, wrt: str | None, order: int | None) -> None:
+    """Evaluate EXPR and its gradient with respect to every variable.
+
+    \b
+      gradcli eval "add(square(x), square(y))" --x 2 --y 3
+      gradcli eval "x**2 + y**2" --x 2 --y 3 --json
+      gradcli eval "sum(x * [1, 2, 3])" --x "[4, 5, 6]"
+    """
+    from . import calculus, render
+
+    program = load_program(expr, expr_file, plugins)
+    values = collect_values(program, ctx.args, vars_text)
+    chosen = parse_wrt(wrt, program.inputs)
+    result = calculus.evaluate(program, values, wrt=chosen)
+    several = len(result.value) > 1
+    value = result.value if several else result.value[0]
+    grads = result.grad if several else result.grad[0]
+    derivs = calculus.derivatives(program, values, order, wrt=chosen) if order else None
+    if as_json:
+        data = render.eval_json(value, grads)
+        if derivs is not None:
+            data["derivatives"] = {n: [render.to_jsonable(d) for d in ds] for n, ds in derivs.items()}
+        emit(render.dumps(data))
+        return
+    text = render.eval_text(value, grads)
+    if derivs is not None:
+        text += "\n" + render.derivatives_text(derivs)
+    emit(text)
+
+
+@main.command("functions")
+@click.option("--json", "as_json", is_flag=True, help="As JSON: a list of objects.")
+@click.option("--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first.")
+@translate_errors
+def functions_command(as_json: bool, plugins: tuple[str, ...]) -> None:
+    """List every function: arity, one-line doc and derivative rule."""
+    from . import render
+    from .functions import REGISTRY
+    from .language import SPECIAL_FORMS
+    from .plugins import load_plugins
+
+    if plugins or os.environ.get("GRADCLI_PLUGINS"):
+        load_plugins(list(plugins))
+    specs = [REGISTRY[n] for n in sorted(REGISTRY)]
+    if as_json:
+        emit(render.dumps([
+            {"name": s.name, "signature": s.signature(), "inputs": list(s.inputs),
+             "arity": list(s.arity), "params": [p for p, _ in s.params], "outputs": s.n_outputs,
+             "doc": s.doc, "rule": s.rule}
+            for s in specs
+        ]))
+        return
+    width = max(len(s.signature()) for s in specs)
+    lines = []
+    for s in specs:
+        lines.append(f"{s.signature():<{width}}  {s.doc}")
+        if s.rule:
+            lines.append(f"{'':<{width}}    {s.rule}")
+    for name, doc in SPECIAL_FORMS.items():
+        lines.append(f"{name + '(EXPR, NAME)':<{width}}  {doc}")
+    emit("\n".join(lines))
+
+
+def run(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the CLI in-process and return its exit status (for embedding and tests)."""
+    try:
+        main.main(args=argv, prog_name="gradcli", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0

@@ -1,0 +1,486 @@
+"""Text to Program: load the grammar, build instructions in the parser's callbacks, and turn
+Lark's errors into messages a person reads.
+
+The LALR parser calls one method per grammar alternative as it reduces (Lark's ``transformer=``),
+so the Program is built bottom-up while parsing: no parse tree, no recursive walk, and a
+100,000-deep expression costs the same per node as a short one. Method names match the grammar's
+alternative names, which match the registry's function names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine import Variable
+from .functions.registry import REGISTRY, RegistryError, Spec, lookup
+from .program import CALL, CONST, GRAD, INPUT, UNPACK, ExpressionError, Op, Program
+
+ParseError = ExpressionError
+
+CONSTANTS = {"pi": math.pi, "e": math.e}
+SPECIAL_FORMS = {"grad": "grad(EXPR, NAME): the derivative of EXPR with respect to NAME, as a value"}
+
+
+# --- what the callbacks pass up: a slot, a constant not yet placed, or a name not yet resolved ---
+@dataclass(frozen=True, slots=True)
+class Slot:
+    index: int
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: Any  # a Python number or nested list of numbers
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    name: str
+    value: Any
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class SliceRef:
+    parts: tuple[Any, Any, Any]
+    pos: int
+
+
+Ref = Slot | Const | Name
+
+
+class _Builder:
+    """The state of one parse: instructions so far, assigned names, inputs seen."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.ops: list[Op] = []
+        self.assigned: dict[str, int] = {}
+        self.input_slots: dict[str, int] = {}
+        self.names: dict[int, str] = {}
+        self.outputs: tuple[int, ...] | None = None
+
+    def error(self, message: str, pos: int) -> ExpressionError:
+        return ExpressionError(message, self.text, pos)
+
+    def emit(self, op: Op) -> int:
+        self.ops.append(op)
+        return len(self.ops) - 1
+
+    def resolve(self, ref: Any) -> int:
+        """The slot holding ``ref``'s value, emitting an input or constant instruction if needed."""
+        if isinstance(ref, Slot):
+            return ref.index
+        if isinstance(ref, Const):
+            try:
+                value = Variable(ref.value, requires_grad=False)
+            except (TypeError, ValueError) as exc:
+                raise self.error(f"not an array of numbers: {exc}", ref.pos) from None
+            return self.emit(Op(CONST, value=value, where=ref.pos))
+        if isinstance(ref, Name):
+            if ref.name in self.assigned:
+                return self.assigned[ref.name]
+            if ref.name in CONSTANTS:
+                return self.emit(Op(CONST, value=Variable(CONSTANTS[ref.name], requires_grad=False), where=ref.pos))
+            if ref.name not in self.input_slots:
+                self.input_slots[ref.name] = self.emit(Op(INPUT, value=ref.name, where=ref.pos))
+            return self.input_slots[ref.name]
+        if isinstance(ref, Keyword):
+            raise self.error(f"keyword argument {ref.name}= is only allowed inside a call", ref.pos)
+        raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+
+    def constant(self, ref: Any, what: str) -> Any:
+        if isinstance(ref, Const):
+            return ref.value
+        if isinstance(ref, Name) and ref.name in CONSTANTS and ref.name not in self.assigned:
+            return CONSTANTS[ref.name]
+        raise self.error(f"{what} must be a number written in the expression", _pos(ref))
+
+    def call(self, spec: Spec, args: Sequence[Any], pos: int) -> Slot:
+        positional = [a for a in args if not isinstance(a, Keyword)]
+        keywords = {a.name: a for a in args if isinstance(a, Keyword)}
+        least, most = spec.arity
+        inputs, extra = positional[:most], positional[most:]
+        if len(inputs) < least:
+            raise self.error(
+                f"{spec.name}() takes {least if least == most else f'{least} to {most}'} input"
+                f"{'s' if most != 1 else ''}, got {len(inputs)}: {spec.signature()}",
+                pos,
+            )
+        if len(extra) > len(spec.params):
+            raise self.error(f"{spec.name}() got too many arguments: {spec.signature()}", _pos(extra[-1]))
+        params = {name: self.constant(a, f"{spec.name}() argument '{name}'") for (name, _), a in zip(spec.params, extra)}
+        for name, kw in keywords.items():
+            if name not in spec.param_names:
+                valid = ", ".join(spec.param_names) or "none"
+                raise self.error(f"{spec.name}() has no option {name!r} (options: {valid})", kw.pos)
+            if name in params:
+                raise self.error(f"{spec.name}() got {name!r} twice", kw.pos)
+            params[name] = self.constant(kw.value, f"{spec.name}() option '{name}'")
+        params = {k: _tidy_param(v) for k, v in params.items()}
+        slots = tuple(self.resolve(a) for a in inputs)
+        return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
+
+
+def _pos(ref: Any) -> int:
+    return getattr(ref, "pos", 0)
+
+
+def _tidy_param(v: Any) -> Any:
+    """Integral floats become ints (axis=1.0 reads as axis=1); lists of numbers become tuples."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, list):
+        return tuple(_tidy_param(x) for x in v)
+    return v
+
+
+_current: ContextVar[_Builder] = ContextVar("gradcli_parse")
+
+
+def _b() -> _Builder:
+    return _current.get()
+
+
+class _Callbacks:
+    """Called by the LALR parser at each reduction; one method per named grammar alternative."""
+
+    # -- leaves --------------------------------------------------------------------------
+    def number(self, children: list[Any]) -> Const:
+        tok = children[0]
+        text = str(tok)
+        value: float | int = int(text) if text.isdigit() else float(text)
+        return Const(value, tok.start_pos)
+
+    def name(self, children: list[Any]) -> Name:
+        tok = children[0]
+        return Name(str(tok), tok.start_pos)
+
+    def array(self, children: list[Any]) -> Const:
+        items = children[0] if children and children[0] is not None else []
+        b = _b()
+        values = [b.constant(item, "an element of an array literal [...]") for item in items]
+        pos = _pos(items[0]) if items else 0
+        try:
+            np.array(values, dtype=np.float64)
+        except ValueError:
+            raise b.error("array literal is ragged: every row needs the same length", pos) from None
+        return Const(values, pos)
+
+    # -- operators: each is a call of the registry function of the same name -------------
+    def _binary(self, name: str, children: list[Any]) -> Slot:
+        a, b = children
+        return _b().call(REGISTRY[name], [a, b], _pos(b))
+
+    def add(self, c: list[Any]) -> Slot:
+        return self._binary("add", c)
+
+    def sub(self, c: list[Any]) -> Slot:
+        return self._binary("sub", c)
+
+    def mul(self, c: list[Any]) -> Slot:
+        return self._binary("mul", c)
+
+    def div(self, c: list[Any]) -> Slot:
+        return self._binary("div", c)
+
+    def matmul(self, c: list[Any]) -> Slot:
+        return self._binary("matmul", c)
+
+    def pow(self, c: list[Any]) -> Slot:
+        return self._binary("pow", c)
+
+    def neg(self, c: list[Any]) -> Any:
+        (x,) = c
+        if isinstance(x, Const) and not isinstance(x.value, list):
+            return Const(-x.value, x.pos)
+        return _b().call(REGISTRY["neg"], [x], _pos(x))
+
+    def pos(self, c: list[Any]) -> Any:
+        return c[0]
+
+    # -- calls, indexing --------------------------------------------------------------------
+    def call(self, children: list[Any]) -> Slot:
+        tok, args = children
+        args = args or []
+        b = _b()
+        name = str(tok)
+        if name == "grad" and name not in REGISTRY:
+            return self._grad(args, tok.start_pos)
+        try:
+            spec = lookup(name)
+        except RegistryError as exc:
+            raise b.error(str(exc), tok.start_pos) from None
+        return b.call(spec, args, tok.start_pos)
+
+    def _grad(self, args: list[Any], pos: int) -> Slot:
+        b = _b()
+        if len(args) != 2 or any(isinstance(a, Keyword) for a in args) or not isinstance(args[1], Name):
+            raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
+        if args[1].name in CONSTANTS and args[1].name not in b.assigned:
+            raise b.error(f"grad(): {args[1].name!r} is a constant, not a variable", args[1].pos)
+        y, x = b.resolve(args[0]), b.resolve(args[1])
+        return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
+
+    def arguments(self, children: list[Any]) -> list[Any]:
+        return children
+
+    def keyword(self, children: list[Any]) -> Keyword:
+        tok, value = children
+        return Keyword(str(tok), value, tok.start_pos)
+
+    def getitem(self, children: list[Any]) -> Slot:
+        x, subs = children
+        b = _b()
+        index = []
+        for s in subs:
+            if isinstance(s, SliceRef):
+                parts = [None if p is None else b.constant(p, "a slice bound") for p in s.parts]
+                index.append(slice(*[_int(b, p, s.pos) for p in parts]))
+            else:
+                index.append(_int(b, b.constant(s, "an index"), _pos(s)))
+        key = index[0] if len(index) == 1 else tuple(index)
+        return b.call(REGISTRY["getitem"], [x, Keyword("index", Const(key, _pos(x)), _pos(x))], _pos(x))
+
+    def subscripts(self, children: list[Any]) -> list[Any]:
+        return children
+
+    def slice(self, children: list[Any]) -> SliceRef:
+        start, stop, step = children
+        pos = next((_pos(p) for p in children if p is not None), 0)
+        return SliceRef((start, stop, step), pos)
+
+    # -- statements -------------------------------------------------------------------------
+    def exprlist(self, children: list[Any]) -> list[Any]:
+        return children
+
+    def output(self, children: list[Any]) -> tuple[str, Any]:
+        return ("output", children[0])
+
+    def assign(self, children: list[Any]) -> tuple[str, Any]:
+        targets, value = children
+        b = _b()
+        for t in targets:
+            if not isinstance(t, Name):
+                raise b.error("only names can be assigned to (a = ...; a, b = ...)", _pos(t))
+            if t.name in CONSTANTS:
+                raise b.error(f"cannot assign to the constant {t.name!r}", t.pos)
+            if t.name in b.input_slots:
+                raise b.error(
+                    f"{t.name!r} is already an input of the expression (used before this line); "
+                    "choose another name",
+                    t.pos,
+                )
+        if len(targets) == 1:
+            slot = b.resolve(value)
+            if isinstance(value, Slot) and b.ops[slot].kind == CALL and b.ops[slot].spec.n_outputs > 1:  # type: ignore[union-attr]
+                spec = b.ops[slot].spec
+                raise b.error(f"{spec.name}() has several outputs: unpack them, e.g. a, b = {spec.name}(...)", targets[0].pos)
+            b.assigned[targets[0].name] = slot
+            b.names.setdefault(slot, targets[0].name)
+        else:
+            slot = b.resolve(value)
+            op = b.ops[slot]
+            if op.kind != CALL:
+                raise b.error(f"{len(targets)} names need a function with {len(targets)} outputs on the right", _pos(value))
+            b.ops[slot] = Op(CALL, op.args, op.spec, op.params, op.value, op.where, n_outputs=len(targets))
+            for k, t in enumerate(targets):
+                s = b.emit(Op(UNPACK, args=(slot,), value=(k, len(targets)), where=t.pos))
+                b.assigned[t.name] = s
+                b.names[s] = t.name
+        return ("assign", None)
+
+    def statements(self, children: list[Any]) -> None:
+        b = _b()
+        *head, last = children
+        if last[0] != "output":
+            raise b.error("the last statement must be the expression to evaluate, not an assignment", len(b.text.rstrip()))
+        if any(kind == "output" for kind, _ in head):
+            raise b.error(
+                "only the last statement is evaluated: give earlier ones a name (a = ...)", _first_output_pos(b, head)
+            )
+        refs = last[1]
+        slots = []
+        for r in refs:
+            s = b.resolve(r)
+            op = b.ops[s]
+            if op.kind == CALL and op.spec.n_outputs > 1 and op.n_outputs == 1:  # type: ignore[union-attr]
+                raise b.error(
+                    f"{op.spec.name}() has several outputs: unpack them first, e.g. a, b = {op.spec.name}(...)",  # type: ignore[union-attr]
+                    op.where,
+                )
+            slots.append(s)
+        b.outputs = tuple(slots)
+
+    def start(self, children: list[Any]) -> None:
+        return None
+
+
+def _first_output_pos(b: _Builder, head: list[Any]) -> int:
+    return 0
+
+
+def _int(b: _Builder, v: Any, pos: int) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int):
+        raise b.error(f"an index must be a whole number, got {v!r}", pos)
+    return v
+
+
+# --- the parser, built once per process ----------------------------------------------------
+
+def grammar_path() -> Path:
+    """The grammar file: in the installed package, or at the root of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammars" / "gradcli.lark", here.parent / "grammars" / "gradcli.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("gradcli's grammar file (grammars/gradcli.lark) is missing from the installation")
+
+
+def _cache_file(grammar: bytes) -> str | bool:
+    """Lark's parse-table cache, in a directory the user owns (not a shared /tmp name)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "gradcli")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    digest = hashlib.sha256(grammar).hexdigest()[:16]
+    return os.path.join(folder, f"grammar-{digest}.lark_cache")
+
+
+_parser: Any = None
+
+
+def _get_parser() -> Any:
+    global _parser
+    if _parser is None:
+        from lark import Lark
+
+        path = grammar_path()
+        source = path.read_bytes()
+        _parser = Lark(
+            source.decode("utf-8"),
+            parser="lalr",
+            transformer=_Callbacks(),
+            cache=_cache_file(source),
+            maybe_placeholders=True,
+        )
+    return _parser
+
+
+# --- errors in words ---------------------------------------------------------------------------
+
+_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "COLON": "':'",
+    "_SEP": "a new statement (';' or a new line)",
+    "$END": "the end of the expression",
+}
+_STARTS_EXPR = {"NAME", "NUMBER"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "_POW", "LSQB", "LPAR"}
+
+
+def _expected_words(expected: set[str]) -> str:
+    """Lark's terminal names in words: 'an expression', 'an operator', "')'"."""
+    words: list[str] = []
+    if expected & _STARTS_EXPR:
+        words.append("an expression")
+    elif "STAR" in expected:
+        words.append("an operator")
+    rest = expected - _STARTS_EXPR - _OPERATORS
+    if len(rest) > 1:
+        rest.discard("EQUAL")  # '=' only matters where it is the one thing that fits
+    for term in sorted(rest, key=lambda t: (t == "$END", t)):
+        if term in _WORDS:
+            words.append(_WORDS[term])
+    if not words:
+        return "something else"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _before(text: str, pos: int) -> str:
+    prev = text[:pos].rstrip()
+    if not prev:
+        return ""
+    tail = prev[-1]
+    if tail.isalnum() or tail == "_" or tail == ".":
+        i = len(prev)
+        while i > 0 and (prev[i - 1].isalnum() or prev[i - 1] in "_."):
+            i -= 1
+        tail = prev[i:]
+    elif prev.endswith("**"):
+        tail = "**"
+    return f" after '{tail}'"
+
+
+def _syntax_error(text: str, exc: Exception) -> ExpressionError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        ch = text[pos] if pos < len(text) else ""
+        return ExpressionError(f"unexpected character {ch!r}{_before(text, pos)}", text, pos)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        expected = set(exc.expected)
+        at_end = tok.type == "$END"
+        pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
+        if at_end:
+            what = "the expression ended too soon"
+        elif tok.type == "_SEP":
+            what = "the statement ended too soon"
+        else:
+            what = f"unexpected {str(tok)!r}"
+        return ExpressionError(f"{what}: expected {_expected_words(expected)}{_before(text, pos)}", text, pos)
+    if isinstance(exc, UnexpectedEOF):
+        pos = len(text.rstrip())
+        return ExpressionError(f"the expression ended too soon: expected {_expected_words(set(exc.expected))}", text, pos)
+    return ExpressionError(f"cannot parse the expression: {exc}", text, 0)
+
+
+def parse(text: str) -> Program:
+    """Parse ``text`` into a Program, or raise ExpressionError pointing at the fault."""
+    from lark.exceptions import UnexpectedInput
+
+    if not text.strip():
+        raise ExpressionError("the expression is empty")
+    builder = _Builder(text)
+    token = _current.set(builder)
+    try:
+        _get_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(text, exc) from None
+    finally:
+        _current.reset(token)
+    assert builder.outputs is not None
+    return Program(text, builder.ops, builder.outputs, builder.names)

@@ -251,6 +251,13 @@ def emit(text: str) -> None:
     click.echo(text)
 
 
+def fp_warnings() -> Any:
+    """NumPy's floating-point warnings as one line each on stderr, naming the function."""
+    from .fpe import reporting
+
+    return reporting(lambda line: click.echo(line, err=True))
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 
@@ -276,11 +283,12 @@ def eval_command(ctx: click.Context, expr: str | None, expr_file: Any, vars_text
     program = load_program(expr, expr_file, plugins)
     values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
-    result = calculus.evaluate(program, values, wrt=chosen)
+    with fp_warnings():
+        result = calculus.evaluate(program, values, wrt=chosen)
+        derivs = calculus.derivatives(program, values, order, wrt=chosen) if order else None
     several = len(result.value) > 1
     value = result.value if several else result.value[0]
     grads = result.grad if several else result.grad[0]
-    derivs = calculus.derivatives(program, values, order, wrt=chosen) if order else None
     if as_json:
         data = render.eval_json(value, grads)
         if derivs is not None:

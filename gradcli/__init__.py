@@ -1,11 +1,11 @@
 """gradcli: values and gradients of expressions, from the command line or from Python.
 
-    >>> import gradcli
-    >>> x = gradcli.Variable(2.0)
-    >>> y = x**4 - 2 * x**2
-    >>> y.backward()
-    >>> float(x.grad.data)
-    24.0
+>>> import gradcli
+>>> x = gradcli.Variable(2.0)
+>>> y = x**4 - 2 * x**2
+>>> y.backward()
+>>> float(x.grad.data)
+24.0
 """
 
 from __future__ import annotations

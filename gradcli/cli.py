@@ -146,8 +146,10 @@ class ExpressionCommand(click.Command):
         text = ctx.meta.get("gradcli.help_expr")
         if not text:
             formatter.write_paragraph()
-            formatter.write_text("Variables: one option per variable of EXPR, e.g. --x 2 (put --help after "
-                                 "an expression to list its variables).")
+            formatter.write_text(
+                "Variables: one option per variable of EXPR, e.g. --x 2 (put --help after "
+                "an expression to list its variables)."
+            )
             return
         from .language import parse
         from .program import ExpressionError
@@ -159,18 +161,36 @@ class ExpressionCommand(click.Command):
             formatter.write_text(f"(the expression does not parse: {exc.message})")
             return
         with formatter.section("Variables of this expression"):
-            formatter.write_dl([(f"--{n} VALUE", "number, [list], nan, inf, or @file (.npy .npz .json .csv)")
-                                for n in names] or [("(none)", "")])
+            formatter.write_dl(
+                [(f"--{n} VALUE", "number, [list], nan, inf, or @file (.npy .npz .json .csv)") for n in names]
+                or [("(none)", "")]
+            )
 
 
 def expression_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every expression command shares."""
     decorators = [
         click.argument("expr", required=False),
-        click.option("-f", "--file", "expr_file", type=click.File("r"), help="Read the expression from FILE (- for stdin)."),
-        click.option("--vars", "vars_text", metavar="JSON|@FILE|-", help='All values at once: \'{"x": 2, "y": [1, 2]}\'.'),
-        click.option("--plugin", "plugins", multiple=True, metavar="FILE.py",
-                     help="Load functions from a Python file (repeatable; also $GRADCLI_PLUGINS)."),
+        click.option(
+            "-f",
+            "--file",
+            "expr_file",
+            type=click.File("r"),
+            help="Read the expression from FILE (- for stdin).",
+        ),
+        click.option(
+            "--vars",
+            "vars_text",
+            metavar="JSON|@FILE|-",
+            help='All values at once: \'{"x": 2, "y": [1, 2]}\'.',
+        ),
+        click.option(
+            "--plugin",
+            "plugins",
+            multiple=True,
+            metavar="FILE.py",
+            help="Load functions from a Python file (repeatable; also $GRADCLI_PLUGINS).",
+        ),
     ]
     for deco in reversed(decorators):
         func = deco(func)
@@ -191,6 +211,10 @@ def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> 
     if expr is None:
         fail("missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)", 2)
     return parse(expr)
+
+
+def no_such_variable(where: str, name: str, names: tuple[str, ...]) -> NoReturn:
+    fail(f"{where}: the expression has no variable {name!r} (its variables: {', '.join(names) or 'none'})", 2)
 
 
 def split_variable_args(args: list[str]) -> dict[str, str]:
@@ -214,7 +238,9 @@ def split_variable_args(args: list[str]) -> dict[str, str]:
     return out
 
 
-def collect_values(program: Any, extra_args: list[str], vars_text: str | None, *, required: bool = True) -> dict[str, Any]:
+def collect_values(
+    program: Any, extra_args: list[str], vars_text: str | None, *, required: bool = True
+) -> dict[str, Any]:
     """The inputs from ``--vars`` and the per-variable options; each variable exactly once."""
     from .inputs import parse_value, parse_vars
 
@@ -222,18 +248,20 @@ def collect_values(program: Any, extra_args: list[str], vars_text: str | None, *
     values: dict[str, Any] = dict(parse_vars(vars_text)) if vars_text is not None else {}
     for name, text in split_variable_args(extra_args).items():
         if name not in names:
-            fail(f"option --{name}: the expression has no variable {name!r} "
-                 f"(its variables: {', '.join(names) or 'none'})", 2)
+            no_such_variable(f"option --{name}", name, names)
         if name in values:
             fail(f"{name!r} is given both in --vars and as --{name}", 2)
         values[name] = parse_value(text, name)
     unknown = [n for n in values if n not in names]
     if unknown:
-        fail(f"--vars: the expression has no variable {unknown[0]!r} (its variables: {', '.join(names) or 'none'})", 2)
+        no_such_variable("--vars", unknown[0], names)
     missing = [n for n in names if n not in values]
     if missing and required:
-        fail(f"missing value for {', '.join('--' + n for n in missing)} "
-             f"(the expression uses {', '.join(names)})", 2)
+        fail(
+            f"missing value for {', '.join('--' + n for n in missing)} "
+            f"(the expression uses {', '.join(names)})",
+            2,
+        )
     return values
 
 
@@ -243,7 +271,7 @@ def parse_wrt(wrt: str | None, names: tuple[str, ...]) -> tuple[str, ...] | None
     chosen = tuple(n.strip() for n in wrt.split(",") if n.strip())
     for n in chosen:
         if n not in names:
-            fail(f"--wrt {n}: the expression has no variable {n!r} (its variables: {', '.join(names) or 'none'})", 2)
+            no_such_variable(f"--wrt {n}", n, names)
     return chosen
 
 
@@ -263,14 +291,26 @@ def fp_warnings() -> Any:
 
 @main.command("eval", cls=ExpressionCommand, epilog=NON_SCALAR_NOTE)
 @expression_options
-@click.option("--json", "as_json", is_flag=True, help="One line of JSON: {\"value\": ..., \"grad\": {...}}.")
+@click.option("--json", "as_json", is_flag=True, help='One line of JSON: {"value": ..., "grad": {...}}.')
 @click.option("--wrt", metavar="X,Y", help="Differentiate only with respect to these variables.")
-@click.option("--order", type=click.IntRange(1, 64), default=None,
-              help="Also the pure partial derivatives of orders 1..N (scalar output).")
+@click.option(
+    "--order",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Also the pure partial derivatives of orders 1..N (scalar output).",
+)
 @click.pass_context
 @translate_errors
-def eval_command(ctx: click.Context, expr: str | None, expr_file: Any, vars_text: str | None,
-                 plugins: tuple[str, ...], as_json: bool, wrt: str | None, order: int | None) -> None:
+def eval_command(
+    ctx: click.Context,
+    expr: str | None,
+    expr_file: Any,
+    vars_text: str | None,
+    plugins: tuple[str, ...],
+    as_json: bool,
+    wrt: str | None,
+    order: int | None,
+) -> None:
     """Evaluate EXPR and its gradient with respect to every variable.
 
     \b
@@ -303,7 +343,9 @@ def eval_command(ctx: click.Context, expr: str | None, expr_file: Any, vars_text
 
 @main.command("functions")
 @click.option("--json", "as_json", is_flag=True, help="As JSON: a list of objects.")
-@click.option("--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first.")
+@click.option(
+    "--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first."
+)
 @translate_errors
 def functions_command(as_json: bool, plugins: tuple[str, ...]) -> None:
     """List every function: arity, one-line doc and derivative rule."""
@@ -316,12 +358,23 @@ def functions_command(as_json: bool, plugins: tuple[str, ...]) -> None:
         load_plugins(list(plugins))
     specs = [REGISTRY[n] for n in sorted(REGISTRY)]
     if as_json:
-        emit(render.dumps([
-            {"name": s.name, "signature": s.signature(), "inputs": list(s.inputs),
-             "arity": list(s.arity), "params": [p for p, _ in s.params], "outputs": s.n_outputs,
-             "doc": s.doc, "rule": s.rule}
-            for s in specs
-        ]))
+        emit(
+            render.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "signature": s.signature(),
+                        "inputs": list(s.inputs),
+                        "arity": list(s.arity),
+                        "params": [p for p, _ in s.params],
+                        "outputs": s.n_outputs,
+                        "doc": s.doc,
+                        "rule": s.rule,
+                    }
+                    for s in specs
+                ]
+            )
+        )
         return
     width = max(len(s.signature()) for s in specs)
     lines = []

@@ -294,7 +294,9 @@ def backward(
     with using_grad(create_graph):
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
-            accumulate(y, Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g))
+            accumulate(
+                y, Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
+            )
 
         while heap:
             f = heapq.heappop(heap)[2]

@@ -14,7 +14,6 @@ import math
 import os
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +30,45 @@ SPECIAL_FORMS = {"grad": "grad(EXPR, NAME): the derivative of EXPR with respect 
 
 
 # --- what the callbacks pass up: a slot, a constant not yet placed, or a name not yet resolved ---
-@dataclass(frozen=True, slots=True)
-class Slot:
-    index: int
+# (plain classes, not dataclasses: creating a dataclass runs exec, and startup time is a feature)
+class _Ref:
+    __slots__ = ("pos",)
     pos: int
 
 
-@dataclass(frozen=True, slots=True)
-class Const:
-    value: Any  # a Python number or nested list of numbers
-    pos: int
+class Slot(_Ref):
+    __slots__ = ("index",)
+
+    def __init__(self, index: int, pos: int) -> None:
+        self.index, self.pos = index, pos
 
 
-@dataclass(frozen=True, slots=True)
-class Name:
-    name: str
-    pos: int
+class Const(_Ref):
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any, pos: int) -> None:  # a Python number or nested list of numbers
+        self.value, self.pos = value, pos
 
 
-@dataclass(frozen=True, slots=True)
-class Keyword:
-    name: str
-    value: Any
-    pos: int
+class Name(_Ref):
+    __slots__ = ("name",)
+
+    def __init__(self, name: str, pos: int) -> None:
+        self.name, self.pos = name, pos
 
 
-@dataclass(frozen=True, slots=True)
-class SliceRef:
-    parts: tuple[Any, Any, Any]
-    pos: int
+class Keyword(_Ref):
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: Any, pos: int) -> None:
+        self.name, self.value, self.pos = name, value, pos
 
 
-Ref = Slot | Const | Name
+class SliceRef(_Ref):
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Any, Any, Any], pos: int) -> None:
+        self.parts, self.pos = parts, pos
 
 
 class _Builder:
@@ -97,13 +103,26 @@ class _Builder:
             if ref.name in self.assigned:
                 return self.assigned[ref.name]
             if ref.name in CONSTANTS:
-                return self.emit(Op(CONST, value=Variable(CONSTANTS[ref.name], requires_grad=False), where=ref.pos))
+                return self.emit(
+                    Op(CONST, value=Variable(CONSTANTS[ref.name], requires_grad=False), where=ref.pos)
+                )
             if ref.name not in self.input_slots:
                 self.input_slots[ref.name] = self.emit(Op(INPUT, value=ref.name, where=ref.pos))
             return self.input_slots[ref.name]
         if isinstance(ref, Keyword):
             raise self.error(f"keyword argument {ref.name}= is only allowed inside a call", ref.pos)
         raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+
+    def value(self, ref: Any) -> int:
+        """The slot of ``ref`` used as one value: a function with several outputs must be unpacked."""
+        slot = self.resolve(ref)
+        op = self.ops[slot]
+        if op.kind == CALL and op.spec is not None and op.spec.n_outputs > 1:
+            name = op.spec.name
+            raise self.error(
+                f"{name}() has several outputs: unpack them first, e.g. a, b = {name}(...)", op.where
+            )
+        return slot
 
     def constant(self, ref: Any, what: str) -> Any:
         if isinstance(ref, Const):
@@ -125,7 +144,10 @@ class _Builder:
             )
         if len(extra) > len(spec.params):
             raise self.error(f"{spec.name}() got too many arguments: {spec.signature()}", _pos(extra[-1]))
-        params = {name: self.constant(a, f"{spec.name}() argument '{name}'") for (name, _), a in zip(spec.params, extra)}
+        params = {
+            name: self.constant(a, f"{spec.name}() argument '{name}'")
+            for (name, _), a in zip(spec.params, extra)
+        }
         for name, kw in keywords.items():
             if name not in spec.param_names:
                 valid = ", ".join(spec.param_names) or "none"
@@ -134,7 +156,7 @@ class _Builder:
                 raise self.error(f"{spec.name}() got {name!r} twice", kw.pos)
             params[name] = self.constant(kw.value, f"{spec.name}() option '{name}'")
         params = {k: _tidy_param(v) for k, v in params.items()}
-        slots = tuple(self.resolve(a) for a in inputs)
+        slots = tuple(self.value(a) for a in inputs)
         return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
 
 
@@ -235,7 +257,7 @@ class _Callbacks:
             raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
         if args[1].name in CONSTANTS and args[1].name not in b.assigned:
             raise b.error(f"grad(): {args[1].name!r} is a constant, not a variable", args[1].pos)
-        y, x = b.resolve(args[0]), b.resolve(args[1])
+        y, x = b.value(args[0]), b.value(args[1])
         return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
 
     def arguments(self, children: list[Any]) -> list[Any]:
@@ -288,17 +310,17 @@ class _Callbacks:
                     t.pos,
                 )
         if len(targets) == 1:
-            slot = b.resolve(value)
-            if isinstance(value, Slot) and b.ops[slot].kind == CALL and b.ops[slot].spec.n_outputs > 1:  # type: ignore[union-attr]
-                spec = b.ops[slot].spec
-                raise b.error(f"{spec.name}() has several outputs: unpack them, e.g. a, b = {spec.name}(...)", targets[0].pos)
+            slot = b.value(value)
             b.assigned[targets[0].name] = slot
             b.names.setdefault(slot, targets[0].name)
         else:
             slot = b.resolve(value)
             op = b.ops[slot]
             if op.kind != CALL:
-                raise b.error(f"{len(targets)} names need a function with {len(targets)} outputs on the right", _pos(value))
+                raise b.error(
+                    f"{len(targets)} names need a function with {len(targets)} outputs on the right",
+                    _pos(value),
+                )
             b.ops[slot] = Op(CALL, op.args, op.spec, op.params, op.value, op.where, n_outputs=len(targets))
             for k, t in enumerate(targets):
                 s = b.emit(Op(UNPACK, args=(slot,), value=(k, len(targets)), where=t.pos))
@@ -310,22 +332,16 @@ class _Callbacks:
         b = _b()
         *head, last = children
         if last[0] != "output":
-            raise b.error("the last statement must be the expression to evaluate, not an assignment", len(b.text.rstrip()))
+            raise b.error(
+                "the last statement must be the expression to evaluate, not an assignment",
+                len(b.text.rstrip()),
+            )
         if any(kind == "output" for kind, _ in head):
             raise b.error(
-                "only the last statement is evaluated: give earlier ones a name (a = ...)", _first_output_pos(b, head)
+                "only the last statement is evaluated: give earlier ones a name (a = ...)",
+                _first_output_pos(b, head),
             )
-        refs = last[1]
-        slots = []
-        for r in refs:
-            s = b.resolve(r)
-            op = b.ops[s]
-            if op.kind == CALL and op.spec.n_outputs > 1 and op.n_outputs == 1:  # type: ignore[union-attr]
-                raise b.error(
-                    f"{op.spec.name}() has several outputs: unpack them first, e.g. a, b = {op.spec.name}(...)",  # type: ignore[union-attr]
-                    op.where,
-                )
-            slots.append(s)
+        slots = [b.value(r) for r in last[1]]
         b.outputs = tuple(slots)
 
     def start(self, children: list[Any]) -> None:
@@ -347,6 +363,7 @@ def _int(b: _Builder, v: Any, pos: int) -> Any:
 
 
 # --- the parser, built once per process ----------------------------------------------------
+
 
 def grammar_path() -> Path:
     """The grammar file: in the installed package, or at the root of a source checkout."""
@@ -464,7 +481,9 @@ def _syntax_error(text: str, exc: Exception) -> ExpressionError:
         return ExpressionError(f"{what}: expected {_expected_words(expected)}{_before(text, pos)}", text, pos)
     if isinstance(exc, UnexpectedEOF):
         pos = len(text.rstrip())
-        return ExpressionError(f"the expression ended too soon: expected {_expected_words(set(exc.expected))}", text, pos)
+        return ExpressionError(
+            f"the expression ended too soon: expected {_expected_words(set(exc.expected))}", text, pos
+        )
     return ExpressionError(f"cannot parse the expression: {exc}", text, 0)
 
 

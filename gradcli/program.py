@@ -9,7 +9,6 @@ evaluations (batch mode).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,25 +51,32 @@ def caret_excerpt(text: str, pos: int, width: int = 76) -> str:
     return f"  {line}\n  {' ' * col}^"
 
 
-@dataclass(frozen=True, slots=True)
 class Op:
     """One instruction. ``args`` are slots read; ``where`` is the offset in the text it came from."""
 
-    kind: str
-    args: tuple[int, ...] = ()
-    spec: Spec | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    value: Any = None
-    where: int = 0
-    n_outputs: int = 1
+    __slots__ = ("kind", "args", "spec", "params", "value", "where", "n_outputs")
+
+    def __init__(
+        self,
+        kind: str,
+        args: tuple[int, ...] = (),
+        spec: Spec | None = None,
+        params: Mapping[str, Any] | None = None,
+        value: Any = None,
+        where: int = 0,
+        n_outputs: int = 1,
+    ) -> None:
+        self.kind, self.args, self.spec, self.params = kind, args, spec, params or {}
+        self.value, self.where, self.n_outputs = value, where, n_outputs
 
 
-@dataclass
 class Run:
     """The result of running a program: its outputs and the input Variables, by name."""
 
-    outputs: list[Variable]
-    variables: dict[str, Variable]
+    __slots__ = ("outputs", "variables")
+
+    def __init__(self, outputs: list[Variable], variables: dict[str, Variable]) -> None:
+        self.outputs, self.variables = outputs, variables
 
 
 class Program:
@@ -141,7 +147,9 @@ class Program:
                     y, x = slots[op.args[0]], slots[op.args[1]]
                     if not x.requires_grad:
                         raise EvaluationError(
-                            "grad(): the second argument must be a variable, not a constant", self.text, op.where
+                            "grad(): the second argument must be a variable, not a constant",
+                            self.text,
+                            op.where,
                         )
                     out = grad([y], [x], create_graph=True)[0]
             except ExpressionError:

@@ -9,8 +9,6 @@ Importing this package fills the registry (see :mod:`gradcli.functions.registry`
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import arithmetic, elementwise, linalg, losses, reductions  # noqa: F401 - they register
 from .registry import REGISTRY, RegistryError, Spec, lookup, register
 
@@ -25,5 +23,3 @@ def __getattr__(name: str) -> Spec:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(REGISTRY))
-
-

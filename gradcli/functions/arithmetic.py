@@ -12,9 +12,9 @@ register("neg", doc="-x: negation", rule="d/dx -x = -1")(Neg)
 register("add", doc="x + y (broadcasting)", rule="d/dx = 1, d/dy = 1", **BINARY)(Add)
 register("sub", doc="x - y (broadcasting)", rule="d/dx = 1, d/dy = -1", **BINARY)(Sub)
 register("mul", doc="x * y (broadcasting)", rule="d/dx = y, d/dy = x", **BINARY)(Mul)
-register("div", doc="x / y (broadcasting)", rule="d/dx = 1/y, d/dy = -x/y**2", sample_domain=(0.5, 2.0), **BINARY)(
-    Div
-)
+register(
+    "div", doc="x / y (broadcasting)", rule="d/dx = 1/y, d/dy = -x/y**2", sample_domain=(0.5, 2.0), **BINARY
+)(Div)
 register(
     "pow",
     doc="x ** y (also x ^ y); d/dy at 0 ** y, y >= 0, is 0 as in PyTorch",

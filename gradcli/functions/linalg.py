@@ -36,7 +36,9 @@ class Dot(Function):
 
     def forward(self, a: Any, b: Any) -> Any:
         if a.ndim != 1 or b.ndim != 1:
-            raise ValueError(f"dot takes two vectors (1-D); got shapes {a.shape} and {b.shape}: use matmul or @")
+            raise ValueError(
+                f"dot takes two vectors (1-D); got shapes {a.shape} and {b.shape}: use matmul or @"
+            )
         return np.dot(a, b)
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
@@ -57,8 +59,8 @@ class Linear(Function):
         return y if b is None else y + b
 
     def backward(self, gy: Variable) -> tuple[Variable | None, ...]:
-        x, W = self.inputs[:2]
-        gx, gw = matmul_backward(x, W, gy)
+        x, w = self.inputs[:2]
+        gx, gw = matmul_backward(x, w, gy)
         if len(self.inputs) == 3:
             return gx, gw, sum_to(gy, self.inputs[2].shape)
         return gx, gw

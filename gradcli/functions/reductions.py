@@ -142,4 +142,3 @@ class LogSoftmax(Function):
 
     def backward(self, gy: Variable) -> Variable:
         return gy - Exp()(self.output()) * gy.sum(axis=self.axis, keepdims=True)
-

@@ -7,10 +7,7 @@ functions``), and is exercised by the registry-driven tests, with nothing else t
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import Function, Variable
@@ -20,7 +17,6 @@ class RegistryError(ValueError):
     """A name that is unknown, or registered twice."""
 
 
-@dataclass(frozen=True)
 class Spec:
     """What is known about one registered function.
 
@@ -30,19 +26,30 @@ class Spec:
     registry-driven tests where the function is smooth and which shapes it accepts.
     """
 
-    name: str
-    cls: type[Function]
-    inputs: tuple[str, ...]
-    optional: int
-    params: tuple[tuple[str, Any], ...]
-    doc: str
-    rule: str
-    n_outputs: int = 1
-    sample_domain: tuple[float, float] = (-2.0, 2.0)
-    sample_shapes: tuple[tuple[int, ...], ...] | None = None
-    sample_params: dict[str, Any] = field(default_factory=dict)
-    elementwise: bool = False
-    smooth: bool = True
+    def __init__(
+        self,
+        name: str,
+        cls: type[Function],
+        inputs: tuple[str, ...],
+        optional: int,
+        params: tuple[tuple[str, Any], ...],
+        doc: str,
+        rule: str,
+        n_outputs: int = 1,
+        sample_domain: tuple[float, float] = (-2.0, 2.0),
+        sample_shapes: tuple[tuple[int, ...], ...] | None = None,
+        sample_params: dict[str, Any] | None = None,
+        elementwise: bool = False,
+        smooth: bool = True,
+    ) -> None:
+        self.name, self.cls, self.inputs, self.optional, self.params = name, cls, inputs, optional, params
+        self.doc, self.rule, self.n_outputs = doc, rule, n_outputs
+        self.sample_domain, self.sample_shapes = sample_domain, sample_shapes
+        self.sample_params = sample_params or {}
+        self.elementwise, self.smooth = elementwise, smooth
+
+    def __repr__(self) -> str:
+        return f"<Spec {self.signature()}>"
 
     @property
     def arity(self) -> tuple[int, int]:
@@ -65,21 +72,24 @@ class Spec:
 REGISTRY: dict[str, Spec] = {}
 
 
+def _arguments(func: Callable[..., Any]) -> tuple[list[str], tuple[Any, ...]]:
+    """Positional parameter names after ``self``, and their defaults (no ``inspect``: it is slow
+    to import, and startup time is a feature)."""
+    code = func.__code__
+    return list(code.co_varnames[1 : code.co_argcount]), func.__defaults__ or ()
+
+
 def _inputs_of(cls: type[Function]) -> tuple[tuple[str, ...], int]:
-    sig = inspect.signature(cls.forward)
-    ps = [p for p in sig.parameters.values() if p.name != "self"]
-    return tuple(p.name for p in ps), sum(p.default is not inspect.Parameter.empty for p in ps)
+    names, defaults = _arguments(cls.forward)
+    return tuple(names), len(defaults)
 
 
 def _params_of(cls: type[Function]) -> tuple[tuple[str, Any], ...]:
     if cls.__init__ is object.__init__:
         return ()
-    sig = inspect.signature(cls.__init__)
-    return tuple(
-        (p.name, None if p.default is inspect.Parameter.empty else p.default)
-        for p in sig.parameters.values()
-        if p.name != "self"
-    )
+    names, defaults = _arguments(cls.__init__)
+    padded = (None,) * (len(names) - len(defaults)) + tuple(defaults)
+    return tuple(zip(names, padded))
 
 
 def register(
@@ -100,8 +110,10 @@ def register(
         if not name.isidentifier():
             raise RegistryError(f"function name {name!r} is not an identifier")
         if name in REGISTRY:
-            raise RegistryError(f"function {name!r} is already registered (by {REGISTRY[name].cls.__module__})")
-        text = doc if doc is not None else (inspect.getdoc(cls) or "").split("\n")[0]
+            raise RegistryError(
+                f"function {name!r} is already registered (by {REGISTRY[name].cls.__module__})"
+            )
+        text = doc if doc is not None else (cls.__doc__ or "").strip().split("\n")[0]
         inputs, optional = _inputs_of(cls)
         REGISTRY[name] = Spec(
             name=name,
@@ -124,6 +136,8 @@ def lookup(name: str) -> Spec:
     try:
         return REGISTRY[name]
     except KeyError:
+        import difflib
+
         close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise RegistryError(f"unknown function {name!r}{hint}") from None

@@ -1,0 +1,50 @@
+"""A custom function with a hand-written backward: ``line(w, x, b) = w*x + b``.
+
+Load it with ``gradcli --plugin examples/line.py`` (or list it in ``GRADCLI_PLUGINS``); ``line``
+is then callable in expressions, listed by ``gradcli functions`` and checkable by ``gradcli check``::
+
+    gradcli eval "sum(line(w, x, b))" --plugin examples/line.py \\
+        --w "[[1, 2], [3, 4]]" --x "[[5, 6], [7, 8]]" --b "[[0, 0], [0, 1]]"
+
+It is a line-for-line port of the way PyTorch users write the same thing. On the left what a
+PyTorch user would write, on the right where it went in gradcli:
+
+    class Line(torch.autograd.Function):           class Line(gradcli.Function):
+        @staticmethod                                  (a method: ``self`` plays ``ctx``)
+        def forward(ctx, w, x, b):                     def forward(self, w, x, b):
+            ctx.save_for_backward(w, x, b)                 self.save_for_backward(w, x, b)
+            return w * x + b                               return w * x + b
+
+        @staticmethod
+        def backward(ctx, grad_out):                   def backward(self, gy):
+            w, x, b = ctx.saved_tensors                    w, x, b = self.saved_tensors
+            return grad_out * x, grad_out * w, grad_out    (the same, then sum_to each)
+
+    line = Line.apply                              @gradcli.register("line") names it
+
+Two differences matter. ``forward`` gets NumPy arrays and ``backward`` gets Variables (the
+saved arrays come back as the input Variables), so backward written with Variable arithmetic
+is itself differentiable and higher derivatives work. And PyTorch requires every gradient to
+have its input's shape; here the inputs may broadcast against each other, so each gradient is
+summed back to its input's shape with ``sum_to`` (e.g. a scalar ``b`` gets the sum of ``gy``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradcli
+from gradcli.engine import Variable, sum_to
+
+
+@gradcli.register("line", rule="d/dw = x, d/dx = w, d/db = 1")
+class Line(gradcli.Function):
+    """w*x + b, elementwise with broadcasting (a custom Function with a hand-written backward)"""
+
+    def forward(self, w: Any, x: Any, b: Any) -> Any:
+        self.save_for_backward(w, x, b)
+        return w * x + b
+
+    def backward(self, gy: Variable) -> tuple[Variable, Variable, Variable]:
+        w, x, b = self.saved_tensors
+        return sum_to(x * gy, w.shape), sum_to(w * gy, x.shape), sum_to(gy, b.shape)

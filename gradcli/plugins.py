@@ -1,0 +1,161 @@
+"""Loading user Functions, only when asked: ``--plugin FILE.py``, ``GRADCLI_PLUGINS`` and entry
+points in the group ``gradcli.functions``.
+
+A plugin is a Python file (or an installed module) that registers Functions with
+``@gradcli.register("name")``. Nothing is ever imported from the current directory on its own,
+and ``importlib.metadata`` is imported only when entry points are actually looked up, so that
+``import gradcli`` stays fast. Every failure is a :class:`PluginError` with one line naming the
+plugin, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import sys
+import threading
+import traceback
+import zlib
+from collections.abc import Mapping, Sequence
+from importlib.machinery import SourceFileLoader
+from typing import Any
+
+from .engine import Function
+from .functions.registry import REGISTRY, RegistryError, Spec, register
+
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "PluginError", "load_plugin_file", "load_plugins"]
+
+ENV_VAR = "GRADCLI_PLUGINS"
+ENTRY_POINT_GROUP = "gradcli.functions"
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded; the message is one line meant for the user."""
+
+
+# Resolved path -> what it registered: loading a file twice is a no-op, as long as what it
+# registered is still there (tests restore the registry between cases).
+_loaded: dict[str, dict[str, Spec]] = {}
+_lock = threading.RLock()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(e: BaseException, where: str) -> str:
+    if isinstance(e, RegistryError):
+        return _one_line(str(e))
+    line = ""
+    if isinstance(e, SyntaxError) and e.lineno:
+        line = f" (line {e.lineno})"
+        message = e.msg
+    else:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == where]
+        if frames:
+            line = f" (line {frames[-1].lineno})"
+        message = str(e)
+    text = f"{type(e).__name__}: {message}" if message else type(e).__name__
+    return _one_line(text) + line
+
+
+def _still_registered(specs: dict[str, Spec]) -> bool:
+    return all(REGISTRY.get(name) is spec for name, spec in specs.items())
+
+
+def _restore(before: dict[str, Spec]) -> None:
+    """Undo whatever a failed plugin did to the registry before it failed."""
+    for name in [n for n in REGISTRY if n not in before]:
+        del REGISTRY[name]
+    REGISTRY.update(before)
+
+
+def load_plugin_file(path: str) -> list[str]:
+    """Import the Python file at ``path`` and return the function names it registered.
+
+    The module gets a private name (``gradcli_plugin_<stem>_<hash>``), so it cannot shadow or be
+    shadowed by an importable module. Loading the same file again is a no-op. On failure the
+    registry is left as it was before the attempt.
+    """
+    resolved = os.path.realpath(path)
+    if not os.path.exists(resolved):
+        raise PluginError(f"plugin {path}: no such file")
+    if not os.path.isfile(resolved):
+        raise PluginError(f"plugin {path}: not a file")
+    with _lock:
+        if resolved in _loaded and _still_registered(_loaded[resolved]):
+            return list(_loaded[resolved])
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(resolved))[0])
+        # A checksum, not a cryptographic hash: it only keeps two files with one stem apart, and
+        # zlib is loaded already (hashlib would load OpenSSL at startup).
+        digest = f"{zlib.crc32(resolved.encode('utf-8', 'surrogateescape')):08x}"
+        module_name = f"gradcli_plugin_{stem}_{digest}"
+        loader = SourceFileLoader(module_name, resolved)
+        spec = importlib.util.spec_from_file_location(module_name, resolved, loader=loader)
+        assert spec is not None  # always, given an explicit loader
+        module = importlib.util.module_from_spec(spec)
+        before = dict(REGISTRY)
+        # In sys.modules while it runs, as a normal import would be (dataclasses, pickling and
+        # typing look the module up there).
+        sys.modules[module_name] = module
+        try:
+            loader.exec_module(module)
+        except (Exception, SystemExit) as e:
+            sys.modules.pop(module_name, None)
+            _restore(before)
+            raise PluginError(f"plugin {path}: {_describe(e, resolved)}") from None
+        names = [n for n in REGISTRY if n not in before]
+        _loaded[resolved] = {n: REGISTRY[n] for n in names}
+        return names
+
+
+def _files_from_env(env: Mapping[str, str]) -> list[str]:
+    return [p for p in env.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+
+
+def _load_entry_point(ep: Any) -> list[str]:
+    label = f"plugin entry point {ep.name!r} ({ep.value})"
+    before = dict(REGISTRY)
+    try:
+        obj = ep.load()
+    except (Exception, SystemExit) as e:
+        _restore(before)
+        raise PluginError(f"{label}: {_describe(e, '')}") from None
+    names = [n for n in REGISTRY if n not in before]
+    if inspect.ismodule(obj):
+        return names
+    if isinstance(obj, type) and issubclass(obj, Function):
+        if any(spec.cls is obj for spec in REGISTRY.values()):
+            return names
+        try:
+            register(ep.name)(obj)
+        except RegistryError as e:
+            raise PluginError(f"{label}: {_one_line(str(e))}") from None
+        return [*names, ep.name]
+    raise PluginError(f"{label}: expected a module or a gradcli.Function subclass, got {type(obj).__name__}")
+
+
+def load_plugins(
+    files: Sequence[str] = (),
+    env: Mapping[str, str] = os.environ,
+    entry_points: bool = True,
+) -> list[str]:
+    """Load the plugins the user asked for and return the function names they registered.
+
+    In order: ``files`` (``--plugin``), the files listed in ``env["GRADCLI_PLUGINS"]``
+    (separated by ``os.pathsep``), then, if ``entry_points``, the installed entry points of the
+    group ``gradcli.functions`` (each a module that registers, or a Function subclass that is
+    registered under the entry point's name).
+    """
+    names: list[str] = []
+    for path in [*files, *_files_from_env(env)]:
+        names.extend(n for n in load_plugin_file(path) if n not in names)
+    if entry_points:
+        # Here, not at module level: scanning installed distributions costs startup time.
+        from importlib.metadata import entry_points as find_entry_points
+
+        for ep in find_entry_points(group=ENTRY_POINT_GROUP):
+            names.extend(n for n in _load_entry_point(ep) if n not in names)
+    return names

@@ -1,0 +1,176 @@
+"""From results to strings: JSON for programs, aligned text for people. Pure functions.
+
+The JSON shapes are the public contract of ../shared/design.md::
+
+    {"value": 13.0, "grad": {"x": 4.0, "y": 6.0}}                    one output
+    {"value": [v0, v1], "grad": [{"x": ..}, {"x": ..}]}              several outputs
+
+Arrays are nested lists, a scalar is a number, non-finite numbers are the strings "NaN",
+"Infinity" and "-Infinity" (strict JSON that Python's ``float()`` reads back). A gradient given
+as None (no gradient) is ``null`` in JSON and ``none`` in text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .engine import Variable
+
+__all__ = ["dumps", "eval_json", "eval_text", "format_array", "format_number", "to_jsonable"]
+
+_NON_FINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+# Fixed rather than NumPy's global print options, so that output is the same whatever a
+# plugin or a Python caller set: summarise past 1000 elements, 8 significant digits in arrays.
+_ARRAY_OPTIONS: dict[str, Any] = {
+    "precision": 8,
+    "threshold": 1000,
+    "edgeitems": 3,
+    "max_line_width": 80,
+    "floatmode": "maxprec",
+    "suppress_small": False,
+    "sign": "-",
+}
+# Up to here every integer-valued float64 is an exact integer, so it may print without ".".
+_EXACT_INT = 2.0**53
+
+
+def _as_array(a: Any) -> np.ndarray:
+    if isinstance(a, Variable):
+        a = a.data
+    return np.asarray(a, dtype=np.float64)
+
+
+def _finite_or_name(x: float) -> float | str:
+    x = float(x)
+    return x if math.isfinite(x) else _NON_FINITE_NAMES[repr(x)]
+
+
+def to_jsonable(a: Any) -> Any:
+    """A number, array or Variable as JSON data: a float, nested lists of floats, or strings for
+    non-finite numbers. Conversion is done by NumPy (``tolist``), never by a Python recursion."""
+    if a is None:
+        return None
+    arr = _as_array(a)
+    if arr.ndim == 0:
+        return _finite_or_name(float(arr))
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr.tolist()
+    out = arr.astype(object)
+    out[np.isnan(arr)] = "NaN"
+    out[arr == np.inf] = "Infinity"
+    out[arr == -np.inf] = "-Infinity"
+    return out.tolist()
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, (np.ndarray, np.generic, Variable)):
+        return to_jsonable(o)
+    raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+
+def _sanitize(obj: Any) -> Any:
+    """Copy ``obj`` with non-finite floats replaced by their names, walking with a stack."""
+    root: list[Any] = [obj]
+    stack: list[tuple[Any, Any]] = [(root, 0)]  # (container, key) whose value is to be fixed
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if isinstance(value, float):
+            parent[key] = _finite_or_name(value)
+        elif isinstance(value, (np.ndarray, np.generic, Variable)):
+            parent[key] = to_jsonable(value)
+        elif isinstance(value, Mapping):
+            parent[key] = copy = dict(value)
+            stack.extend((copy, k) for k in copy)
+        elif isinstance(value, (list, tuple)):
+            parent[key] = copy = list(value)
+            stack.extend((copy, i) for i in range(len(copy)))
+    return root[0]
+
+
+def dumps(obj: Any) -> str:
+    """``obj`` as one line of strict JSON; arrays and Variables inside it are converted."""
+    try:
+        return json.dumps(obj, allow_nan=False, separators=(", ", ": "), default=_default)
+    except ValueError:
+        # A bare NaN/inf float somewhere (rare: to_jsonable output never has one); take the
+        # slow path that rewrites them rather than emit non-standard JSON.
+        return json.dumps(_sanitize(obj), allow_nan=False, separators=(", ", ": "), default=_default)
+
+
+def _several(grad: Any) -> bool:
+    return isinstance(grad, (list, tuple))
+
+
+def eval_json(value: Any, grad: Any) -> dict[str, Any]:
+    """The result of ``gradcli eval`` as JSON data.
+
+    One output: ``value`` is an array and ``grad`` a mapping name -> array. Several outputs:
+    ``value`` is a sequence of arrays and ``grad`` a sequence of such mappings, one per output.
+    Callers may add keys to the returned dict.
+    """
+    if _several(grad):
+        return {
+            "value": [to_jsonable(v) for v in value],
+            "grad": [{name: to_jsonable(g) for name, g in row.items()} for row in grad],
+        }
+    return {"value": to_jsonable(value), "grad": {name: to_jsonable(g) for name, g in grad.items()}}
+
+
+def format_number(x: float) -> str:
+    """The shortest text that reads back as ``x``, without a useless ".0": 13.0 -> "13",
+    0.1 -> "0.1", 1e20 -> "1e+20", nan -> "nan", inf -> "inf". Negative zero prints as "0",
+    as it does inside integer arrays (JSON keeps its sign)."""
+    text = repr(float(x) + 0.0)  # + 0.0 turns -0.0 into 0.0
+    return text[:-2] if text.endswith(".0") else text
+
+
+def format_array(a: Any, indent: int = 0) -> str:
+    """A value for people: a scalar by :func:`format_number`, an array by ``np.array2string``
+    (integers without a trailing ".", long arrays summarised with "..."). Lines after the first
+    are indented by ``indent`` spaces, so the array stays aligned after a label that wide."""
+    if a is None:
+        return "none"
+    arr = _as_array(a)
+    if arr.ndim == 0:
+        return format_number(float(arr))
+    shown = arr
+    integral = arr.size and np.isfinite(arr).all() and (arr == np.round(arr)).all()
+    if integral and np.abs(arr).max() < _EXACT_INT:
+        shown = arr.astype(np.int64)
+    return np.array2string(shown, prefix=" " * indent, **_ARRAY_OPTIONS)
+
+
+def _text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:
+    if not _several(grad):
+        return [("value", value), *((f"grad {name}", g) for name, g in grad.items())]
+    rows: list[tuple[str, Any]] = []
+    for i, (v, row) in enumerate(zip(value, grad, strict=True)):
+        rows.append((f"value[{i}]", v))
+        rows.extend((f"grad[{i}] {name}", g) for name, g in row.items())
+    return rows
+
+
+def eval_text(value: Any, grad: Any) -> str:
+    """The result of ``gradcli eval`` for a person: one labelled row per value and gradient,
+    the numbers starting in one column::
+
+        value  13
+        grad x 4
+        grad y 6
+
+    Several outputs (``value`` a sequence, ``grad`` a sequence of mappings) are grouped by
+    output, each value followed by its gradients: ``value[0]``, ``grad[0] x``, ``value[1]``,
+    ``grad[1] x`` ... Multi-line arrays continue under the column where they started. The text
+    shows arrays to 8 significant digits; use ``--json`` for every digit.
+    """
+    rows = _text_rows(value, grad)
+    width = max(len(label) for label, _ in rows) + 1
+    return "\n".join(f"{label:<{width}}{format_array(a, width)}" for label, a in rows)
+

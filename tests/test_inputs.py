@@ -1,0 +1,258 @@
+"""gradcli.inputs: what a user types -> float64 arrays, or one readable InputError."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradcli.inputs import InputError, parse_value, parse_vars, values_from_json_object
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2", 2.0),
+        ("-2", -2.0),
+        ("+2", 2.0),
+        ("2.5", 2.5),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("1e-3", 1e-3),
+        ("-1.5E+2", -150.0),
+        (" 3 ", 3.0),
+        ("nan", math.nan),
+        ("NaN", math.nan),
+        ("inf", math.inf),
+        ("-inf", -math.inf),
+        ("Infinity", math.inf),
+        ("-INFINITY", -math.inf),
+    ],
+)
+def test_scalar_text_becomes_0d_float64(text: str, expected: float) -> None:
+    a = parse_value(text, "x")
+    assert a.shape == () and a.dtype == np.float64
+    np.testing.assert_array_equal(a, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2, 3]", [1.0, 2.0, 3.0]),
+        ("[[1,2],[3,4]]", [[1.0, 2.0], [3.0, 4.0]]),
+        ('[1, "NaN", "-Infinity"]', [1.0, math.nan, -math.inf]),
+        ("[NaN, Infinity]", [math.nan, math.inf]),
+        ("[[[1]], [[2]]]", [[[1.0]], [[2.0]]]),
+    ],
+)
+def test_json_array_text_becomes_array_of_its_shape(text: str, expected: list) -> None:
+    a = parse_value(text, "x")
+    assert a.dtype == np.float64
+    np.testing.assert_array_equal(a, np.array(expected))
+
+
+def test_empty_json_arrays_keep_their_shape() -> None:
+    assert parse_value("[]", "x").shape == (0,)
+    assert parse_value("[[], []]", "x").shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("abc", "expected a number"),
+        ("1_000", "expected a number"),
+        ("0x10", "expected a number"),
+        ("__import__('os')", "expected a number"),
+        ("", "expected a number"),
+        ("[[1, 2], [3]]", "ragged"),
+        ("[1, [2]]", "ragged"),
+        ("[[1], 2]", "ragged"),
+        ("[1, 2", "not valid JSON"),
+        ("[true]", "expected numbers, found true"),
+        ("[null]", "expected numbers, found null"),
+        ('["2"]', 'expected numbers, found "2"'),
+        ("[1" + "0" * 400 + "]", "too large"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" * 40 + "]" * 40, "levels of nested lists"),
+        ("@", "must be followed by a file name"),
+    ],
+)
+def test_bad_value_text_is_one_line_error_naming_the_variable(text: str, fragment: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_value(text, "velocity")
+    message = str(info.value)
+    assert "'velocity'" in message and fragment in message and "\n" not in message
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    np.save(tmp_path / "m.npy", np.arange(4).reshape(2, 2))
+    np.save(tmp_path / "obj.npy", np.array([1, None], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "cplx.npy", np.ones(2, dtype=complex))
+    (tmp_path / "pickle.npy").write_bytes(pickle.dumps([1.0, 2.0]))
+    np.savez(tmp_path / "two.npz", x=np.ones(2), y=np.zeros(3))
+    np.savez(tmp_path / "one.npz", only=np.full(2, 7.0))
+    np.savez(tmp_path / "objs.npz", x=np.array([1, None], dtype=object))
+    (tmp_path / "v.json").write_text('[[1, 2], [3, "Infinity"]]')
+    (tmp_path / "n.json").write_text("2.5")
+    (tmp_path / "obj.json").write_text('{"x": 1}')
+    (tmp_path / "matrix.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "header.csv").write_text("a, b\n1, 2\n3, 4\n")
+    (tmp_path / "row.csv").write_text("1,2,3\n")
+    (tmp_path / "column.csv").write_text("1\n2\n3\n")
+    (tmp_path / "single.csv").write_text("5\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "ragged.csv").write_text("1,2\n3\n")
+    (tmp_path / "words.csv").write_text("1,x\n")
+    (tmp_path / "latin1.json").write_bytes(b"\xff\xfe[1]")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("m.npy", [[0.0, 1.0], [2.0, 3.0]]),
+        ("two.npz", [1.0, 1.0]),  # the array named like the variable, x
+        ("two.npz:y", [0.0, 0.0, 0.0]),
+        ("one.npz", [7.0, 7.0]),  # the only array
+        ("v.json", [[1.0, 2.0], [3.0, math.inf]]),
+        ("n.json", 2.5),
+        ("matrix.csv", [[1.0, 2.0], [3.0, 4.0]]),
+        ("header.csv", [[1.0, 2.0], [3.0, 4.0]]),
+        ("row.csv", [1.0, 2.0, 3.0]),
+        ("column.csv", [1.0, 2.0, 3.0]),
+        ("single.csv", 5.0),
+    ],
+)
+def test_at_file_loads_float64_array(files: Path, spec: str, expected: object) -> None:
+    a = parse_value(f"@{files / spec}", "x")
+    assert a.dtype == np.float64
+    np.testing.assert_array_equal(a, np.array(expected))
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("missing.npy", "No such file"),
+        ("obj.npy", "refusing pickled data"),
+        ("pickle.npy", "refusing pickled data"),
+        ("objs.npz:x", "refusing pickled data"),
+        ("cplx.npy", "real numbers"),
+        ("two.npz:w", "no array 'w'"),
+        ("m.npy:x", "unknown kind of file"),
+        ("obj.json", "expected numbers"),
+        ("latin1.json", "not UTF-8"),
+        ("empty.csv", "no numbers"),
+        ("ragged.csv", "number of columns changed"),
+        ("words.csv", "not a table of numbers"),
+        ("data.txt", "unknown kind of file"),
+    ],
+)
+def test_bad_file_is_one_line_error_naming_variable_and_file(files: Path, spec: str, fragment: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{files / spec}", "x")
+    message = str(info.value)
+    assert "'x'" in message and spec.split(":")[0] in message
+    assert fragment in message and "\n" not in message
+
+
+def test_npz_with_several_arrays_and_no_match_asks_for_a_key(files: Path) -> None:
+    with pytest.raises(InputError, match=r"holds x, y .*:KEY"):
+        parse_value(f"@{files / 'two.npz'}", "z")
+
+
+def test_directory_is_a_readable_error(files: Path) -> None:
+    (files / "dir.json").mkdir()
+    with pytest.raises(InputError, match="cannot read the file"):
+        parse_value(f"@{files / 'dir.json'}", "x")
+
+
+# -- --vars and JSON objects -------------------------------------------------------------------------
+
+
+def _equal(got: dict[str, np.ndarray], expected: dict[str, object]) -> None:
+    assert list(got) == list(expected)
+    for k, v in expected.items():
+        assert got[k].dtype == np.float64
+        np.testing.assert_array_equal(got[k], np.array(v))
+
+
+def test_vars_json_object_text() -> None:
+    _equal(parse_vars('{"x": 2, "y": [1, 2]}'), {"x": 2.0, "y": [1.0, 2.0]})
+
+
+def test_vars_dash_reads_the_given_stdin() -> None:
+    _equal(parse_vars("-", stdin=io.StringIO('{"x": "NaN"}\n')), {"x": math.nan})
+
+
+def test_vars_dash_reads_sys_stdin_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"y": -1}'))
+    _equal(parse_vars("-"), {"y": -1.0})
+
+
+def test_vars_at_json_and_npz_files(files: Path) -> None:
+    (files / "vars.json").write_text('{"a": [[1, 2]], "b": "-Infinity"}')
+    _equal(parse_vars(f"@{files / 'vars.json'}"), {"a": [[1.0, 2.0]], "b": -math.inf})
+    _equal(parse_vars(f"@{files / 'two.npz'}"), {"x": [1.0, 1.0], "y": [0.0, 0.0, 0.0]})
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[1, 2]", "expected a JSON object"),
+        ("2", "expected a JSON object"),
+        ("{x: 1}", "not valid JSON"),
+        ('{"x": "2"}', "variable 'x'"),
+        ('{"x": {"y": 1}}', "expected numbers, found dict"),
+        ('{"x": [1, [2]]}', "ragged"),
+        ("@nowhere.json", "cannot read the file"),
+        ("@data.npy", "expected a .json or .npz file"),
+    ],
+)
+def test_bad_vars_is_one_line_error(text: str, fragment: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_vars(text)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_values_from_json_object_reads_back_our_own_json_output() -> None:
+    written = {"value": 13.0, "grad": [1.0, "NaN", "Infinity", "-Infinity"]}
+    got = values_from_json_object(json.loads(json.dumps(written)))
+    np.testing.assert_array_equal(got["grad"], [1.0, math.nan, math.inf, -math.inf])
+    assert got["value"].shape == ()
+
+
+@pytest.mark.parametrize("line", [[1, 2], 3, "x", None])
+def test_json_that_is_not_an_object_is_an_input_error(line: object) -> None:
+    with pytest.raises(InputError, match="expected a JSON object"):
+        values_from_json_object(line)  # type: ignore[arg-type]
+
+
+def test_tilde_in_a_file_name_means_home(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(files))
+    np.testing.assert_array_equal(parse_value("@~/row.csv", "x"), [1.0, 2.0, 3.0])
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(finite, min_size=3, max_size=3), min_size=1, max_size=4))
+def test_json_text_of_a_matrix_round_trips(rows: list[list[float]]) -> None:
+    np.testing.assert_array_equal(parse_value(json.dumps(rows), "m"), np.array(rows))
+
+
+@settings(max_examples=60, deadline=None)
+@given(finite)
+def test_repr_of_a_float_reads_back_exactly(x: float) -> None:
+    assert float(parse_value(repr(x), "x")) == x

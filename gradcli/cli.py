@@ -70,9 +70,33 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Commands that live in their own modules, imported only when invoked (startup time is a feature).
+LAZY_COMMANDS = {
+    "hessian": "gradcli.cli_calculus:hessian_command",
+    "jacobian": "gradcli.cli_calculus:jacobian_command",
+    "check": "gradcli.cli_calculus:check_command",
+    "graph": "gradcli.cli_inspect:graph_command",
+    "explain": "gradcli.cli_inspect:explain_command",
+}
+
+
 class GradGroup(click.Group):
-    """The top-level group: unexpected failures become one line (a traceback only with --debug),
-    Ctrl-C exits 130 and a closed stdout ends quietly."""
+    """The top-level group: loads subcommands lazily; unexpected failures become one line (a
+    traceback only with --debug), Ctrl-C exits 130 and a closed stdout ends quietly."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            try:
+                self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+            except (ImportError, AttributeError):
+                return None
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

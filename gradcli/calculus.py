@@ -1,0 +1,578 @@
+"""Derivatives of models: gradients, higher orders, Hessians, Jacobians and numerical checks.
+
+A *model* is anything that maps named input Variables to a list of output Variables. Two kinds are
+accepted everywhere here (see :func:`as_model`):
+
+- a Python callable of Variables, ``f(x, y)``, whose parameter names name the inputs;
+- an object with ``inputs`` (a tuple of names) and ``run_variables(variables) -> list[Variable]``,
+  such as a parsed expression's Program.
+
+Every function builds fresh Variables from ``values`` (float64 arrays), so no state survives on
+Variables between calls. Only the variables named in ``wrt`` (default: all inputs, in input order)
+are differentiated; the others are held constant. All results are keyed by variable name in input
+order, and an input that does not reach an output gets a zero gradient of its shape, never None.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .backend import as_array
+from .engine import Variable, as_variable, using_grad
+from .engine import grad as _engine_grad
+from .functions.registry import Spec
+
+__all__ = [
+    "CalculusError",
+    "CheckReport",
+    "CheckRow",
+    "Evaluation",
+    "HessianResult",
+    "JacobianResult",
+    "as_model",
+    "check",
+    "derivatives",
+    "evaluate",
+    "format_table",
+    "grad",
+    "hessian",
+    "jacobian",
+    "numerical_grad",
+    "numerical_jacobian",
+]
+
+Model = Callable[[dict[str, Variable]], list[Variable]]
+
+# The step that balances truncation error (~h**2) against round-off (~eps/h) in a central
+# difference: cbrt(eps) ~ 6e-6 for float64, scaled by the magnitude of the point.
+_CENTRAL_STEP = float(np.cbrt(np.finfo(np.float64).eps))
+
+
+class CalculusError(ValueError):
+    """A request that cannot be answered as asked; the message says how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Models and inputs
+# --------------------------------------------------------------------------------------------
+
+
+def as_model(f: Any) -> tuple[tuple[str, ...], Model]:
+    """Return ``(input names, call)`` for ``f``, where ``call(variables)`` gives the outputs.
+
+    ``f`` is an object with ``inputs`` and ``run_variables`` (a parsed Program), a registry
+    Spec (``gradcli.functions.sin``), or a Python callable whose positional parameters name
+    its inputs. A callable may return one Variable, a number, or a tuple/list of them.
+    """
+    if hasattr(f, "run_variables") and hasattr(f, "inputs"):
+        return tuple(f.inputs), lambda variables: _as_outputs(f.run_variables(variables))
+    if isinstance(f, Spec):
+        names = f.inputs[: f.arity[0]]
+        return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
+    if not callable(f):
+        raise CalculusError(f"expected a function of Variables or a parsed expression, got {f!r}")
+    names = _parameter_names(f)
+    return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
+
+
+def _parameter_names(f: Callable[..., Any]) -> tuple[str, ...]:
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        raise CalculusError(f"cannot read the input names of {f!r}; wrap it: lambda x, y: f(x, y)") from None
+    names = []
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise CalculusError(
+                f"cannot take input names from *{p.name} of {f!r}; wrap it: lambda x, y: f(x, y)"
+            )
+        if p.kind == p.KEYWORD_ONLY:
+            if p.default is p.empty:
+                raise CalculusError(f"keyword-only parameter {p.name!r} has no default; give it one")
+            continue
+        names.append(p.name)
+    return tuple(names)
+
+
+def _as_outputs(result: Any) -> list[Variable]:
+    items = list(result) if isinstance(result, (tuple, list)) else [result]
+    if not items:
+        raise CalculusError("the function returned no outputs; return at least one Variable")
+    return [as_variable(y) for y in items]
+
+
+@dataclass
+class _Problem:
+    """One request: the model, its input arrays (private copies) and what to differentiate."""
+
+    names: tuple[str, ...]
+    call: Model
+    arrays: dict[str, Any]
+    wrt: tuple[str, ...]
+
+    def leaves(self) -> dict[str, Variable]:
+        # Every input requires grad, even outside ``wrt``: a model may differentiate inside itself
+        # (``grad(f, y)`` in an expression) with respect to any of them. Variables outside ``wrt``
+        # are held constant simply by not asking for their gradients.
+        return {n: Variable(a, name=n) for n, a in self.arrays.items()}
+
+    def forward(self, leaves: dict[str, Variable]) -> list[Variable]:
+        # The graph is needed even if the caller sits inside no_grad().
+        with using_grad(True):
+            return self.call(leaves)
+
+    def run_values(self) -> list[Any]:
+        """Output arrays at the current ``arrays`` (copies: an output may alias an input).
+
+        Not under no_grad(): a model that differentiates inside itself needs the graph.
+        """
+        return [y.data.copy() for y in self.forward(self.leaves())]
+
+
+def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:
+    names, call = as_model(f)
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise CalculusError(
+            f"no value for {_quoted(missing)}; give a value for every input ({', '.join(names)})"
+        )
+    unknown = [n for n in values if n not in names]
+    if unknown:
+        raise CalculusError(
+            f"{_quoted(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input; "
+            f"the inputs are: {', '.join(names) or '(none)'}"
+        )
+    arrays = {n: _input_array(n, values[n]) for n in names}
+    return _Problem(names, call, arrays, _resolve_wrt(names, wrt))
+
+
+def _input_array(name: str, value: Any) -> Any:
+    if isinstance(value, Variable):
+        value = value.data
+    try:
+        # A copy: numerical differences perturb it in place, and it must not be the caller's.
+        return as_array(value).copy()
+    except TypeError as e:
+        raise CalculusError(f"value of {name!r}: {e}") from None
+
+
+def _resolve_wrt(names: tuple[str, ...], wrt: Sequence[str] | str | None) -> tuple[str, ...]:
+    if wrt is None:
+        return names
+    wanted = {wrt} if isinstance(wrt, str) else set(wrt)
+    for n in sorted(wanted - set(names)):
+        close = difflib.get_close_matches(n, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CalculusError(
+            f"cannot differentiate with respect to {n!r}: {hint}the inputs are {', '.join(names)}"
+        )
+    return tuple(n for n in names if n in wanted)
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+# --------------------------------------------------------------------------------------------
+# One backward pass
+# --------------------------------------------------------------------------------------------
+
+
+def _backward_from(
+    leaves: dict[str, Variable],
+    wrt: tuple[str, ...],
+    target: Variable,
+    seed: Variable | None = None,
+    create_graph: bool = False,
+) -> dict[str, Variable]:
+    """d(sum of target * seed)/d(leaf) for each leaf in ``wrt`` (zeros where unreached).
+
+    The engine's ``grad`` accumulates in a table of its own, so no ``.grad`` is touched and
+    one graph can be differentiated many times over.
+    """
+    if not wrt:
+        return {}
+    gs = _engine_grad(target, [leaves[n] for n in wrt], None if seed is None else [seed], create_graph)
+    return dict(zip(wrt, gs, strict=True))
+
+
+def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> Variable:
+    seed = np.zeros(shape)
+    seed[index] = 1.0
+    return Variable(seed, requires_grad=False)
+
+
+def _single_scalar(outs: list[Variable], what: str) -> Variable:
+    if len(outs) != 1:
+        raise CalculusError(
+            f"{len(outs)} outputs: {what} needs a single scalar output; keep one expression, "
+            "or use `gradcli jacobian`"
+        )
+    y = outs[0]
+    if y.size != 1:
+        raise CalculusError(
+            f"output has shape {y.shape}: {what} needs a scalar; "
+            "wrap it in sum(...) or use `gradcli jacobian`"
+        )
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# First derivatives
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    """Values and first derivatives of every output.
+
+    ``value[k]`` is output k; ``grad[k]`` maps each differentiated input to the gradient of the
+    sum of output k's elements (so for scalar outputs, ``grad`` holds the rows of the Jacobian).
+    ``outputs`` and ``variables`` are the Variables of the graph that was built.
+    """
+
+    value: list[Any]
+    grad: list[dict[str, Any]]
+    wrt: tuple[str, ...]
+    outputs: list[Variable] = field(repr=False)
+    variables: dict[str, Variable] = field(repr=False)
+
+
+def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> Evaluation:
+    """Run ``f`` on ``values`` and backpropagate from each output in turn.
+
+    A non-scalar output's gradient is that of the sum of its elements (DeZero seeds backward
+    with ones). One backward pass per output; gradients are keyed by the ``wrt`` names (default:
+    all inputs) in input order.
+    """
+    p = _problem(f, values, wrt)
+    leaves = p.leaves()
+    outs = p.forward(leaves)
+    grads = []
+    for y in outs:
+        grads.append({n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()})
+    return Evaluation([y.data for y in outs], grads, p.wrt, outs, leaves)
+
+
+def grad(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> dict[str, Any]:
+    """The gradient of a scalar-valued ``f`` at ``values``, keyed by input name.
+
+    As in PyTorch and JAX, the output must be a single scalar: a vector output raises
+    :class:`CalculusError` (sum it, or use :func:`jacobian`).
+    """
+    p = _problem(f, values, wrt)
+    leaves = p.leaves()
+    y = _single_scalar(p.forward(leaves), "grad")
+    return {n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()}
+
+
+class JacobianResult(NamedTuple):
+    """For one output: its value and ``{name: block}``; for several: lists of those.
+
+    Each block has shape ``output.shape + x.shape`` (the convention of ``gradcli eval``'s JSON:
+    one output is a value and a dict, several are lists).
+    """
+
+    value: Any
+    jacobian: Any
+
+
+def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> JacobianResult:
+    """The full Jacobian of every output: one backward pass per output element."""
+    p = _problem(f, values, wrt)
+    leaves = p.leaves()
+    outs = p.forward(leaves)
+    blocks = []
+    for y in outs:
+        block = {n: np.zeros(y.shape + leaves[n].shape) for n in p.wrt}
+        for idx in np.ndindex(y.shape):
+            for n, g in _backward_from(leaves, p.wrt, y, _one_hot(y.shape, idx)).items():
+                block[n][idx] = g.data
+        blocks.append(block)
+    if len(outs) == 1:
+        return JacobianResult(outs[0].data, blocks[0])
+    return JacobianResult([y.data for y in outs], blocks)
+
+
+# --------------------------------------------------------------------------------------------
+# Higher derivatives
+# --------------------------------------------------------------------------------------------
+
+
+def derivatives(
+    f: Any, values: Mapping[str, Any], order: int, wrt: Sequence[str] | None = None
+) -> dict[str, list[Any]]:
+    """Pure partial derivatives of orders 1..``order`` of a scalar ``f``, for each variable.
+
+    ``result[x][k-1]`` is d^k f / dx^k, of the shape of ``x``. For an array variable it is taken
+    element by element: entry i is d^k f / dx_i^k, the diagonal of the k-th derivative tensor
+    (not the k-th derivative of the sum of the gradient, which would mix partials). It is exact:
+    one chain of ``order - 1`` differentiable backward passes per element (DeZero's repeated
+    ``backward(create_graph=True)``), seeded with the one-hot vector of that element, so it costs
+    ``1 + size * (order - 1)`` backward passes per variable.
+    """
+    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
+        raise CalculusError(f"order must be a whole number >= 1, got {order!r}")
+    p = _problem(f, values, wrt)
+    leaves = p.leaves()
+    y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
+    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1)
+    result: dict[str, list[Any]] = {}
+    for n in p.wrt:
+        x = leaves[n]
+        orders = [first[n].data] + [np.zeros_like(x.data) for _ in range(1, order)]
+        result[n] = orders
+        for idx in np.ndindex(x.shape) if order > 1 else ():
+            seed = _one_hot(x.shape, idx)
+            g: Variable = first[n]
+            for k in range(1, order):
+                g = _backward_from(leaves, (n,), g, seed, create_graph=True)[n]
+                orders[k][idx] = g.data[idx]
+    return result
+
+
+class HessianResult(NamedTuple):
+    """Value, gradient ``{x: array}`` and Hessian ``{x: {y: block of shape x.shape + y.shape}}``."""
+
+    value: Any
+    grad: dict[str, Any]
+    hessian: dict[str, dict[str, Any]]
+
+
+def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> HessianResult:
+    """Value, gradient and full Hessian of a scalar ``f``.
+
+    One differentiable backward pass gives the gradient as a graph; then one backward pass per
+    element of each gradient gives a row of the Hessian. Blocks are computed independently, so
+    their symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
+    """
+    p = _problem(f, values, wrt)
+    leaves = p.leaves()
+    y = _single_scalar(p.forward(leaves), "the Hessian")
+    g = _backward_from(leaves, p.wrt, y, create_graph=True)
+    hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
+    for a in p.wrt:
+        for idx in np.ndindex(g[a].shape):
+            for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
+                hess[a][b][idx] = gb.data
+    return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical differentiation
+# --------------------------------------------------------------------------------------------
+
+
+def _central_step(x: float, eps: float | None) -> float:
+    return eps if eps is not None else _CENTRAL_STEP * max(1.0, abs(x))
+
+
+def _central_differences(
+    arrays: dict[str, Any],
+    wrt: tuple[str, ...],
+    run: Callable[[], list[Any]],
+    eps: float | None,
+) -> list[dict[str, Any]]:
+    """For each of ``run``'s results r and each x in ``wrt``: dr/dx, of shape r.shape + x.shape.
+
+    ``run`` reads ``arrays``, which are perturbed in place one element at a time and restored.
+    """
+    shapes = [np.shape(r) for r in run()]
+    out: list[dict[str, Any]] = [{n: np.zeros(s + arrays[n].shape) for n in wrt} for s in shapes]
+    for n in wrt:
+        x = arrays[n]
+        for idx in np.ndindex(x.shape):
+            x0 = float(x[idx])
+            h = _central_step(x0, eps)
+            x[idx] = x0 + h
+            plus = run()
+            x[idx] = x0 - h
+            minus = run()
+            x[idx] = x0
+            # The step actually taken, after rounding x0 +- h to float64.
+            width = (x0 + h) - (x0 - h)
+            for k, (rp, rm) in enumerate(zip(plus, minus, strict=True)):
+                out[k][n][(Ellipsis, *idx)] = (rp - rm) / width
+    return out
+
+
+def numerical_jacobian(
+    f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None, eps: float | None = None
+) -> list[dict[str, Any]]:
+    """Central-difference Jacobian of every output: blocks of shape ``output.shape + x.shape``.
+
+    The step for element x is ``eps`` if given, else cbrt(float64 eps) * max(1, |x|) (about
+    6e-6 relative). Only forward passes (recording a graph, which a model that calls ``grad``
+    inside itself needs, and which is dropped at once).
+    """
+    p = _problem(f, values, wrt)
+    return _central_differences(p.arrays, p.wrt, p.run_values, eps)
+
+
+def numerical_grad(
+    f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None, eps: float | None = None
+) -> dict[str, Any]:
+    """Central-difference gradient of the sum of the elements of ``f``'s single output.
+
+    Step as in :func:`numerical_jacobian`; only forward passes.
+    """
+    p = _problem(f, values, wrt)
+    blocks = _central_differences(p.arrays, p.wrt, lambda: [np.sum(r) for r in p.run_values()], eps)
+    if len(blocks) != 1:
+        raise CalculusError(f"{len(blocks)} outputs: numerical_grad needs one; use numerical_jacobian")
+    return blocks[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Checking analytic derivatives against numerical ones
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One derivative compared: d(output)/d variable[index] (order 1), or the Hessian entry
+    d2(output)/d variable[index] d other[other_index] (order 2)."""
+
+    variable: str
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    abs_error: float
+    rel_error: float
+    ok: bool
+    output: int = 0
+    order: int = 1
+    other: str | None = None
+    other_index: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        first = self.variable + _index_text(self.index)
+        if self.order == 1:
+            return f"d/d{first}"
+        return f"d2/d{first} d{self.other}{_index_text(self.other_index)}"
+
+
+def _index_text(index: tuple[int, ...]) -> str:
+    return f"[{','.join(str(i) for i in index)}]" if index else ""
+
+
+@dataclass
+class CheckReport:
+    """Every analytic derivative beside its central-difference estimate."""
+
+    rows: list[CheckRow]
+    rtol: float
+    atol: float
+    order: int
+    n_outputs: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    @property
+    def failures(self) -> list[CheckRow]:
+        return [r for r in self.rows if not r.ok]
+
+
+def _compare(analytic: float, numeric: float, rtol: float, atol: float, **where: Any) -> CheckRow:
+    err = abs(analytic - numeric)
+    scale = max(abs(analytic), abs(numeric))
+    if analytic == numeric:  # also equal infinities, whose difference is NaN
+        err, rel, ok = 0.0, 0.0, True
+    else:
+        rel = err / scale if scale > 0 else float("inf")
+        ok = bool(err <= atol + rtol * scale)  # False for NaN
+    return CheckRow(analytic=analytic, numeric=numeric, abs_error=err, rel_error=rel, ok=ok, **where)
+
+
+def check(
+    f: Any,
+    values: Mapping[str, Any],
+    order: int = 1,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    wrt: Sequence[str] | None = None,
+    eps: float | None = None,
+) -> CheckReport:
+    """Compare every element of every analytic gradient with central differences of ``f``.
+
+    An entry passes when ``|analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)``.
+    With ``order=2`` the Hessian (scalar output only) is also compared, entry by entry, with
+    central differences of the analytic gradient. Steps as in :func:`numerical_jacobian`.
+    """
+    if order not in (1, 2):
+        raise CalculusError(f"check compares first and second derivatives: order is 1 or 2, not {order!r}")
+    p = _problem(f, values, wrt)
+    ev = evaluate(_ProblemModel(p), p.arrays, p.wrt)
+    numeric = _central_differences(p.arrays, p.wrt, lambda: [np.sum(r) for r in p.run_values()], eps)
+    rows = []
+    for k, (analytic_k, numeric_k) in enumerate(zip(ev.grad, numeric, strict=True)):
+        for n in p.wrt:
+            for idx in np.ndindex(p.arrays[n].shape):
+                a, b = float(analytic_k[n][idx]), float(numeric_k[n][idx])
+                rows.append(_compare(a, b, rtol, atol, variable=n, index=idx, output=k))
+    if order == 2:
+        rows += _check_hessian(p, rtol, atol, eps)
+    return CheckReport(rows, rtol, atol, order, len(ev.value))
+
+
+class _ProblemModel:
+    """A _Problem seen as a model again, so the public functions can be reused on it."""
+
+    def __init__(self, p: _Problem) -> None:
+        self.inputs = p.names
+        self.run_variables = p.call
+
+
+def _check_hessian(p: _Problem, rtol: float, atol: float, eps: float | None) -> list[CheckRow]:
+    model = _ProblemModel(p)
+    analytic = hessian(model, p.arrays, p.wrt).hessian
+
+    def gradient() -> list[Any]:
+        g = grad(model, p.arrays, p.wrt)
+        return [g[n] for n in p.wrt]
+
+    # numeric[i][b] = d grad_i / d b, of shape a_i.shape + b.shape: the Hessian block (a_i, b).
+    numeric = _central_differences(p.arrays, p.wrt, gradient, eps)
+    rows = []
+    for a, numeric_a in zip(p.wrt, numeric, strict=True):
+        for b in p.wrt:
+            for idx in np.ndindex(analytic[a][b].shape):
+                i, j = idx[: p.arrays[a].ndim], idx[p.arrays[a].ndim :]
+                x, y = float(analytic[a][b][idx]), float(numeric_a[b][idx])
+                rows.append(_compare(x, y, rtol, atol, variable=a, index=i, order=2, other=b, other_index=j))
+    return rows
+
+
+def format_table(report: CheckReport, width: int = 80) -> str:
+    """The report as a table that fits ``width`` columns, with a one-line verdict at the end."""
+    numbers = 14 + 1 + 14 + 1 + 9 + 1 + 9 + 1 + 4
+    label_width = max(10, width - numbers - 1)
+
+    def label(r: CheckRow) -> str:
+        text = (f"out{r.output} " if report.n_outputs > 1 else "") + r.label
+        return text if len(text) <= label_width else text[: label_width - 2] + ".."
+
+    labels = [label(r) for r in report.rows]
+    lw = max([len("derivative"), *map(len, labels)])
+    lines = [f"{'derivative':<{lw}} {'analytic':>14} {'numeric':>14} {'abs err':>9} {'rel err':>9} ok"]
+    for text, r in zip(labels, report.rows, strict=True):
+        lines.append(
+            f"{text:<{lw}} {r.analytic:>14.8g} {r.numeric:>14.8g} {r.abs_error:>9.2e} {r.rel_error:>9.2e} "
+            + ("ok" if r.ok else "FAIL")
+        )
+    bad = len(report.failures)
+    tol = f"rtol {report.rtol:g}, atol {report.atol:g}"
+    if bad:
+        lines.append(f"{bad} of {len(report.rows)} derivatives differ from central differences ({tol})")
+    else:
+        lines.append(f"all {len(report.rows)} derivatives agree with central differences ({tol})")
+    return "\n".join(lines)

@@ -1,0 +1,458 @@
+"""gradcli.calculus: gradients, higher orders, Hessians, Jacobians and numerical checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import gradcli
+from gradcli import Function, Variable, calculus, language
+from gradcli.calculus import CalculusError
+from gradcli.functions import REGISTRY, sin, tanh
+from gradcli.functions import sum as fsum
+
+# --------------------------------------------------------------------------------------------
+# Helpers independent of the code under test
+# --------------------------------------------------------------------------------------------
+
+
+def central(fn: Any, values: dict[str, Any], name: str, h: float = 1e-5) -> np.ndarray:
+    """d fn(values) / d values[name] by central differences, of shape fn.shape + x.shape."""
+    x = np.asarray(values[name], dtype=float)
+    cols = []
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        cols.append((np.asarray(fn({**values, name: xp})) - np.asarray(fn({**values, name: xm}))) / (2 * h))
+    out_shape = np.shape(cols[0])
+    stacked = np.reshape(cols, x.shape + out_shape)
+    return np.moveaxis(stacked, list(range(x.ndim)), list(range(len(out_shape), len(out_shape) + x.ndim)))
+
+
+def forward_values(f: Any, values: dict[str, Any]) -> list[np.ndarray]:
+    with gradcli.no_grad():
+        out = f(**{n: Variable(np.asarray(v, dtype=float)) for n, v in values.items()})
+    outs = out if isinstance(out, tuple) else (out,)
+    return [np.array(y.data) for y in outs]
+
+
+def goldstein_price(x: Variable, y: Variable) -> Variable:
+    a = 1 + (x + y + 1) ** 2 * (19 - 14 * x + 3 * x**2 - 14 * y + 6 * x * y + 3 * y**2)
+    b = 30 + (2 * x - 3 * y) ** 2 * (18 - 32 * x + 12 * x**2 + 48 * y - 36 * x * y + 27 * y**2)
+    return a * b
+
+
+class FakeProgram:
+    """What a parsed expression offers: input names and a run on Variables."""
+
+    inputs = ("x", "y")
+
+    def run_variables(self, variables: dict[str, Variable]) -> list[Variable]:
+        x, y = variables["x"], variables["y"]
+        return [x * x * y]
+
+
+class Cube(Function):
+    def forward(self, x: Any) -> Any:
+        return x**3
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy * 3.0 * self.inputs[0] ** 2
+
+
+class CubeWrongBackward(Cube):
+    def backward(self, gy: Variable) -> Variable:
+        return gy * 2.0 * self.inputs[0] ** 2
+
+
+class CubeBackwardOnArrays(Cube):
+    """Right first derivative, but computed on raw arrays: invisible to a second backward."""
+
+    def backward(self, gy: Variable) -> Any:
+        return gy.data * 3.0 * self.inputs[0].data ** 2
+
+
+# --------------------------------------------------------------------------------------------
+# Known values
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("f", "x", "order", "expected"),
+    [
+        (lambda x: x**4 - 2 * x**2, 2.0, 2, [24.0, 44.0]),
+        (lambda x: sin(x), 1.0, 4, [0.5403023, -0.8414710, -0.5403023, 0.8414710]),
+        (lambda x: x**3, 1.5, 5, [6.75, 9.0, 6.0, 0.0, 0.0]),
+    ],
+)
+def test_derivatives_of_scalar_functions_match_known_values(
+    f: Any, x: float, order: int, expected: list
+) -> None:
+    got = calculus.derivatives(f, {"x": x}, order)["x"]
+    assert len(got) == order
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-12)
+
+
+def test_sixth_derivative_of_tanh_matches_known_values() -> None:
+    got = calculus.derivatives(lambda x: tanh(x), {"x": 1.0}, 6)["x"]
+    np.testing.assert_allclose(got[-2:], [-5.55689355847, 13.6240754413], rtol=1e-10)
+
+
+def test_goldstein_price_value_and_gradient_via_evaluate() -> None:
+    ev = calculus.evaluate(goldstein_price, {"x": 1, "y": 1})
+    assert ev.value[0] == pytest.approx(1876.0)
+    assert ev.grad[0]["x"] == pytest.approx(-5376.0)
+    assert ev.grad[0]["y"] == pytest.approx(8064.0)
+
+
+def test_grad_of_program_like_object_uses_its_input_names() -> None:
+    g = calculus.grad(FakeProgram(), {"x": 3.0, "y": 2.0})
+    assert g == {"x": pytest.approx(12.0), "y": pytest.approx(9.0)}
+
+
+def test_registry_spec_is_a_model_with_its_input_names() -> None:
+    h = calculus.hessian(REGISTRY["sin"], {"x": 1.0})
+    assert h.grad["x"] == pytest.approx(np.cos(1.0))
+    assert h.hessian["x"]["x"] == pytest.approx(-np.sin(1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate and grad
+# --------------------------------------------------------------------------------------------
+
+
+def test_evaluate_with_several_outputs_gives_the_rows_of_the_jacobian() -> None:
+    ev = calculus.evaluate(lambda x, y: (x * y, x + 2 * y), {"x": 3.0, "y": 5.0})
+    np.testing.assert_allclose(ev.value, [15.0, 13.0])
+    assert [{k: float(v) for k, v in row.items()} for row in ev.grad] == [{"x": 5, "y": 3}, {"x": 1, "y": 2}]
+
+
+def test_unused_input_gets_zero_gradient_of_its_shape() -> None:
+    ev = calculus.evaluate(lambda x, y: x * 2, {"x": 1.0, "y": np.ones((2, 3))})
+    assert isinstance(ev.grad[0]["y"], np.ndarray)
+    np.testing.assert_array_equal(ev.grad[0]["y"], np.zeros((2, 3)))
+
+
+def test_non_scalar_output_gradient_is_that_of_the_sum_of_its_elements() -> None:
+    x = np.array([0.3, -1.0, 2.0])
+    ev = calculus.evaluate(lambda x: sin(x) * x, {"x": x})
+    np.testing.assert_allclose(ev.grad[0]["x"], np.cos(x) * x + np.sin(x))
+
+
+def test_wrt_selects_and_orders_variables_by_input_order() -> None:
+    ev = calculus.evaluate(lambda x, y, z: x * y * z, {"x": 1.0, "y": 2.0, "z": 3.0}, wrt=["z", "x"])
+    assert list(ev.grad[0]) == ["x", "z"]
+    assert ev.grad[0] == {"x": pytest.approx(6.0), "z": pytest.approx(2.0)}
+
+
+def test_evaluate_differentiates_even_inside_no_grad() -> None:
+    with gradcli.no_grad():
+        g = calculus.grad(lambda x: x**2, {"x": 3.0})
+    assert g["x"] == pytest.approx(6.0)
+
+
+def test_calls_leave_no_gradient_on_variables_and_are_repeatable() -> None:
+    values = {"x": np.array([1.0, 2.0]), "y": 0.5}
+    first = calculus.evaluate(lambda x, y: fsum(x * y), values)
+    second = calculus.evaluate(lambda x, y: fsum(x * y), values)
+    assert all(v.grad is None for v in first.variables.values())
+    np.testing.assert_array_equal(first.grad[0]["x"], second.grad[0]["x"])
+
+
+def test_caller_arrays_are_not_modified() -> None:
+    x = np.array([0.5, 1.5])
+    calculus.check(lambda x: fsum(x**2), {"x": x}, order=2)
+    np.testing.assert_array_equal(x, [0.5, 1.5])
+
+
+# --------------------------------------------------------------------------------------------
+# Higher orders on arrays
+# --------------------------------------------------------------------------------------------
+
+
+def test_derivatives_of_array_variable_are_elementwise_pure_partials() -> None:
+    # f = x0**2 * x1**3: the diagonal d^k f / dx_i^k, not derivatives of sum(grad) (mixed terms).
+    got = calculus.derivatives(lambda x: x[0] ** 2 * x[1] ** 3, {"x": [1.0, 2.0]}, 3)["x"]
+    np.testing.assert_allclose(got[0], [16.0, 12.0])
+    np.testing.assert_allclose(got[1], [16.0, 12.0])
+    np.testing.assert_allclose(got[2], [0.0, 6.0])
+
+
+def test_derivatives_of_unused_variable_are_zero_at_every_order() -> None:
+    got = calculus.derivatives(lambda x, y: sin(x), {"x": 1.0, "y": [1.0, 2.0]}, 3)["y"]
+    assert [g.tolist() for g in got] == [[0.0, 0.0]] * 3
+
+
+def test_hessian_blocks_have_shape_x_then_y() -> None:
+    h = calculus.hessian(lambda x, y: fsum(x) * fsum(y**2), {"x": np.ones((2, 3)), "y": [1.0, 2.0]})
+    assert h.hessian["x"]["y"].shape == (2, 3, 2)
+    assert h.hessian["y"]["x"].shape == (2, 2, 3)
+    assert h.hessian["x"]["x"].shape == (2, 3, 2, 3)
+    np.testing.assert_allclose(h.hessian["x"]["y"], np.broadcast_to([2.0, 4.0], (2, 3, 2)))
+    np.testing.assert_allclose(h.hessian["y"]["y"], 12.0 * np.eye(2))  # sum(x) = 6, times 2
+
+
+def test_hessian_of_goldstein_price_matches_closed_form() -> None:
+    h = calculus.hessian(goldstein_price, {"x": 1.0, "y": 1.0})
+    assert (h.value, h.grad["x"], h.grad["y"]) == pytest.approx((1876.0, -5376.0, 8064.0))
+    assert h.hessian["x"]["y"] == pytest.approx(h.hessian["y"]["x"])
+    np.testing.assert_allclose(
+        central(lambda v: calculus.grad(goldstein_price, v)["x"], {"x": 1.0, "y": 1.0}, "y"),
+        h.hessian["x"]["y"],
+        rtol=1e-6,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Random smooth programs from the registry
+# --------------------------------------------------------------------------------------------
+
+UNARY = sorted(
+    n
+    for n, s in REGISTRY.items()
+    if s.smooth and s.arity == (1, 1) and not s.params and s.sample_shapes is None and s.n_outputs == 1
+)
+BINARY = ["add", "sub", "mul", "div", "pow"]
+
+
+def squash(v: Variable, domain: tuple[float, float]) -> Variable:
+    """Map any value smoothly into the inside of ``domain``, where the function is smooth."""
+    lo, hi = domain
+    return (lo + hi) / 2 + 0.45 * (hi - lo) * tanh(v)
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[tuple[str, tuple[int, ...]]]:
+    ops = []
+    for i in range(draw(st.integers(1, 5))):
+        pick = st.integers(0, i + 1)  # x, y and every earlier result
+        if draw(st.booleans()):
+            ops.append((draw(st.sampled_from(UNARY)), (draw(pick),)))
+        else:
+            ops.append((draw(st.sampled_from(BINARY)), (draw(pick), draw(pick))))
+    return ops
+
+
+def run_program(ops: list[tuple[str, tuple[int, ...]]], x: Variable, y: Variable) -> list[Variable]:
+    nodes = [x, y]
+    for name, args in ops:
+        spec = REGISTRY[name]
+        nodes.append(spec(*(squash(nodes[i], spec.sample_domain) for i in args)))
+    return nodes
+
+
+points = st.fixed_dictionaries(
+    {
+        "x": st.floats(-1.5, 1.5),
+        "y": hnp.arrays(np.float64, (2,), elements=st.floats(-1.5, 1.5)),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(), points)
+def test_hessian_is_symmetric_and_matches_central_differences_of_gradient(ops: list, values: dict) -> None:
+    def f(x: Variable, y: Variable) -> Variable:
+        return fsum(run_program(ops, x, y)[-1])
+
+    h = calculus.hessian(f, values).hessian
+    for a in "xy":
+        for b in "xy":
+            na, nb = np.size(values[a]), np.size(values[b])
+            np.testing.assert_allclose(
+                h[a][b].reshape(na, nb), h[b][a].reshape(nb, na).T, rtol=1e-9, atol=1e-12
+            )
+            numeric = central(lambda v, a=a: calculus.grad(f, v)[a], values, b)
+            np.testing.assert_allclose(h[a][b], numeric, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(), points)
+def test_jacobian_of_vector_output_matches_central_differences(ops: list, values: dict) -> None:
+    def f(x: Variable, y: Variable) -> Variable:
+        return run_program(ops, x, y)[-1]
+
+    value, jac = calculus.jacobian(f, values)
+    np.testing.assert_allclose(value, forward_values(f, values)[0])
+    for n in "xy":
+        numeric = central(lambda v: forward_values(f, v)[0], values, n)
+        assert jac[n].shape == np.shape(value) + np.shape(values[n])
+        np.testing.assert_allclose(jac[n], numeric, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(programs(), points)
+def test_jacobian_of_two_outputs_matches_central_differences(ops: list, values: dict) -> None:
+    # The middle node may be an input itself: its Jacobian is then the identity.
+    def f(x: Variable, y: Variable) -> tuple[Variable, Variable]:
+        nodes = run_program(ops, x, y)
+        return nodes[-1], nodes[len(nodes) // 2]
+
+    values_out, blocks = calculus.jacobian(f, values)
+    assert len(values_out) == len(blocks) == 2
+    for k in range(2):
+        for n in "xy":
+            numeric = central(lambda v, k=k: forward_values(f, v)[k], values, n)
+            np.testing.assert_allclose(blocks[k][n], numeric, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(programs(), points)
+def test_check_passes_on_registry_programs(ops: list, values: dict) -> None:
+    def f(x: Variable, y: Variable) -> Variable:
+        return fsum(run_program(ops, x, y)[-1])
+
+    report = calculus.check(f, values, order=2, atol=1e-6)
+    assert report.ok, calculus.format_table(report)
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical differentiation and check
+# --------------------------------------------------------------------------------------------
+
+
+def test_numerical_grad_step_scales_with_the_point() -> None:
+    # A fixed absolute step of 1e-6 would lose most digits to round-off at x = 1e8.
+    g = calculus.numerical_grad(lambda x: x**2, {"x": 1e8})
+    assert g["x"] == pytest.approx(2e8, rel=1e-6)
+
+
+def test_numerical_jacobian_matches_analytic_jacobian() -> None:
+    def f(x: Variable) -> tuple[Variable, Variable]:
+        return sin(x) * x, fsum(x**2)
+
+    x = np.array([0.2, -0.7, 1.1])
+    numeric = calculus.numerical_jacobian(f, {"x": x})
+    analytic = calculus.jacobian(f, {"x": x}).jacobian
+    for k in range(2):
+        np.testing.assert_allclose(numeric[k]["x"], analytic[k]["x"], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("cls", "order", "ok"),
+    [
+        (Cube, 1, True),
+        (Cube, 2, True),
+        (CubeWrongBackward, 1, False),
+        (CubeBackwardOnArrays, 1, True),
+        (CubeBackwardOnArrays, 2, False),
+    ],
+)
+def test_check_judges_custom_function_backward(cls: type[Function], order: int, ok: bool) -> None:
+    report = calculus.check(lambda x, y: fsum(cls()(x) * y), {"x": [0.5, -1.2, 2.0], "y": 1.5}, order=order)
+    assert report.ok is ok
+    assert len(report.rows) == 4 + (16 if order == 2 else 0)
+
+
+def test_check_failure_rows_name_the_wrong_entries() -> None:
+    report = calculus.check(lambda x, y: CubeWrongBackward()(x) + y, {"x": 2.0, "y": 1.0})
+    assert [(r.variable, r.ok) for r in report.rows] == [("x", False), ("y", True)]
+    bad = report.failures[0]
+    assert (bad.analytic, bad.numeric) == pytest.approx((8.0, 12.0))
+    assert bad.abs_error == pytest.approx(4.0)
+
+
+def test_check_table_fits_80_columns_and_marks_failures() -> None:
+    report = calculus.check(
+        lambda x, a_very_long_variable_name_indeed: fsum(
+            CubeWrongBackward()(x) * a_very_long_variable_name_indeed
+        ),
+        {"x": np.ones((2, 2)), "a_very_long_variable_name_indeed": 2.0},
+        order=2,
+    )
+    table = calculus.format_table(report)
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert len(lines) == len(report.rows) + 2
+    assert "FAIL" in table
+    assert lines[-1].startswith(f"{len(report.failures)} of {len(report.rows)} derivatives differ")
+
+
+def test_check_table_says_all_agree_when_ok() -> None:
+    table = calculus.format_table(calculus.check(lambda x: sin(x), {"x": 0.3}))
+    assert table.splitlines()[-1].startswith("all 1 derivatives agree")
+
+
+# --------------------------------------------------------------------------------------------
+# Errors that say how to fix them
+# --------------------------------------------------------------------------------------------
+
+
+def vector(x: Variable) -> Variable:
+    return x * 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: calculus.derivatives(vector, {"x": [1.0, 2.0, 3.0]}, 2),
+            r"shape \(3,\).*sum\(\.\.\.\).*jacobian",
+        ),
+        (lambda: calculus.hessian(vector, {"x": [1.0, 2.0, 3.0]}), r"shape \(3,\).*sum\(\.\.\.\).*jacobian"),
+        (lambda: calculus.grad(vector, {"x": [1.0, 2.0]}), r"shape \(2,\)"),
+        (lambda: calculus.check(vector, {"x": [1.0, 2.0]}, order=2), r"shape \(2,\)"),
+        (lambda: calculus.hessian(lambda x: (x, x), {"x": 1.0}), r"2 outputs.*jacobian"),
+        (lambda: calculus.evaluate(vector, {"x": 1.0}, wrt=["xx"]), r"'xx'.*did you mean 'x'"),
+        (lambda: calculus.evaluate(lambda x, y: x, {"x": 1.0}), r"no value for 'y'"),
+        (lambda: calculus.evaluate(vector, {"x": 1.0, "z": 2.0}), r"'z' is not an input"),
+        (lambda: calculus.evaluate(vector, {"x": "abc"}), r"value of 'x'"),
+        (lambda: calculus.derivatives(vector, {"x": 1.0}, 0), r"order must be"),
+        (lambda: calculus.check(vector, {"x": 1.0}, order=3), r"order is 1 or 2"),
+        (lambda: calculus.evaluate(lambda *xs: xs[0], {"x": 1.0}), r"wrap it"),
+        (lambda: calculus.numerical_grad(lambda x: (x, x), {"x": 1.0}), r"numerical_jacobian"),
+    ],
+)
+def test_errors_say_how_to_fix(call: Any, message: str) -> None:
+    with pytest.raises(CalculusError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsed expressions: the SymPy oracle, and expressions that differentiate inside themselves
+# --------------------------------------------------------------------------------------------
+
+REFERENCE = Path("/work/shared/reference/scalar_cases.jsonl")
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="reference cases not available")
+def test_hessians_of_parsed_reference_cases_match_sympy() -> None:
+    for line in REFERENCE.read_text().splitlines():
+        case = json.loads(line)
+        h = calculus.hessian(language.parse(case["expr"]), case["inputs"])
+        assert float(h.value) == pytest.approx(case["value"], rel=1e-12, abs=1e-12), case["expr"]
+        for a, row in case["hessian"].items():
+            assert float(h.grad[a]) == pytest.approx(case["grad"][a], rel=1e-10, abs=1e-10), case["expr"]
+            for b, expected in row.items():
+                assert float(h.hessian[a][b]) == pytest.approx(expected, rel=1e-9, abs=1e-9), case["expr"]
+
+
+def test_expression_with_grad_inside_evaluates_and_checks() -> None:
+    program = language.parse("grad(x**2, x)**3 + x**2")
+    ev = calculus.evaluate(program, {"x": 2.0})
+    assert (float(ev.value[0]), float(ev.grad[0]["x"])) == (68.0, 100.0)
+    assert calculus.numerical_grad(program, {"x": 2.0})["x"] == pytest.approx(100.0, rel=1e-8)
+    assert calculus.check(program, {"x": 2.0}, order=2).ok
+
+
+def test_inner_grad_over_a_variable_outside_wrt_still_differentiates() -> None:
+    # f = x * d/dy(x**2 y**3) = 3 x**3 y**2: y is outside wrt, yet grad() inside needs its graph.
+    h = calculus.hessian(language.parse("x * grad(x**2 * y**3, y)"), {"x": 2.0, "y": 1.5}, wrt=["x"])
+    assert (float(h.value), float(h.grad["x"]), float(h.hessian["x"]["x"])) == (54.0, 81.0, 81.0)
+    assert list(h.hessian) == ["x"]
+
+
+def test_derivative_of_a_newton_step_expression() -> None:
+    # N(x) = x - (3x**2 - 2) / (6x), so N'(x) = 1 - (18x**2 + 12) / (36x**2).
+    program = language.parse("x - grad(x**3 - 2*x, x) / grad(grad(x**3 - 2*x, x), x)")
+    d = calculus.derivatives(program, {"x": 2.0}, 1)
+    assert float(d["x"][0]) == pytest.approx(1 - 84 / 144)

@@ -8,7 +8,6 @@ evaluates text as code, and ``.npy``/``.npz`` files are loaded with pickles refu
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -33,6 +32,7 @@ _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 # More nesting than NumPy allows dimensions is certainly a mistake; stop before walking it.
 _MAX_DIMS = 32
 _FILE_KINDS = ".npy, .npz, .json or .csv"
+_JSON_NAMES = {None: "null", True: "true", False: "false"}
 
 
 def parse_value(text: str, name: str) -> np.ndarray:
@@ -49,9 +49,7 @@ def parse_value(text: str, name: str) -> np.ndarray:
         return _nested_to_array(_loads(stripped, f"variable {name!r}"), f"variable {name!r}")
     scalar = _scalar(stripped)
     if scalar is None:
-        raise InputError(
-            f"variable {name!r}: expected a number, an array like [1, 2] or @FILE, got {text!r}"
-        )
+        raise InputError(f"variable {name!r}: expected a number, an array like [1, 2] or @FILE, got {text!r}")
     return np.array(scalar)
 
 
@@ -102,6 +100,8 @@ def _scalar(text: str) -> float | None:
 
 
 def _loads(text: str, what: str) -> Any:
+    import json  # here, not at the top: plain numbers are the common case and need no JSON
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -116,8 +116,13 @@ def _leaf(value: Any, what: str) -> float:
         return value
     if isinstance(value, str) and _NON_FINITE.fullmatch(value.strip()):
         return float(value)
-    shown = json.dumps(value) if value is None or isinstance(value, (bool, str)) else type(value).__name__
-    raise InputError(f"{what}: expected numbers, found {shown[:40]}")
+    if value is None or isinstance(value, bool):
+        shown = _JSON_NAMES[value]
+    elif isinstance(value, str):
+        shown = '"' + " ".join(value[:30].split()) + '"'
+    else:
+        shown = type(value).__name__
+    raise InputError(f"{what}: expected numbers, found {shown}")
 
 
 def _nested_to_array(obj: Any, what: str) -> np.ndarray:

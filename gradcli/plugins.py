@@ -10,16 +10,13 @@ plugin, never a traceback.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
+import _thread
 import os
 import re
 import sys
-import threading
-import traceback
 import zlib
 from collections.abc import Mapping, Sequence
-from importlib.machinery import SourceFileLoader
+from types import ModuleType
 from typing import Any
 
 from .engine import Function
@@ -38,7 +35,8 @@ class PluginError(Exception):
 # Resolved path -> what it registered: loading a file twice is a no-op, as long as what it
 # registered is still there (tests restore the registry between cases).
 _loaded: dict[str, dict[str, Spec]] = {}
-_lock = threading.RLock()
+# _thread rather than threading: the same lock, without threading's import cost at startup.
+_lock = _thread.RLock()
 
 
 def _one_line(text: str) -> str:
@@ -53,6 +51,8 @@ def _describe(e: BaseException, where: str) -> str:
         line = f" (line {e.lineno})"
         message = e.msg
     else:
+        import traceback  # only on failure: it is not needed to load a plugin that works
+
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == where]
         if frames:
             line = f" (line {frames[-1].lineno})"
@@ -84,6 +84,10 @@ def load_plugin_file(path: str) -> list[str]:
         raise PluginError(f"plugin {path}: no such file")
     if not os.path.isfile(resolved):
         raise PluginError(f"plugin {path}: not a file")
+    # Imported here, as the CLI imports this module whether or not a plugin is asked for.
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
     with _lock:
         if resolved in _loaded and _still_registered(_loaded[resolved]):
             return list(_loaded[resolved])
@@ -124,7 +128,7 @@ def _load_entry_point(ep: Any) -> list[str]:
         _restore(before)
         raise PluginError(f"{label}: {_describe(e, '')}") from None
     names = [n for n in REGISTRY if n not in before]
-    if inspect.ismodule(obj):
+    if isinstance(obj, ModuleType):
         return names
     if isinstance(obj, type) and issubclass(obj, Function):
         if any(spec.cls is obj for spec in REGISTRY.values()):

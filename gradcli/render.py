@@ -12,16 +12,23 @@ as None (no gradient) is ``null`` in JSON and ``none`` in text.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .engine import Variable
 
-__all__ = ["dumps", "eval_json", "eval_text", "format_array", "format_number", "to_jsonable"]
+__all__ = [
+    "derivatives_text",
+    "dumps",
+    "eval_json",
+    "eval_text",
+    "format_array",
+    "format_number",
+    "to_jsonable",
+]
 
 _NON_FINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 # Fixed rather than NumPy's global print options, so that output is the same whatever a
@@ -96,6 +103,8 @@ def _sanitize(obj: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """``obj`` as one line of strict JSON; arrays and Variables inside it are converted."""
+    import json  # here, not at the top: text output, the default, does not need it
+
     try:
         return json.dumps(obj, allow_nan=False, separators=(", ", ": "), default=_default)
     except ValueError:
@@ -170,7 +179,24 @@ def eval_text(value: Any, grad: Any) -> str:
     ``grad[1] x`` ... Multi-line arrays continue under the column where they started. The text
     shows arrays to 8 significant digits; use ``--json`` for every digit.
     """
-    rows = _text_rows(value, grad)
+    return _aligned(_text_rows(value, grad))
+
+
+def _aligned(rows: list[tuple[str, Any]]) -> str:
     width = max(len(label) for label, _ in rows) + 1
     return "\n".join(f"{label:<{width}}{format_array(a, width)}" for label, a in rows)
 
+
+def derivatives_text(derivs: Mapping[str, Sequence[Any]]) -> str:
+    """Pure partial derivatives for a person, ``derivs[x][k-1]`` being d^k f / dx^k::
+
+        d/dx   4
+        d2/dx2 2
+
+    grouped by variable, in increasing order, aligned as in :func:`eval_text`."""
+    rows = [
+        (f"d/d{name}" if k == 1 else f"d{k}/d{name}{k}", a)
+        for name, orders in derivs.items()
+        for k, a in enumerate(orders, start=1)
+    ]
+    return _aligned(rows) if rows else ""

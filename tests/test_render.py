@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from gradcli import Variable
-from gradcli.render import dumps, eval_json, eval_text, format_array, format_number, to_jsonable
+from gradcli.render import (
+    derivatives_text,
+    dumps,
+    eval_json,
+    eval_text,
+    format_array,
+    format_number,
+    to_jsonable,
+)
 
 SEED_VALUE = np.array(13.0)
 SEED_GRAD = {"x": np.array(4.0), "y": np.array(6.0)}
@@ -164,6 +172,16 @@ def test_format_array_prints_integers_plainly_and_floats_as_numpy_does(a: np.nda
 def test_text_does_not_follow_numpy_global_print_options() -> None:
     with np.printoptions(precision=2, threshold=5):
         assert format_array(np.array([1 / 3, 2.0])) == "[0.33333333 2.        ]"
+
+
+def test_derivatives_text_lists_orders_per_variable_aligned() -> None:
+    derivs = {"x": [np.array(4.0), np.array(2.0)], "y": [np.array([6.0, 1.5]), np.array([2.0, 0.0])]}
+    assert derivatives_text(derivs).splitlines() == [
+        "d/dx   4",
+        "d2/dx2 2",
+        "d/dy   [6.  1.5]",
+        "d2/dy2 [2 0]",
+    ]
 
 
 # -- size ----------------------------------------------------------------------------------------------

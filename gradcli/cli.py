@@ -323,6 +323,16 @@ def fp_warnings() -> Any:
     default=None,
     help="Also the pure partial derivatives of orders 1..N (scalar output).",
 )
+@click.option(
+    "--batch",
+    "batch",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[FILE]",
+    help="Read one JSON object of values per line (stdin, or FILE) and write one JSON result per line.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 if any value or gradient is NaN or infinite.")
 @click.pass_context
 @translate_errors
 def eval_command(
@@ -334,6 +344,8 @@ def eval_command(
     as_json: bool,
     wrt: str | None,
     order: int | None,
+    batch: str | None,
+    strict: bool,
 ) -> None:
     """Evaluate EXPR and its gradient with respect to every variable.
 
@@ -341,15 +353,39 @@ def eval_command(
       gradcli eval "add(square(x), square(y))" --x 2 --y 3
       gradcli eval "x**2 + y**2" --x 2 --y 3 --json
       gradcli eval "sum(x * [1, 2, 3])" --x "[4, 5, 6]"
-    """
-    from . import calculus, render
+      printf '{"x": 1, "y": 2}\n{"x": 3, "y": 4}\n' | gradcli eval "x*y" --batch
 
+    In batch mode, values given as options apply to every line; a bad line gives
+    {"line": N, "error": "..."} in its place, the stream goes on, and the exit status is 1 at the end.
+    """
     program = load_program(expr, expr_file, plugins)
-    values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
+    if batch is not None:
+        fixed = collect_values(program, ctx.args, vars_text, required=False)
+        ok = run_batch(program, fixed, chosen, order, strict, batch)
+        if not ok:
+            sys.exit(1)
+        return
+    values = collect_values(program, ctx.args, vars_text)
     with fp_warnings():
-        result = calculus.evaluate(program, values, wrt=chosen)
-        derivs = calculus.derivatives(program, values, order, wrt=chosen) if order else None
+        result, derivs = evaluate_program(program, values, chosen, order)
+    emit(render_result(result, derivs, as_json))
+    if strict and not all_finite(result, derivs):
+        fail("--strict: a value or gradient is NaN or infinite", 1)
+
+
+def evaluate_program(program: Any, values: Mapping[str, Any], wrt: Any, order: int | None) -> tuple[Any, Any]:
+    from . import calculus
+
+    result = calculus.evaluate(program, values, wrt=wrt)
+    derivs = calculus.derivatives(program, values, order, wrt=wrt) if order else None
+    return result, derivs
+
+
+def render_result(result: Any, derivs: Any, as_json: bool) -> str:
+    """The text or one-line JSON of an evaluation (several outputs: lists, as design.md says)."""
+    from . import render
+
     several = len(result.value) > 1
     value = result.value if several else result.value[0]
     grads = result.grad if several else result.grad[0]
@@ -357,12 +393,104 @@ def eval_command(
         data = render.eval_json(value, grads)
         if derivs is not None:
             data["derivatives"] = {n: [render.to_jsonable(d) for d in ds] for n, ds in derivs.items()}
-        emit(render.dumps(data))
-        return
+        return render.dumps(data)
     text = render.eval_text(value, grads)
     if derivs is not None:
         text += "\n" + render.derivatives_text(derivs)
-    emit(text)
+    return text
+
+
+def all_finite(result: Any, derivs: Any) -> bool:
+    import numpy as np
+
+    arrays = [*result.value, *(g for row in result.grad for g in row.values())]
+    if derivs:
+        arrays += [d for ds in derivs.values() for d in ds]
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def run_batch(
+    program: Any, fixed: Mapping[str, Any], wrt: Any, order: int | None, strict: bool, source: str
+) -> bool:
+    """One JSON result per input line, in order, flushed as it goes; True if every line passed."""
+    import json
+
+    from . import render
+    from .calculus import CalculusError
+    from .inputs import InputError, values_from_json_object
+    from .program import ExpressionError
+
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout
+    ok = True
+    try:
+        with stream, fp_warnings(), _progress(stream, source) as advance:
+            for number, line in enumerate(stream, start=1):
+                advance(len(line))
+                try:
+                    obj = json.loads(line)
+                    values = values_from_json_object(obj)
+                    clash = sorted(set(values) & set(fixed))
+                    if clash:
+                        raise InputError(f"{clash[0]!r} is given both on the command line and in the line")
+                    values.update(fixed)
+                    unknown = [n for n in values if n not in program.inputs]
+                    if unknown:
+                        raise InputError(f"the expression has no variable {unknown[0]!r}")
+                    missing = [n for n in program.inputs if n not in values]
+                    if missing:
+                        raise InputError(f"missing value for {', '.join(repr(n) for n in missing)}")
+                    result, derivs = evaluate_program(program, values, wrt, order)
+                    text = render_result(result, derivs, True)
+                    if strict and not all_finite(result, derivs):
+                        ok = False
+                        text = render.dumps(
+                            {"line": number, "error": "a value or gradient is NaN or infinite (--strict)"}
+                        )
+                except (
+                    ValueError,
+                    TypeError,
+                    ArithmeticError,
+                    InputError,
+                    ExpressionError,
+                    CalculusError,
+                ) as exc:
+                    ok = False
+                    message = exc.message if isinstance(exc, ExpressionError) else str(exc)
+                    if isinstance(exc, json.JSONDecodeError):
+                        message = (
+                            "empty line: expected a JSON object of values"
+                            if not line.strip()
+                            else f"not JSON: {exc.msg} at column {exc.colno}"
+                        )
+                    text = render.dumps({"line": number, "error": message})
+                out.write(text + "\n")
+                out.flush()
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        fail(f"--batch {source}: {exc.strerror or exc}", 2)
+    return ok
+
+
+class _progress:  # noqa: N801 - used like a function
+    """A progress bar on stderr, only when stderr is a terminal and the input is a file."""
+
+    def __init__(self, stream: Any, source: str) -> None:
+        self.bar = None
+        if source != "-" and sys.stderr.isatty():
+            size = os.fstat(stream.fileno()).st_size
+            self.bar = click.progressbar(length=size, file=sys.stderr, label="batch")
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self.bar is None:
+            return lambda n: None
+        bar = self.bar.__enter__()
+        return bar.update
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 @main.command("functions")

@@ -15,10 +15,7 @@ order, and an input that does not reach an output gets a zero gradient of its sh
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -82,6 +79,8 @@ def as_model(f: Any) -> tuple[tuple[str, ...], Model]:
 
 
 def _parameter_names(f: Callable[..., Any]) -> tuple[str, ...]:
+    import inspect  # only Python callables need it; kept off the CLI's import path
+
     try:
         params = inspect.signature(f).parameters.values()
     except (TypeError, ValueError):
@@ -107,14 +106,13 @@ def _as_outputs(result: Any) -> list[Variable]:
     return [as_variable(y) for y in items]
 
 
-@dataclass
 class _Problem:
     """One request: the model, its input arrays (private copies) and what to differentiate."""
 
-    names: tuple[str, ...]
-    call: Model
-    arrays: dict[str, Any]
-    wrt: tuple[str, ...]
+    def __init__(
+        self, names: tuple[str, ...], call: Model, arrays: dict[str, Any], wrt: tuple[str, ...]
+    ) -> None:
+        self.names, self.call, self.arrays, self.wrt = names, call, arrays, wrt
 
     def leaves(self) -> dict[str, Variable]:
         # Every input requires grad, even outside ``wrt``: a model may differentiate inside itself
@@ -167,6 +165,8 @@ def _resolve_wrt(names: tuple[str, ...], wrt: Sequence[str] | str | None) -> tup
         return names
     wanted = {wrt} if isinstance(wrt, str) else set(wrt)
     for n in sorted(wanted - set(names)):
+        import difflib
+
         close = difflib.get_close_matches(n, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise CalculusError(
@@ -228,7 +228,6 @@ def _single_scalar(outs: list[Variable], what: str) -> Variable:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
 class Evaluation:
     """Values and first derivatives of every output.
 
@@ -237,11 +236,21 @@ class Evaluation:
     ``outputs`` and ``variables`` are the Variables of the graph that was built.
     """
 
-    value: list[Any]
-    grad: list[dict[str, Any]]
-    wrt: tuple[str, ...]
-    outputs: list[Variable] = field(repr=False)
-    variables: dict[str, Variable] = field(repr=False)
+    __slots__ = ("value", "grad", "wrt", "outputs", "variables")
+
+    def __init__(
+        self,
+        value: list[Any],
+        grad: list[dict[str, Any]],
+        wrt: tuple[str, ...],
+        outputs: list[Variable],
+        variables: dict[str, Variable],
+    ) -> None:
+        self.value, self.grad, self.wrt = value, grad, wrt
+        self.outputs, self.variables = outputs, variables
+
+    def __repr__(self) -> str:
+        return f"Evaluation(value={self.value!r}, grad={self.grad!r})"
 
 
 def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> Evaluation:
@@ -434,8 +443,7 @@ def numerical_grad(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CheckRow:
+class CheckRow(NamedTuple):
     """One derivative compared: d(output)/d variable[index] (order 1), or the Hessian entry
     d2(output)/d variable[index] d other[other_index] (order 2)."""
 
@@ -463,15 +471,16 @@ def _index_text(index: tuple[int, ...]) -> str:
     return f"[{','.join(str(i) for i in index)}]" if index else ""
 
 
-@dataclass
 class CheckReport:
     """Every analytic derivative beside its central-difference estimate."""
 
-    rows: list[CheckRow]
-    rtol: float
-    atol: float
-    order: int
-    n_outputs: int = 1
+    def __init__(
+        self, rows: list[CheckRow], rtol: float, atol: float, order: int, n_outputs: int = 1
+    ) -> None:
+        self.rows, self.rtol, self.atol, self.order, self.n_outputs = rows, rtol, atol, order, n_outputs
+
+    def __repr__(self) -> str:
+        return f"CheckReport(ok={self.ok}, rows={len(self.rows)}, failures={len(self.failures)})"
 
     @property
     def ok(self) -> bool:

@@ -222,19 +222,33 @@ def expression_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> Any:
-    """Load plugins (only those asked for), then parse the expression."""
+    """Load the plugins asked for, then parse the expression.
+
+    Installed entry points (group ``gradcli.functions``) are scanned only when the expression
+    names a function that is not registered: scanning them costs time on every start.
+    """
+    from .functions.registry import REGISTRY
     from .language import parse
     from .plugins import load_plugins
+    from .program import ExpressionError
 
-    if plugins or os.environ.get("GRADCLI_PLUGINS"):
-        load_plugins(list(plugins))
+    load_plugins(list(plugins), entry_points=False)
     if expr_file is not None and expr is not None:
         fail("give the expression either as an argument or with -f FILE, not both", 2)
     if expr_file is not None:
         expr = expr_file.read()
     if expr is None:
         fail("missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)", 2)
-    return parse(expr)
+    try:
+        return parse(expr)
+    except ExpressionError as exc:
+        if not exc.message.startswith("unknown function"):
+            raise
+        before = len(REGISTRY)
+        load_plugins([], env={}, entry_points=True)
+        if len(REGISTRY) == before:
+            raise
+        return parse(expr)
 
 
 def no_such_variable(where: str, name: str, names: tuple[str, ...]) -> NoReturn:
@@ -506,8 +520,7 @@ def functions_command(as_json: bool, plugins: tuple[str, ...]) -> None:
     from .language import SPECIAL_FORMS
     from .plugins import load_plugins
 
-    if plugins or os.environ.get("GRADCLI_PLUGINS"):
-        load_plugins(list(plugins))
+    load_plugins(list(plugins), entry_points=True)
     specs = [REGISTRY[n] for n in sorted(REGISTRY)]
     if as_json:
         emit(

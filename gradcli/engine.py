@@ -234,10 +234,7 @@ class Function:
             out = self.outputs[i]()
             if out is not None:
                 by_id.setdefault(id_, out)
-        return tuple(
-            a if isinstance(a, Variable) else by_id.get(id(a)) or Variable(a, requires_grad=False)
-            for a in self._saved
-        )
+        return tuple(a if isinstance(a, Variable) else _saved(by_id.get(id(a)), a) for a in self._saved)
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -250,6 +247,11 @@ class Function:
     @property
     def name(self) -> str:
         return getattr(self, "registry_name", type(self).__name__.lower())
+
+
+def _saved(var: Variable | None, array: Any) -> Variable:
+    """A saved array as a Variable: the graph's own Variable if it was one, else a constant."""
+    return var if var is not None else Variable(array, requires_grad=False)
 
 
 def backward(

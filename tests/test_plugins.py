@@ -81,11 +81,6 @@ def test_line_example_sums_gradient_back_over_broadcast_inputs() -> None:
     np.testing.assert_array_equal(b.grad.data, [[2.0, 2.0]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Function.saved_tensors uses `by_id.get(...) or Variable(...)`, and bool() of a "
-    "0-d Variable calls len() -> TypeError (gradcli/engine.py, saved_tensors)",
-)
 def test_line_example_with_a_scalar_bias() -> None:
     load_plugin_file(str(LINE))
     w = Variable([[1.0, 2.0], [3.0, 4.0]])

@@ -24,8 +24,11 @@ def is_foreign_array(x: Any) -> bool:
 
 def as_array(x: Any) -> Any:
     """Return ``x`` as a float64 array: NumPy for Python values, unchanged for foreign arrays."""
-    if type(x) is np.ndarray and x.dtype == np.float64:
+    kind = type(x)
+    if kind is np.ndarray and x.dtype == np.float64:
         return x
+    if kind is float or kind is np.float64 or kind is int:
+        return np.asarray(x, dtype=np.float64)
     if is_foreign_array(x):
         return x
     if isinstance(x, (str, bytes)):

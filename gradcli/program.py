@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Variable, grad
+from .engine import Variable, grad, paused_gc
 from .functions.registry import Spec
 
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
@@ -109,6 +109,10 @@ class Program:
 
     def run_variables(self, variables: Mapping[str, Variable]) -> list[Variable]:
         """Evaluate with the given input Variables (the seam that calculus builds on)."""
+        with paused_gc():
+            return self._run(variables)
+
+    def _run(self, variables: Mapping[str, Variable]) -> list[Variable]:
         slots: list[Any] = [None] * len(self.ops)
         frees = self._frees
         for i, op in enumerate(self.ops):

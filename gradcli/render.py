@@ -21,12 +21,15 @@ import numpy as np
 from .engine import Variable
 
 __all__ = [
+    "check_json",
     "derivatives_text",
     "dumps",
     "eval_json",
     "eval_text",
     "format_array",
     "format_number",
+    "hessian_text",
+    "jacobian_text",
     "to_jsonable",
 ]
 
@@ -200,3 +203,122 @@ def derivatives_text(derivs: Mapping[str, Sequence[Any]]) -> str:
         for k, a in enumerate(orders, start=1)
     ]
     return _aligned(rows) if rows else ""
+
+
+# --- Hessians, Jacobians and checks -----------------------------------------------------------
+
+
+def _cell(x: float) -> str:
+    # 8 significant digits, as inside arrays; format_number then drops what is not needed.
+    return format_number(float(f"{float(x):.8g}"))
+
+
+def _matrix(corner: str, rows: Sequence[str], columns: Sequence[str], cells: Any) -> list[str]:
+    """A labelled matrix: ``corner`` above the row labels, numbers right-aligned under their
+    column headers."""
+    texts = [[_cell(x) for x in row] for row in np.asarray(cells, dtype=np.float64)]
+    lw = max(len(corner), *map(len, rows))
+    widths = [max(len(c), *(len(t[j]) for t in texts)) for j, c in enumerate(columns)]
+    head = " ".join([f"{corner:<{lw}}", *(f"{c:>{w}}" for c, w in zip(columns, widths))])
+    body = [
+        " ".join([f"{label:<{lw}}", *(f"{t:>{w}}" for t, w in zip(row, widths))])
+        for label, row in zip(rows, texts)
+    ]
+    return [head.rstrip(), *body]
+
+
+def hessian_text(value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapping[str, Any]]) -> str:
+    """Value, gradient and Hessian for a person.
+
+    With scalar variables the Hessian is a square matrix labelled by the variable names::
+
+        value  13
+        grad x 4
+        grad y 6
+        hessian x y
+        x       2 0
+        y       0 2
+
+    With an array variable, one labelled block per pair, ``hessian x y`` of shape
+    ``x.shape + y.shape``, aligned as in :func:`eval_text`. Numbers show 8 significant digits.
+    """
+    names = list(hessian)
+    if all(_as_array(g).ndim == 0 for g in grad.values()):
+        cells = [[float(_as_array(hessian[a][b])) for b in names] for a in names]
+        lines = [eval_text(value, grad), *(_matrix("hessian", names, names, cells) if names else [])]
+        return "\n".join(lines)
+    rows = _text_rows(value, grad)
+    rows += [(f"hessian {a} {b}", hessian[a][b]) for a in names for b in names]
+    return _aligned(rows)
+
+
+def _element_labels(prefix: str, shape: tuple[int, ...]) -> list[str]:
+    return [prefix + (f"[{','.join(map(str, i))}]" if i else "") for i in np.ndindex(shape)]
+
+
+def jacobian_text(value: Any, jacobian: Any) -> str:
+    """Values and Jacobian for a person; one output gives a value and a mapping name -> block,
+    several give sequences of those (as :func:`eval_text`).
+
+    When every variable is a scalar and every output at most a vector, it is one matrix: a row
+    per output element (``out[i]``; ``out0``, ``out1[i]`` with several outputs), a column per
+    variable. Otherwise one labelled block per output and variable, of shape
+    ``output.shape + x.shape``. Numbers show 8 significant digits.
+    """
+    several = _several(jacobian)
+    values = list(value) if several else [value]
+    blocks: list[Mapping[str, Any]] = list(jacobian) if several else [jacobian]
+    names = list(blocks[0]) if blocks else []
+    value_rows = [(f"value[{k}]" if several else "value", v) for k, v in enumerate(values)]
+    shapes = [_as_array(v).shape for v in values]
+    if all(len(s) <= 1 for s in shapes) and all(
+        _as_array(b[n]).ndim == len(s) for b, s in zip(blocks, shapes) for n in names
+    ):
+        labels: list[str] = []
+        cells: list[list[float]] = []
+        for k, (block, shape) in enumerate(zip(blocks, shapes)):
+            labels += _element_labels(f"out{k}" if several else "out", shape)
+            columns = [_as_array(block[n]).reshape(-1) for n in names]
+            cells += [[float(c[i]) for c in columns] for i in range(int(np.prod(shape)))]
+        table = _matrix("jacobian", labels, names, cells) if names else []
+        return "\n".join([_aligned(value_rows), *table])
+    rows = list(value_rows)
+    for k, block in enumerate(blocks):
+        rows += [(f"jacobian[{k}] {n}" if several else f"jacobian {n}", b) for n, b in block.items()]
+    return _aligned(rows)
+
+
+def check_json(report: Any) -> dict[str, Any]:
+    """A numerical check (``gradcli.calculus.CheckReport``) as JSON data::
+
+        {"ok": true, "order": 1, "rtol": 1e-05, "atol": 1e-07, "failures": 0,
+         "rows": [{"output": 0, "order": 1, "derivative": "d/dx", "variable": "x", "index": [],
+                   "other": null, "other_index": [], "analytic": 4.0, "numeric": 4.0000000001,
+                   "abs_error": 1e-10, "rel_error": 2.5e-11, "ok": true}, ...]}
+
+    ``other``/``other_index`` name the second variable of a Hessian entry (order 2 rows).
+    """
+    return {
+        "ok": bool(report.ok),
+        "order": report.order,
+        "rtol": report.rtol,
+        "atol": report.atol,
+        "failures": len(report.failures),
+        "rows": [
+            {
+                "output": r.output,
+                "order": r.order,
+                "derivative": r.label,
+                "variable": r.variable,
+                "index": list(r.index),
+                "other": r.other,
+                "other_index": list(r.other_index),
+                "analytic": r.analytic,
+                "numeric": r.numeric,
+                "abs_error": r.abs_error,
+                "rel_error": r.rel_error,
+                "ok": r.ok,
+            }
+            for r in report.rows
+        ],
+    }

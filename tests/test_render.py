@@ -10,12 +10,15 @@ import pytest
 
 from gradcli import Variable
 from gradcli.render import (
+    check_json,
     derivatives_text,
     dumps,
     eval_json,
     eval_text,
     format_array,
     format_number,
+    hessian_text,
+    jacobian_text,
     to_jsonable,
 )
 
@@ -202,3 +205,35 @@ def test_a_32_dimensional_array_renders_without_recursion_trouble() -> None:
     a = np.ones((1,) * 32)
     nested = json.loads("[" * 32 + "1.0" + "]" * 32)
     assert _strict_loads(dumps(eval_json(a, {}))) == {"value": nested, "grad": {}}
+
+
+# -- Hessians, Jacobians, checks -------------------------------------------------------------------
+
+
+def test_hessian_matrix_shows_eight_significant_digits_and_non_finite_names() -> None:
+    text = hessian_text(
+        np.array(1.0),
+        {"x": np.array(0.0), "yy": np.array(0.0)},
+        {"x": {"x": 1 / 3, "yy": math.nan}, "yy": {"x": math.nan, "yy": -math.inf}},
+    )
+    assert text.splitlines()[-3:] == [
+        "hessian          x   yy",
+        "x       0.33333333  nan",
+        "yy             nan -inf",
+    ]
+
+
+def test_hessian_text_without_variables_is_the_value_alone() -> None:
+    assert hessian_text(np.array(3.0), {}, {}) == "value 3"
+
+
+def test_jacobian_text_without_variables_is_the_values_alone() -> None:
+    assert jacobian_text([np.array(1.0), np.array([2.0, 3.0])], [{}, {}]) == "value[0] 1\nvalue[1] [2 3]"
+
+
+def test_check_json_is_strict_json_with_non_finite_errors() -> None:
+    from gradcli.calculus import check
+
+    data = _strict_loads(dumps(check_json(check(lambda x: x * 1.0, {"x": math.nan}))))
+    assert data["ok"] is False and data["failures"] == 1
+    assert data["rows"][0]["numeric"] == "NaN" and data["rows"][0]["derivative"] == "d/dx"

@@ -328,8 +328,10 @@ class _Callbacks:
                 b.names[s] = t.name
         return ("assign", None)
 
-    def statements(self, children: list[Any]) -> None:
+    def start(self, children: list[Any]) -> None:
         b = _b()
+        if not children:
+            raise b.error("the expression is empty (only comments or separators)", 0)
         *head, last = children
         if last[0] != "output":
             raise b.error(
@@ -343,9 +345,6 @@ class _Callbacks:
             )
         slots = [b.value(r) for r in last[1]]
         b.outputs = tuple(slots)
-
-    def start(self, children: list[Any]) -> None:
-        return None
 
 
 def _first_output_pos(b: _Builder, head: list[Any]) -> int:

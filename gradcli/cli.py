@@ -161,9 +161,32 @@ class ExpressionCommand(click.Command):
         super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = self._variables_last(args)
         if "--help" in args or "-h" in args:
             ctx.meta["gradcli.help_expr"] = next((a for a in args if not a.startswith("-")), None)
         return super().parse_args(ctx, args)
+
+    def _variables_last(self, args: list[str]) -> list[str]:
+        """Move ``--NAME VALUE`` pairs that are not the command's own options after everything
+        else, so ``gradcli eval --x 2 "x*3"`` reads like ``gradcli eval "x*3" --x 2``."""
+        own = {opt for p in self.params for opt in (*p.opts, *p.secondary_opts)}
+        head: list[str] = []
+        tail: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                head.extend(args[i:])
+                break
+            if arg.startswith("--") and len(arg) > 2 and arg.split("=", 1)[0] not in own:
+                tail.append(arg)
+                if "=" not in arg and i + 1 < len(args):
+                    i += 1
+                    tail.append(args[i])
+            else:
+                head.append(arg)
+            i += 1
+        return head + tail
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
@@ -237,8 +260,10 @@ def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> 
         fail("give the expression either as an argument or with -f FILE, not both", 2)
     if expr_file is not None:
         expr = expr_file.read()
-    if expr is None:
-        fail("missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)", 2)
+    if expr is None or expr.startswith("--") and expr[2:].isidentifier():
+        # ('--x' would parse as -(-x), but here it is an option whose expression is missing)
+        command = click.get_current_context().command_path
+        fail(f"missing the expression: {command} EXPR [--x VALUE ...] (see --help)", 2)
     try:
         return parse(expr)
     except ExpressionError as exc:

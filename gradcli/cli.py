@@ -161,15 +161,17 @@ class ExpressionCommand(click.Command):
         super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        args = self._variables_last(args)
-        if "--help" in args or "-h" in args:
-            ctx.meta["gradcli.help_expr"] = next((a for a in args if not a.startswith("-")), None)
-        return super().parse_args(ctx, args)
+        own, variables = self._split_variables(ctx, args)
+        if "--help" in own or "-h" in own:
+            ctx.meta["gradcli.help_expr"] = next((a for a in own if not a.startswith("-")), None)
+        rest = super().parse_args(ctx, own)
+        ctx.args = [*ctx.args, *variables]
+        return rest
 
-    def _variables_last(self, args: list[str]) -> list[str]:
-        """Move ``--NAME VALUE`` pairs that are not the command's own options after everything
-        else, so ``gradcli eval --x 2 "x*3"`` reads like ``gradcli eval "x*3" --x 2``."""
-        own = {opt for p in self.params for opt in (*p.opts, *p.secondary_opts)}
+    def _split_variables(self, ctx: click.Context, args: list[str]) -> tuple[list[str], list[str]]:
+        """Separate ``--NAME VALUE`` pairs that are not the command's own options, wherever they
+        stand: click would otherwise take ``--x`` for the expression in ``eval --x 2 "x*3"``."""
+        own = {opt for p in self.get_params(ctx) for opt in (*p.opts, *p.secondary_opts)}
         head: list[str] = []
         tail: list[str] = []
         i = 0
@@ -186,7 +188,7 @@ class ExpressionCommand(click.Command):
             else:
                 head.append(arg)
             i += 1
-        return head + tail
+        return head, tail
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)

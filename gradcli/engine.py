@@ -443,8 +443,8 @@ class Neg(Function):
 
 
 class Add(Function):
-    def forward(self, x0: Any, x1: Any) -> Any:
-        return x0 + x1
+    def forward(self, x: Any, y: Any) -> Any:
+        return x + y
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -452,8 +452,8 @@ class Add(Function):
 
 
 class Sub(Function):
-    def forward(self, x0: Any, x1: Any) -> Any:
-        return x0 - x1
+    def forward(self, x: Any, y: Any) -> Any:
+        return x - y
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable]:
         x0, x1 = self.inputs
@@ -461,8 +461,8 @@ class Sub(Function):
 
 
 class Mul(Function):
-    def forward(self, x0: Any, x1: Any) -> Any:
-        return x0 * x1
+    def forward(self, x: Any, y: Any) -> Any:
+        return x * y
 
     def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
         x0, x1 = self.inputs
@@ -472,8 +472,8 @@ class Mul(Function):
 
 
 class Div(Function):
-    def forward(self, x0: Any, x1: Any) -> Any:
-        return x0 / x1
+    def forward(self, x: Any, y: Any) -> Any:
+        return x / y
 
     def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
         x0, x1 = self.inputs

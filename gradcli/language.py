@@ -316,6 +316,11 @@ class _Callbacks:
         else:
             slot = b.resolve(value)
             op = b.ops[slot]
+            if op.kind == CALL and op.spec is not None and op.spec.n_outputs == 1:
+                raise b.error(
+                    f"{op.spec.name}() has one output: it cannot be unpacked into {len(targets)} names",
+                    op.where,
+                )
             if op.kind != CALL:
                 raise b.error(
                     f"{len(targets)} names need a function with {len(targets)} outputs on the right",
@@ -426,8 +431,38 @@ _STARTS_EXPR = {"NAME", "NUMBER"}
 _OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "_POW", "LSQB", "LPAR"}
 
 
-def _expected_words(expected: set[str]) -> str:
-    """Lark's terminal names in words: 'an expression', 'an operator', "')'"."""
+def _open_brackets(text: str) -> list[str]:
+    """The brackets still open in ``text`` (comments skipped): the context of an error."""
+    stack: list[str] = []
+    comment = False
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif ch == "#":
+            comment = True
+        elif ch in "([":
+            stack.append(ch)
+        elif ch in ")]" and stack:
+            stack.pop()
+    return stack
+
+
+def _expected_words(expected: set[str], before: str = "") -> str:
+    """Lark's terminal names in words: 'an expression', 'an operator', "')'".
+
+    LALR merges the lookaheads of similar states, so Lark may list a ')' with no '(' open;
+    those are dropped by looking at which brackets really are open before the fault.
+    """
+    expected = set(expected)
+    stack = _open_brackets(before)
+    if "(" not in stack:
+        expected.discard("RPAR")
+    if "[" not in stack:
+        expected.discard("RSQB")
+    if not stack or stack[-1] != "[":
+        expected.discard("COLON")
+    if stack:  # a statement cannot end inside brackets
+        expected -= {"_SEP", "$END"}
     words: list[str] = []
     if expected & _STARTS_EXPR:
         words.append("an expression")
@@ -477,7 +512,8 @@ def _syntax_error(text: str, exc: Exception) -> ExpressionError:
             what = "the statement ended too soon"
         else:
             what = f"unexpected {str(tok)!r}"
-        return ExpressionError(f"{what}: expected {_expected_words(expected)}{_before(text, pos)}", text, pos)
+        expected_text = _expected_words(expected, text[:pos])
+        return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
     if isinstance(exc, UnexpectedEOF):
         pos = len(text.rstrip())
         return ExpressionError(

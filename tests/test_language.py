@@ -486,3 +486,23 @@ def test_grammar_has_no_lalr_conflicts(caplog: pytest.LogCaptureFixture) -> None
         Lark(grammar_path().read_text(), parser="lalr", maybe_placeholders=True, debug=True)
     conflicts = [r.getMessage() for r in caplog.records if "conflict" in r.getMessage().lower()]
     assert not conflicts, conflicts
+
+
+@pytest.mark.parametrize(
+    ("text", "absent"),
+    [
+        ("1 2", ["')'", "']'", "':'"]),
+        ("sin(x 2)", ["']'", "':'", "new statement"]),
+        ("[1 2]", ["')'", "new statement"]),
+    ],
+)
+def test_expected_tokens_name_only_brackets_that_are_open(text: str, absent: list[str]) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse(text)
+    for word in absent:
+        assert word not in info.value.message
+
+
+def test_unpacking_a_single_output_function_is_rejected_while_parsing() -> None:
+    with pytest.raises(ExpressionError, match=r"sin\(\) has one output"):
+        parse("a, b = sin(x); a")

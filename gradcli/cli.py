@@ -24,6 +24,45 @@ NON_SCALAR_NOTE = (
 )
 
 
+# Caps that keep a mistake from exhausting the machine; both can be raised (README: Limits).
+MAX_EXPRESSION = 16_000_000  # characters: a 1,000,000-term sum is about 4 million
+MAX_OUTPUT = 10_000_000  # numbers written as JSON: about 200 MB of text
+
+
+def setting(name: str, default: Any) -> Any:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return (obj or {}).get(name, default)
+
+
+def guard_output(*results: Any) -> None:
+    """Refuse, before rendering, JSON with more numbers than ``--max-output``.
+
+    ``results`` are arrays, or dicts and lists of them (walked with a stack, not recursion).
+    """
+    total = 0
+    stack = list(results)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        else:
+            total += getattr(item, "size", 1)
+    guard_count(total)
+
+
+def guard_count(total: int) -> None:
+    limit = setting("max_output", MAX_OUTPUT)
+    if total > limit:
+        fail(
+            f"the result has {total:,} numbers, more than --max-output {limit:,}: raise the limit, "
+            "narrow it with --wrt, or reduce it in the expression (e.g. sum(...))",
+            2,
+        )
+
+
 class CliError(click.ClickException):
     """One clear message on stderr, prefixed 'error:', with the exit status it says."""
 
@@ -135,8 +174,24 @@ def _silence_stdout() -> None:
 @click.group(cls=GradGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="gradcli", package_name="gradcli")
 @click.option("--debug", is_flag=True, hidden=True, help="Show Python tracebacks.")
+@click.option(
+    "--max-expression",
+    type=click.IntRange(1),
+    default=MAX_EXPRESSION,
+    envvar="GRADCLI_MAX_EXPRESSION",
+    show_default=True,
+    help="Refuse expressions longer than this many characters (also $GRADCLI_MAX_EXPRESSION).",
+)
+@click.option(
+    "--max-output",
+    type=click.IntRange(1),
+    default=MAX_OUTPUT,
+    envvar="GRADCLI_MAX_OUTPUT",
+    show_default=True,
+    help="Refuse to write more numbers than this as JSON (also $GRADCLI_MAX_OUTPUT).",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) -> None:
     """gradcli: values and gradients of expressions.
 
     \b
@@ -144,7 +199,7 @@ def main(ctx: click.Context, debug: bool) -> None:
       gradcli eval "x**2 + y**2" --x 2 --y 3 --json
       gradcli functions
     """
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "max_expression": max_expression, "max_output": max_output}
 
 
 # --- expressions and their variables ---------------------------------------------------------
@@ -262,6 +317,9 @@ def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> 
         fail("give the expression either as an argument or with -f FILE, not both", 2)
     if expr_file is not None:
         expr = expr_file.read()
+    limit = setting("max_expression", MAX_EXPRESSION)
+    if expr is not None and len(expr) > limit:
+        fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
     if expr is None or expr.startswith("--") and expr[2:].isidentifier():
         # ('--x' would parse as -(-x), but here it is an option whose expression is missing)
         command = click.get_current_context().command_path
@@ -431,6 +489,7 @@ def render_result(result: Any, derivs: Any, as_json: bool) -> str:
     value = result.value if several else result.value[0]
     grads = result.grad if several else result.grad[0]
     if as_json:
+        guard_output(value, grads, derivs)
         data = render.eval_json(value, grads)
         if derivs is not None:
             data["derivatives"] = {n: [render.to_jsonable(d) for d in ds] for n, ds in derivs.items()}

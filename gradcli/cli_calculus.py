@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+import numpy as np
 
 from .cli import (
     ExpressionCommand,
@@ -17,6 +18,8 @@ from .cli import (
     emit,
     expression_options,
     fp_warnings,
+    guard_count,
+    guard_output,
     load_program,
     parse_wrt,
     translate_errors,
@@ -65,6 +68,9 @@ def hessian_command(
     program = load_program(expr, expr_file, plugins)
     values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
+    # The Hessian has (sum of sizes)**2 numbers: refuse an impossible one before computing it.
+    size = sum(np.size(values[n]) for n in (chosen or program.inputs))
+    guard_count(size * size)
     with fp_warnings():
         result = calculus.hessian(program, values, wrt=chosen)
     if as_json:
@@ -115,6 +121,7 @@ def jacobian_command(
     chosen = parse_wrt(wrt, program.inputs)
     with fp_warnings():
         result = calculus.jacobian(program, values, wrt=chosen)
+    guard_output(result.jacobian)
     if not as_json:
         emit(render.jacobian_text(result.value, result.jacobian))
         return

@@ -26,11 +26,11 @@ def _runner() -> CliRunner:
         return CliRunner()
 
 
-def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """``gradcli ARGS`` in-process: (exit status, stdout, stderr)."""
     from gradcli.cli import main
 
-    result = _runner().invoke(main, list(args), input=input, prog_name="gradcli")
+    result = _runner().invoke(main, list(args), input=input, prog_name="gradcli", env=env)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -48,7 +48,7 @@ def guard_output(*results: Any) -> None:
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
-        else:
+        elif item is not None:
             total += getattr(item, "size", 1)
     guard_count(total)
 

@@ -1,0 +1,43 @@
+"""PyTorch in eager mode on the CPU, float64 throughout, default thread settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from common import CHAIN_START, A, B
+
+
+def chain(n: int) -> tuple[float, float]:
+    x = torch.tensor(CHAIN_START, dtype=torch.float64, requires_grad=True)
+    y = x
+    for i in range(n):
+        k = i % 3
+        if k == 0:
+            y = y * A
+        elif k == 1:
+            y = y + B
+        else:
+            y = torch.relu(y)
+    y.backward()
+    return y.item(), x.grad.item()
+
+
+def arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tx = torch.from_numpy(x).requires_grad_()
+    ty = torch.from_numpy(y).requires_grad_()
+    z = torch.sin(tx) * torch.exp(-(ty**2)) + torch.log1p(tx**2)
+    z.backward(torch.ones_like(z))
+    return z.detach().numpy(), tx.grad.numpy(), ty.grad.numpy()
+
+
+def hessian(a: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    ta = torch.from_numpy(a)
+
+    def quadratic(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (v @ ta @ v)
+
+    tx = torch.from_numpy(x).requires_grad_()
+    value = quadratic(tx)
+    (g,) = torch.autograd.grad(value, tx)
+    h = torch.autograd.functional.hessian(quadratic, torch.from_numpy(x))
+    return value.item(), g.numpy(), h.numpy()

@@ -9,9 +9,7 @@ alternative names, which match the registry's function names.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -378,38 +376,33 @@ def grammar_path() -> Path:
     raise FileNotFoundError("gradcli's grammar file (grammars/gradcli.lark) is missing from the installation")
 
 
-def _cache_file(grammar: bytes) -> str | bool:
-    """Lark's parse-table cache, in a directory the user owns (not a shared /tmp name)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "gradcli")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(folder, os.W_OK):
-        return False
-    digest = hashlib.sha256(grammar).hexdigest()[:16]
-    return os.path.join(folder, f"grammar-{digest}.lark_cache")
+def _get_parser() -> Any:
+    """The LALR parser, built once per process.
+
+    It is Lark's standalone parser generated from the grammar (``tools/build_parser.py``), which
+    starts without importing lark; a test keeps it in sync with ``grammars/gradcli.lark``.
+    """
+    global _parser
+    if _parser is None:
+        from . import _parser as standalone
+
+        _parser = standalone.Lark_StandAlone(transformer=_Callbacks())
+    return _parser
+
+
+def lark_parser() -> Any:
+    """A parser built by lark from the grammar file itself (for the sync test and for tools)."""
+    from lark import Lark
+
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        transformer=_Callbacks(),
+        maybe_placeholders=True,
+    )
 
 
 _parser: Any = None
-
-
-def _get_parser() -> Any:
-    global _parser
-    if _parser is None:
-        from lark import Lark
-
-        path = grammar_path()
-        source = path.read_bytes()
-        _parser = Lark(
-            source.decode("utf-8"),
-            parser="lalr",
-            transformer=_Callbacks(),
-            cache=_cache_file(source),
-            maybe_placeholders=True,
-        )
-    return _parser
 
 
 # --- errors in words ---------------------------------------------------------------------------
@@ -494,16 +487,19 @@ def _before(text: str, pos: int) -> str:
     return f" after '{tail}'"
 
 
-def _syntax_error(text: str, exc: Exception) -> ExpressionError:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+def _is_syntax_error(exc: BaseException) -> bool:
+    """Lark's UnexpectedInput, from lark itself or from the generated standalone parser."""
+    return any(c.__name__ == "UnexpectedInput" for c in type(exc).__mro__)
 
-    if isinstance(exc, UnexpectedCharacters):
+
+def _syntax_error(text: str, exc: Any) -> ExpressionError:
+    kind = type(exc).__name__
+    if kind == "UnexpectedCharacters":
         pos = exc.pos_in_stream
         ch = text[pos] if pos < len(text) else ""
         return ExpressionError(f"unexpected character {ch!r}{_before(text, pos)}", text, pos)
-    if isinstance(exc, UnexpectedToken):
+    if kind == "UnexpectedToken":
         tok = exc.token
-        expected = set(exc.expected)
         at_end = tok.type == "$END"
         pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
         if at_end:
@@ -512,27 +508,29 @@ def _syntax_error(text: str, exc: Exception) -> ExpressionError:
             what = "the statement ended too soon"
         else:
             what = f"unexpected {str(tok)!r}"
-        expected_text = _expected_words(expected, text[:pos])
+        expected_text = _expected_words(set(exc.expected), text[:pos])
         return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
-    if isinstance(exc, UnexpectedEOF):
+    if kind == "UnexpectedEOF":
         pos = len(text.rstrip())
-        return ExpressionError(
-            f"the expression ended too soon: expected {_expected_words(set(exc.expected))}", text, pos
-        )
+        expected_text = _expected_words(set(exc.expected), text[:pos])
+        return ExpressionError(f"the expression ended too soon: expected {expected_text}", text, pos)
     return ExpressionError(f"cannot parse the expression: {exc}", text, 0)
 
 
-def parse(text: str) -> Program:
-    """Parse ``text`` into a Program, or raise ExpressionError pointing at the fault."""
-    from lark.exceptions import UnexpectedInput
+def parse(text: str, parser: Any = None) -> Program:
+    """Parse ``text`` into a Program, or raise ExpressionError pointing at the fault.
 
+    ``parser`` is for tests and tools (e.g. :func:`lark_parser`); the default is built once.
+    """
     if not text.strip():
         raise ExpressionError("the expression is empty")
     builder = _Builder(text)
     token = _current.set(builder)
     try:
-        _get_parser().parse(text)
-    except UnexpectedInput as exc:
+        (parser or _get_parser()).parse(text)
+    except Exception as exc:
+        if not _is_syntax_error(exc):
+            raise
         raise _syntax_error(text, exc) from None
     finally:
         _current.reset(token)

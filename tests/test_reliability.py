@@ -4,7 +4,7 @@ nothing, whatever the input and whatever happens to the process (Ctrl-C, a close
 
 Most tests run the real program (``python -m gradcli`` in a subprocess), since exit statuses,
 signals and what reaches the real stderr only show there. The 1,000,000-term sum is marked
-``slow`` (about 35 s and 1.1 GB on 2 cores) and runs by default; ``-m "not slow"`` leaves it out.
+``slow`` (about 25 s and 1.1 GB on 2 cores) and runs by default; ``-m "not slow"`` leaves it out.
 A 10^8-element input (about 13 s and 6.3 GB) runs only with ``GRADCLI_TEST_HUGE=1``.
 """
 
@@ -117,7 +117,7 @@ def test_hundred_thousand_deep_unary_minus_and_calls_through_the_cli(tmp_path: P
 
 @pytest.mark.slow
 def test_million_term_sum_through_parse_run_and_backward() -> None:
-    """Measured on 2 cores: parse 16 s, run 10 s, backward 9 s; 1.1 GB peak. Not timed here."""
+    """Measured on 2 cores: parse 15 s, run 4 s, backward 6 s; 1.1 GB peak. Not timed here."""
     from gradcli.language import parse
 
     terms = 1_000_000

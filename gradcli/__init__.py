@@ -15,15 +15,23 @@ Expressions (text) and Python callables of Variables are accepted alike by ``gra
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import functions
-from .engine import Function, Variable, backward, is_grad_enabled, no_grad, using_grad
-from .functions.registry import register
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# The calculus API imports more than the engine needs; it is loaded on first use.
+# Everything is imported on first use, so that `import gradcli` (and the command line's first
+# milliseconds, when Ctrl-C must still end quietly) does not pay for NumPy before it needs it.
+_FROM = {
+    "Function": "engine",
+    "Variable": "engine",
+    "backward": "engine",
+    "is_grad_enabled": "engine",
+    "no_grad": "engine",
+    "using_grad": "engine",
+    "register": "functions.registry",
+}
+# The calculus API, which also accepts expression text.
 _CALCULUS = ("grad", "hessian", "jacobian", "derivatives", "evaluate", "check", "numerical_grad")
 
 __all__ = [
@@ -31,14 +39,25 @@ __all__ = [
     "Variable",
     "__version__",
     "backward",
+    "check",
+    "derivatives",
+    "evaluate",
     "functions",
+    "grad",
+    "hessian",
     "is_grad_enabled",
+    "jacobian",
     "no_grad",
+    "numerical_grad",
     "parse",
     "register",
     "using_grad",
-    *_CALCULUS,
 ]
+
+if TYPE_CHECKING:
+    from . import functions
+    from .engine import Function, Variable, backward, is_grad_enabled, no_grad, using_grad
+    from .functions.registry import register
 
 
 def parse(text: str) -> Any:
@@ -49,16 +68,30 @@ def parse(text: str) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALCULUS:
-        from . import calculus
+    if name in _FROM:
+        value = getattr(importlib.import_module(f".{_FROM[name]}", __name__), name)
+    elif name == "functions":
+        value = importlib.import_module(".functions", __name__)
+    elif name in _CALCULUS:
+        value = _accepting_text(name)
+    else:
+        raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        func = getattr(calculus, name)
 
-        def accepting_text(f: Any, *args: Any, **kwargs: Any) -> Any:
-            return func(parse(f) if isinstance(f, str) else f, *args, **kwargs)
+def _accepting_text(name: str) -> Any:
+    from . import calculus
 
-        accepting_text.__name__ = name
-        accepting_text.__doc__ = func.__doc__
-        globals()[name] = accepting_text
-        return accepting_text
-    raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
+    func = getattr(calculus, name)
+
+    def accepting_text(f: Any, *args: Any, **kwargs: Any) -> Any:
+        return func(parse(f) if isinstance(f, str) else f, *args, **kwargs)
+
+    accepting_text.__name__ = name
+    accepting_text.__doc__ = func.__doc__
+    return accepting_text
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

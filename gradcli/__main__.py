@@ -1,5 +1,5 @@
 """``python -m gradcli`` is the ``gradcli`` command."""
 
-from .cli import main
+from ._entry import main
 
-main(prog_name="gradcli")
+main()

@@ -513,57 +513,15 @@ def run_batch(
     program: Any, fixed: Mapping[str, Any], wrt: Any, order: int | None, strict: bool, source: str
 ) -> bool:
     """One JSON result per input line, in order, flushed as it goes; True if every line passed."""
-    import json
-
-    from . import render
-    from .calculus import CalculusError
-    from .inputs import InputError, values_from_json_object
-    from .program import ExpressionError
-
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
     out = sys.stdout
     ok = True
     try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
         with stream, fp_warnings(), _progress(stream, source) as advance:
             for number, line in enumerate(stream, start=1):
                 advance(len(line))
-                try:
-                    obj = json.loads(line)
-                    values = values_from_json_object(obj)
-                    clash = sorted(set(values) & set(fixed))
-                    if clash:
-                        raise InputError(f"{clash[0]!r} is given both on the command line and in the line")
-                    values.update(fixed)
-                    unknown = [n for n in values if n not in program.inputs]
-                    if unknown:
-                        raise InputError(f"the expression has no variable {unknown[0]!r}")
-                    missing = [n for n in program.inputs if n not in values]
-                    if missing:
-                        raise InputError(f"missing value for {', '.join(repr(n) for n in missing)}")
-                    result, derivs = evaluate_program(program, values, wrt, order)
-                    text = render_result(result, derivs, True)
-                    if strict and not all_finite(result, derivs):
-                        ok = False
-                        text = render.dumps(
-                            {"line": number, "error": "a value or gradient is NaN or infinite (--strict)"}
-                        )
-                except (
-                    ValueError,
-                    TypeError,
-                    ArithmeticError,
-                    InputError,
-                    ExpressionError,
-                    CalculusError,
-                ) as exc:
-                    ok = False
-                    message = exc.message if isinstance(exc, ExpressionError) else str(exc)
-                    if isinstance(exc, json.JSONDecodeError):
-                        message = (
-                            "empty line: expected a JSON object of values"
-                            if not line.strip()
-                            else f"not JSON: {exc.msg} at column {exc.colno}"
-                        )
-                    text = render.dumps({"line": number, "error": message})
+                text, passed = batch_line(program, fixed, wrt, order, strict, number, line)
+                ok = ok and passed
                 out.write(text + "\n")
                 out.flush()
     except OSError as exc:
@@ -571,6 +529,53 @@ def run_batch(
             raise
         fail(f"--batch {source}: {exc.strerror or exc}", 2)
     return ok
+
+
+def batch_line(
+    program: Any, fixed: Mapping[str, Any], wrt: Any, order: int | None, strict: bool, number: int, line: str
+) -> tuple[str, bool]:
+    """The output line for one input line, and whether it passed. Whatever goes wrong with one
+    line (bad JSON, values, shapes, memory, nesting) is reported in its place."""
+    import json
+
+    from . import render
+    from .calculus import CalculusError
+    from .inputs import InputError, values_from_json_object
+    from .program import ExpressionError
+
+    try:
+        values = values_from_json_object(json.loads(line))
+        clash = sorted(set(values) & set(fixed))
+        if clash:
+            raise InputError(f"{clash[0]!r} is given both on the command line and in the line")
+        values.update(fixed)
+        unknown = [n for n in values if n not in program.inputs]
+        if unknown:
+            raise InputError(f"the expression has no variable {unknown[0]!r}")
+        missing = [n for n in program.inputs if n not in values]
+        if missing:
+            raise InputError(f"missing value for {', '.join(repr(n) for n in missing)}")
+        result, derivs = evaluate_program(program, values, wrt, order)
+        guard_output(result.value, result.grad, derivs)
+        if strict and not all_finite(result, derivs):
+            return render.dumps(
+                {"line": number, "error": "a value or gradient is NaN or infinite (--strict)"}
+            ), False
+        return render_result(result, derivs, True), True
+    except json.JSONDecodeError as exc:
+        message = (
+            "empty line: expected a JSON object of values" if not line.strip() else f"not JSON: {exc.msg}"
+        )
+        return render.dumps({"line": number, "error": f"{message} at column {exc.colno}"}), False
+    except (ValueError, TypeError, ArithmeticError, InputError, ExpressionError, CalculusError) as exc:
+        message = exc.message if isinstance(exc, ExpressionError) else str(exc)
+        return render.dumps({"line": number, "error": message}), False
+    except click.ClickException as exc:  # a cap (--max-output) refused this line's result
+        return render.dumps({"line": number, "error": exc.format_message()}), False
+    except MemoryError:
+        return render.dumps({"line": number, "error": "out of memory"}), False
+    except RecursionError:
+        return render.dumps({"line": number, "error": "nested too deeply"}), False
 
 
 class _progress:  # noqa: N801 - used like a function

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -36,14 +37,29 @@ def _where() -> str:
 
 @contextlib.contextmanager
 def reporting(emit: Callable[[str], None]) -> Iterator[list[str]]:
-    """Inside the block, each distinct event is passed once to ``emit`` (and kept in the list)."""
+    """Inside the block, each distinct event is passed once to ``emit`` (and kept in the list).
+
+    NumPy's other run-time warnings (``Mean of empty slice``, ...) come through Python's
+    ``warnings`` module instead; they are reported the same way, in place of NumPy's raw text.
+    """
     seen: list[str] = []
 
-    def handler(kind: str, _flag: int) -> None:
-        line = f"warning: {_where()}: {kind}"
+    def report(what: str) -> None:
+        line = f"warning: {_where()}: {what}"
         if line not in seen:
             seen.append(line)
             emit(line)
 
-    with np.errstate(divide="call", invalid="call", over="call", under="ignore", call=handler):
+    def handler(kind: str, _flag: int) -> None:
+        report(kind)
+
+    def show(message: Warning | str, *_: object, **__: object) -> None:
+        report(str(message).rstrip(".").lower())
+
+    with (
+        warnings.catch_warnings(),
+        np.errstate(divide="call", invalid="call", over="call", under="ignore", call=handler),
+    ):
+        warnings.simplefilter("always", RuntimeWarning)
+        warnings.showwarning = show
         yield seen

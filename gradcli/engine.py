@@ -576,7 +576,7 @@ class Sum(Function):
 def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     """The shape a reduction of ``x_shape`` over ``axis`` has with ``keepdims=True``."""
     ndim = len(x_shape)
-    if axis is None:
+    if axis is None or ndim == 0:  # NumPy accepts axis 0 / -1 on a 0-d array
         return (1,) * ndim
     axes = {a % ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
     return tuple(1 if i in axes else n for i, n in enumerate(x_shape))

@@ -185,7 +185,8 @@ class _Callbacks:
     def number(self, children: list[Any]) -> Const:
         tok = children[0]
         text = str(tok)
-        value: float | int = int(text) if text.isdigit() else float(text)
+        # Integers stay exact (axis=1, x[2]); a literal beyond float64's reach becomes inf.
+        value: float | int = int(text) if text.isdigit() and len(text) <= 18 else float(text)
         return Const(value, tok.start_pos)
 
     def name(self, children: list[Any]) -> Name:

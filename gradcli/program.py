@@ -39,16 +39,30 @@ class EvaluationError(ExpressionError):
 
 
 def caret_excerpt(text: str, pos: int, width: int = 76) -> str:
-    """The line of ``text`` holding offset ``pos``, with a caret under that column."""
+    """The line of ``text`` holding offset ``pos``, with a caret under that column.
+
+    Control characters are shown escaped (``\\r``, ``\\x07``) so they cannot rewrite the
+    terminal line or ring its bell; the caret counts the escaped width.
+    """
     pos = max(0, min(pos, len(text)))
     start = text.rfind("\n", 0, pos) + 1
     end = text.find("\n", pos)
-    line = text[start : end if end != -1 else len(text)]
-    col = pos - start
+    raw = text[start : end if end != -1 else len(text)]
+    shown = [_visible(ch) for ch in raw]
+    col = sum(len(piece) for piece in shown[: pos - start])
+    line = "".join(shown)
     if len(line) > width:  # keep the caret in view on long lines
         lo = max(0, min(col - width // 2, len(line) - width))
         line, col = ("..." if lo else "") + line[lo : lo + width], col - lo + (3 if lo else 0)
     return f"  {line}\n  {' ' * col}^"
+
+
+def _visible(ch: str) -> str:
+    if ch == "\t":
+        return " "
+    if ch.isprintable():
+        return ch
+    return repr(ch)[1:-1]
 
 
 class Op:
@@ -158,7 +172,7 @@ class Program:
                     out = grad([y], [x], create_graph=True)[0]
             except ExpressionError:
                 raise
-            except (ValueError, TypeError, IndexError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
+            except (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 name = op.spec.name if op.spec is not None else kind
                 shapes = ", ".join(str(tuple(slots[j].shape)) for j in op.args if hasattr(slots[j], "shape"))
                 detail = str(exc).removeprefix(f"{name}: ")

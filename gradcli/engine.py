@@ -76,6 +76,9 @@ class Variable:
     __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
     # Make NumPy hand binary operators with a Variable on the right back to the Variable.
     __array_ufunc__ = None
+    # Identity, not value: Variables key backward's gradient table. (So there is no elementwise
+    # ==; compare .data instead.)
+    __hash__ = object.__hash__
 
     def __init__(self, data: Any, name: str | None = None, requires_grad: bool = True) -> None:
         if isinstance(data, Variable):
@@ -312,58 +315,61 @@ def backward(
 
     ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``).
     """
+    # Variables and Functions hash by identity, so they key these tables directly (and keying
+    # by the object keeps it alive while its gradient is pending).
     heap: list[tuple[int, int, Function]] = []
-    seen: set[int] = set()
+    seen: set[Function] = set()
     tie = itertools.count()
-    grads: dict[int, Variable] = {}
-    owners: dict[int, Variable] = {}
-    wanted = None if inputs is None else {id(x) for x in inputs}
-    kept: dict[int, Variable] = {}
-
-    def accumulate(var: Variable, g: Variable) -> None:
-        k = id(var)
-        if k in grads:
-            grads[k] = grads[k] + g
-        else:
-            grads[k] = g
-            owners[k] = var
-        if var.creator is not None and id(var.creator) not in seen:
-            seen.add(id(var.creator))
-            heapq.heappush(heap, (-var.creator.generation, next(tie), var.creator))
+    grads: dict[Variable, Variable] = {}
+    wanted = frozenset() if inputs is None else frozenset(inputs)
+    kept: dict[Variable, Variable] = {}
+    push = heapq.heappush
 
     with using_grad(create_graph), paused_gc():
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
-            accumulate(
-                y, Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
-            )
+            g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
+            grads[y] = grads[y] + g if y in grads else g
+            f = y.creator
+            if f is not None and f not in seen:
+                seen.add(f)
+                push(heap, (-f.generation, next(tie), f))
 
         while heap:
             f = heapq.heappop(heap)[2]
             gys = []
             for ref, shape in zip(f.outputs, f._out_shapes):
                 o = ref()
-                g = grads.pop(id(o), None) if o is not None else None
-                if g is not None and (retain_grad or wanted is not None and id(o) in wanted):
-                    kept[id(o)] = g
-                gys.append(g if g is not None else Variable(np.zeros(shape), requires_grad=False))
+                g = grads.pop(o, None) if o is not None else None
+                if g is None:
+                    g = Variable(np.zeros(shape), requires_grad=False)
+                elif retain_grad or o in wanted:
+                    kept[o] = g
+                gys.append(g)
             gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if trace is not None:
                 trace(f, gys, gxs)
             for x, gx in zip(f.inputs, gxs):
-                if gx is not None and x.requires_grad:
-                    accumulate(x, as_variable(gx))
+                if gx is None or not x.requires_grad:
+                    continue
+                if not isinstance(gx, Variable):
+                    gx = Variable(gx, requires_grad=False)
+                grads[x] = grads[x] + gx if x in grads else gx
+                c = x.creator
+                if c is not None and c not in seen:
+                    seen.add(c)
+                    push(heap, (-c.generation, next(tie), c))
 
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
     kept.update(grads)
     if inputs is not None:
-        zeros = [Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs]
-        return [kept.get(id(x), z) for x, z in zip(inputs, zeros)]
-    for k, g in kept.items():
-        var = owners[k]
+        return [
+            kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
+        ]
+    for var, g in kept.items():
         if var.creator is None or retain_grad:
             var.grad = g if var.grad is None else var.grad + g
     return None

@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextvars import ContextVar
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from .engine import Variable
 from .functions.registry import REGISTRY, RegistryError, Spec, lookup
@@ -368,8 +370,10 @@ def _int(b: _Builder, v: Any, pos: int) -> Any:
 # --- the parser, built once per process ----------------------------------------------------
 
 
-def grammar_path() -> Path:
+def grammar_path() -> Path:  # pathlib only here: it is not needed to parse
     """The grammar file: in the installed package, or at the root of a source checkout."""
+    from pathlib import Path
+
     here = Path(__file__).resolve().parent
     for candidate in (here / "grammars" / "gradcli.lark", here.parent / "grammars" / "gradcli.lark"):
         if candidate.is_file():

@@ -110,15 +110,22 @@ class _Problem:
     """One request: the model, its input arrays (private copies) and what to differentiate."""
 
     def __init__(
-        self, names: tuple[str, ...], call: Model, arrays: dict[str, Any], wrt: tuple[str, ...]
+        self,
+        names: tuple[str, ...],
+        call: Model,
+        arrays: dict[str, Any],
+        wrt: tuple[str, ...],
+        inner_grad: bool = True,
     ) -> None:
         self.names, self.call, self.arrays, self.wrt = names, call, arrays, wrt
+        self.inner_grad = inner_grad
 
     def leaves(self) -> dict[str, Variable]:
-        # Every input requires grad, even outside ``wrt``: a model may differentiate inside itself
-        # (``grad(f, y)`` in an expression) with respect to any of them. Variables outside ``wrt``
-        # are held constant simply by not asking for their gradients.
-        return {n: Variable(a, name=n) for n, a in self.arrays.items()}
+        # Inputs outside ``wrt`` are constants, so no gradient is computed for them, unless the
+        # model may differentiate inside itself (``grad(f, y)`` in an expression, or any Python
+        # callable): then every input must be a variable it can differentiate with respect to.
+        live = set(self.names) if self.inner_grad else set(self.wrt)
+        return {n: Variable(a, name=n, requires_grad=n in live) for n, a in self.arrays.items()}
 
     def forward(self, leaves: dict[str, Variable]) -> list[Variable]:
         # The graph is needed even if the caller sits inside no_grad().
@@ -147,7 +154,8 @@ def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None)
             f"the inputs are: {', '.join(names) or '(none)'}"
         )
     arrays = {n: _input_array(n, values[n]) for n in names}
-    return _Problem(names, call, arrays, _resolve_wrt(names, wrt))
+    inner_grad = getattr(f, "differentiates_inside", True)
+    return _Problem(names, call, arrays, _resolve_wrt(names, wrt), inner_grad)
 
 
 def _input_array(name: str, value: Any) -> Any:

@@ -103,6 +103,9 @@ class Program:
         self.names = names  # slot -> name given to it by an assignment
         self.inputs: tuple[str, ...] = tuple(op.value for op in ops if op.kind == INPUT)
         self._frees = _last_uses(ops, outputs)
+        # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
+        # the caller holds constant.
+        self.differentiates_inside = any(op.kind == GRAD for op in ops)
 
     def __repr__(self) -> str:
         return f"Program({self.text!r}, inputs={self.inputs}, ops={len(self.ops)})"

@@ -24,7 +24,7 @@ NON_SCALAR_NOTE = (
 )
 
 
-# Caps that keep a mistake from exhausting the machine; both can be raised (README: Limits).
+# Caps that keep a mistake from exhausting the machine; both can be raised (README: Reliability).
 MAX_EXPRESSION = 16_000_000  # characters: a 1,000,000-term sum is about 4 million
 MAX_OUTPUT = 10_000_000  # numbers written as JSON: about 200 MB of text
 
@@ -104,7 +104,7 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except RecursionError:
             fail("the expression is nested too deeply for this Python", 1)
         except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
-            fail(f"{type(exc).__name__}: {exc}", 1)
+            fail(str(exc) or "the evaluation failed", 1)
 
     return wrapper
 
@@ -131,10 +131,7 @@ class GradGroup(click.Group):
             import importlib
 
             module, attr = LAZY_COMMANDS[cmd_name].split(":")
-            try:
-                self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
-            except (ImportError, AttributeError):
-                return None
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

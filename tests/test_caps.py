@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.helpers_cli import invoke
+from helpers_cli import invoke
 
 
 def test_expression_longer_than_the_cap_is_a_usage_error() -> None:

@@ -39,3 +39,12 @@ def test_output_cap_from_the_environment() -> None:
 def test_text_output_is_summarised_so_the_cap_does_not_apply() -> None:
     rc, out, _ = invoke("--max-output", "5", "eval", "x * 2", "--x", "[1, 2, 3]")
     assert rc == 0 and out.startswith("value  [2 4 6]")
+
+
+def test_a_batch_line_over_the_output_cap_is_reported_in_place_and_the_stream_goes_on() -> None:
+    lines = '{"x": [1, 2, 3]}\n{"x": 1}\n'
+    rc, out, _ = invoke("--max-output", "3", "eval", "x * 2", "--batch", input=lines)
+    first, second = out.splitlines()
+    assert rc == 1
+    assert first.startswith('{"line": 1, "error": "the result has 6 numbers, more than --max-output 3')
+    assert second == '{"value": 2.0, "grad": {"x": 2.0}}'

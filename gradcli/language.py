@@ -344,17 +344,13 @@ class _Callbacks:
                 "the last statement must be the expression to evaluate, not an assignment",
                 len(b.text.rstrip()),
             )
-        if any(kind == "output" for kind, _ in head):
+        stray = next((refs for kind, refs in head if kind == "output"), None)
+        if stray is not None:
             raise b.error(
-                "only the last statement is evaluated: give earlier ones a name (a = ...)",
-                _first_output_pos(b, head),
+                "only the last statement is evaluated: give earlier ones a name (a = ...)", _pos(stray[0])
             )
         slots = [b.value(r) for r in last[1]]
         b.outputs = tuple(slots)
-
-
-def _first_output_pos(b: _Builder, head: list[Any]) -> int:
-    return 0
 
 
 def _int(b: _Builder, v: Any, pos: int) -> Any:

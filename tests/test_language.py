@@ -506,3 +506,10 @@ def test_expected_tokens_name_only_brackets_that_are_open(text: str, absent: lis
 def test_unpacking_a_single_output_function_is_rejected_while_parsing() -> None:
     with pytest.raises(ExpressionError, match=r"sin\(\) has one output"):
         parse("a, b = sin(x); a")
+
+
+def test_an_expression_statement_before_the_last_is_an_error_pointing_at_it() -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse("a = 1; sin(x); a")
+    assert "only the last statement is evaluated" in info.value.message
+    assert info.value.pos == "a = 1; sin(x); a".index("sin")

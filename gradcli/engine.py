@@ -244,6 +244,11 @@ class Function:
                     gen = x.generation
         outs = tuple([_new_variable(y, record) for y in ys])
         if record:
+            if "outputs" in self.__dict__:
+                raise RuntimeError(
+                    f"this {type(self).__name__} object is already a node of a graph: "
+                    f"call a new one for each use ({type(self).__name__}()(...))"
+                )
             self.generation = gen
             for o in outs:
                 o.creator = self

@@ -574,3 +574,13 @@ def test_stable_primitives_are_finite_at_plus_minus_1000(f, x0, expected_value, 
     # exp(x - logsumexp(x)) at |x| = 1000 loses the last few bits of log(2): 1e-12, not 1e-15.
     np.testing.assert_allclose(value(g), expected_grad, rtol=1e-12, atol=1e-300)
     assert np.all(np.isfinite(grad_of(x))), "second derivative must stay finite"
+
+
+def test_a_function_object_used_twice_while_recording_is_an_error() -> None:
+    from gradcli.functions.elementwise import Square
+
+    f = Square()
+    x = Variable(2.0)
+    f(x)
+    with pytest.raises(RuntimeError, match="call a new one for each use"):
+        f(x)

@@ -45,7 +45,11 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, input: str | None = None, cwd: str | Path | None = None, timeout: float = 120
+    *args: str,
+    input: str | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 120,
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[int, str, str]:
     """``python -m gradcli ARGS`` in a real subprocess: (exit status, stdout, stderr)."""
     proc = subprocess.run(
@@ -54,7 +58,7 @@ def run_cli(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=subprocess_env(),
+        env=subprocess_env(**(env_extra or {})),
         timeout=timeout,
     )
     return proc.returncode, proc.stdout, proc.stderr

@@ -1,0 +1,74 @@
+"""Custom functions end to end through the command line: the README's example, exactly."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from helpers_cli import REPO, run_cli
+
+LINE = str(REPO / "examples" / "line.py")
+MATRICES = ["--w", "[[1, 2], [3, 4]]", "--x", "[[5, 6], [7, 8]]", "--b", "1"]
+
+README_OUTPUT = """value  74
+grad w [[5 6]
+        [7 8]]
+grad x [[1 2]
+        [3 4]]
+grad b 4
+"""
+
+
+def test_readme_plugin_example_on_2x2_matrices() -> None:
+    rc, out, err = run_cli("eval", "sum(line(w, x, b))", "--plugin", LINE, *MATRICES)
+    assert (rc, out, err) == (0, README_OUTPUT, "")
+
+
+def test_plugin_from_the_environment_variable() -> None:
+    rc, out, _ = run_cli(
+        "eval", "sum(line(w, x, b))", *MATRICES, "--json", env_extra={"GRADCLI_PLUGINS": LINE}
+    )
+    assert rc == 0 and out.startswith('{"value": 74.0')
+
+
+def test_plugin_function_is_listed_with_its_rule() -> None:
+    rc, out, _ = run_cli("functions", "--plugin", LINE)
+    assert rc == 0
+    assert "line(w, x, b)" in out and "d/dw = x, d/dx = w, d/db = 1" in out
+
+
+def test_without_the_switch_the_plugin_function_is_unknown() -> None:
+    rc, _, err = run_cli("eval", "sum(line(w, x, b))", *MATRICES)
+    assert rc == 2 and "unknown function 'line'" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_batch_shows_a_progress_bar_when_stderr_is_a_terminal_and_input_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gradcli.cli import _progress
+
+    path = tmp_path / "points.ndjson"
+    path.write_text('{"x": 1}\n' * 100)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with path.open() as stream, _progress(stream, str(path)) as advance:
+        for line in stream:
+            advance(len(line))
+    assert "batch" in terminal.getvalue() and "100%" in terminal.getvalue()
+
+
+def test_batch_shows_no_progress_bar_for_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradcli.cli import _progress
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with _progress(io.StringIO("{}\n"), "-") as advance:
+        advance(3)
+    assert terminal.getvalue() == ""

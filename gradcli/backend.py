@@ -1,13 +1,14 @@
 """The one seam between the engine and array libraries.
 
 Everything the engine does to data goes through NumPy functions, which dispatch on the array's
-type (``__array_ufunc__`` / ``__array_function__``, NEP 13 and 18). A CuPy or Dask array therefore
-flows through unchanged; only plain Python values and NumPy arrays are converted to float64 here.
+type (``__array_ufunc__`` / ``__array_function__``, NEP 13 and 18), and it creates new arrays only
+as ``*_like`` of an existing one (``np.zeros_like(x, shape=...)``), which dispatch too. A CuPy or
+Dask array therefore flows through unchanged; only plain Python values and NumPy arrays are
+converted to float64 here.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,12 +38,3 @@ def as_array(x: Any) -> Any:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"expected real numbers, got an array of {arr.dtype}")
     return arr.astype(np.float64, copy=False)
-
-
-def get_array_module(x: Any) -> ModuleType:
-    """The module whose functions create arrays like ``x`` (``numpy`` unless ``x`` is foreign)."""
-    if is_foreign_array(x):
-        import importlib
-
-        return importlib.import_module(type(x).__module__.split(".")[0])
-    return np

@@ -347,7 +347,7 @@ def backward(
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
                 if g is None:
-                    g = Variable(np.zeros(shape), requires_grad=False)
+                    g = Variable(np.zeros_like(f.inputs[0].data, shape=shape), requires_grad=False)
                 elif retain_grad or o in wanted:
                     kept[o] = g
                 gys.append(g)
@@ -524,9 +524,9 @@ def _power_rule(x: Variable, y: Variable) -> Variable:
     if not y.requires_grad and y.ndim == 0:
         c = float(y.data)
         if c == 0.0:
-            return Variable(np.zeros(x.shape), requires_grad=False)
+            return Variable(np.zeros_like(x.data), requires_grad=False)
         if c == 1.0:
-            return Variable(np.ones(x.shape), requires_grad=False)
+            return Variable(np.ones_like(x.data), requires_grad=False)
         return x * 2.0 if c == 2.0 else c * x ** (c - 1.0)
     zero = y.data == 0
     if not zero.any():
@@ -646,7 +646,7 @@ class GetItemGrad(Function):
         self.shape = shape
 
     def forward(self, gy: Any) -> Any:
-        gx = np.zeros(self.shape)
+        gx = np.zeros_like(gy, shape=self.shape)
         np.add.at(gx, self.index, gy)
         return gx
 

@@ -107,7 +107,10 @@ def _as_outputs(result: Any) -> list[Variable]:
 
 
 class _Problem:
-    """One request: the model, its input arrays (private copies) and what to differentiate."""
+    """One request: the model, its input arrays and what to differentiate.
+
+    The arrays are the caller's own, not copies: numerical differences copy what they perturb.
+    """
 
     def __init__(
         self,
@@ -162,8 +165,8 @@ def _input_array(name: str, value: Any) -> Any:
     if isinstance(value, Variable):
         value = value.data
     try:
-        # A copy: numerical differences perturb it in place, and it must not be the caller's.
-        return as_array(value).copy()
+        # Not copied: nothing writes into inputs but _central_differences, which copies first.
+        return as_array(value)
     except TypeError as e:
         raise CalculusError(f"value of {name!r}: {e}") from None
 
@@ -398,12 +401,13 @@ def _central_differences(
 ) -> list[dict[str, Any]]:
     """For each of ``run``'s results r and each x in ``wrt``: dr/dx, of shape r.shape + x.shape.
 
-    ``run`` reads ``arrays``, which are perturbed in place one element at a time and restored.
+    ``run`` reads ``arrays``, whose ``wrt`` entries are replaced by private copies (never the
+    caller's arrays), then perturbed in place one element at a time and restored.
     """
     shapes = [np.shape(r) for r in run()]
     out: list[dict[str, Any]] = [{n: np.zeros(s + arrays[n].shape) for n in wrt} for s in shapes]
     for n in wrt:
-        x = arrays[n]
+        x = arrays[n] = arrays[n].copy()
         for idx in np.ndindex(x.shape):
             x0 = float(x[idx])
             h = _central_step(x0, eps)

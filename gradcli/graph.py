@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import Function, Variable, backward
 from .program import CALL, CONST, GRAD, INPUT, UNPACK, Program
-from .render import format_number
+from .render import format_array
 
 __all__ = [
     "Graph",
@@ -35,11 +35,9 @@ __all__ = [
 ]
 
 # Arrays wider than this are summarised ("[1 2 3 ... 8 9 10]"): a graph node or a tree line is
-# not the place to read a whole array (gradcli eval --json is).
-_COMPACT = {"threshold": 6, "edgeitems": 2, "precision": 6, "floatmode": "maxprec", "max_line_width": 40}
-_WIDE = {"threshold": 24, "edgeitems": 3, "precision": 8, "floatmode": "maxprec", "max_line_width": 80}
-# Float64 integers up to here are exact, so they print without a trailing ".".
-_EXACT_INT = 2.0**53
+# not the place to read a whole array (gradcli eval --json is). Overrides of render's options.
+_COMPACT = {"threshold": 6, "edgeitems": 2, "precision": 6, "max_line_width": 40}
+_WIDE = {"threshold": 24}
 # Deeper than this, the text tree stops indenting (a 100,000-deep chain would otherwise print
 # lines of 400,000 spaces) and writes the depth instead.
 MAX_TREE_INDENT = 24
@@ -49,18 +47,9 @@ def format_value(a: Any, indent: int = 0, *, compact: bool = False) -> str:
     """A scalar as its shortest exact text; an array via ``np.array2string``, summarised when
     large, with continuation lines indented by ``indent`` (compact: short, for graph labels)."""
     arr = np.asarray(a.data if isinstance(a, Variable) else a, dtype=np.float64)
-    if arr.ndim == 0:
-        x = float(arr)
-        return f"{x:.6g}" if compact and x != round(x, 6) else format_number(x)
-    if (
-        arr.size
-        and np.isfinite(arr).all()
-        and (arr == np.round(arr)).all()
-        and np.abs(arr).max() < _EXACT_INT
-    ):
-        arr = arr.astype(np.int64)
-    options = _COMPACT if compact else _WIDE
-    return np.array2string(arr, prefix=" " * indent, sign="-", suppress_small=False, **options)
+    if compact and arr.ndim == 0 and float(arr) != round(float(arr), 6):
+        return f"{float(arr):.6g}"
+    return format_array(arr, indent, **(_COMPACT if compact else _WIDE))
 
 
 class VariableNode:

@@ -143,10 +143,11 @@ def format_number(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def format_array(a: Any, indent: int = 0) -> str:
+def format_array(a: Any, indent: int = 0, **options: Any) -> str:
     """A value for people: a scalar by :func:`format_number`, an array by ``np.array2string``
     (integers without a trailing ".", long arrays summarised with "..."). Lines after the first
-    are indented by ``indent`` spaces, so the array stays aligned after a label that wide."""
+    are indented by ``indent`` spaces, so the array stays aligned after a label that wide.
+    ``options`` override the fixed print options (e.g. a smaller ``threshold`` for graph labels)."""
     if a is None:
         return "none"
     arr = _as_array(a)
@@ -156,7 +157,7 @@ def format_array(a: Any, indent: int = 0) -> str:
     integral = arr.size and np.isfinite(arr).all() and (arr == np.round(arr)).all()
     if integral and np.abs(arr).max() < _EXACT_INT:
         shown = arr.astype(np.int64)
-    return np.array2string(shown, prefix=" " * indent, **_ARRAY_OPTIONS)
+    return np.array2string(shown, prefix=" " * indent, **{**_ARRAY_OPTIONS, **options})
 
 
 def _text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:

@@ -25,6 +25,7 @@ import numpy as np
 from .engine import Function, Variable
 from .graph import Graph, VariableNode, format_value
 from .program import CONST
+from .render import as_float_array
 
 __all__ = ["explain"]
 
@@ -32,10 +33,6 @@ WIDTH = 80
 # A label wider than this would leave an array too little room: the array goes on its own line.
 _MAX_LABEL = 40
 _BODY = " " * 6
-
-
-def _array(a: Any) -> np.ndarray:
-    return np.asarray(a.data if isinstance(a, Variable) else a, dtype=np.float64)
 
 
 def _wrap(text: str) -> list[str]:
@@ -51,7 +48,7 @@ def _wrap(text: str) -> list[str]:
 def _labelled(label: str, value: Any) -> list[str]:
     """``label`` followed by ``value``, within the width: continuation lines of an array start
     under its first bracket; a value that does not fit after its label goes on the next line."""
-    arr = _array(value)
+    arr = as_float_array(value)
     head = _wrap(label)
     last = head[-1]
     if len(last) <= _MAX_LABEL:
@@ -114,7 +111,7 @@ class _Totals:
     def add(self, name: str, var: Variable, g: Any, lead: str) -> list[str]:
         """Lines for ``var`` receiving ``g``: ``grad x = 4`` the first time, then
         ``grad x += 4 -> 8`` (the total on a line of its own when that does not fit)."""
-        g = _array(g)
+        g = as_float_array(g)
         previous = self.sums.get(id(var))
         if previous is None:
             self.sums[id(var)] = g

@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import Function, Variable, backward
 from .program import CALL, CONST, GRAD, INPUT, UNPACK, Program
-from .render import format_array
+from .render import as_float_array, format_array
 
 __all__ = [
     "Graph",
@@ -46,7 +46,7 @@ MAX_TREE_INDENT = 24
 def format_value(a: Any, indent: int = 0, *, compact: bool = False) -> str:
     """A scalar as its shortest exact text; an array via ``np.array2string``, summarised when
     large, with continuation lines indented by ``indent`` (compact: short, for graph labels)."""
-    arr = np.asarray(a.data if isinstance(a, Variable) else a, dtype=np.float64)
+    arr = as_float_array(a)
     if compact and arr.ndim == 0 and float(arr) != round(float(arr), 6):
         return f"{float(arr):.6g}"
     return format_array(arr, indent, **(_COMPACT if compact else _WIDE))

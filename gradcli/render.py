@@ -49,7 +49,8 @@ _ARRAY_OPTIONS: dict[str, Any] = {
 _EXACT_INT = 2.0**53
 
 
-def _as_array(a: Any) -> np.ndarray:
+def as_float_array(a: Any) -> np.ndarray:
+    """A Variable's data, or any value, as a float64 NumPy array."""
     if isinstance(a, Variable):
         a = a.data
     return np.asarray(a, dtype=np.float64)
@@ -65,7 +66,7 @@ def to_jsonable(a: Any) -> Any:
     non-finite numbers. Conversion is done by NumPy (``tolist``), never by a Python recursion."""
     if a is None:
         return None
-    arr = _as_array(a)
+    arr = as_float_array(a)
     if arr.ndim == 0:
         return _finite_or_name(float(arr))
     finite = np.isfinite(arr)
@@ -150,7 +151,7 @@ def format_array(a: Any, indent: int = 0, **options: Any) -> str:
     ``options`` override the fixed print options (e.g. a smaller ``threshold`` for graph labels)."""
     if a is None:
         return "none"
-    arr = _as_array(a)
+    arr = as_float_array(a)
     if arr.ndim == 0:
         return format_number(float(arr))
     shown = arr
@@ -244,8 +245,8 @@ def hessian_text(value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapp
     ``x.shape + y.shape``, aligned as in :func:`eval_text`. Numbers show 8 significant digits.
     """
     names = list(hessian)
-    if all(_as_array(g).ndim == 0 for g in grad.values()):
-        cells = [[float(_as_array(hessian[a][b])) for b in names] for a in names]
+    if all(as_float_array(g).ndim == 0 for g in grad.values()):
+        cells = [[float(as_float_array(hessian[a][b])) for b in names] for a in names]
         lines = [eval_text(value, grad), *(_matrix("hessian", names, names, cells) if names else [])]
         return "\n".join(lines)
     rows = _text_rows(value, grad)
@@ -271,15 +272,15 @@ def jacobian_text(value: Any, jacobian: Any) -> str:
     blocks: list[Mapping[str, Any]] = list(jacobian) if several else [jacobian]
     names = list(blocks[0]) if blocks else []
     value_rows = [(f"value[{k}]" if several else "value", v) for k, v in enumerate(values)]
-    shapes = [_as_array(v).shape for v in values]
+    shapes = [as_float_array(v).shape for v in values]
     if all(len(s) <= 1 for s in shapes) and all(
-        _as_array(b[n]).ndim == len(s) for b, s in zip(blocks, shapes) for n in names
+        as_float_array(b[n]).ndim == len(s) for b, s in zip(blocks, shapes) for n in names
     ):
         labels: list[str] = []
         cells: list[list[float]] = []
         for k, (block, shape) in enumerate(zip(blocks, shapes)):
             labels += _element_labels(f"out{k}" if several else "out", shape)
-            columns = [_as_array(block[n]).reshape(-1) for n in names]
+            columns = [as_float_array(block[n]).reshape(-1) for n in names]
             cells += [[float(c[i]) for c in columns] for i in range(int(np.prod(shape)))]
         table = _matrix("jacobian", labels, names, cells) if names else []
         return "\n".join([_aligned(value_rows), *table])

@@ -581,7 +581,7 @@ class Sum(Function):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
-        return broadcast_to(reshape_for_broadcast(gy, self.x_shape, self.axis, self.keepdims), self.x_shape)
+        return unreduce(gy, self.x_shape, self.axis, self.keepdims)
 
 
 def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
@@ -593,11 +593,12 @@ def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(x_shape))
 
 
-def reshape_for_broadcast(gy: Variable, x_shape: tuple[int, ...], axis: Any, keepdims: bool) -> Variable:
-    """Put back the axes a reduction removed, so ``gy`` broadcasts against its input."""
-    if keepdims:
-        return gy
-    return gy.reshape(keepdims_shape(x_shape, axis))
+def unreduce(gy: Variable, x_shape: tuple[int, ...], axis: Any, keepdims: bool = False) -> Variable:
+    """The gradient of a reduction of an ``x_shape`` array over ``axis``, spread back over the
+    input: the reduced axes put back (unless kept), then broadcast to ``x_shape``."""
+    if not keepdims:
+        gy = gy.reshape(keepdims_shape(x_shape, axis))
+    return broadcast_to(gy, x_shape)
 
 
 class Reshape(Function):

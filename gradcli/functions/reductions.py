@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Function, Sum, Variable, broadcast_to, keepdims_shape, reshape_for_broadcast
+from ..engine import Function, Sum, Variable, keepdims_shape, unreduce
 from .elementwise import Exp
 from .registry import register
 
@@ -18,11 +18,6 @@ register(
     rule="d/dx sum(x) = 1 for every element",
     **AXIS,
 )(Sum)
-
-
-def _expand(gy: Variable, x: Variable, axis: Any, keepdims: bool = False) -> Variable:
-    """``gy`` of a reduction of ``x``, broadcast back to the shape of ``x``."""
-    return broadcast_to(reshape_for_broadcast(gy, x.shape, axis, keepdims), x.shape)
 
 
 @register("mean", rule="d/dx mean(x) = 1/n for every element", **AXIS)
@@ -38,7 +33,7 @@ class Mean(Function):
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
         n = x.size // max(self.output().size, 1)
-        return _expand(gy, x, self.axis) / float(n)
+        return unreduce(gy, x.shape, self.axis) / float(n)
 
 
 class _Extreme(Function):
@@ -52,7 +47,7 @@ class _Extreme(Function):
         y = self.output().data.reshape(keepdims_shape(x.shape, self.axis))
         hit = x.data == y
         share = hit / hit.sum(axis=self.axis, keepdims=True)
-        return _expand(gy, x, self.axis) * Variable(share, requires_grad=False)
+        return unreduce(gy, x.shape, self.axis) * Variable(share, requires_grad=False)
 
 
 @register("max", rule="d/dx max(x) = 1 at the maximum (ties split evenly)", smooth=False, **AXIS)
@@ -87,7 +82,7 @@ class Norm(Function):
         zero = y.data == 0
         if zero.any():  # the minimum-norm subgradient at 0 is 0: divide by 1 there, times x = 0
             y = y + Variable(zero * 1.0, requires_grad=False)
-        return x * _expand(gy / y, x, self.axis)
+        return x * unreduce(gy / y, x.shape, self.axis)
 
 
 @register("logsumexp", rule="d/dx logsumexp(x) = softmax(x)", **AXIS)
@@ -105,8 +100,8 @@ class LogSumExp(Function):
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        y = _expand(self.output(), x, self.axis)
-        return _expand(gy, x, self.axis) * Exp()(x - y)
+        y = unreduce(self.output(), x.shape, self.axis)
+        return unreduce(gy, x.shape, self.axis) * Exp()(x - y)
 
 
 SOFT = {"sample_shapes": ((2, 3),)}

@@ -179,7 +179,7 @@ def _derivatives_at(
             g, orders = y, []
             for k in range(order):
                 g = engine_grad(g, [leaves[n]], create_graph=k + 1 < order)[0]
-                orders.append(np.broadcast_to(g.data, y.shape).copy())
+                orders.append(np.array(g.data, dtype=np.float64))
             derivs[n] = orders
     return y.data, derivs
 

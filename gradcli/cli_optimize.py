@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -44,7 +44,7 @@ def _interval(text: str, what: str, open_ends: bool) -> tuple[float | None, floa
     lo_text, colon, hi_text = text.partition(":")
     if not colon:
         fail(f"{what}: expected LOW:HIGH, e.g. -3:3, not {text!r}", 2)
-    ends = []
+    ends: list[float | None] = []
     for part, side in ((lo_text, "low"), (hi_text, "high")):
         part = part.strip()
         if not part and open_ends:
@@ -108,7 +108,7 @@ def _solution_text(sol: Solution) -> str:
 def _solution_json(sol: Solution) -> str:
     from . import render
 
-    data = {"point": {n: render.to_jsonable(a) for n, a in sol.point.items()}}
+    data: dict[str, Any] = {"point": {n: render.to_jsonable(a) for n, a in sol.point.items()}}
     data.update(render.eval_json(sol.value, sol.grad))
     data.update(iterations=sol.iterations, converged=sol.converged, method=sol.method)
     return render.dumps(data)
@@ -325,11 +325,13 @@ def _image_format(file: str, what: str) -> str:
     return suffix
 
 
-def _write(draw: Any, file: str, what: str) -> None:
-    """Call ``draw(target)`` with the file, or binary stdout for ``-``; a file that cannot be
+def _write(write: Callable[[Any], None], file: str, what: str) -> None:
+    """Call ``write(target)`` with the file, or binary stdout for ``-``; a file that cannot be
     written is one line."""
     try:
-        draw(click.get_binary_stream("stdout") if file == "-" else file)
+        write(sys.stdout.buffer if file == "-" else file)
+    except BrokenPipeError:
+        raise  # a closed pipe (| head) ends quietly, as everywhere
     except OSError as exc:
         fail(f"{what} {file}: {exc.strerror or exc}", 2)
 

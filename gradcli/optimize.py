@@ -519,11 +519,12 @@ def _scipy_root(
     extra: dict[str, Any] = {}
     if spec.jacobian:
         extra["jac"] = problem.jacobian
+    residuals: Callable[[np.ndarray], np.ndarray] = problem.residuals
     if method in _COUNTS_EVALUATIONS:
         last = [b""]
         count[0] = -1
 
-        def residuals(x: np.ndarray) -> np.ndarray:
+        def counted(x: np.ndarray) -> np.ndarray:
             x = np.array(x, dtype=np.float64)
             r = problem.residuals(x)
             if x.tobytes() != last[0]:  # SciPy evaluates the start twice (a check, then MINPACK)
@@ -532,8 +533,8 @@ def _scipy_root(
                 record(count[0], x, r)
             return r
 
+        residuals = counted
     else:
-        residuals = problem.residuals
         record(0, problem.x0)
 
         def callback(x: np.ndarray, r: np.ndarray) -> None:

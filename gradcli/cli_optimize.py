@@ -15,16 +15,19 @@ from typing import Any
 import click
 
 from .cli import (
+    MAX_OUTPUT,
     ExpressionCommand,
     collect_values,
     emit,
     expression_options,
     fail,
     fp_warnings,
+    guard_count,
     guard_output,
     load_program,
     no_such_variable,
     parse_wrt,
+    setting,
     split_variable_args,
     translate_errors,
 )
@@ -78,6 +81,21 @@ def _bounds(texts: Sequence[str], names: tuple[str, ...]) -> dict[str, tuple[flo
                 fail(f"--bounds: {name!r} is bounded twice", 2)
             out[name] = _interval(interval, f"--bounds {item}", open_ends=True)
     return out
+
+
+def _guard_hessian(method: str, names: Sequence[str], values: Mapping[str, Any]) -> None:
+    """Refuse a method that solves with the full Hessian when it would not fit, before computing
+    it (the cap of the hessian command: --max-output numbers)."""
+    import numpy as np
+
+    n = sum(int(np.size(values[name])) for name in names)
+    limit = setting("max_output", MAX_OUTPUT)
+    if n * n > limit:
+        fail(
+            f"--method {method} needs the Hessian of {n:,} unknowns, {n * n:,} numbers, more than "
+            f"--max-output {limit:,}: choose bfgs, l-bfgs-b, cg or newton-cg, or raise the limit",
+            2,
+        )
 
 
 # --- rendering a solution ------------------------------------------------------------------------
@@ -163,7 +181,7 @@ def _trace_json(sol: Solution, norm: str) -> list[str]:
 
 def _report(sol: Solution, as_json: bool, trace: bool, norm: str) -> None:
     """The trace if asked, the solution, SciPy's warnings; exit 1 if it did not converge."""
-    guard_output(sol.point, sol.value, sol.grad)
+    guard_output(sol.point, sol.value, sol.grad, *(s.point for s in sol.trace if trace))
     for text in sol.warnings:
         click.echo(f"warning: {sol.method}: {text}", err=True)
     if trace:
@@ -174,7 +192,8 @@ def _report(sol: Solution, as_json: bool, trace: bool, norm: str) -> None:
         )
     emit(_solution_json(sol) if as_json else _solution_text(sol))
     if not sol.converged:
-        fail(f"did not converge ({sol.method}, {sol.iterations} iterations): {sol.message}", 1)
+        counted = f"{sol.iterations} iteration{'s' if sol.iterations != 1 else ''}"
+        fail(f"did not converge ({sol.method}, {counted}): {sol.message}", 1)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -272,6 +291,9 @@ def minimize_command(
         fail(f"--lr is the learning rate of --method gd, not of {method}", 2)
     if plot_file is not None:
         _check_path_plot(plot_file, chosen or program.inputs, values)
+    if MINIMIZE_METHODS[method].hessian == "hess":
+        _guard_hessian(method, chosen or program.inputs, values)
+
     with fp_warnings():
         sol = optimize.minimize(
             program,
@@ -379,11 +401,17 @@ def root_command(
     iterations of their own: they count evaluations of the equations, and --trace lists each.
     Exit status 1 when it did not converge (the result is still printed).
     """
+    import numpy as np
+
     from . import optimize
 
     program = load_program(expr, expr_file, plugins)
     values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
+    # The result holds the Jacobian at the solution: refuse one too large before solving.
+    n = sum(int(np.size(values[name])) for name in chosen or program.inputs)
+    guard_count(n * n)
+
     with fp_warnings():
         sol = optimize.root(
             program, values, wrt=chosen, method=method, max_iter=max_iter, tol=tol, trace=trace

@@ -127,12 +127,12 @@ class _Unknowns:
         # One evaluation up front reports missing or unknown inputs and a bad wrt in calculus's words.
         first = calculus.evaluate(f, values, wrt=wrt)
         self.wrt: tuple[str, ...] = first.wrt
-        if not self.wrt:
-            raise CalculusError("there is nothing to solve for: the expression has no variables")
         self.outputs = [np.asarray(v) for v in first.value]
         arrays = {n: np.array(_data(v), dtype=np.float64) for n, v in values.items()}
         self.fixed = {n: a for n, a in arrays.items() if n not in self.wrt}
         self.shapes = [arrays[n].shape for n in self.wrt]
+        if not self.wrt or not any(arrays[n].size for n in self.wrt):
+            raise CalculusError("there is nothing to solve for: the unknowns have no elements")
         self.x0 = self.flatten([arrays[n] for n in self.wrt])
         self._memo: dict[bytes, tuple[float, np.ndarray]] = {}
 
@@ -336,11 +336,16 @@ def _scipy_minimize(
         )
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = int(getattr(res, "nit", count[0]))
-    return x, iterations, bool(res.success), str(res.message), _texts(caught)
+    return x, iterations, bool(res.success), _one_line(res.message), _texts(caught)
 
 
 def _texts(caught: list[warnings.WarningMessage]) -> list[str]:
-    return list(dict.fromkeys(str(w.message) for w in caught))
+    return list(dict.fromkeys(_one_line(w.message) for w in caught))
+
+
+def _one_line(message: Any) -> str:
+    """SciPy's messages break lines (MINPACK's do); an error is one line."""
+    return " ".join(str(message).split())
 
 
 def _method(table: Mapping[str, _Method], method: str, what: str) -> _Method:
@@ -548,4 +553,4 @@ def _scipy_root(
         res = optimize.root(residuals, problem.x0, method=spec.scipy, tol=tol, options=options, **extra)
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = count[0] if method in _COUNTS_EVALUATIONS else int(getattr(res, "nit", count[0]))
-    return x, iterations, bool(res.success), str(res.message), _texts(caught)
+    return x, iterations, bool(res.success), _one_line(res.message), _texts(caught)

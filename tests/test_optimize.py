@@ -341,6 +341,13 @@ def test_root_trace_lists_residual_norms() -> None:
             "one or two scalar",
         ),
         (["minimize", "2"], "nothing to solve for"),
+        (["minimize", "sum(x**2)", "--x", "[]"], "nothing to solve for"),
+        (
+            ["--max-output", "8", "minimize", "sum(x**2)", "--x", "[1, 2, 3]", "--method", "newton"],
+            "Hessian of 3",
+        ),
+        (["--max-output", "8", "root", "x - 1", "--x", "[1, 2, 3]", "--method", "krylov"], "has 9 numbers"),
+        (["--max-output", "8", "minimize", "sum(x**2)", "--x", "[1, 2]", "--trace", "--json"], "more than"),
         (["root", "x + y", "--x", "0", "--y", "0"], "as many equations as unknowns: 1 equation"),
         (["root", "x", "--x", "0", "--method", "nope"], "Invalid value for '--method'"),
     ],
@@ -359,6 +366,12 @@ def test_singular_hessian_stops_newton_with_exit_1() -> None:
         "error: did not converge (newton, 0 iterations): "
         "cannot take a Newton step: the matrix is singular here\n"
     )
+
+
+def test_scipys_message_of_several_lines_is_one_error_line() -> None:
+    rc, out, err = invoke("root", "x**2 + 1", "--x", "1")
+    assert rc == 1 and "converged  no" in out
+    assert err.startswith("error: did not converge (hybr, ") and err.count("\n") == 1 and "  " not in err
 
 
 def test_max_iter_zero_reports_the_start() -> None:

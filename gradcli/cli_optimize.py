@@ -149,12 +149,9 @@ def _trace_text(sol: Solution, norm: str) -> str:
         cells = [str(step.iteration)]
         if show_point:
             cells += [f"{v:.8g}" for a in step.point.values() for v in a.reshape(-1).tolist()]
-        value = np.asarray(
-            step.value
-            if not isinstance(step.value, list)
-            else np.concatenate([np.reshape(v, -1) for v in step.value])
-        )
-        cells += [f"{float(value.reshape(())):.8g}" if value.size == 1 else f"[{value.size} values]"]
+        values = step.value if isinstance(step.value, list) else [step.value]
+        size = sum(np.size(v) for v in values)
+        cells += [f"{float(np.reshape(values[0], ())):.8g}" if size == 1 else f"[{size} values]"]
         cells += [f"{step.norm:.3g}"]
         table.append(cells)
     widths = [max(len(row[j]) for row in table) for j in range(len(head))]
@@ -164,17 +161,9 @@ def _trace_text(sol: Solution, norm: str) -> str:
 def _trace_json(sol: Solution, norm: str) -> list[str]:
     from . import render
 
+    # dumps writes the arrays inside (and lists of them) as nested lists.
     return [
-        render.dumps(
-            {
-                "iteration": s.iteration,
-                "point": {n: render.to_jsonable(a) for n, a in s.point.items()},
-                "value": render.to_jsonable(s.value)
-                if not isinstance(s.value, list)
-                else [render.to_jsonable(v) for v in s.value],
-                norm: s.norm,
-            }
-        )
+        render.dumps({"iteration": s.iteration, "point": s.point, "value": s.value, norm: s.norm})
         for s in sol.trace
     ]
 

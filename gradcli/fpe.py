@@ -27,7 +27,7 @@ def _where() -> str:
     while frame is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, Function):
-            if frame.f_code.co_name == "backward":
+            if frame.f_code.co_name in ("backward", "vjp"):
                 return f"{owner.name} (in backward)"
             if frame.f_code.co_name == "forward" and found == "numpy":
                 found = owner.name

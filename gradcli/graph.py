@@ -166,7 +166,7 @@ def structure(program: Program) -> Graph:
         else:  # CALL or GRAD: a function node, and its variable unless it has several outputs
             if op.kind == CALL:
                 assert op.spec is not None
-                f = FunctionNode(i, op.spec.name, op.params, op.args, op.spec.inputs[: len(op.args)])
+                f = FunctionNode(i, op.spec.name, op.params, op.args, op.spec.arg_names(len(op.args)))
             else:
                 f = FunctionNode(i, "grad", {}, op.args, ("of", "wrt"))
             graph.functions[i] = f

@@ -1,7 +1,8 @@
-"""Elementwise functions of one or two arrays. Each forward sits beside its backward, and each
-backward is written with Variables so that it can be differentiated again.
+"""Elementwise functions of one or two arrays: one table row each, the forward beside its rule.
 
-Non-differentiable points follow PyTorch's autograd notes; the value chosen is in each doc.
+Each rule is written with operators and registered functions, so the same rule runs on arrays
+(a first-order backward) and on Variables (higher orders). Non-differentiable points follow
+PyTorch's autograd notes; the value chosen is in each doc.
 """
 
 from __future__ import annotations
@@ -10,298 +11,225 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Function, Log, Variable, sum_to
-from .registry import register
-
-
-def _const(a: Any) -> Variable:
-    return Variable(a, requires_grad=False)
-
-
-@register("square", rule="d/dx x**2 = 2*x")
-class Square(Function):
-    """x**2"""
-
-    def forward(self, x: Any) -> Any:
-        return x * x
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * 2.0 * self.inputs[0]
-
-
-@register("sqrt", rule="d/dx sqrt(x) = 1/(2*sqrt(x))", sample_domain=(0.2, 3.0))
-class Sqrt(Function):
-    """square root; sqrt'(0) = inf (PyTorch)"""
-
-    def forward(self, x: Any) -> Any:
-        return np.sqrt(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy / (2.0 * self.output())
-
-
-@register("exp", rule="d/dx exp(x) = exp(x)")
-class Exp(Function):
-    """e**x"""
-
-    def forward(self, x: Any) -> Any:
-        return np.exp(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * self.output()
-
-
-register("log", doc="natural logarithm", rule="d/dx log(x) = 1/x", sample_domain=(0.2, 3.0))(Log)
-
-
-@register("log1p", rule="d/dx log1p(x) = 1/(1+x)", sample_domain=(-0.5, 3.0))
-class Log1p(Function):
-    """log(1 + x), accurate for small x"""
-
-    def forward(self, x: Any) -> Any:
-        return np.log1p(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy / (1.0 + self.inputs[0])
-
-
-@register("expm1", rule="d/dx expm1(x) = exp(x)")
-class Expm1(Function):
-    """exp(x) - 1, accurate for small x"""
-
-    def forward(self, x: Any) -> Any:
-        return np.expm1(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * (self.output() + 1.0)
-
-
-@register("sin", rule="d/dx sin(x) = cos(x)")
-class Sin(Function):
-    """sine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.sin(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * Cos()(self.inputs[0])
-
-
-@register("cos", rule="d/dx cos(x) = -sin(x)")
-class Cos(Function):
-    """cosine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.cos(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * -Sin()(self.inputs[0])
-
-
-@register("tan", rule="d/dx tan(x) = 1 + tan(x)**2", sample_domain=(-1.2, 1.2))
-class Tan(Function):
-    """tangent"""
-
-    def forward(self, x: Any) -> Any:
-        return np.tan(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.output()
-        return gy * (1.0 + y * y)
-
-
-@register("asin", rule="d/dx asin(x) = 1/sqrt(1-x**2)", sample_domain=(-0.9, 0.9))
-class Asin(Function):
-    """inverse sine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.arcsin(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        return gy / Sqrt()(1.0 - x * x)
-
-
-@register("acos", rule="d/dx acos(x) = -1/sqrt(1-x**2)", sample_domain=(-0.9, 0.9))
-class Acos(Function):
-    """inverse cosine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.arccos(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        return -gy / Sqrt()(1.0 - x * x)
-
-
-@register("atan", rule="d/dx atan(x) = 1/(1+x**2)")
-class Atan(Function):
-    """inverse tangent"""
-
-    def forward(self, x: Any) -> Any:
-        return np.arctan(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        return gy / (1.0 + x * x)
-
-
-@register("sinh", rule="d/dx sinh(x) = cosh(x)")
-class Sinh(Function):
-    """hyperbolic sine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.sinh(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * Cosh()(self.inputs[0])
-
-
-@register("cosh", rule="d/dx cosh(x) = sinh(x)")
-class Cosh(Function):
-    """hyperbolic cosine"""
-
-    def forward(self, x: Any) -> Any:
-        return np.cosh(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * Sinh()(self.inputs[0])
-
-
-@register("tanh", rule="d/dx tanh(x) = 1 - tanh(x)**2")
-class Tanh(Function):
-    """hyperbolic tangent"""
-
-    def forward(self, x: Any) -> Any:
-        return np.tanh(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.output()
-        return gy * (1.0 - y * y)
-
-
-@register("sigmoid", rule="d/dx sigmoid(x) = sigmoid(x)*(1-sigmoid(x))")
-class Sigmoid(Function):
-    """1/(1+exp(-x)), computed as 0.5*tanh(x/2)+0.5 so it stays finite for any x"""
-
-    def forward(self, x: Any) -> Any:
-        return 0.5 * np.tanh(0.5 * x) + 0.5
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.output()
-        return gy * y * (1.0 - y)
+from ..engine import Function, Log, data_of
+from .registry import binary, define, register, unary
+
+EXP_LOG = {"group": "exponents and logarithms"}
+TRIG = {"group": "trigonometric"}
+HYPERBOLIC = {"group": "hyperbolic"}
+NN = {"group": "neural network"}
+PIECEWISE = {"group": "piecewise", "smooth": False}
+
+# --- powers, exponentials, logarithms -------------------------------------------------------------
+
+square = unary("square", np.square, lambda gy, x: gy * 2.0 * x, "2*x", doc="x**2", **EXP_LOG)
+sqrt = unary(
+    "sqrt",
+    np.sqrt,
+    lambda gy, out: gy / (2.0 * out),
+    "1/(2*sqrt(x))",
+    doc="square root; sqrt'(0) = inf (PyTorch)",
+    sample_domain=(0.2, 3.0),
+    **EXP_LOG,
+)
+exp = unary("exp", np.exp, lambda gy, out: gy * out, "exp(x)", doc="e**x", **EXP_LOG)
+register(
+    "log",
+    doc="natural logarithm",
+    rule="d/dx log(x) = 1/x",
+    partials=("1/x",),
+    elementwise=True,
+    sample_domain=(0.2, 3.0),
+    **EXP_LOG,
+)(Log)
+log1p = unary(
+    "log1p",
+    np.log1p,
+    lambda gy, x: gy / (1.0 + x),
+    "1/(1 + x)",
+    doc="log(1 + x), accurate for small x",
+    sample_domain=(-0.5, 3.0),
+    **EXP_LOG,
+)
+expm1 = unary(
+    "expm1",
+    np.expm1,
+    lambda gy, out: gy * (out + 1.0),
+    "exp(x)",
+    doc="exp(x) - 1, accurate for small x",
+    **EXP_LOG,
+)
+
+# --- trigonometric and hyperbolic ---------------------------------------------------------------
+
+sin = unary("sin", np.sin, lambda gy, x: gy * cos(x), "cos(x)", doc="sine", **TRIG)
+cos = unary("cos", np.cos, lambda gy, x: gy * -sin(x), "-sin(x)", doc="cosine", **TRIG)
+tan = unary(
+    "tan",
+    np.tan,
+    lambda gy, out: gy * (1.0 + out * out),
+    "1 + tan(x)**2",
+    doc="tangent",
+    sample_domain=(-1.2, 1.2),
+    **TRIG,
+)
+asin = unary(
+    "asin",
+    np.arcsin,
+    lambda gy, x: gy / sqrt(1.0 - x * x),
+    "1/sqrt(1 - x**2)",
+    doc="inverse sine",
+    sample_domain=(-0.9, 0.9),
+    **TRIG,
+)
+acos = unary(
+    "acos",
+    np.arccos,
+    lambda gy, x: -gy / sqrt(1.0 - x * x),
+    "-1/sqrt(1 - x**2)",
+    doc="inverse cosine",
+    sample_domain=(-0.9, 0.9),
+    **TRIG,
+)
+atan = unary(
+    "atan", np.arctan, lambda gy, x: gy / (1.0 + x * x), "1/(1 + x**2)", doc="inverse tangent", **TRIG
+)
+sinh = unary("sinh", np.sinh, lambda gy, x: gy * cosh(x), "cosh(x)", doc="hyperbolic sine", **HYPERBOLIC)
+cosh = unary("cosh", np.cosh, lambda gy, x: gy * sinh(x), "sinh(x)", doc="hyperbolic cosine", **HYPERBOLIC)
+tanh = unary(
+    "tanh",
+    np.tanh,
+    lambda gy, out: gy * (1.0 - out * out),
+    "1 - tanh(x)**2",
+    doc="hyperbolic tangent",
+    **HYPERBOLIC,
+)
+
+# --- neural-network activations ----------------------------------------------------------------
+
+
+def _sigmoid(x: Any) -> Any:
+    return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
 def _softplus(x: Any) -> Any:
     return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0)
 
 
-@register("softplus", rule="d/dx softplus(x) = sigmoid(x)")
-class Softplus(Function):
-    """log(1+exp(x)), computed without overflow (finite derivative at +-1000)"""
-
-    def forward(self, x: Any) -> Any:
-        return _softplus(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * Sigmoid()(self.inputs[0])
-
-
-@register("log_sigmoid", rule="d/dx log_sigmoid(x) = sigmoid(-x)")
-class LogSigmoid(Function):
-    """log(sigmoid(x)) = -softplus(-x), without overflow"""
-
-    def forward(self, x: Any) -> Any:
-        return -_softplus(-x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * Sigmoid()(-self.inputs[0])
-
-
-@register("relu", rule="d/dx relu(x) = 1 if x > 0 else 0", smooth=False)
-class Relu(Function):
-    """max(x, 0); relu'(0) = 0 (PyTorch)"""
-
-    def forward(self, x: Any) -> Any:
-        return np.maximum(x, 0.0)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * _const(self.inputs[0].data > 0)
-
-
-@register("abs", rule="d/dx abs(x) = sign(x)", smooth=False)
-class Abs(Function):
-    """absolute value; abs'(0) = 0 (PyTorch: subgradient of minimum norm)"""
-
-    def forward(self, x: Any) -> Any:
-        return np.abs(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * _const(np.sign(self.inputs[0].data))
-
-
-class _Choose(Function):
-    """Shared backward of maximum/minimum: the chosen side gets the gradient, ties split it."""
-
-    def _mask(self, x: Any, y: Any) -> Any:
-        raise NotImplementedError
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x, y = self.inputs
-        mask = self._mask(x.data, y.data) + 0.5 * (x.data == y.data)
-        return sum_to(gy * _const(mask), x.shape), sum_to(gy * _const(1.0 - mask), y.shape)
-
-
-@register("maximum", rule="d/dx = 1 where x > y, 0.5 at ties", elementwise=True, smooth=False)
-class Maximum(_Choose):
-    """elementwise larger of x and y; at ties each gets half the gradient (PyTorch)"""
-
-    def forward(self, x: Any, y: Any) -> Any:
-        return np.maximum(x, y)
-
-    def _mask(self, x: Any, y: Any) -> Any:
-        return (x > y) * 1.0
-
-
-@register("minimum", rule="d/dx = 1 where x < y, 0.5 at ties", elementwise=True, smooth=False)
-class Minimum(_Choose):
-    """elementwise smaller of x and y; at ties each gets half the gradient (PyTorch)"""
-
-    def forward(self, x: Any, y: Any) -> Any:
-        return np.minimum(x, y)
-
-    def _mask(self, x: Any, y: Any) -> Any:
-        return (x < y) * 1.0
-
-
-@register(
-    "clip",
-    rule="d/dx clip(x, lo, hi) = 1 where lo <= x <= hi, else 0",
-    sample_params={"lo": -1.0, "hi": 1.0},
-    smooth=False,
+sigmoid = unary(
+    "sigmoid",
+    _sigmoid,
+    lambda gy, out: gy * out * (1.0 - out),
+    "sigmoid(x)*(1 - sigmoid(x))",
+    doc="1/(1+exp(-x)), computed as 0.5*tanh(x/2)+0.5 so it stays finite for any x",
+    **NN,
 )
-class Clip(Function):
-    """x limited to [lo, hi]; gradient 1 on the closed interval, 0 outside (PyTorch's clamp)"""
+softplus = unary(
+    "softplus",
+    _softplus,
+    lambda gy, x: gy * sigmoid(x),
+    "sigmoid(x)",
+    doc="log(1+exp(x)), computed without overflow (finite derivative at +-1000)",
+    **NN,
+)
+log_sigmoid = unary(
+    "log_sigmoid",
+    lambda x: -_softplus(-x),
+    lambda gy, x: gy * sigmoid(-x),
+    "sigmoid(-x)",
+    doc="log(sigmoid(x)) = -softplus(-x), without overflow",
+    **NN,
+)
+relu = unary(
+    "relu",
+    lambda x: np.maximum(x, 0.0),
+    lambda gy, x: gy * (data_of(x) > 0),
+    "x > 0",
+    doc="max(x, 0); relu'(0) = 0 (PyTorch)",
+    **{**NN, "smooth": False},
+)
 
-    def __init__(self, lo: float | None = None, hi: float | None = None) -> None:
-        self.lo = -np.inf if lo is None else lo
-        self.hi = np.inf if hi is None else hi
+# --- piecewise ---------------------------------------------------------------------------------------
 
-    def forward(self, x: Any) -> Any:
-        return np.clip(x, self.lo, self.hi)
+absolute = unary(
+    "abs",
+    np.abs,
+    lambda gy, x: gy * np.sign(data_of(x)),
+    "sign(x)",
+    doc="absolute value; abs'(0) = 0 (PyTorch: subgradient of minimum norm)",
+    **PIECEWISE,
+)
 
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0].data
-        return gy * _const((x >= self.lo) & (x <= self.hi))
+
+def _first_chosen(x: Any, y: Any, pick: Any) -> Any:
+    """Where ``pick(x, y)`` chose x: 1; at ties each side gets half (PyTorch)."""
+    x, y = data_of(x), data_of(y)
+    return pick(x, y) * 1.0 + 0.5 * (x == y)
 
 
-@register("sincos", rule="d/dx (sin(x), cos(x)) = (cos(x), -sin(x))", n_outputs=2)
+maximum = binary(
+    "maximum",
+    np.maximum,
+    (
+        lambda gy, x, y: gy * _first_chosen(x, y, np.greater),
+        lambda gy, x, y: gy * (1.0 - _first_chosen(x, y, np.greater)),
+    ),
+    ("(x > y) + 0.5*(x == y)", "(x < y) + 0.5*(x == y)"),
+    doc="elementwise larger of x and y; at ties each gets half the gradient (PyTorch)",
+    **PIECEWISE,
+)
+minimum = binary(
+    "minimum",
+    np.minimum,
+    (
+        lambda gy, x, y: gy * _first_chosen(x, y, np.less),
+        lambda gy, x, y: gy * (1.0 - _first_chosen(x, y, np.less)),
+    ),
+    ("(x < y) + 0.5*(x == y)", "(x > y) + 0.5*(x == y)"),
+    doc="elementwise smaller of x and y; at ties each gets half the gradient (PyTorch)",
+    **PIECEWISE,
+)
+
+
+def _bounds(lo: Any, hi: Any) -> tuple[Any, Any]:
+    return (-np.inf if lo is None else lo), (np.inf if hi is None else hi)
+
+
+def _clip(x: Any, lo: Any = None, hi: Any = None) -> Any:
+    return np.clip(x, *_bounds(lo, hi))
+
+
+def _inside(x: Any, lo: Any, hi: Any) -> Any:
+    lo, hi = _bounds(lo, hi)
+    x = data_of(x)
+    return (x >= lo) & (x <= hi)
+
+
+clip = define(
+    "clip",
+    _clip,
+    [lambda gy, x, lo, hi: gy * _inside(x, lo, hi)],
+    [None],
+    inputs=("x",),
+    params={"lo": None, "hi": None},
+    rule="d/dx clip(x, lo, hi) = 1 where lo <= x <= hi, else 0",
+    doc="x limited to [lo, hi]; gradient 1 on the closed interval, 0 outside (PyTorch's clamp)",
+    sample_params={"lo": -1.0, "hi": 1.0},
+    **PIECEWISE,
+)
+
+
+@register("sincos", rule="d/dx (sin(x), cos(x)) = (cos(x), -sin(x))", n_outputs=2, **TRIG)
 class SinCos(Function):
     """both sin(x) and cos(x): a function with two outputs (s, c = sincos(x))"""
+
+    raw_vjp = True
+    uses_outputs = False
 
     def forward(self, x: Any) -> tuple[Any, Any]:
         return np.sin(x), np.cos(x)
 
-    def backward(self, gs: Variable, gc: Variable) -> Variable:
-        x = self.inputs[0]
-        return gs * Cos()(x) - gc * Sin()(x)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        gs, gc = gys
+        (x,) = xs
+        return gs * cos(x) - gc * sin(x)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine import Function, Variable, sum_to
+from ..engine import Function
 from .registry import register
 
 
-@register("mse", rule="d/dx mse(x, y) = 2*(x-y)/n, d/dy = -2*(x-y)/n", elementwise=True)
+@register("mse", rule="d/dx mse(x, y) = 2*(x-y)/n, d/dy = -2*(x-y)/n", group="losses")
 class MeanSquaredError(Function):
     """mean of (x - y)**2 over all elements (broadcasting)"""
+
+    raw_vjp = True
+    uses_outputs = False
 
     def forward(self, x: Any, y: Any) -> Any:
         d = x - y
         return (d * d).sum() / d.size
 
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x, y = self.inputs
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        x, y = xs
         d = x - y
-        g = gy * d * (2.0 / d.size)
-        return sum_to(g, x.shape), sum_to(-g, y.shape)
+        g = gys[0] * d * (2.0 / d.size)
+        return g, -g

@@ -20,12 +20,10 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from . import calculus
+from . import batching, calculus
 from .calculus import CalculusError
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
-from .functions.registry import Spec
-from .program import CALL, CONST, INPUT, UNPACK
 
 __all__ = [
     "FORMATS",
@@ -36,21 +34,13 @@ __all__ = [
     "label",
     "nonfinite",
     "path_ranges",
-    "pointwise",
     "sample",
     "to_csv",
 ]
 
 FORMATS = ("png", "svg", "pdf")  # what matplotlib writes here; csv and text are written without it
 DEFAULT_POINTS = {1: 400, 2: 100}  # per axis: a curve, a surface
-MAX_SAMPLES = 1_000_000  # points in all: the vectorised evaluation holds a few arrays this long per op
-
-# Unary functions that map each element on its own. The registry marks the binary ones
-# (``elementwise``: they broadcast); the unary ones carry no flag yet.
-_POINTWISE_UNARY = frozenset(
-    "neg square sqrt exp log log1p expm1 sin cos tan asin acos atan sinh cosh tanh sigmoid softplus "
-    "log_sigmoid relu abs clip sincos".split()
-)
+MAX_SAMPLES = 1_000_000  # points in all: the csv alone is some 50 MB
 
 
 class Samples(NamedTuple):
@@ -119,59 +109,54 @@ def evaluate_points(
     f: Any, fixed: Mapping[str, Any], points: Mapping[str, np.ndarray], order: int
 ) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
     """f and its pure derivatives up to ``order`` with respect to each input of ``points`` (1-D
-    arrays of one length), at each point: one vectorised evaluation when f acts on each point on
-    its own (:func:`pointwise`), else one evaluation per point. This is the one place that
-    decides; a batch axis in the engine would replace it."""
-    n = len(next(iter(points.values())))
-    if pointwise(f, fixed):
-        value, derivs = _derivatives_at(f, {**fixed, **points}, tuple(points), order)
-        if value.shape == (n,):
-            return value, derivs
-    rows = [
-        _derivatives_at(f, {**fixed, **{k: p[i] for k, p in points.items()}}, tuple(points), order)
-        for i in range(n)
+    arrays of one length), at each point. A parsed expression runs all the points at once on a
+    batch axis (:mod:`gradcli.batching`: row i is point i), in chunks of at most
+    :data:`gradcli.calculus.CHUNK_ELEMENTS` numbers; a Python callable runs point by point."""
+    names = tuple(points)
+    n = len(points[names[0]])
+    if not hasattr(f, "ops"):
+        rows = [
+            _derivatives_at(f, {**fixed, **{k: p[i] for k, p in points.items()}}, names, order)
+            for i in range(n)
+        ]
+        value = np.array([float(np.reshape(v, ())) for v, _ in rows])
+        derivs = {
+            k: [np.array([float(np.reshape(d[k][j], ())) for _, d in rows]) for j in range(order)]
+            for k in names
+        }
+        return value, derivs
+    one = {**fixed, **{k: p[0] for k, p in points.items()}}
+    with using_grad(False):
+        per_point = batching.elements_per_run(
+            f, {k: Variable(np.asarray(v, dtype=np.float64)) for k, v in one.items()}
+        )
+    step = max(1, calculus.CHUNK_ELEMENTS // max(per_point, 1))
+    parts = [
+        _derivatives_at(
+            f, {**fixed, **{k: p[i : i + step] for k, p in points.items()}}, names, order, batched=True
+        )
+        for i in range(0, n, step)
     ]
-    value = np.array([float(v.reshape(())) for v, _ in rows])
-    derivs = {
-        k: [np.array([float(d[k][j].reshape(())) for _, d in rows]) for j in range(order)] for k in points
-    }
+    value = np.concatenate([np.reshape(v, -1) for v, _ in parts])
+    if value.size != n:
+        raise CalculusError("a plot needs one scalar output at each point: wrap a vector in sum(...)")
+    derivs = {k: [np.concatenate([d[k][j] for _, d in parts]) for j in range(order)] for k in names}
     return value, derivs
 
 
-def pointwise(f: Any, fixed: Mapping[str, Any]) -> bool:
-    """Whether ``f`` (a parsed expression) at an array of points is f at each point: every
-    constant and held input is one number and every function maps elements on their own. A
-    reduction that the registry marks ``elementwise`` (it broadcasts, like ``mse``) is caught
-    afterwards: its output is not one value per point."""
-    ops = getattr(f, "ops", None)
-    if ops is None or any(np.size(v) != 1 for v in fixed.values()):
-        return False
-    for op in ops:
-        if op.kind == CONST:
-            if op.value.size != 1:
-                return False
-        elif op.kind == CALL:
-            spec: Spec | None = op.spec
-            if spec is None or not (spec.elementwise or spec.name in _POINTWISE_UNARY):
-                return False
-        elif op.kind not in (INPUT, UNPACK):
-            return False  # grad(EXPR, NAME) of a held input would sum over the points
-    return True
-
-
 def _derivatives_at(
-    f: Any, values: Mapping[str, Any], names: tuple[str, ...], order: int
+    f: Any, values: Mapping[str, Any], names: tuple[str, ...], order: int, batched: bool = False
 ) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
     """f and d^k f / d name^k, k = 1..order, by repeated backward passes from the sum of the
-    previous derivative: exact at one point, and at many when f acts on each on its own."""
-    _, call = calculus.as_model(f)
+    previous derivative: exact at one point, and at a batch of points (``batched``: the inputs in
+    ``names`` carry a batch axis), whose rows never mix."""
     inner = getattr(f, "differentiates_inside", True)
     leaves = {
         n: Variable(np.asarray(v, dtype=np.float64), name=n, requires_grad=inner or n in names)
         for n, v in values.items()
     }
     with using_grad(True):
-        y = call(leaves)[0]
+        y = batching.run(f, leaves, names)[0] if batched else calculus.as_model(f)[1](leaves)[0]
         derivs: dict[str, list[np.ndarray]] = {}
         for n in names:
             g, orders = y, []

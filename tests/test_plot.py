@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from helpers_cli import invoke
 
-from gradcli import parse
-from gradcli.plotting import evaluate_points, nonfinite, path_ranges, pointwise, sample
+from gradcli import calculus, parse
+from gradcli.plotting import evaluate_points, nonfinite, path_ranges, sample
 
 QUARTIC = "x**4 - 2*x**2"
 ROSENBROCK = "100*(y - x**2)**2 + (1 - x)**2"
@@ -69,47 +69,56 @@ def test_not_finite_values_are_written_as_python_reads_them() -> None:
 
 
 @pytest.mark.parametrize(
-    ("expr", "expected"),
+    "expr",
     [
-        ("x**4 - 2*x**2", True),
-        ("sin(x) * exp(-x**2) + tanh(a)", True),
-        ("s, c = sincos(x); s * c", True),
-        ("sum(x * [1, 2])", False),  # an array constant: each point becomes a vector
-        ("sum(x)", False),
-        ("softmax(x)", False),
-        ("grad(x**2, a) + x", False),
+        "sin(x) * exp(-x**2)",
+        "mse(x, 2)",  # a reduction: over each point's own elements
+        "sum(x * [1, 2])",  # an array constant
+        "softmax(x * [1, 2])[0]",
+        "x * grad(x**3, x)",  # a derivative inside
+        "log1p(x**2) / (1 + x**2)",
+        "sum(a * x)",  # a held array
     ],
 )
-def test_pointwise_decides_which_expressions_take_all_points_at_once(expr: str, expected: bool) -> None:
+def test_points_at_once_give_what_calculus_gives_at_each_point(expr: str) -> None:
     program = parse(expr)
-    fixed = {"a": np.float64(0.5)} if "a" in program.inputs else {}
-    assert pointwise(program, fixed) is expected
-
-
-def test_held_array_input_is_not_pointwise() -> None:
-    assert pointwise(parse("sum(a * x)"), {"a": np.array([1.0, 2.0])}) is False
-
-
-@pytest.mark.parametrize(
-    "expr",
-    ["sin(x) * exp(-x**2)", "mse(x, 2)", "sum(x * [1, 2])", "x * grad(x**3, x)", "log1p(x**2) / (1 + x**2)"],
-)
-def test_all_at_once_and_one_by_one_agree(expr: str) -> None:
-    """Whatever evaluate_points decides, it gives what one evaluation per point gives."""
-    program = parse(expr)
+    fixed = {"a": np.array([1.0, -2.0])} if "a" in program.inputs else {}
     points = np.linspace(-1.5, 1.5, 11)
-    value, derivs = evaluate_points(program, {}, {"x": points}, 3)
+    value, derivs = evaluate_points(program, fixed, {"x": points}, 3)
     for i, x in enumerate(points):
-        one_value, one = evaluate_points(program, {}, {"x": np.array([x])}, 3)
-        assert value[i] == pytest.approx(float(one_value[0]), rel=1e-13, abs=1e-15)
+        at = {**fixed, "x": x}
+        assert value[i] == pytest.approx(float(calculus.evaluate(program, at, wrt=()).value[0]), rel=1e-13)
+        by_order = calculus.derivatives(program, at, 3, wrt=["x"])["x"]
         for k in range(3):
-            assert derivs["x"][k][i] == pytest.approx(float(one["x"][k][0]), rel=1e-12, abs=1e-12)
+            assert derivs["x"][k][i] == pytest.approx(float(by_order[k]), rel=1e-12, abs=1e-12)
 
 
-def test_mse_marked_elementwise_but_reducing_falls_back_to_points_and_is_right() -> None:
+def test_a_python_function_is_sampled_point_by_point() -> None:
+    value, derivs = evaluate_points(lambda x: (x * x).sum(), {}, {"x": np.array([1.0, 2.0, 3.0])}, 2)
+    assert value.tolist() == [1.0, 4.0, 9.0] and derivs["x"][0].tolist() == [2.0, 4.0, 6.0]
+    assert derivs["x"][1].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_many_points_are_run_in_chunks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    program = parse("sin(x) * y")
+    points = {"x": np.linspace(0, 1, 50), "y": np.linspace(1, 2, 50)}
+    whole = evaluate_points(program, {}, points, 1)
+    monkeypatch.setattr(calculus, "CHUNK_ELEMENTS", 7)  # a few points per run
+    chunked = evaluate_points(program, {}, points, 1)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    for name in points:
+        np.testing.assert_array_equal(whole[1][name][0], chunked[1][name][0])
+
+
+def test_mse_of_each_point_is_right() -> None:
     _, data = csv_of("mse(x, 2)", "--x", "0:4", "--points", "5")
     x = data[:, 0]
     np.testing.assert_allclose(data[:, 1:], np.column_stack([(x - 2) ** 2, 2 * (x - 2)]))
+
+
+def test_held_array_input_is_held_for_every_point() -> None:
+    _, data = csv_of("sum(a * x)", "--x", "-1:1", "--a", "[1, 2]", "--points", "3")
+    np.testing.assert_allclose(data[:, 1:], np.column_stack([3 * data[:, 0], [3.0, 3.0, 3.0]]))
 
 
 def test_nonfinite_marks_where_f_or_its_derivative_is_not_finite() -> None:

@@ -26,6 +26,29 @@ import numpy as np
 from .backend import as_array
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradcli_grad_enabled", default=True)
+# The most Functions one differentiable backward pass may visit (None: no limit). Each order of
+# derivative can multiply the graph (tanh's doubles), so without a bound a request can run for
+# hours; the CLI sets it from --max-nodes.
+_node_limit: ContextVar[int | None] = ContextVar("gradcli_node_limit", default=None)
+
+
+class GraphTooLarge(RuntimeError):  # noqa: N818 - reads as the condition, like MemoryError
+    """A backward pass with ``create_graph`` visited more Functions than :func:`limited_nodes` allows."""
+
+    def __init__(self, visited: int, limit: int) -> None:
+        super().__init__(f"a differentiable backward pass visited more than {limit:,} functions")
+        self.visited, self.limit = visited, limit
+
+
+@contextlib.contextmanager
+def limited_nodes(n: int | None) -> Iterator[None]:
+    """Inside the block (this thread/context only), a ``backward(..., create_graph=True)`` that
+    visits more than ``n`` Functions raises :class:`GraphTooLarge`; ``None`` lifts the limit."""
+    token = _node_limit.set(n)
+    try:
+        yield
+    finally:
+        _node_limit.reset(token)
 
 
 @contextlib.contextmanager
@@ -329,6 +352,8 @@ def backward(
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Variable] = {}
     push = heapq.heappush
+    limit = _node_limit.get() if create_graph else None
+    visited = 0
 
     with using_grad(create_graph), paused_gc():
         for i, y in enumerate(outputs):
@@ -342,6 +367,10 @@ def backward(
 
         while heap:
             f = heapq.heappop(heap)[2]
+            if limit is not None:
+                visited += 1
+                if visited > limit:
+                    raise GraphTooLarge(visited, limit)
             gys = []
             for ref, shape in zip(f.outputs, f._out_shapes):
                 o = ref()

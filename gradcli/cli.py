@@ -158,6 +158,11 @@ class GradGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("GRADCLI_DEBUG") or (ctx.obj or {}).get("debug"):
                 raise
+            from .failures import describe
+
+            known = describe(exc)  # out of memory outside a command (click's own parsing, output)
+            if known is not None:
+                fail(*known)
             fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 
 

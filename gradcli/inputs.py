@@ -93,6 +93,21 @@ def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {str(key): _nested_to_array(value, f"variable {key!r}") for key, value in obj.items()}
 
 
+def finite_range(**bounds: Any) -> Any:
+    """A click type for a tolerance or a step: ``click.FloatRange(**bounds)`` that also refuses
+    nan and infinities (nan compares false with every bound, so FloatRange lets it through)."""
+    import click
+
+    class FiniteRange(click.FloatRange):
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            number = super().convert(value, param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return number
+
+    return FiniteRange(**bounds)
+
+
 # -- numbers and nested lists --------------------------------------------------------------------
 
 

@@ -65,7 +65,7 @@ def _install() -> None:
         if _users == 0:
             _saved["showwarning"] = warnings.showwarning
             warnings.showwarning = _dispatch
-            warnings.filters.insert(0, _ALWAYS)
+            warnings.filters.insert(0, _ALWAYS)  # type: ignore[attr-defined]  # a list at run time
             warnings._filters_mutated()  # type: ignore[attr-defined]  # what simplefilter calls
         _users += 1
 
@@ -78,7 +78,7 @@ def _uninstall() -> None:
             if warnings.showwarning is _dispatch:  # unless someone replaced it since
                 warnings.showwarning = _saved["showwarning"]
             if _ALWAYS in warnings.filters:
-                warnings.filters.remove(_ALWAYS)
+                warnings.filters.remove(_ALWAYS)  # type: ignore[attr-defined]
                 warnings._filters_mutated()  # type: ignore[attr-defined]
 
 

@@ -38,7 +38,7 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     if engine is None:  # no Function has run, so neither a graph nor a plugin can have failed
         return None
     if isinstance(exc, engine.GraphTooLarge):
-        return f"the graph of derivatives is too large ({exc}, more than --max-nodes): {NODES_ADVICE}", 2
+        return f"the graph of derivatives grew past --max-nodes {exc.limit:,} functions: {NODES_ADVICE}", 2
     from .plugins import failure
 
     message = failure(exc)

@@ -173,10 +173,7 @@ def test_higher_orders_past_the_node_cap_are_refused_with_what_to_do(argv: list[
     env = {"GRADCLI_MAX_NODES": "1000"} if argv[0] != "--max-nodes" else None
     rc, out, err = invoke(*argv, env=env)
     assert (rc, out) == (2, "")
-    assert err.startswith(
-        "error: the graph of derivatives is too large (a differentiable backward pass reached 1,001"
-    )
-    assert err.endswith(f"more than --max-nodes): {NODES_ADVICE}\n")
+    assert err == f"error: the graph of derivatives grew past --max-nodes 1,000 functions: {NODES_ADVICE}\n"
 
 
 def test_orders_within_the_node_cap_are_computed() -> None:
@@ -190,7 +187,9 @@ def test_a_batch_line_past_the_node_cap_is_that_lines_error() -> None:
     )
     lines = [json.loads(line) for line in out.splitlines()]
     assert rc == 1 and [line["line"] for line in lines] == [1, 2]
-    assert all("more than --max-nodes" in line["error"] for line in lines)
+    assert all(
+        line["error"].startswith("the graph of derivatives grew past --max-nodes 1,000") for line in lines
+    )
 
 
 @pytest.mark.slow
@@ -206,5 +205,5 @@ def test_the_default_node_cap_allows_the_hessian_of_a_million_term_sum() -> None
         (g,) = engine.grad(y, [x], create_graph=True)
         (h,) = engine.grad(g, [x])
     assert (float(g.data), float(h.data)) == (1_000_000.0, 0.0)
-    with engine.limited_nodes(999_998), pytest.raises(engine.GraphTooLarge, match="999,999"):
+    with engine.limited_nodes(999_998), pytest.raises(engine.GraphTooLarge, match="more than 999,998"):
         engine.grad(y, [x], create_graph=True)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
+from . import __version__, budget
 
 NON_SCALAR_NOTE = (
     "A non-scalar output's gradient is the gradient of the sum of its elements "
@@ -27,6 +27,9 @@ NON_SCALAR_NOTE = (
 # Caps that keep a mistake from exhausting the machine; both can be raised (README: Reliability).
 MAX_EXPRESSION = 16_000_000  # characters: a 1,000,000-term sum is about 4 million
 MAX_OUTPUT = 10_000_000  # numbers written as JSON: about 200 MB of text
+# Functions one differentiable backward pass may visit: the Hessian of a 1,000,000-term sum
+# still fits, while tanh's --order, whose graph triples with each order, stops at order 15.
+MAX_NODES = 1_000_000
 
 
 def setting(name: str, default: Any) -> Any:
@@ -84,13 +87,16 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from .calculus import CalculusError
+        from .engine import limited_nodes
+        from .failures import describe
         from .functions.registry import RegistryError
         from .inputs import InputError
         from .plugins import PluginError
         from .program import EvaluationError, ExpressionError
 
         try:
-            return func(*args, **kwargs)
+            with limited_nodes(setting("max_nodes", MAX_NODES)):
+                return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except EvaluationError as exc:
@@ -99,12 +105,15 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), 2)
         except CalculusError as exc:
             fail(str(exc), getattr(exc, "exit_code", 2))
-        except MemoryError:
-            fail("out of memory: the inputs or the expression are too large for this machine", 1)
         except RecursionError:
             fail("the expression is nested too deeply for this Python", 1)
         except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
             fail(str(exc) or "the evaluation failed", 1)
+        except BaseException as exc:  # out of memory, --max-nodes, a plugin's failure (even SystemExit)
+            known = describe(exc)
+            if known is None:
+                raise
+            fail(*known)
 
     return wrapper
 
@@ -152,6 +161,11 @@ class GradGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("GRADCLI_DEBUG") or (ctx.obj or {}).get("debug"):
                 raise
+            from .failures import describe
+
+            known = describe(exc)  # out of memory outside a command (click's own parsing, output)
+            if known is not None:
+                fail(*known)
             fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 
 
@@ -190,8 +204,32 @@ def _silence_stdout() -> None:
     show_default=True,
     help="Refuse to write more numbers than this as JSON (also $GRADCLI_MAX_OUTPUT).",
 )
+@click.option(
+    "--max-memory",
+    type=budget.SIZE,
+    default=budget.DEFAULT,
+    envvar=budget.ENV_VAR,
+    show_default=True,
+    help="Memory for gradcli and the programs it starts: a size (4G, 512M), a share of the physical "
+    f"memory (25%) or unlimited (also ${budget.ENV_VAR}).",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(1),
+    default=MAX_NODES,
+    envvar="GRADCLI_MAX_NODES",
+    show_default=True,
+    help="Refuse higher derivatives whose graph passes this many functions (also $GRADCLI_MAX_NODES).",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) -> None:
+def main(
+    ctx: click.Context,
+    debug: bool,
+    max_expression: int,
+    max_output: int,
+    max_memory: int | None,
+    max_nodes: int,
+) -> None:
     """gradcli: values and gradients of expressions.
 
     \b
@@ -199,7 +237,13 @@ def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) 
       gradcli eval "x**2 + y**2" --x 2 --y 3 --json
       gradcli functions
     """
-    ctx.obj = {"debug": debug, "max_expression": max_expression, "max_output": max_output}
+    ctx.obj = {
+        "debug": debug,
+        "max_expression": max_expression,
+        "max_output": max_output,
+        "max_nodes": max_nodes,
+    }
+    ctx.call_on_close(budget.apply(max_memory))
 
 
 # --- expressions and their variables ---------------------------------------------------------
@@ -308,6 +352,7 @@ def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> 
     names a function that is not registered: scanning them costs time on every start.
     """
     from .functions.registry import REGISTRY
+    from .inputs import read_capped, shown
     from .language import parse
     from .plugins import load_plugins
     from .program import ExpressionError
@@ -315,9 +360,10 @@ def load_program(expr: str | None, expr_file: Any, plugins: tuple[str, ...]) -> 
     load_plugins(list(plugins), entry_points=False)
     if expr_file is not None and expr is not None:
         fail("give the expression either as an argument or with -f FILE, not both", 2)
-    if expr_file is not None:
-        expr = expr_file.read()
     limit = setting("max_expression", MAX_EXPRESSION)
+    if expr_file is not None:
+        too_long = f"the expression is more than --max-expression {limit:,} characters"
+        expr = read_capped(expr_file, limit, f"-f {shown(expr_file.name)}", too_long)
     if expr is not None and len(expr) > limit:
         fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
     if expr is None or expr.startswith("--") and expr[2:].isidentifier():
@@ -540,11 +586,12 @@ def batch_line(
 
     from . import render
     from .calculus import CalculusError
-    from .inputs import InputError, values_from_json_object
+    from .failures import describe
+    from .inputs import InputError, json_loads, values_from_json_object
     from .program import ExpressionError
 
     try:
-        values = values_from_json_object(json.loads(line))
+        values = values_from_json_object(json_loads(line))
         clash = sorted(set(values) & set(fixed))
         if clash:
             raise InputError(f"{clash[0]!r} is given both on the command line and in the line")
@@ -575,6 +622,11 @@ def batch_line(
         return render.dumps({"line": number, "error": "out of memory"}), False
     except RecursionError:
         return render.dumps({"line": number, "error": "nested too deeply"}), False
+    except BaseException as exc:  # --max-nodes, or a plugin's failure: this line's error too
+        known = describe(exc)
+        if known is None:
+            raise
+        return render.dumps({"line": number, "error": known[0]}), False
 
 
 class _progress:  # noqa: N801 - used like a function

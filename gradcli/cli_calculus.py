@@ -12,6 +12,7 @@ from typing import Any
 import click
 import numpy as np
 
+from . import caps
 from .cli import (
     ExpressionCommand,
     collect_values,
@@ -19,11 +20,11 @@ from .cli import (
     expression_options,
     fp_warnings,
     guard_count,
-    guard_output,
     load_program,
     parse_wrt,
     translate_errors,
 )
+from .inputs import finite_range
 
 SCALAR_NOTE = (
     "EXPR must have one scalar output: wrap a vector in sum(...), or use `gradcli jacobian` "
@@ -120,8 +121,8 @@ def jacobian_command(
     values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
     with fp_warnings():
+        guard_count(caps.jacobian_numbers(program, values, chosen))
         result = calculus.jacobian(program, values, wrt=chosen)
-    guard_output(result.jacobian)
     if not as_json:
         emit(render.jacobian_text(result.value, result.jacobian))
         return
@@ -158,21 +159,21 @@ def jacobian_command(
 )
 @click.option(
     "--rtol",
-    type=click.FloatRange(min=0),
+    type=finite_range(min=0),
     default=1e-5,
     show_default=True,
     help="Relative tolerance.",
 )
 @click.option(
     "--atol",
-    type=click.FloatRange(min=0),
+    type=finite_range(min=0),
     default=1e-7,
     show_default=True,
     help="Absolute tolerance.",
 )
 @click.option(
     "--eps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_range(min=0, min_open=True),
     default=None,
     help="Step of the central differences [default: cbrt(float64 eps) * max(1, |x|), about 6e-6].",
 )
@@ -210,6 +211,7 @@ def check_command(
     program = load_program(expr, expr_file, plugins)
     values = collect_values(program, ctx.args, vars_text)
     chosen = parse_wrt(wrt, program.inputs)
+    guard_count(caps.check_numbers(program, values, chosen, order))
     with fp_warnings():
         report = calculus.check(program, values, order=order, rtol=rtol, atol=atol, wrt=chosen, eps=eps)
     emit(render.dumps(render.check_json(report)) if as_json else calculus.format_table(report))

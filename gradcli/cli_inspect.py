@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from . import budget, caps
 from .cli import (
     ExpressionCommand,
     collect_values,
@@ -59,9 +60,11 @@ def _write(data: str | bytes, output: str | None) -> None:
 
 
 def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
-    """``dot_text`` rendered by Graphviz's ``dot`` (run directly, no shell) as ``fmt``."""
+    """``dot_text`` rendered by Graphviz's ``dot`` (run directly, no shell) as ``fmt``, within
+    what is left of the memory budget."""
     import subprocess
 
+    left = budget.room()
     try:
         proc = subprocess.run(
             [dot_program, f"-T{fmt}"],
@@ -69,11 +72,18 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
             capture_output=True,
             timeout=DOT_TIMEOUT_S,
             check=False,
+            preexec_fn=budget.child_preexec(),
         )
     except subprocess.TimeoutExpired:
         fail(f"dot did not finish within {DOT_TIMEOUT_S} s (the graph is too large to lay out)", 1)
     except OSError as exc:
         fail(f"cannot run {dot_program}: {exc.strerror or exc}", 1)
+    if left is not None and (proc.returncode < 0 or b"out of memory" in proc.stderr):
+        fail(
+            f"out of memory: dot needed more than the {budget.format_size(left)} left in the memory budget "
+            "to lay out this graph: use --format dot or text, or raise --max-memory",
+            1,
+        )
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         fail(f"dot failed (exit status {proc.returncode}): {message[0] if message else 'no message'}", 1)
@@ -91,6 +101,13 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     help="dot: Graphviz source; text: an indented tree; svg/png: rendered by Graphviz's dot.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option(
+    "--max-render-nodes",
+    type=click.IntRange(1),
+    default=caps.MAX_RENDER_NODES,
+    show_default=True,
+    help="Refuse to lay out (svg, png) a graph of more nodes: Graphviz takes minutes and gigabytes.",
+)
 @click.pass_context
 @translate_errors
 def graph_command(
@@ -101,6 +118,7 @@ def graph_command(
     plugins: tuple[str, ...],
     fmt: str,
     output: str | None,
+    max_render_nodes: int,
 ) -> None:
     """Draw the computational graph of EXPR.
 
@@ -127,6 +145,7 @@ def graph_command(
             fail(DOT_MISSING.format(fmt=fmt), 1)
         if fmt == "png" and output is None:
             fail("--format png writes a binary image: give -o FILE", 2)
+        caps.guard_render(program, fmt, max_render_nodes)
     if values is None:
         graph = structure(program)
     else:

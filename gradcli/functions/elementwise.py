@@ -304,13 +304,15 @@ relu = unary(
 
 
 def _silu_rule(gy: Any, x: Any) -> Any:
-    s = sigmoid(x)
+    s = exp(log_sigmoid(x))
     return gy * s * (1.0 + x * (1.0 - s))
 
 
+# sigmoid as exp(log_sigmoid(x)): exact to the last bits for x << 0 too, where 0.5*tanh(x/2) + 0.5
+# keeps only absolute accuracy (and x*sigmoid(x) would lose every digit by x = -40).
 silu = unary(
     "silu",
-    lambda x: x * _sigmoid(x),
+    lambda x: x * np.exp(-_softplus(-x)),
     _silu_rule,
     "sigmoid(x)*(1 + x*(1 - sigmoid(x)))",
     doc="x*sigmoid(x) (also called swish)",

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from ..engine import Function, Log, data_of
-from .registry import REGISTRY, alias, binary, define, register, unary
+from .registry import REGISTRY, Spec, alias, binary, define, register, unary
 
-EXP_LOG = {"group": "exponents and logarithms"}
-TRIG = {"group": "trigonometric"}
-HYPERBOLIC = {"group": "hyperbolic"}
-NN = {"group": "neural network"}
-PIECEWISE = {"group": "piecewise", "smooth": False}
+EXP_LOG: dict[str, Any] = {"group": "exponents and logarithms"}
+TRIG: dict[str, Any] = {"group": "trigonometric"}
+HYPERBOLIC: dict[str, Any] = {"group": "hyperbolic"}
+NN: dict[str, Any] = {"group": "neural network"}
+NN_KINKED: dict[str, Any] = {**NN, "smooth": False}
+PIECEWISE: dict[str, Any] = {"group": "piecewise", "smooth": False}
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 DEGREE = math.pi / 180.0
@@ -139,7 +140,7 @@ expm1 = unary(
 # --- trigonometric and hyperbolic ---------------------------------------------------------------
 
 sin = unary("sin", np.sin, lambda gy, x: gy * cos(x), "cos(x)", doc="sine", **TRIG)
-cos = unary("cos", np.cos, lambda gy, x: gy * -sin(x), "-sin(x)", doc="cosine", **TRIG)
+cos: Spec = unary("cos", np.cos, lambda gy, x: gy * -sin(x), "-sin(x)", doc="cosine", **TRIG)
 tan = unary(
     "tan",
     np.tan,
@@ -206,7 +207,7 @@ csc = unary(
     sample_domain=(0.3, 2.8),
     **TRIG,
 )
-cot = unary(
+cot: Spec = unary(
     "cot",
     lambda x: 1.0 / np.tan(x),
     lambda gy, out: -gy * (1.0 + out * out),
@@ -222,7 +223,9 @@ rad2deg = unary(
     "rad2deg", np.rad2deg, lambda gy: gy / DEGREE, "180/pi", doc="radians to degrees: x*180/pi", **TRIG
 )
 sinh = unary("sinh", np.sinh, lambda gy, x: gy * cosh(x), "cosh(x)", doc="hyperbolic sine", **HYPERBOLIC)
-cosh = unary("cosh", np.cosh, lambda gy, x: gy * sinh(x), "sinh(x)", doc="hyperbolic cosine", **HYPERBOLIC)
+cosh: Spec = unary(
+    "cosh", np.cosh, lambda gy, x: gy * sinh(x), "sinh(x)", doc="hyperbolic cosine", **HYPERBOLIC
+)
 tanh = unary(
     "tanh",
     np.tanh,
@@ -269,7 +272,7 @@ def _softplus(x: Any) -> Any:
     return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0)
 
 
-sigmoid = unary(
+sigmoid: Spec = unary(
     "sigmoid",
     _sigmoid,
     lambda gy, out: gy * out * (1.0 - out),
@@ -299,7 +302,7 @@ relu = unary(
     lambda gy, x: gy * (data_of(x) > 0),
     "x > 0",
     doc="max(x, 0); relu'(0) = 0 (PyTorch)",
-    **{**NN, "smooth": False},
+    **NN_KINKED,
 )
 
 
@@ -336,7 +339,7 @@ elu = define(
     rule="d/dx elu(x) = 1 for x > 0, alpha*exp(x) for x <= 0",
     doc="x for x > 0, alpha*(exp(x) - 1) otherwise; elu'(0) = alpha (PyTorch)",
     sample_params={"alpha": 1.5},
-    **{**NN, "smooth": False},
+    **NN_KINKED,
 )
 leaky_relu = define(
     "leaky_relu",
@@ -348,7 +351,7 @@ leaky_relu = define(
     rule="d/dx leaky_relu(x) = 1 for x > 0, negative_slope for x <= 0",
     doc="x for x > 0, negative_slope*x otherwise; leaky_relu'(0) = negative_slope (PyTorch)",
     sample_params={"negative_slope": 0.2},
-    **{**NN, "smooth": False},
+    **NN_KINKED,
 )
 softsign = unary(
     "softsign",
@@ -356,7 +359,7 @@ softsign = unary(
     lambda gy, x: gy / (1.0 + absolute(x)) ** 2,
     "1/(1 + abs(x))**2",
     doc="x/(1 + |x|); its second derivative jumps at 0 (abs'(0) = 0 there)",
-    **{**NN, "smooth": False},
+    **NN_KINKED,
 )
 hardtanh = define(
     "hardtanh",
@@ -367,12 +370,12 @@ hardtanh = define(
     params={"min_val": -1.0, "max_val": 1.0},
     rule="d/dx hardtanh(x) = 1 for min_val < x < max_val, else 0",
     doc="x limited to [min_val, max_val]; gradient 1 strictly inside, 0 at the bounds and beyond (PyTorch)",
-    **{**NN, "smooth": False},
+    **NN_KINKED,
 )
 
 # --- piecewise ---------------------------------------------------------------------------------------
 
-absolute = unary(
+absolute: Spec = unary(
     "abs",
     np.abs,
     lambda gy, x: gy * np.sign(data_of(x)),

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..engine import data_of
 from .elementwise import EXP_LOG, NN, TRIG, exp, whole_number
-from .registry import alias, define, unary
+from .registry import Spec, alias, define, unary
 
-SPECIAL = {"group": "special"}
+SPECIAL: dict[str, Any] = {"group": "special"}
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 HALF_SQRT_PI = math.sqrt(math.pi) / 2.0
 SQRT_HALF = math.sqrt(0.5)
@@ -27,7 +27,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 def _scipy() -> Any:
     """``scipy.special``, imported on first use (Python caches it from then on)."""
-    import scipy.special
+    import scipy.special  # type: ignore[import-untyped]
 
     return scipy.special
 
@@ -62,7 +62,7 @@ erfinv = unary(
 
 # --- gamma family ----------------------------------------------------------------------------------
 
-GAMMA_DOMAIN = {"sample_domain": (0.5, 3.0), **SPECIAL}
+GAMMA_DOMAIN: dict[str, Any] = {"sample_domain": (0.5, 3.0), **SPECIAL}
 
 gamma = unary(
     "gamma",
@@ -80,7 +80,7 @@ lgamma = unary(
     doc="log(abs(gamma(x))) without overflow (SciPy's gammaln); inf at 0 and negative whole numbers",
     **GAMMA_DOMAIN,
 )
-digamma = unary(
+digamma: Spec = unary(
     "digamma",
     lambda x: _scipy().psi(x),
     lambda gy, x: gy * polygamma(x, n=1),
@@ -96,7 +96,7 @@ def _polygamma(x: Any, n: Any) -> Any:
     return special.psi(x) if n == 0 else special.polygamma(n, x)
 
 
-polygamma = define(
+polygamma: Spec = define(
     "polygamma",
     _polygamma,
     [lambda gy, x, n: gy * polygamma(x, n=n + 1)],
@@ -124,7 +124,7 @@ def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:
     return gy * (spherical_jn(x, n=n - 1) * (n / (2.0 * n + 1.0)) - up)
 
 
-spherical_jn = define(
+spherical_jn: Spec = define(
     "spherical_jn",
     _spherical_jn,
     [_spherical_jn_rule],

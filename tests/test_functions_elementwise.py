@@ -592,6 +592,36 @@ def test_gradient_follows_the_documented_convention(
     np.testing.assert_allclose(gradients(name, args, params), want, rtol=1e-15, atol=1e-300)
 
 
+FINITE_AT_EXTREMES = [
+    ("softsign", (-1e308,)),
+    ("silu", (-1000.0,)),
+    ("silu", (1000.0,)),
+    ("gelu", (-1000.0,)),
+    ("elu", (1000.0,)),
+    ("logaddexp", (-1000.0, 1000.0)),
+    ("asinh", (1e300,)),
+    ("acosh", (1e300,)),
+    ("hypot", (0.0, 0.0)),
+    ("hypot", (1e300, 1e300)),
+    ("xlogy", (0.0, 0.0)),
+    ("binary_cross_entropy", (0.0, 1.0)),
+    ("binary_cross_entropy", (1.0, 1.0)),
+    ("sinc", (0.0,)),
+    ("spherical_jn", (0.0,)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), FINITE_AT_EXTREMES, ids=repr)
+def test_value_and_gradient_at_extreme_inputs_are_finite_without_floating_point_errors(
+    name: str, args: tuple[float, ...]
+) -> None:
+    with np.errstate(all="raise", under="ignore"):
+        xs = [Variable(np.asarray(a)) for a in args]
+        y = lookup(name)(*xs)
+        gs = grad(y, xs)
+    assert np.isfinite(y.data) and all(np.isfinite(g.data) for g in gs)
+
+
 def test_functions_with_a_documented_convention_say_so_in_their_doc() -> None:
     phrases = {
         "heaviside": "h at x == 0",

@@ -353,10 +353,17 @@ leaky_relu = define(
     sample_params={"negative_slope": 0.2},
     **NN_KINKED,
 )
+
+
+def _softsign_rule(gy: Any, x: Any) -> Any:
+    d = 1.0 + absolute(x)
+    return gy / d / d  # not / d**2, which overflows for |x| > 1e154
+
+
 softsign = unary(
     "softsign",
     lambda x: x / (1.0 + np.abs(x)),
-    lambda gy, x: gy / (1.0 + absolute(x)) ** 2,
+    _softsign_rule,
     "1/(1 + abs(x))**2",
     doc="x/(1 + |x|); its second derivative jumps at 0 (abs'(0) = 0 there)",
     **NN_KINKED,

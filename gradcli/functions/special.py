@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine import data_of
 from .elementwise import EXP_LOG, NN, TRIG, exp, whole_number
-from .registry import Spec, alias, define, unary
+from .registry import Spec, alias, binary, define, unary
 
 SPECIAL: dict[str, Any] = {"group": "special"}
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -149,10 +149,6 @@ sinc = unary(
 )
 
 
-def _xlogy(x: Any, y: Any) -> Any:
-    return _scipy().xlogy(x, y)
-
-
 def _xlogy_dx(gy: Any, x: Any, y: Any) -> Any:
     # log(y), except where x == 0 and y <= 0: there x*log(y) is the constant 0 along x = 0 (PyTorch).
     keep = 1.0 - ((data_of(x) == 0) & (data_of(y) <= 0))
@@ -165,12 +161,11 @@ def _xlogy_dy(gy: Any, x: Any, y: Any) -> Any:
     return gy * x / (y + both_zero * 1.0)
 
 
-xlogy = define(
+xlogy = binary(
     "xlogy",
-    _xlogy,
-    [_xlogy_dx, _xlogy_dy],
-    ["log(y)", "x/y"],
-    inputs=("x", "y"),
+    lambda x, y: _scipy().xlogy(x, y),
+    (_xlogy_dx, _xlogy_dy),
+    ("log(y)", "x/y"),
     doc="x*log(y), 0 wherever x == 0 (even at y = 0); d/dx = 0 where x == 0 and y <= 0 (PyTorch)",
     sample_domain=(0.2, 3.0),
     **EXP_LOG,

@@ -49,7 +49,7 @@ class _Reduction(Function):
 
     def kept(self, y: Any, x: Any) -> Any:
         """The output with the reduced axes kept as length 1, to broadcast against the input."""
-        return y if self.keepdims else y.reshape(keepdims_shape(x.shape, self.axis))
+        return y.reshape(keepdims_shape(x.shape, self.axis))
 
 
 def normalized_axes(axis: int | tuple[int, ...], ndim: int) -> tuple[int, ...]:

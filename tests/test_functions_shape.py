@@ -124,14 +124,3 @@ def test_options_that_do_not_fit_are_one_clear_error_line(expr: str, message: st
     assert (rc, out) == (1, "")
     assert first.startswith("error: ") and message in first, err
     assert "Traceback" not in err and len(excerpt) in (0, 2)
-
-
-def test_a_result_larger_than_the_free_memory_is_refused_before_it_is_allocated() -> None:
-    import os
-
-    from gradcli.functions.shape import check_result_size
-
-    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    check_result_size("tile", (free // 16,))
-    with pytest.raises(MemoryError, match="tile: a result of shape"):
-        check_result_size("tile", (free // 8 + 1,))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..engine import Function, MatMul, Variable, data_of, matmul_backward, scatter
 from .registry import REGISTRY, register
-from .shape import check_result_size, moveaxis, swap_last
+from .shape import interleave, moveaxis, swap_last
 
 LINALG: dict[str, Any] = {"group": "linear algebra"}
 LinAlgError = np.linalg.LinAlgError
@@ -260,7 +260,6 @@ class Diag(_Linalg):
             )
         if x.ndim == 1:
             n = x.shape[0] + abs(self.k)
-            check_result_size("diag", (n, n))
             self.index = _diagonal(n, n, self.k)
         else:
             self.index = _diagonal(x.shape[0], x.shape[1], self.k)
@@ -317,7 +316,6 @@ class Outer(_Linalg):
     """outer product a_i * b_j of the flattened a and b (numpy.outer)"""
 
     def forward(self, a: Any, b: Any) -> Any:
-        check_result_size("outer", (a.size, b.size))
         return np.outer(a, b)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -362,8 +360,7 @@ class Einsum(_Linalg):
         self.subscripts = subscripts
 
     def forward(self, *xs: Any) -> Any:
-        self.terms, self.out, sizes = _spelled_out(self.subscripts, [x.shape for x in xs])
-        check_result_size("einsum", tuple(sizes[c] for c in self.out))
+        self.terms, self.out = _spelled_out(self.subscripts, [x.shape for x in xs])
         return np.einsum(self.subscripts, *xs, optimize=len(xs) > 2)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -401,10 +398,9 @@ class Einsum(_Linalg):
         return ",".join([self.out, *others, *extra]) + "->" + target, constants
 
 
-def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str, dict[str, int]]:
-    """Each operand's subscripts and the output's with '...' written as letters and the output
-    made explicit (NumPy's implicit mode: the indices that appear once, in alphabetical order),
-    and the length of each index."""
+def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """Each operand's subscripts and the output's, with '...' written as letters and the output
+    made explicit (NumPy's implicit mode: the indices that appear once, in alphabetical order)."""
     text = subscripts.replace(" ", "")
     odd = sorted(set(text) - set(ascii_letters) - set(",.->"))
     if odd:
@@ -430,15 +426,10 @@ def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[s
     else:
         counts = Counter("".join(terms))
         out = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
-    sizes: dict[str, int] = {}
-    for term, shape in zip(terms, shapes):
-        for c, n in zip(term, shape):
-            if sizes.get(c, 1) == 1:
-                sizes[c] = n
-    missing = [c for c in out if c not in sizes]
-    if "." in out or missing or len(set(out)) != len(out):
+    named = set("".join(terms))
+    if "." in out or not set(out) <= named or len(set(out)) != len(out):
         raise ValueError(f"the output subscripts {output!r} must name distinct indices of the operands")
-    return terms, out, sizes
+    return terms, out
 
 
 @register(
@@ -478,18 +469,16 @@ class Kron(_Linalg):
     def forward(self, a: Any, b: Any) -> Any:
         d = max(a.ndim, b.ndim)
         self.sa, self.sb = (1,) * (d - a.ndim) + a.shape, (1,) * (d - b.ndim) + b.shape
-        check_result_size("kron", tuple(m * n for m, n in zip(self.sa, self.sb)))
         return np.kron(a, b)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         # The output's axis k, split in two, is (index in a, index in b): gy = a (x) b elementwise.
         (gy,), (a, b) = gys, xs
         ones = (1,) * len(self.sa)
-        pairs = tuple(n for p in zip(self.sa, self.sb) for n in p)
-        g = gy.reshape(pairs)
-        a_axes, b_axes = tuple(range(0, len(pairs), 2)), tuple(range(1, len(pairs), 2))
-        ga = (g * b.reshape(tuple(n for p in zip(ones, self.sb) for n in p))).sum(axis=b_axes)
-        gb = (g * a.reshape(tuple(n for p in zip(self.sa, ones) for n in p))).sum(axis=a_axes)
+        g = gy.reshape(interleave(self.sa, self.sb))
+        a_axes, b_axes = tuple(range(0, g.ndim, 2)), tuple(range(1, g.ndim, 2))
+        ga = (g * b.reshape(interleave(ones, self.sb))).sum(axis=b_axes)
+        gb = (g * a.reshape(interleave(self.sa, ones))).sum(axis=a_axes)
         return ga.reshape(a.shape), gb.reshape(b.shape)
 
 
@@ -532,7 +521,7 @@ class Cholesky(_Linalg):
     **LINALG,
 )
 class Eigh(_Linalg):
-    """eigenvalues (ascending) and eigenvectors of a symmetric matrix (symmetrized first, as JAX); w, V = eigh(A). Gradient undefined at repeated eigenvalues"""  # noqa: E501 - one line: gradcli functions shows it
+    """w, V = eigh(A), ascending, of A symmetrized (as JAX); the gradient is undefined at repeated w"""
 
     uses_outputs = True
 

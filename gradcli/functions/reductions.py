@@ -106,12 +106,11 @@ class Min(_Extreme):
 
 @register(
     "norm",
-    rule="d/dx norm(x) = x / norm(x) for the 2-norm (0 at x = 0); sign(x) at the extremes for ord 1, inf; "
-    "u v^T of the singular vectors for matrix ord 2, -2, 'nuc'",
+    rule="d/dx norm(x) = x/norm(x) (2-norm, 0 at 0); sign(x) at the extremes (1, inf); u v^T (matrix 2, nuc)",
     **AXIS,
 )
 class Norm(_Reduction):
-    """vector or matrix norm as numpy.linalg.norm (ord 2, 1, inf, -inf, p; matrices 'fro', 'nuc', 1, 2, inf); norm'(0) = 0, ties split evenly"""  # noqa: E501 - one line: gradcli functions shows it
+    """norm as numpy.linalg.norm (ord 2, 1, inf, p; matrices 'fro', 'nuc', 2...); norm'(0) = 0, ties split"""
 
     def __init__(
         self,

@@ -8,8 +8,6 @@ dispatch like every registered function: Variables in, graph nodes out; arrays i
 
 from __future__ import annotations
 
-import math
-import os
 from typing import Any
 
 import numpy as np
@@ -56,19 +54,6 @@ def concat_parts(parts: tuple[Any, ...] | list[Any], axis: int) -> Any:
     if any(isinstance(p, Variable) for p in parts):
         return Concat(axis)(*parts)
     return np.concatenate(parts, axis=axis)
-
-
-def check_result_size(name: str, shape: tuple[int, ...]) -> None:
-    """Refuse a result larger than the free memory before allocating it. For functions whose
-    result a few typed numbers can make huge (``tile(x, [50000, 50000])``): Linux would grant
-    the allocation and then kill the process while it fills it."""
-    size = math.prod(shape) * 8
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # no sysconf: leave it to the allocator
-        return
-    if size > free:
-        raise MemoryError(f"{name}: a result of shape {shape} needs {size / 2**30:.1f} GiB")
 
 
 @register(
@@ -225,7 +210,8 @@ class Roll(_ShapeOp):
         return roll(gys[0], shift=back, axis=self.axis)
 
 
-def _interleave(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[int, ...]:
+def interleave(first: tuple[int, ...], second: tuple[int, ...]) -> tuple[int, ...]:
+    """(a0, b0, a1, b1, ...): a shape whose axes pair up the axes of two others."""
     return tuple(n for pair in zip(first, second) for n in pair)
 
 
@@ -247,12 +233,11 @@ class Tile(_ShapeOp):
         # Both padded to d axes with leading 1s, as NumPy does.
         self.x_shape = (1,) * (d - x.ndim) + x.shape
         self.counts = (1,) * (d - len(self.reps)) + self.reps
-        check_result_size("tile", tuple(int(r) * n for r, n in zip(self.counts, self.x_shape)))
         return np.tile(x, self.reps)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         # The output's axis k is (copy, element) pairs: split each in two and sum out the copies.
-        g = gys[0].reshape(_interleave(self.counts, self.x_shape))
+        g = gys[0].reshape(interleave(self.counts, self.x_shape))
         return g.sum(axis=tuple(range(0, g.ndim, 2))).reshape(xs[0].shape)
 
 
@@ -270,16 +255,13 @@ class Repeat(_ShapeOp):
         self.repeats, self.axis = axis_option(repeats), axis
 
     def forward(self, x: Any) -> Any:
-        # The result's shape, worked out (and the axis checked, by moveaxis) before allocating.
-        lead = x.reshape(-1) if self.axis is None else np.moveaxis(x, self.axis, 0)
+        lead = x.reshape(-1) if self.axis is None else np.moveaxis(x, self.axis, 0)  # (checks the axis)
         counts = np.asarray(self.repeats)
         if counts.ndim > 1 or counts.size not in (1, len(lead)):
             raise ValueError(
                 f"repeats must be one count or a list of {len(lead)} (one per element along the axis), "
                 f"not {self.repeats!r}"
             )
-        total = int(counts.sum()) * (len(lead) if counts.size == 1 else 1)
-        check_result_size("repeat", (total, *lead.shape[1:]))
         return np.repeat(x, self.repeats, self.axis)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:

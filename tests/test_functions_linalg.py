@@ -397,3 +397,37 @@ def test_einsum_subscripts_that_do_not_fit_the_operands_are_clear_errors() -> No
     ]:
         with pytest.raises(ValueError, match=message):
             REGISTRY["einsum"](P, subscripts=subscripts)
+
+
+# --- outputs an expression does not use --------------------------------------------------------------
+
+TWO_BY_TWO = "[[2, 1], [1, 3]]"
+
+
+def _python_gradient(pick: Callable[[Any, Any], Any], create_graph: bool = False) -> Any:
+    x = Variable(np.array([[2.0, 1.0], [1.0, 3.0]]))
+    (g,) = grad(pick(*REGISTRY["eigh"](x)), [x], create_graph=create_graph)
+    return x, g
+
+
+@pytest.mark.parametrize(
+    ("text", "pick"),
+    [("w, V = eigh(x); w[1]", lambda w, v: w[1]), ("w, V = eigh(x); V[1, 1]", lambda w, v: v[1, 1])],
+)
+def test_eigh_gradients_need_no_use_of_the_other_output(text: str, pick: Callable[[Any, Any], Any]) -> None:
+    # The program frees an output nothing reads; the rule must not depend on it being alive.
+    import json
+
+    rc, out, err = invoke("eval", text, "--x", TWO_BY_TWO, "--json")
+    assert rc == 0, err
+    np.testing.assert_allclose(json.loads(out)["grad"]["x"], _python_gradient(pick)[1].data, rtol=1e-12)
+    rc, out, err = invoke("hessian", text, "--x", TWO_BY_TWO, "--json")
+    assert rc == 0, err
+    x, g = _python_gradient(pick, create_graph=True)
+    rows = [grad(g[i, j], [x])[0].data for i in range(2) for j in range(2)]
+    np.testing.assert_allclose(
+        np.array(json.loads(out)["hessian"]["x"]["x"]).reshape(4, 4),
+        np.array(rows).reshape(4, 4),
+        rtol=1e-10,
+        atol=1e-12,
+    )

@@ -11,7 +11,6 @@ NumPy's, and the gradient is the symmetric one that central differences see.
 from __future__ import annotations
 
 from collections import Counter
-from string import ascii_letters
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,8 @@ from .shape import interleave, moveaxis, swap_last
 
 LINALG: dict[str, Any] = {"group": "linear algebra"}
 LinAlgError = np.linalg.LinAlgError
+# The index letters einsum takes (string.ascii_letters, without importing string at startup).
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 register(
     "matmul",
@@ -381,7 +382,7 @@ class Einsum(_Linalg):
         matrix spreads the gradient over a diagonal, a vector of ones over a summed axis."""
         others = [t for j, t in enumerate(self.terms) if j != i]
         present = set(self.out).union(*others)
-        spare = iter([c for c in ascii_letters if c not in present and c not in self.terms[i]])
+        spare = iter([c for c in LETTERS if c not in present and c not in self.terms[i]])
         target, extra = "", []
         constants: list[Any] = []
         for c, n in zip(self.terms[i], shape):
@@ -402,7 +403,7 @@ def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[s
     """Each operand's subscripts and the output's, with '...' written as letters and the output
     made explicit (NumPy's implicit mode: the indices that appear once, in alphabetical order)."""
     text = subscripts.replace(" ", "")
-    odd = sorted(set(text) - set(ascii_letters) - set(",.->"))
+    odd = sorted(set(text) - set(LETTERS) - set(",.->"))
     if odd:
         raise ValueError(f"subscripts are letters, ',', '->' and '...'; got {odd[0]!r} in {subscripts!r}")
     inputs, arrow, output = text.partition("->")
@@ -415,7 +416,7 @@ def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[s
         if "." in named or len(named) > len(shape) or ("..." not in term and len(named) != len(shape)):
             raise ValueError(f"operand {k} has {len(shape)} axes; its subscripts {term!r} do not fit")
         widths.append(len(shape) - len(named))
-    spare = [c for c in ascii_letters if c not in text]
+    spare = [c for c in LETTERS if c not in text]
     width = max(widths, default=0)
     if width > len(spare):
         raise ValueError(f"too many axes under '...' in {subscripts!r}")

@@ -57,6 +57,13 @@ def normalized_axes(axis: int | tuple[int, ...], ndim: int) -> tuple[int, ...]:
     return tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
 
 
+def _ones_at_zeros(y: Any) -> Any:
+    """y with 1 in place of 0. A norm (and std) at 0 has a kink whose subgradient of minimum
+    norm is 0: dividing by 1 there, times the 0 that the numerator is there, gives it."""
+    zero = data_of(y) == 0
+    return y + zero * 1.0 if zero.any() else y
+
+
 def _ties(values: Any, extreme: Any, axis: Any) -> Any:
     """1/k at each of the k elements equal to ``extreme`` along ``axis``, 0 elsewhere: tied
     extremes share a gradient evenly (PyTorch). A constant (a mask), for either mode."""
@@ -138,10 +145,7 @@ class Norm(_Reduction):
         (gy,), (x,), (y,) = gys, xs, ys
         p = self.ord
         if p is None or p == "fro" or (p == 2 and not self.matrix):
-            zero = data_of(y) == 0
-            if zero.any():  # the minimum-norm subgradient at 0 is 0: divide by 1 there, times x = 0
-                y = y + zero * 1.0
-            return x * self.spread(gy / y, x)
+            return x * self.spread(gy / _ones_at_zeros(y), x)
         if p == 0:  # the number of nonzero elements: piecewise constant
             return None
         sign = np.sign(data_of(x))
@@ -153,11 +157,8 @@ class Norm(_Reduction):
             return self.spread(gy, x) * sign
         if math.isinf(float(p)):
             return self.spread(gy, x) * sign * _ties(np.abs(data_of(x)), self.kept(data_of(y), x), self.axes)
-        zero = data_of(y) == 0
-        if zero.any():
-            y = y + zero * 1.0
         q = float(p) - 1.0
-        return self.spread(gy / y**q, x) * sign * absolute(x) ** q
+        return self.spread(gy / _ones_at_zeros(y) ** q, x) * sign * absolute(x) ** q
 
     def _extreme_sums(self, a: Any) -> Any:
         """Matrix ord 1, -1 (column sums of |x|) and inf, -inf (row sums): the share of the
@@ -284,10 +285,7 @@ class Std(_Moment):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (x,), (y,) = xs, ys
-        zero = data_of(y) == 0
-        if zero.any():  # a kink, as norm's at 0: the minimum-norm subgradient, 0
-            y = y + zero * 1.0
-        return self.spread(gys[0] / y, x) * self.centred(x)
+        return self.spread(gys[0] / _ones_at_zeros(y), x) * self.centred(x)
 
 
 class _Cumulative(Function):

@@ -26,9 +26,13 @@ from gradcli.engine import grad
 from gradcli.functions import REGISTRY
 
 
+def as_tuple(ys: Any) -> tuple[Any, ...]:
+    """A function's outputs as a tuple, whether it has one or several."""
+    return ys if isinstance(ys, tuple) else (ys,)
+
+
 def _outputs(name: str, xs: Sequence[Any], params: dict[str, Any]) -> list[Any]:
-    ys = REGISTRY[name](*xs, **params)
-    return list(ys) if isinstance(ys, tuple) else [ys]
+    return list(as_tuple(REGISTRY[name](*xs, **params)))
 
 
 def _fold(ys: list[Variable], weights: list[np.ndarray]) -> Variable:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from derivative_checks import assert_derivatives
+from derivative_checks import as_tuple, assert_derivatives
 from helpers_cli import invoke
 
 from gradcli import Variable
@@ -183,12 +183,9 @@ def test_linear_algebra_fits_its_page_of_the_listing() -> None:
 )
 def test_linear_algebra_values_match_the_reference(name: str, case: Case) -> None:
     arrays, params, reference = case
-    want = reference(*arrays)
-    want = want if isinstance(want, tuple) else (want,)
-    got = REGISTRY[name](*arrays, **params)
-    got = got if isinstance(got, tuple) else (got,)
-    on_variables = REGISTRY[name](*(Variable(a) for a in arrays), **params)
-    on_variables = on_variables if isinstance(on_variables, tuple) else (on_variables,)
+    want = as_tuple(reference(*arrays))
+    got = as_tuple(REGISTRY[name](*arrays, **params))
+    on_variables = as_tuple(REGISTRY[name](*(Variable(a) for a in arrays), **params))
     assert len(got) == len(want)
     for g, w, v in zip(got, want, on_variables):
         assert np.shape(g) == np.shape(w)
@@ -253,14 +250,12 @@ def test_linear_algebra_derivatives_match_central_differences(
 def test_a_stack_of_matrices_gives_what_each_matrix_gives_alone(name: str) -> None:
     a = SPD
     xs = Variable(a)
-    outs = REGISTRY[name](xs)
-    outs = outs if isinstance(outs, tuple) else (outs,)
+    outs = as_tuple(REGISTRY[name](xs))
     weights = [RNG.uniform(0.5, 1.5, o.shape) for o in outs]
     (g,) = grad(sum(((o * w).sum() for o, w in zip(outs, weights)), Variable(0.0)), [xs])
     for i in range(len(a)):
         xi = Variable(a[i])
-        alone = REGISTRY[name](xi)
-        alone = alone if isinstance(alone, tuple) else (alone,)
+        alone = as_tuple(REGISTRY[name](xi))
         (gi,) = grad(sum(((o * w[i]).sum() for o, w in zip(alone, weights)), Variable(0.0)), [xi])
         for o, oi in zip(outs, alone):
             np.testing.assert_allclose(o.data[i], oi.data, rtol=1e-12, atol=1e-14)
@@ -303,15 +298,14 @@ def test_eigh_and_cholesky_read_a_matrix_as_its_symmetric_part() -> None:
     skew = 0.1 * (skew - skew.T)
     for name in ("eigh", "cholesky"):
         a, b = REGISTRY[name](SPD[0] + skew), REGISTRY[name](SPD[0])
-        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        for x, y in zip(as_tuple(a), as_tuple(b)):
             np.testing.assert_allclose(x, y, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["eigh", "cholesky"])
 def test_decomposition_gradients_are_symmetric(name: str) -> None:
     a = Variable(SPD)
-    outs = REGISTRY[name](a)
-    outs = outs if isinstance(outs, tuple) else (outs,)
+    outs = as_tuple(REGISTRY[name](a))
     (g,) = grad(sum(((o * RNG.uniform(size=o.shape)).sum() for o in outs), Variable(0.0)), [a])
     np.testing.assert_allclose(g.data, np.swapaxes(g.data, -1, -2), atol=1e-12)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from derivative_checks import assert_derivatives
+from derivative_checks import as_tuple, assert_derivatives
 from helpers_cli import invoke
 
 from gradcli import Variable
@@ -83,10 +83,8 @@ def test_shape_functions_fit_their_page_of_the_listing() -> None:
 )
 def test_shape_function_values_match_the_reference_and_differentiate(name: str, case: Case) -> None:
     arrays, params, reference = case
-    want = reference(*arrays)
-    want = want if isinstance(want, tuple) else (want,)
-    got = REGISTRY[name](*arrays, **params)
-    got = got if isinstance(got, tuple) else (got,)
+    want = as_tuple(reference(*arrays))
+    got = as_tuple(REGISTRY[name](*arrays, **params))
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert np.shape(g) == np.shape(w)

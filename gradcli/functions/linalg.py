@@ -427,8 +427,8 @@ def _spelled_out(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[s
     else:
         counts = Counter("".join(terms))
         out = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
-    named = set("".join(terms))
-    if "." in out or not set(out) <= named or len(set(out)) != len(out):
+    indices = set("".join(terms))
+    if "." in out or not set(out) <= indices or len(set(out)) != len(out):
         raise ValueError(f"the output subscripts {output!r} must name distinct indices of the operands")
     return terms, out
 

@@ -899,10 +899,15 @@ class GetItem(_Shape):
         return np.array(x[self.index], dtype=np.float64)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
-        (gy,) = gys
-        if isinstance(gy, Variable):
-            return GetItemGrad(self.index, self.x_shape)(gy)
-        return _scatter(gy, self.index, self.x_shape)
+        return scatter(gys[0], self.index, self.x_shape)
+
+
+def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """The adjoint of ``x[index]`` for an ``x`` of ``shape``: ``g`` added into zeros at ``index``
+    (repeated indices add up), on arrays or Variables."""
+    if isinstance(g, Variable):
+        return GetItemGrad(index, shape)(g)
+    return _scatter(g, index, shape)
 
 
 def _scatter(gy: Any, index: Any, shape: tuple[int, ...]) -> Any:

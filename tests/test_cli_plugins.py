@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_cli import REPO, run_cli
+from conftest import REPO, run_cli
 
 LINE = str(REPO / "examples" / "line.py")
 MATRICES = ["--w", "[[1, 2], [3, 4]]", "--x", "[[5, 6], [7, 8]]", "--b", "1"]
@@ -21,11 +21,13 @@ grad b 4
 """
 
 
+@pytest.mark.slow
 def test_readme_plugin_example_on_2x2_matrices() -> None:
     rc, out, err = run_cli("eval", "sum(line(w, x, b))", "--plugin", LINE, *MATRICES)
     assert (rc, out, err) == (0, README_OUTPUT, "")
 
 
+@pytest.mark.slow
 def test_plugin_from_the_environment_variable() -> None:
     rc, out, _ = run_cli(
         "eval", "sum(line(w, x, b))", *MATRICES, "--json", env_extra={"GRADCLI_PLUGINS": LINE}
@@ -33,12 +35,14 @@ def test_plugin_from_the_environment_variable() -> None:
     assert rc == 0 and out.startswith('{"value": 74.0')
 
 
+@pytest.mark.slow
 def test_plugin_function_is_listed_with_its_rule() -> None:
     rc, out, _ = run_cli("functions", "--plugin", LINE)
     assert rc == 0
     assert "line(w, x, b)" in out and "d/dw = x, d/dx = w, d/db = 1" in out
 
 
+@pytest.mark.slow
 def test_without_the_switch_the_plugin_function_is_unknown() -> None:
     rc, _, err = run_cli("eval", "sum(line(w, x, b))", *MATRICES)
     assert rc == 2 and "unknown function 'line'" in err
@@ -49,26 +53,24 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_batch_shows_a_progress_bar_when_stderr_is_a_terminal_and_input_is_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("source", "results_to_terminal", "shown"),
+    [("file", False, True), ("file", True, False), ("-", False, False)],
+)
+def test_batch_progress_bar_only_for_a_file_and_never_on_the_results_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, results_to_terminal: bool, shown: bool
 ) -> None:
-    from gradcli.cli import _progress
+    from gradcli.batch import Progress
 
     path = tmp_path / "points.ndjson"
-    path.write_text('{"x": 1}\n' * 100)
+    path.write_bytes(b'{"x": 1}\n' * 100)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    with path.open() as stream, _progress(stream, str(path)) as advance:
+    with (
+        path.open("rb") as stream,
+        Progress(stream, str(path) if source == "file" else "-", results_to_terminal) as advance,
+    ):
         for line in stream:
             advance(len(line))
-    assert "batch" in terminal.getvalue() and "100%" in terminal.getvalue()
-
-
-def test_batch_shows_no_progress_bar_for_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gradcli.cli import _progress
-
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    with _progress(io.StringIO("{}\n"), "-") as advance:
-        advance(3)
-    assert terminal.getvalue() == ""
+    assert ("batch" in terminal.getvalue() and "100%" in terminal.getvalue()) == shown
+    assert shown or terminal.getvalue() == ""

@@ -77,10 +77,11 @@ class Summary:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def read_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes | None, int]]:
+def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[tuple[bytes | None, int]]:
     """``(line, bytes consumed)`` for each line of ``stream``, without its end (``\\n`` and one
-    ``\\r`` before it); ``None`` for a line longer than ``limit`` bytes, which is read past in
-    pieces, never held whole."""
+    ``\\r`` before it); ``None`` for a line longer than ``limit`` bytes (default
+    :data:`MAX_LINE_BYTES`), which is read past in pieces, never held whole."""
+    limit = MAX_LINE_BYTES if limit is None else limit
     first = True
     while True:
         raw = stream.readline(limit + 1)
@@ -101,14 +102,14 @@ def read_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tuple
         yield line, size
 
 
-def parse_line(number: int, raw: bytes | None, limit: int = MAX_LINE_BYTES) -> Line:
-    """One line's values, or the reason it has none, in words."""
+def parse_line(number: int, raw: bytes | None) -> Line:
+    """One line's values, or the reason it has none (``raw`` None: it was too long), in words."""
     import json
 
     from .inputs import InputError, values_from_json_object
 
     if raw is None:
-        return Line(number, error=f"the line is longer than {limit:,} bytes")
+        return Line(number, error=f"the line is longer than {MAX_LINE_BYTES:,} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

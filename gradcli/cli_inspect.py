@@ -85,7 +85,7 @@ def graph_command(req: Request, fmt: str, output: str | None) -> None:
     if not data.endswith(b"\n") and dot_program is None:
         data += b"\n"
     sink = Sink(output)
-    sink.write(lambda f: f.write(data), data.decode("utf-8", "replace"))
+    sink.write(data)
     sink.close()
 
 

@@ -340,20 +340,36 @@ def _other_commands_with(ctx: click.Context, option: str) -> list[str]:
     return found
 
 
+def _own_long_options(ctx: click.Context) -> list[str]:
+    command = ctx.command
+    if not isinstance(command, ExpressionCommand):
+        return []
+    return sorted(o[2:] for o in command.own_options(ctx) if o.startswith("--"))
+
+
+def refuse_mistyped_options(ctx: click.Context) -> None:
+    """Before saying the expression is missing: a ``--NAME`` close to one of the command's own
+    options took the expression as its value (``eval --jsn "x*x"``)."""
+    import difflib
+
+    for name, _ in ctx.meta.get(_VARIABLES, []):
+        close = difflib.get_close_matches(name, _own_long_options(ctx), n=1)
+        if close:
+            fail(f"no such option '--{name}' (did you mean --{close[0]}?)", 2)
+
+
 def no_such_option(ctx: click.Context, name: str, variables: Sequence[str]) -> str:
     """The message for ``--NAME`` that is neither an option of this command nor a variable."""
     import difflib
 
+    from .language import CONSTANTS
+
     option = f"--{name}"
-    command = ctx.command
-    own = (
-        sorted(o for o in command.own_options(ctx) if o.startswith("--"))
-        if isinstance(command, ExpressionCommand)
-        else []
-    )
-    close = difflib.get_close_matches(option, own, n=1)
+    if name in CONSTANTS:
+        return f"no such option {option!r}, and {no_variable(name, variables)}"
+    close = difflib.get_close_matches(name, _own_long_options(ctx), n=1)
     if close:
-        return f"no such option {option!r} (did you mean {close[0]}?)"
+        return f"no such option {option!r} (did you mean --{close[0]}?)"
     others = _other_commands_with(ctx, option)
     if others:
         return f"no such option {option!r} for {ctx.info_name} ({' and '.join(others)} have it)"
@@ -507,12 +523,14 @@ def silence_stdout() -> None:
 
 
 class Sink:
-    """Where answers go, a complete line (or file) at a time: standard output, or ``-o FILE``.
+    """Where answers go, whole lines (or a whole file's bytes) at a time: standard output, or
+    ``-o FILE``.
 
     A write that fails (disk full, ``ulimit -f``, standard output closed) is one error with exit
-    status 1. On a regular file, what was written of the failing line is cut off again, so the
-    output holds whole lines only. A closed pipe (``| head -1``) is left to end the program
-    quietly.
+    status 1. Bytes go straight to the file descriptor, so a short write is seen where it
+    happens (a buffer would report it one write later, if at all); on a regular file, what was
+    written of the failing piece is cut off again, so the output holds whole lines only. A
+    closed pipe (``| head -1``) is left to end the program quietly.
     """
 
     def __init__(self, path: str | None = None) -> None:
@@ -520,46 +538,50 @@ class Sink:
         self.where = "the output" if path is None else path
         self.fd: int | None = None
         self.regular = False
+        self.stream: IO[str] | None = None
         if path is None:
-            stream = sys.stdout
-            if stream is None:
+            self.stream = sys.stdout
+            if self.stream is None:
                 fail("cannot write the output: standard output is closed", 1)
-            self.text_stream: IO[str] | None = stream
-            self.file: IO[bytes] | None = getattr(stream, "buffer", None)
-        else:
-            self.text_stream = None
             try:
-                self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
+                self.fd = self.stream.fileno()
+            except (OSError, ValueError):  # a stream in memory (click's test runner, an embedder)
+                self.fd = None
+        else:
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             except OSError as exc:
                 fail(f"cannot write {path}: {exc.strerror or exc}", 1)
-        try:
-            if self.file is not None:
-                import stat
+        if self.fd is not None:
+            import stat
 
-                self.fd = self.file.fileno()
+            try:
                 self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
-        except (OSError, ValueError):
-            self.fd = None
+            except OSError:
+                self.regular = False
 
     def line(self, text: str) -> None:
-        self.write(lambda f: f.write(text.encode("utf-8") + b"\n"), text + "\n")
+        self.write((text + "\n").encode("utf-8"))
 
-    def write(self, writer: Callable[[IO[bytes]], Any], text: str | None = None) -> None:
-        """Write through ``writer(binary file)`` (or ``text`` to a text-only stream), then flush."""
+    def write(self, data: bytes) -> None:
         start = None
         try:
-            if self.regular:
-                assert self.fd is not None
-                start = os.lseek(self.fd, 0, os.SEEK_CUR)
-            if self.file is None:
-                assert self.text_stream is not None and text is not None
-                self.text_stream.write(text)
-                self.text_stream.flush()
+            if self.fd is None:
+                assert self.stream is not None
+                binary = getattr(self.stream, "buffer", None)
+                if binary is not None:
+                    binary.write(data)
+                else:
+                    self.stream.write(data.decode("utf-8"))
+                self.stream.flush()
                 return
-            if self.text_stream is not None:
-                self.text_stream.flush()
-            writer(self.file)
-            self.file.flush()
+            if self.stream is not None:
+                self.stream.flush()  # what was printed before (help, a plugin) comes first
+            if self.regular:
+                start = os.lseek(self.fd, 0, os.SEEK_CUR)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
         except BrokenPipeError:
             raise
         except OSError as exc:
@@ -573,11 +595,9 @@ class Sink:
             fail(f"cannot write {self.where}: {exc.strerror or exc}", 1)
 
     def close(self) -> None:
-        if self.path is not None and self.file is not None:
-            try:
-                self.file.close()
-            except OSError as exc:
-                fail(f"cannot write {self.path}: {exc.strerror or exc}", 1)
+        if self.path is not None and self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _suffix(path: str | None) -> str:
@@ -606,10 +626,15 @@ def deliver(output: Output, req: Request, *, as_json: bool, path: str | None, qu
     suffix = _suffix(path)
     if suffix in (".npy", ".npz"):
         assert path is not None
-        arrays = _npy_array(output, path) if suffix == ".npy" else output.arrays()
+        import io
+
+        buffer = io.BytesIO()
+        if suffix == ".npy":
+            np.save(buffer, _npy_array(output, path))
+        else:
+            np.savez(buffer, **output.arrays())
         sink = Sink(path)
-        save = np.save if suffix == ".npy" else np.savez
-        sink.write(lambda f: save(f, arrays) if suffix == ".npy" else save(f, **arrays))
+        sink.write(buffer.getvalue())
         sink.close()
     elif path is not None or as_json:
         req.refuse_more_numbers(output.numbers())
@@ -795,7 +820,10 @@ def _run(
     batch_source, path = common["batch"], common["output"]
     if batch_source is not None and _suffix(path) in (".npy", ".npz"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
-    program = load_program(read_expression(common["expr"], common["expr_file"]), common["plugins"], settings)
+    expr = read_expression(common["expr"], common["expr_file"])
+    if expr is None:
+        refuse_mistyped_options(ctx)
+    program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
     values = collect_values(program, texts, common["vars_text"])
     wrt = parse_wrt(common["wrt"], program.inputs)

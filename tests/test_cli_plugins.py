@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import sys
-from pathlib import Path
-
 import pytest
 from conftest import REPO, run_cli
 
@@ -46,31 +42,3 @@ def test_plugin_function_is_listed_with_its_rule() -> None:
 def test_without_the_switch_the_plugin_function_is_unknown() -> None:
     rc, _, err = run_cli("eval", "sum(line(w, x, b))", *MATRICES)
     assert rc == 2 and "unknown function 'line'" in err
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-@pytest.mark.parametrize(
-    ("source", "results_to_terminal", "shown"),
-    [("file", False, True), ("file", True, False), ("-", False, False)],
-)
-def test_batch_progress_bar_only_for_a_file_and_never_on_the_results_terminal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, results_to_terminal: bool, shown: bool
-) -> None:
-    from gradcli.batch import Progress
-
-    path = tmp_path / "points.ndjson"
-    path.write_bytes(b'{"x": 1}\n' * 100)
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    with (
-        path.open("rb") as stream,
-        Progress(stream, str(path) if source == "file" else "-", results_to_terminal) as advance,
-    ):
-        for line in stream:
-            advance(len(line))
-    assert ("batch" in terminal.getvalue() and "100%" in terminal.getvalue()) == shown
-    assert shown or terminal.getvalue() == ""

@@ -193,7 +193,7 @@ class Progress:
     def __enter__(self) -> Callable[[int], None]:
         if self.bar is None:
             return lambda n: None
-        return self.bar.__enter__().update  # type: ignore[no-any-return]
+        return self.bar.__enter__().update
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:

@@ -167,13 +167,13 @@ def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) 
 )
 @click.option("--strict", is_flag=True, help="Exit 1 if any value or gradient is NaN or infinite.")
 def eval_command(req: Request, order: int | None, strict: bool) -> Output:
-    r"""Evaluate EXPR and its gradient with respect to every variable.
+    """Evaluate EXPR and its gradient with respect to every variable.
 
     \b
       gradcli eval "add(square(x), square(y))" --x 2 --y 3
       gradcli eval "x**2 + y**2" --x 2 --y 3 --json
       gradcli eval "sum(x * [1, 2, 3])" --x "[4, 5, 6]"
-      printf '{"x": 1, "y": 2}\n{"x": 3, "y": 4}\n' | gradcli eval "x*y" --batch
+      printf '{"x": 1, "y": 2}\\n{"x": 3, "y": 4}\\n' | gradcli eval "x*y" --batch
 
     JSON: {"value": ..., "grad": {"x": ..., ...}}, with --order also "derivatives": {"x": [d1,
     d2, ...]}; several outputs give lists. In batch mode, values given as options apply to
@@ -202,7 +202,7 @@ def _group(spec: Any) -> str:
 
 
 @main.command("functions")
-@click.argument("group", required=False)
+@click.argument("group", required=False, metavar="[GROUP]")
 @click.option("--json", "as_json", is_flag=True, help="As JSON: a list of objects.")
 @click.option(
     "--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first."
@@ -211,9 +211,12 @@ def _group(spec: Any) -> str:
 def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
     """List the functions by group, with their arguments, one-line doc and derivative rule.
 
+    With GROUP (a group's name, as listed), only that group: one screen; with a function's name,
+    only that function.
+
     \b
-      gradcli functions               every group
-      gradcli functions reductions    one group (a screen)
+      gradcli functions
+      gradcli functions --json
     """
     from . import render
     from .functions import REGISTRY
@@ -224,9 +227,12 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     specs = sorted(REGISTRY.values(), key=lambda s: (_group(s), s.name))
     groups = sorted({_group(s) for s in specs})
     if group is not None:
-        if group not in groups:
+        if group in REGISTRY and group not in groups:
+            specs, group = [REGISTRY[group]], _group(REGISTRY[group])
+        elif group in groups:
+            specs = [s for s in specs if _group(s) == group]
+        else:
             raise CliError(f"no group {group!r} (groups: {', '.join(groups)})", 2)
-        specs = [s for s in specs if _group(s) == group]
     sink = Sink()
     if as_json:
         entries = [
@@ -262,12 +268,12 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
 @main.command("completion")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion_command(shell: str) -> None:
-    """Print the shell completion script for SHELL.
+    """Print the shell completion script for SHELL (click's).
 
     \b
-      eval "$(gradcli completion bash)"           in ~/.bashrc
-      eval "$(gradcli completion zsh)"            in ~/.zshrc
-      gradcli completion fish | source            in ~/.config/fish/config.fish
+      bash, in ~/.bashrc:                   eval "$(gradcli completion bash)"
+      zsh, in ~/.zshrc:                     eval "$(gradcli completion zsh)"
+      fish, in ~/.config/fish/config.fish:  gradcli completion fish | source
 
     It completes commands and options, the variables of the expression after --, and file
     names after @ and for -f, --batch and -o.

@@ -292,7 +292,7 @@ class ExpressionCommand(click.Command):
         from click.shell_completion import CompletionItem
 
         if incomplete.startswith("@"):
-            return [CompletionItem(f"@{path}") for path in _paths_starting_with(incomplete[1:])]
+            return _complete_at_file(ctx, self.params[0], incomplete)
         items = super().shell_complete(ctx, incomplete)
         if incomplete.startswith("-") and ctx.params.get("expr"):
             given = {name for name, _ in ctx.meta.get(_VARIABLES, [])}
@@ -301,6 +301,14 @@ class ExpressionCommand(click.Command):
                 if option.startswith(incomplete) and name not in given:
                     items.append(CompletionItem(option, help="a variable of the expression"))
         return items
+
+
+def _complete_at_file(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from click.shell_completion import CompletionItem
+
+    if not incomplete.startswith("@"):
+        return []
+    return [CompletionItem(f"@{path}") for path in _paths_starting_with(incomplete[1:])]
 
 
 def _variables_of(text: str) -> tuple[str, ...]:
@@ -632,7 +640,8 @@ def deliver(output: Output, req: Request, *, as_json: bool, path: str | None, qu
         if suffix == ".npy":
             np.save(buffer, _npy_array(output, path))
         else:
-            np.savez(buffer, **output.arrays())
+            arrays: dict[str, Any] = output.arrays()
+            np.savez(buffer, **arrays)
         sink = Sink(path)
         sink.write(buffer.getvalue())
         sink.close()
@@ -683,6 +692,7 @@ def _common_options(
             "--vars",
             "vars_text",
             metavar="JSON|@FILE|-",
+            shell_complete=_complete_at_file,
             help='All values at once: \'{"x": 2, "y": [1, 2]}\' (options like --x override them).',
         ),
         click.option(

@@ -36,8 +36,8 @@ __all__ = [
 
 # Arrays larger than this are summarised ("[1 2 ... 9 10]"): a graph node or a tree line is not
 # the place to read a whole array (gradcli eval --json is).
-_COMPACT = {"threshold": 6, "edgeitems": 2, "width": 40}
-_WIDE = {"threshold": 24}
+_COMPACT: dict[str, int] = {"threshold": 6, "edgeitems": 2, "width": 40}
+_WIDE: dict[str, int] = {"threshold": 24}
 # Deeper than this, the text tree stops indenting (a 100,000-deep chain would otherwise print
 # lines of 400,000 spaces) and writes the depth instead.
 MAX_TREE_INDENT = 24
@@ -50,7 +50,7 @@ def format_value(a: Any, indent: int = 0, *, compact: bool = False, style: Style
     """A value by render's one rule for numbers: a scalar as its shortest exact text, an array
     summarised when large (compact: shorter, for graph labels), continuation lines indented by
     ``indent``."""
-    return format_array(a, indent, style, **(_COMPACT if compact else _WIDE))  # type: ignore[arg-type]
+    return format_array(a, indent, style, **(_COMPACT if compact else _WIDE))
 
 
 def cut(text: str, limit: int) -> str:

@@ -115,7 +115,9 @@ class Program:
         listed = ", ".join(self.inputs) or "none"
         missing = [n for n in self.inputs if n not in values]
         if missing:
-            raise EvaluationError(f"missing value for {', '.join(repr(n) for n in missing)} (variables: {listed})")
+            raise EvaluationError(
+                f"missing value for {', '.join(repr(n) for n in missing)} (variables: {listed})"
+            )
         known = set(self.inputs)  # a set: a tuple scan per name is quadratic with 40,000 variables
         extra = [n for n in values if n not in known]
         if extra:

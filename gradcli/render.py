@@ -211,6 +211,7 @@ def format_array(
     digits = style.precision
     cell = max((len(format_number(v, digits)) for v in shown.ravel().tolist()), default=0)
     line_width = width if width is not None else style.width
+    formatter: Any = {"float_kind": lambda v: format_number(v, digits).rjust(cell)}
     text = np.array2string(
         arr,
         max_line_width=max(line_width, indent + cell + 4),
@@ -218,7 +219,7 @@ def format_array(
         separator=" ",
         threshold=threshold,
         edgeitems=edgeitems,
-        formatter={"float_kind": lambda v: format_number(v, digits).rjust(cell)},
+        formatter=formatter,
     )
     if not summarised:
         return text
@@ -500,8 +501,8 @@ class EvalOutput(Output):
 
     def __init__(self, value: Sequence[Any], grad: Sequence[Mapping[str, Any]], derivs: Any = None) -> None:
         self.several = len(value) > 1
-        self.value = list(value) if self.several else value[0]
-        self.grad = list(grad) if self.several else grad[0]
+        self.value: Any = list(value) if self.several else value[0]
+        self.grad: Any = list(grad) if self.several else grad[0]
         self.derivs = derivs
 
     def text(self, style: Style) -> str:
@@ -560,7 +561,8 @@ class JacobianOutput(Output):
     primary = "jacobian"
 
     def __init__(self, value: Any, jacobian: Any) -> None:
-        self.value, self.jacobian = value, jacobian
+        self.value: Any = value
+        self.jacobian: Any = jacobian
         self.several = _several(jacobian)
 
     def text(self, style: Style) -> str:

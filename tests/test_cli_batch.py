@@ -155,7 +155,8 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize(
-    ("source", "results_to_terminal", "shown"), [("file", False, True), ("file", True, False), ("-", False, False)]
+    ("source", "results_to_terminal", "shown"),
+    [("file", False, True), ("file", True, False), ("-", False, False)],
 )
 def test_progress_bar_only_for_a_file_and_never_on_the_terminal_of_the_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, results_to_terminal: bool, shown: bool

@@ -27,10 +27,16 @@ EXPRESSION_COMMANDS = ["eval", "hessian", "jacobian", "check", "graph", "explain
         (["eval", "x*x", "--x", "1", "--jsn"], "no such option '--jsn' (did you mean --json?)"),
         (["eval", "--jsn", "x*x", "--x", "1"], "no such option '--jsn' (did you mean --json?)"),
         (["eval", "x*x", "--x", "1", "--ordr", "2"], "no such option '--ordr' (did you mean --order?)"),
-        (["hessian", "x*x", "--x", "1", "--order", "2"], "no such option '--order' for hessian (check and eval have it)"),
+        (
+            ["hessian", "x*x", "--x", "1", "--order", "2"],
+            "no such option '--order' for hessian (check and eval have it)",
+        ),
         (["explain", "x*x", "--x", "1", "--wrt", "x"], "no such option '--wrt' for explain"),
         (["eval", "x*x", "--x", "1", "--z", "3"], "no such option '--z', and no variable 'z' (variables: x)"),
-        (["eval", "x*y", "--x", "1", "--yy", "3"], "no such option '--yy', and no variable 'yy'; did you mean 'y'?"),
+        (
+            ["eval", "x*y", "--x", "1", "--yy", "3"],
+            "no such option '--yy', and no variable 'yy'; did you mean 'y'?",
+        ),
     ],
     ids=lambda a: " ".join(a) if isinstance(a, list) else None,
 )

@@ -18,15 +18,16 @@ PyTorch user would write, on the right where it went in gradcli:
         @staticmethod
         def backward(ctx, grad_out):                   def backward(self, gy):
             w, x, b = ctx.saved_tensors                    w, x, b = self.saved_tensors
-            return grad_out * x, grad_out * w, grad_out    (the same, then sum_to each)
+            return grad_out * x, grad_out * w, grad_out    return gy * x, gy * w, gy
 
     line = Line.apply                              @gradcli.register("line") names it
 
 Two differences matter. ``forward`` gets NumPy arrays and ``backward`` gets Variables (the
 saved arrays come back as the input Variables), so backward written with Variable arithmetic
 is itself differentiable and higher derivatives work. And PyTorch requires every gradient to
-have its input's shape; here the inputs may broadcast against each other, so each gradient is
-summed back to its input's shape with ``sum_to`` (e.g. a scalar ``b`` gets the sum of ``gy``).
+have its input's shape; here the inputs may broadcast against each other, and the engine sums
+each gradient back to its input's shape (e.g. a scalar ``b`` gets the sum of ``gy``), so backward
+returns the gradients in the output's shape.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradcli
-from gradcli.engine import Variable, sum_to
+from gradcli.engine import Variable
 
 
 @gradcli.register("line", rule="d/dw = x, d/dx = w, d/db = 1")
@@ -47,4 +48,4 @@ class Line(gradcli.Function):
 
     def backward(self, gy: Variable) -> tuple[Variable, Variable, Variable]:
         w, x, b = self.saved_tensors
-        return sum_to(x * gy, w.shape), sum_to(w * gy, x.shape), sum_to(gy, b.shape)
+        return gy * x, gy * w, gy

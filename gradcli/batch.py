@@ -28,8 +28,8 @@ from .command import Sink, bounded, describe, fail
 if TYPE_CHECKING:
     from .render import Output
 
-# A line longer than this is an error in its place, read past without being held in memory:
-# its numbers would take about 16 times its size once parsed.
+# A line longer than this (or than the memory budget's share for text, inputs.text_cap) is an
+# error in its place, read past without being held in memory.
 MAX_LINE_BYTES = 256 << 20
 _BOM = b"\xef\xbb\xbf"
 
@@ -80,8 +80,8 @@ class Summary:
 def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[tuple[bytes | None, int]]:
     """``(line, bytes consumed)`` for each line of ``stream``, without its end (``\\n`` and one
     ``\\r`` before it); ``None`` for a line longer than ``limit`` bytes (default
-    :data:`MAX_LINE_BYTES`), which is read past in pieces, never held whole."""
-    limit = MAX_LINE_BYTES if limit is None else limit
+    :func:`line_limit`), which is read past in pieces, never held whole."""
+    limit = line_limit() if limit is None else limit
     first = True
     while True:
         raw = stream.readline(limit + 1)
@@ -102,14 +102,23 @@ def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[tuple[by
         yield line, size
 
 
+def line_limit() -> int:
+    """The longest line read: :data:`MAX_LINE_BYTES`, or less where the memory budget is small
+    (the line's numbers take many times its size once parsed)."""
+    from .inputs import text_cap
+
+    cap = text_cap()
+    return MAX_LINE_BYTES if cap is None else min(MAX_LINE_BYTES, cap)
+
+
 def parse_line(number: int, raw: bytes | None) -> Line:
     """One line's values, or the reason it has none (``raw`` None: it was too long), in words."""
     import json
 
-    from .inputs import InputError, values_from_json_object
+    from .inputs import InputError, json_loads, values_from_json_object
 
     if raw is None:
-        return Line(number, error=f"the line is longer than {MAX_LINE_BYTES:,} bytes")
+        return Line(number, error=f"the line is longer than {line_limit():,} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -117,7 +126,7 @@ def parse_line(number: int, raw: bytes | None) -> Line:
     if not text.strip():
         return Line(number, error="empty line: expected a JSON object of values")
     try:
-        return Line(number, values_from_json_object(json.loads(text)))
+        return Line(number, values_from_json_object(json_loads(text)))
     except json.JSONDecodeError as exc:
         return Line(number, error=f"not JSON: {exc.msg} at column {exc.colno}")
     except InputError as exc:
@@ -153,7 +162,9 @@ def answer_lines(lines: Sequence[Line], answer: Callable[[dict[str, Any]], Outpu
             continue
         try:
             output = answer(line.values)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a plugin's SystemExit is this line's error too
             described = describe(exc, excerpt=False)
             if described is None:
                 raise

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
+from . import __version__, budget
 from .command import (
     MAX_EXPRESSION,
+    MAX_NODES,
     MAX_OUTPUT,
     CliError,
     Request,
@@ -44,6 +45,9 @@ LAZY_COMMANDS = {
     "check": "gradcli.cli_calculus:check_command",
     "graph": "gradcli.cli_inspect:graph_command",
     "explain": "gradcli.cli_inspect:explain_command",
+    "minimize": "gradcli.cli_optimize:minimize_command",
+    "root": "gradcli.cli_optimize:root_command",
+    "plot": "gradcli.cli_optimize:plot_command",
 }
 
 
@@ -112,6 +116,11 @@ class GradGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if _debugging(ctx):
                 raise
+            from .failures import describe
+
+            known = describe(exc)  # out of memory outside a command (click's own parsing, output)
+            if known is not None:
+                raise CliError(*known) from None
             raise CliError(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
             ) from None
@@ -143,8 +152,32 @@ def _flush_quietly() -> None:
     show_default=True,
     help="Refuse to write more numbers than this as JSON (also $GRADCLI_MAX_OUTPUT).",
 )
+@click.option(
+    "--max-memory",
+    type=budget.SIZE,
+    default=budget.DEFAULT,
+    envvar=budget.ENV_VAR,
+    show_default=True,
+    help="Memory for gradcli and the programs it starts: a size (4G, 512M), a share of the physical "
+    f"memory (25%) or unlimited (also ${budget.ENV_VAR}).",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(1),
+    default=MAX_NODES,
+    envvar="GRADCLI_MAX_NODES",
+    show_default=True,
+    help="Refuse higher derivatives whose graph passes this many functions (also $GRADCLI_MAX_NODES).",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) -> None:
+def main(
+    ctx: click.Context,
+    debug: bool,
+    max_expression: int,
+    max_output: int,
+    max_memory: int | None,
+    max_nodes: int,
+) -> None:
     """gradcli: values and gradients of expressions.
 
     \b
@@ -152,7 +185,8 @@ def main(ctx: click.Context, debug: bool, max_expression: int, max_output: int) 
       gradcli eval "x**2 + y**2" --x 2 --y 3 --json
       gradcli functions
     """
-    ctx.obj = Settings(debug=debug, max_expression=max_expression, max_output=max_output)
+    ctx.obj = Settings(debug=debug, max_expression=max_expression, max_output=max_output, max_nodes=max_nodes)
+    ctx.call_on_close(budget.apply(max_memory))
 
 
 # --- commands -----------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from . import calculus
+from . import calculus, caps
 from .command import Request, expression_command
+from .inputs import finite_range
 from .render import CheckOutput, HessianOutput, JacobianOutput
 
 SCALAR_NOTE = (
@@ -54,6 +55,7 @@ def jacobian_command(req: Request) -> JacobianOutput:
     "jacobian": {"x": ..}}; with several outputs, "value" is a list and "jacobian" a list of
     objects, one per output.
     """
+    req.refuse_more_numbers(caps.jacobian_numbers(req.program, req.values, req.wrt))
     result = calculus.jacobian(req.program, req.values, wrt=req.wrt)
     return JacobianOutput(result.value, result.jacobian)
 
@@ -66,15 +68,11 @@ def jacobian_command(req: Request) -> JacobianOutput:
     show_default=True,
     help="2: also compare the Hessian with central differences of the gradient (scalar output).",
 )
-@click.option(
-    "--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True, help="Relative tolerance."
-)
-@click.option(
-    "--atol", type=click.FloatRange(min=0), default=1e-7, show_default=True, help="Absolute tolerance."
-)
+@click.option("--rtol", type=finite_range(min=0), default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--atol", type=finite_range(min=0), default=1e-7, show_default=True, help="Absolute tolerance.")
 @click.option(
     "--eps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_range(min=0, min_open=True),
     default=None,
     help="Step of the central differences [default: cbrt(float64 eps) * max(1, |x|), about 6e-6].",
 )
@@ -95,5 +93,6 @@ def check_command(req: Request, order: int, rtol: float, atol: float, eps: float
     Exit status 0 when every entry agrees, 1 when one does not (in batch mode: when one line
     does not): this is how to validate the backward of a custom function loaded with --plugin.
     """
+    req.refuse_more_numbers(caps.check_numbers(req.program, req.values, req.wrt, order))
     report = calculus.check(req.program, req.values, order=order, rtol=rtol, atol=atol, wrt=req.wrt, eps=eps)
     return CheckOutput(report)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from . import budget, caps
 from .command import Request, Sink, expression_command, fail
 from .render import Output, TextOutput
 
@@ -18,9 +19,11 @@ DOT_TIMEOUT_S = 300
 
 
 def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
-    """``dot_text`` rendered by Graphviz's ``dot`` (run directly, no shell) as ``fmt``."""
+    """``dot_text`` rendered by Graphviz's ``dot`` (run directly, no shell) as ``fmt``, within
+    what is left of the memory budget."""
     import subprocess
 
+    left = budget.room()
     try:
         proc = subprocess.run(
             [dot_program, f"-T{fmt}"],
@@ -28,11 +31,18 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
             capture_output=True,
             timeout=DOT_TIMEOUT_S,
             check=False,
+            preexec_fn=budget.child_preexec(),
         )
     except subprocess.TimeoutExpired:
         fail(f"dot did not finish within {DOT_TIMEOUT_S} s (the graph is too large to lay out)", 1)
     except OSError as exc:
         fail(f"cannot run {dot_program}: {exc.strerror or exc}", 1)
+    if left is not None and (proc.returncode < 0 or b"out of memory" in proc.stderr):
+        fail(
+            f"out of memory: dot needed more than the {budget.format_size(left)} left in the memory budget "
+            "to lay out this graph: use --format dot or text, or raise --max-memory",
+            1,
+        )
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         fail(f"dot failed (exit status {proc.returncode}): {message[0] if message else 'no message'}", 1)
@@ -49,7 +59,14 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     help="dot: Graphviz source; text: an indented tree; svg/png: rendered by Graphviz's dot.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-def graph_command(req: Request, fmt: str, output: str | None) -> None:
+@click.option(
+    "--max-render-nodes",
+    type=click.IntRange(1),
+    default=caps.MAX_RENDER_NODES,
+    show_default=True,
+    help="Refuse to lay out (svg, png) a graph of more nodes: Graphviz takes minutes and gigabytes.",
+)
+def graph_command(req: Request, fmt: str, output: str | None, max_render_nodes: int) -> None:
     """Draw the computational graph of EXPR.
 
     Variables are ellipses (inputs filled, constants dashed, outputs doubled), functions are
@@ -74,6 +91,7 @@ def graph_command(req: Request, fmt: str, output: str | None) -> None:
             fail(DOT_MISSING.format(fmt=fmt), 1)
         if fmt == "png" and output is None:
             fail("--format png writes a binary image: give -o FILE", 2)
+        caps.guard_render(req.program, fmt, max_render_nodes)
     graph = (
         evaluate(req.program, req.values) if req.values or not req.program.inputs else structure(req.program)
     )

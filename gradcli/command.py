@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 # Caps that keep a mistake from exhausting the machine; both can be raised (README: Reliability).
 MAX_EXPRESSION = 16_000_000  # characters: a 1,000,000-term sum is about 4 million
 MAX_OUTPUT = 10_000_000  # numbers written as JSON: about 200 MB of text
+# Functions one differentiable backward pass may visit: the Hessian of a 1,000,000-term sum
+# still fits, while tanh's --order, whose graph triples with each order, stops at order 15.
+MAX_NODES = 1_000_000
 # An error message line longer than this is cut in the middle (a 10-million-character name).
 MESSAGE_LINE_LIMIT = 1000
 
@@ -51,12 +54,17 @@ MESSAGE_LINE_LIMIT = 1000
 class Settings:
     """The options of ``gradcli`` itself (before the command), shared by every command."""
 
-    __slots__ = ("debug", "max_expression", "max_output")
+    __slots__ = ("debug", "max_expression", "max_output", "max_nodes")
 
     def __init__(
-        self, debug: bool = False, max_expression: int = MAX_EXPRESSION, max_output: int = MAX_OUTPUT
+        self,
+        debug: bool = False,
+        max_expression: int = MAX_EXPRESSION,
+        max_output: int = MAX_OUTPUT,
+        max_nodes: int = MAX_NODES,
     ) -> None:
         self.debug, self.max_expression, self.max_output = debug, max_expression, max_output
+        self.max_nodes = max_nodes
 
 
 def current_settings() -> Settings:
@@ -98,8 +106,10 @@ def fail(message: str, exit_code: int = 1) -> NoReturn:
 
 
 def describe(exc: BaseException, excerpt: bool = True) -> tuple[str, int] | None:
-    """The message and exit status for an exception from the library, or None for one that is
-    not the user's doing. ``excerpt``: show where in the expression (line and caret)."""
+    """The message and exit status for an exception from the library, a resource or a plugin
+    (:mod:`gradcli.failures`), or None for one that is not the user's doing (a bug, Ctrl-C).
+    ``excerpt``: show where in the expression (line and caret)."""
+    from . import failures
     from .calculus import CalculusError
     from .functions.registry import RegistryError
     from .inputs import InputError
@@ -115,13 +125,11 @@ def describe(exc: BaseException, excerpt: bool = True) -> tuple[str, int] | None
         return str(exc), 2
     if isinstance(exc, CalculusError):
         return str(exc), getattr(exc, "exit_code", 2)
-    if isinstance(exc, MemoryError):
-        return "out of memory: the inputs or the expression are too large for this machine", 1
     if isinstance(exc, RecursionError):
         return "the expression is nested too deeply for this Python", 1
     if isinstance(exc, (ValueError, TypeError, IndexError, ArithmeticError)):
         return str(exc) or "the evaluation failed", 1
-    return None
+    return failures.describe(exc)  # memory, --max-nodes, a plugin's failure (even SystemExit)
 
 
 def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,11 +137,14 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .engine import limited_nodes
+
         try:
-            return func(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            with limited_nodes(current_settings().max_nodes):
+                return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # a plugin's SystemExit is its failure, not gradcli's exit
             described = describe(exc)
             if described is None:
                 raise
@@ -380,7 +391,10 @@ def no_such_option(ctx: click.Context, name: str, variables: Sequence[str]) -> s
         return f"no such option {option!r} (did you mean --{close[0]}?)"
     others = _other_commands_with(ctx, option)
     if others:
-        return f"no such option {option!r} for {ctx.info_name} ({' and '.join(others)} have it)"
+        if len(others) == 1:
+            return f"no such option {option!r} for {ctx.info_name} ({others[0]} has it)"
+        named = ", ".join(others[:-1]) + " and " + others[-1]
+        return f"no such option {option!r} for {ctx.info_name} ({named} have it)"
     return f"no such option {option!r}, and {no_variable(name, variables)}"
 
 
@@ -401,27 +415,32 @@ def variable_texts(ctx: click.Context, variables: Sequence[str]) -> dict[str, st
     return out
 
 
-def read_expression(expr: str | None, expr_file: str | None) -> str | None:
+def read_expression(expr: str | None, expr_file: str | None, limit: int) -> str | None:
     """The expression from the argument, or from ``-f FILE`` (``-`` for stdin; a UTF-8 BOM is
-    accepted)."""
+    accepted), read no further than ``limit`` characters."""
+    import io
+
+    from .inputs import read_capped, shown
+
     if expr_file is None:
         return expr
     if expr is not None:
         fail("give the expression either as an argument or with -f FILE, not both", 2)
+    source = f"-f {shown(expr_file)}"
+    too_long = f"the expression is more than --max-expression {limit:,} characters"
     try:
         if expr_file == "-":
             if sys.stdin is None:
                 fail("-f -: standard input is closed", 2)
-            data = sys.stdin.buffer.read()
-        else:
-            with open(expr_file, "rb") as fh:
-                data = fh.read()
+            stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig")
+            try:
+                return read_capped(stream, limit, source, too_long)
+            finally:
+                stream.detach()  # stdin stays open for --vars - or the rest of the program
+        with open(expr_file, encoding="utf-8-sig") as fh:
+            return read_capped(fh, limit, source, too_long)
     except OSError as exc:
-        fail(f"-f {expr_file}: {exc.strerror or exc}", 2)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        fail(f"-f {expr_file}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})", 2)
+        fail(f"{source}: {exc.strerror or exc}", 2)
 
 
 def load_program(expr: str | None, plugins: Sequence[str], settings: Settings) -> Program:
@@ -648,7 +667,8 @@ def deliver(output: Output, req: Request, *, as_json: bool, path: str | None, qu
     elif path is not None or as_json:
         req.refuse_more_numbers(output.numbers())
         sink = Sink(path)
-        sink.line(dumps(output.data()))
+        for data in output.json_lines():
+            sink.line(dumps(data))
         sink.close()
     elif not quiet:
         Sink().line(output.text(req.style))
@@ -675,10 +695,32 @@ _COMMON = (
 )
 
 
-def _common_options(
-    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool
+def common_options(
+    *,
+    wrt: bool = True,
+    json: bool = True,
+    output: bool = True,
+    batch: bool = True,
+    quiet: bool = False,
+    precision: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every expression command shares (EXPR, -f, --vars, --plugin, --precision) and
+    those it has as asked, as one decorator. :func:`expression_command` uses it; a command that
+    reads its variables otherwise (``plot``'s ranges) builds on it with :func:`variable_texts`,
+    :func:`collect_values` and the other functions here."""
+    options = _option_list(wrt, json, output, batch, quiet, precision)
+
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+def _option_list(
+    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool, precision: bool
 ) -> list[Callable[..., Any]]:
-    """The decorators of the common parameters, in the order --help lists them."""
     options: list[Callable[..., Any]] = [
         click.argument("expr", required=False),
         click.option(
@@ -714,15 +756,16 @@ def _common_options(
         )
     if as_json:
         options.append(click.option("--json", "as_json", is_flag=True, help="One line of JSON (see below)."))
-    options.append(
-        click.option(
-            "--precision",
-            type=click.IntRange(1, 17),
-            metavar="N",
-            help="Round numbers in text to N significant digits [default: every digit needed to read "
-            "each number back exactly].",
+    if precision:
+        options.append(
+            click.option(
+                "--precision",
+                type=click.IntRange(1, 17),
+                metavar="N",
+                help="Round numbers in text to N significant digits [default: every digit needed to "
+                "read each number back exactly].",
+            )
         )
-    )
     if output:
         options.append(
             click.option(
@@ -781,9 +824,9 @@ def expression_command(
             _run(function, values, common, kwargs)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
-        command: Callable[..., Any] = translate_errors(callback)
-        for option in reversed(_common_options(wrt, json, output, batch, quiet)):
-            command = option(command)
+        command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet)(
+            translate_errors(callback)
+        )
         return click.command(name, cls=ExpressionCommand, epilog=epilog)(command)
 
     return decorate
@@ -830,7 +873,7 @@ def _run(
     batch_source, path = common["batch"], common["output"]
     if batch_source is not None and _suffix(path) in (".npy", ".npz"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
-    expr = read_expression(common["expr"], common["expr_file"])
+    expr = read_expression(common["expr"], common["expr_file"], settings.max_expression)
     if expr is None:
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)

@@ -5,6 +5,13 @@ mistakes fixed: gradients accumulate instead of being overwritten, backward runs
 order from a heap (so shared nodes see every contribution before they pass theirs on), nothing
 recurses, and the grad-mode switch is per thread and per async context (a ``ContextVar``).
 
+One derivative rule per function serves every mode. A rule is written with operators and the
+library's functions, which dispatch on what they receive: given Variables they build a graph
+(``create_graph``, derivatives of any order), given arrays they compute on arrays. A first-order
+backward therefore runs the very same rules on plain arrays, building no Variables, and adds
+gradients in place into buffers the pass owns. Broadcasting is undone here, once: every gradient
+a rule returns is summed to its input's shape, so no rule (and no plugin) has to.
+
 The core operators that ``Variable`` itself exposes (``+ - * / ** @``, indexing, ``sum``,
 ``reshape``, ``T``) live here beside it; everything else is in :mod:`gradcli.functions`.
 This module imports nothing else of gradcli.
@@ -16,8 +23,9 @@ import contextlib
 import gc
 import heapq
 import itertools
+import operator
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -26,6 +34,7 @@ import numpy as np
 from .backend import as_array
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradcli_grad_enabled", default=True)
+_node_limit: ContextVar[int | None] = ContextVar("gradcli_node_limit", default=None)
 
 
 @contextlib.contextmanager
@@ -66,6 +75,33 @@ def is_grad_enabled() -> bool:
     return _grad_enabled.get()
 
 
+class GraphTooLarge(RuntimeError):  # noqa: N818 - a limit reached, named as such
+    """A differentiable backward pass grew past the node limit (see :func:`limited_nodes`)."""
+
+    def __init__(self, visited: int, limit: int) -> None:
+        super().__init__(
+            f"a differentiable backward pass visited more than {limit:,} functions "
+            f"(the graph of each derivative is larger than the last)"
+        )
+        self.visited, self.limit = visited, limit
+
+
+@contextlib.contextmanager
+def limited_nodes(limit: int | None) -> Iterator[None]:
+    """Inside the block, a ``backward(..., create_graph=True)`` that visits more than ``limit``
+    Functions raises :class:`GraphTooLarge` (None: no limit).
+
+    Each order of differentiation builds a graph from the last one, often twice its size: the
+    limit stops exponential work early instead of after minutes. First-order passes, which
+    build nothing, are not counted.
+    """
+    token = _node_limit.set(limit)
+    try:
+        yield
+    finally:
+        _node_limit.reset(token)
+
+
 class Variable:
     """A value in the graph: ``data`` (a float64 array), ``grad`` (a Variable or None).
 
@@ -93,15 +129,15 @@ class Variable:
     # -- array-like attributes ------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.data.shape  # type: ignore[no-any-return]
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.data.ndim  # type: ignore[no-any-return]
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self.data.size  # type: ignore[no-any-return]
 
     @property
     def dtype(self) -> Any:
@@ -130,71 +166,74 @@ class Variable:
 
     # -- operators ------------------------------------------------------------------------
     def __neg__(self) -> Variable:
-        return Neg()(self)
+        return Neg()(self)  # type: ignore[no-any-return]
 
     def __pos__(self) -> Variable:
         return self
 
     def __add__(self, other: Any) -> Variable:
-        return Add()(self, other)
+        return Add()(self, other)  # type: ignore[no-any-return]
 
     def __radd__(self, other: Any) -> Variable:
-        return Add()(other, self)
+        return Add()(other, self)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> Variable:
-        return Sub()(self, other)
+        return Sub()(self, other)  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> Variable:
-        return Sub()(other, self)
+        return Sub()(other, self)  # type: ignore[no-any-return]
 
     def __mul__(self, other: Any) -> Variable:
-        return Mul()(self, other)
+        return Mul()(self, other)  # type: ignore[no-any-return]
 
     def __rmul__(self, other: Any) -> Variable:
-        return Mul()(other, self)
+        return Mul()(other, self)  # type: ignore[no-any-return]
 
     def __truediv__(self, other: Any) -> Variable:
-        return Div()(self, other)
+        return Div()(self, other)  # type: ignore[no-any-return]
 
     def __rtruediv__(self, other: Any) -> Variable:
-        return Div()(other, self)
+        return Div()(other, self)  # type: ignore[no-any-return]
 
     def __pow__(self, other: Any) -> Variable:
-        return Pow()(self, other)
+        return Pow()(self, other)  # type: ignore[no-any-return]
 
     def __rpow__(self, other: Any) -> Variable:
-        return Pow()(other, self)
+        return Pow()(other, self)  # type: ignore[no-any-return]
 
     def __matmul__(self, other: Any) -> Variable:
-        return MatMul()(self, other)
+        return MatMul()(self, other)  # type: ignore[no-any-return]
 
     def __rmatmul__(self, other: Any) -> Variable:
-        return MatMul()(other, self)
+        return MatMul()(other, self)  # type: ignore[no-any-return]
 
     def __getitem__(self, index: Any) -> Variable:
-        return GetItem(index)(self)
+        return GetItem(index)(self)  # type: ignore[no-any-return]
 
-    # -- shape methods --------------------------------------------------------------------
+    # -- shape methods (the same names as ndarray's, so rules read alike on both) ----------
     def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        return Sum(axis, keepdims)(self)
+        return Sum(axis, keepdims)(self)  # type: ignore[no-any-return]
 
     def reshape(self, *shape: Any) -> Variable:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape(shape)(self)
+        return Reshape(shape)(self)  # type: ignore[no-any-return]
 
     def transpose(self, *axes: int) -> Variable:
-        return Transpose(axes or None)(self)
+        return Transpose(axes or None)(self)  # type: ignore[no-any-return]
 
     @property
     def T(self) -> Variable:  # noqa: N802 - NumPy's name
-        return Transpose()(self)
+        return Transpose()(self)  # type: ignore[no-any-return]
 
 
 def _new_variable(data: Any, requires_grad: bool) -> Variable:
     """A function's output: like ``Variable(data)`` without re-checking what forward returned."""
     v = Variable.__new__(Variable)
-    v.data = data if type(data) is np.ndarray and data.dtype == np.float64 else as_array(data)
+    kind = type(data)
+    if not (kind is np.float64 or kind is np.ndarray and data.ndim and data.dtype == np.float64):
+        data = as_array(data)
+    v.data = data
     v.name = None
     v.grad = None
     v.creator = None
@@ -208,32 +247,54 @@ def as_variable(x: Any) -> Variable:
     return x if isinstance(x, Variable) else Variable(x, requires_grad=False)
 
 
+def data_of(x: Any) -> Any:
+    """The array behind ``x``: a Variable's ``data``, or ``x`` itself. For masks and shapes in a
+    rule, which must not be differentiated whichever mode the rule runs in."""
+    return x.data if isinstance(x, Variable) else x
+
+
 class Function:
     """One operation in the graph. Subclass it and write ``forward`` and ``backward``.
 
     ``forward(*arrays)`` gets the inputs' arrays and returns an array or a tuple of arrays.
     ``backward(*gys)`` gets one gradient (Variable) per output and returns one per input
     (a Variable, an array, or None for "no gradient"). Write backward with Variables and the
-    functions of :mod:`gradcli.functions` so that it is itself differentiable.
+    functions of :mod:`gradcli.functions` so that it is itself differentiable. A gradient may
+    have the broadcast shape of the output: the engine sums it to its input's shape.
 
     Inside backward: ``self.inputs`` (Variables), ``self.outputs`` (weak references),
     ``self.saved_tensors`` (what forward passed to ``save_for_backward``, as Variables: an
     input's array comes back as that input Variable, so higher derivatives flow through it),
     and ``self.needs_input_grad`` (one bool per input: skip work for constants).
+
+    The library's own functions implement :meth:`vjp` instead, which receives the inputs and
+    outputs explicitly, so that it runs on arrays as well as on Variables (``raw_vjp``).
     """
 
+    # Slots for what every node of a graph holds: one object less per operation for the garbage
+    # collector to scan (a dict appears only for attributes of a subclass's own).
+    __slots__ = ("inputs", "outputs", "generation", "__dict__", "__weakref__")
     inputs: tuple[Variable, ...]
     outputs: tuple[weakref.ref[Variable], ...]
-    generation: int = 0
+    generation: int
     _saved: tuple[Any, ...] = ()
+    _out_shapes: tuple[tuple[int, ...], ...] = ()
+    #: ``vjp`` accepts arrays as well as Variables: a first-order backward runs it on arrays.
+    raw_vjp: bool = False
+    #: ``vjp`` reads the outputs (its ``ys``); when False the engine does not collect them.
+    uses_outputs: bool = True
+    #: Each output element depends only on the same element of each (broadcast) input.
+    elementwise: bool = False
+    #: Some gradients this function passes back are exact zeros that stand for "not taken"
+    #: (``where``): from here on, elementwise rules keep a zero gradient zero even where their
+    #: local derivative is infinite or NaN (the untaken branch of a ``where``).
+    masks_gradient: bool = False
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation: plain loops, no generators (they cost here).
-        ins = tuple([x if isinstance(x, Variable) else Variable(x, requires_grad=False) for x in inputs])
+        ins = tuple([x if isinstance(x, Variable) else _new_variable(x, False) for x in inputs])
         self.inputs = ins
         ys = self.forward(*[x.data for x in ins])
-        if not isinstance(ys, tuple):
-            ys = (ys,)
         record = False
         if _grad_enabled.get():
             gen = -1
@@ -242,18 +303,32 @@ class Function:
                     record = True
                 if x.generation > gen:
                     gen = x.generation
+        if type(ys) is not tuple:
+            out = _new_variable(ys, record)
+            if record:
+                if hasattr(self, "outputs"):
+                    raise _reused(self)
+                self.generation = gen
+                out.creator = self
+                out.generation = gen + 1
+                self.outputs = (weakref.ref(out),)
+                if self._saved:
+                    self._saved_outputs = {id(ys): 0}
+            else:
+                self._saved = ()
+                del self.inputs
+            return out
         outs = tuple([_new_variable(y, record) for y in ys])
         if record:
-            if "outputs" in self.__dict__:
-                raise RuntimeError(
-                    f"this {type(self).__name__} object is already a node of a graph: "
-                    f"call a new one for each use ({type(self).__name__}()(...))"
-                )
+            if hasattr(self, "outputs"):
+                raise _reused(self)
             self.generation = gen
             for o in outs:
                 o.creator = self
                 o.generation = gen + 1
             self.outputs = tuple([weakref.ref(o) for o in outs])
+            # A single output is alive whenever backward reaches its function; one of several
+            # may have been dropped, and then its gradient is zeros of its shape.
             self._out_shapes = tuple([o.data.shape for o in outs])
             if self._saved:
                 self._saved_outputs = {id(y): i for i, y in enumerate(ys)}
@@ -263,10 +338,18 @@ class Function:
         return outs if len(outs) > 1 else outs[0]
 
     def forward(self, *xs: Any) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name} has no forward")
 
-    def backward(self, *gys: Variable) -> Any:
-        raise NotImplementedError
+    def backward(self, *gys: Any) -> Any:
+        raise NotImplementedError(f"{self.name} has no backward")
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        """The inputs' gradients from the outputs' (``gys``), given the inputs ``xs`` and the
+        outputs ``ys``: Variables, or arrays in a first-order pass when ``raw_vjp`` is set.
+
+        The default hands over to :meth:`backward` (DeZero's and PyTorch's form).
+        """
+        return self.backward(*gys)
 
     # -- helpers for backward -------------------------------------------------------------
     def save_for_backward(self, *arrays: Any) -> None:
@@ -286,18 +369,145 @@ class Function:
     def needs_input_grad(self) -> tuple[bool, ...]:
         return tuple(x.requires_grad for x in self.inputs)
 
-    def output(self, i: int = 0) -> Variable | None:
-        """The i-th output Variable if it is still alive."""
-        return self.outputs[i]()
+    def output(self, i: int = 0) -> Variable:
+        """The i-th output Variable (a backward only runs while its outputs are alive)."""
+        out = self.outputs[i]()
+        if out is None:
+            raise RuntimeError(f"output {i} of {self.name} was freed before backward")
+        return out
 
     @property
     def name(self) -> str:
         return getattr(self, "registry_name", type(self).__name__.lower())
 
 
+def _reused(f: Function) -> RuntimeError:
+    name = type(f).__name__
+    return RuntimeError(
+        f"this {name} object is already a node of a graph: call a new one for each use ({name}()(...))"
+    )
+
+
 def _saved(var: Variable | None, array: Any) -> Variable:
     """A saved array as a Variable: the graph's own Variable if it was one, else a constant."""
     return var if var is not None else Variable(array, requires_grad=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Functions given by a table row: a forward and one rule per input
+# --------------------------------------------------------------------------------------------
+
+
+class Primitive(Function):
+    """A function defined by its forward and one derivative rule per input (see :func:`primitive`).
+
+    Each rule is a function whose parameter names say what it needs: ``gy`` (the output's
+    gradient), the input names, ``out`` (the output; rules that reuse it, such as exp's), and
+    the function's parameter names. ``None`` as a rule means no gradient flows to that input.
+    """
+
+    raw_vjp = True
+    input_names: tuple[str, ...] = ()
+    param_defaults: tuple[tuple[str, Any], ...] = ()
+    params: dict[str, Any] = {}  # read only: a function with options gets its own
+    rules: tuple[Callable[..., Any] | None, ...] = ()
+    # For each rule, where its arguments come from in (gy, *inputs, out, *params), and a getter
+    # that takes them out of that tuple as a tuple.
+    _rule_args: tuple[tuple[int, ...], ...] = ()
+    _pickers: tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], ...] = ()
+    _forward: Callable[..., Any]
+
+    def __init__(self, **params: Any) -> None:
+        if params or self.param_defaults:
+            unknown = set(params) - {p for p, _ in self.param_defaults}
+            if unknown:
+                raise TypeError(f"{self.name}() has no option {sorted(unknown)[0]!r}")
+            self.params = {p: params.get(p, d) for p, d in self.param_defaults}
+
+    def forward(self, *xs: Any) -> Any:
+        return type(self)._forward(*xs, **self.params)
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = ys[0] if ys else None
+        if out is None and self.uses_outputs:
+            out = self.forward(*[data_of(x) for x in xs])
+        values = (gys[0], *xs, out, *self.params.values())
+        gxs = []
+        for rule, pick, x in zip(self.rules, self._pickers, self.inputs):
+            if rule is None or not x.requires_grad:
+                gxs.append(None)
+            else:
+                gxs.append(rule(*pick(values)))
+        return tuple(gxs)
+
+    def backward(self, gy: Any) -> Any:  # type: ignore[override]
+        gxs = self.vjp((gy,), self.inputs, (self.outputs[0](),))
+        return gxs if len(gxs) > 1 else gxs[0]
+
+
+def primitive(
+    name: str,
+    forward: Callable[..., Any],
+    rules: Sequence[Callable[..., Any] | None],
+    inputs: Sequence[str] = ("x",),
+    params: Mapping[str, Any] | None = None,
+    elementwise: bool = True,
+    masks_gradient: bool = False,
+) -> type[Primitive]:
+    """A Function class from a table row: ``forward(*inputs, **params)`` and one rule per input.
+
+    Sin = primitive("sin", np.sin, [lambda gy, x: gy * cos(x)])
+    Exp = primitive("exp", np.exp, [lambda gy, out: gy * out])
+    """
+    inputs = tuple(inputs)
+    if len(rules) != len(inputs):
+        raise ValueError(f"{name}: {len(inputs)} inputs need {len(inputs)} rules, got {len(rules)}")
+    defaults = tuple((params or {}).items())
+    sources = ("gy", *inputs, "out", *(p for p, _ in defaults))
+    rule_args = []
+    for rule in rules:
+        if rule is None:
+            rule_args.append(())
+            continue
+        code = rule.__code__
+        wanted = code.co_varnames[: code.co_argcount]
+        bad = [w for w in wanted if w not in sources]
+        if bad:
+            raise ValueError(f"{name}: a rule takes {bad[0]!r}; rules take {', '.join(sources)}")
+        rule_args.append(tuple(sources.index(w) for w in wanted))
+    out_index = len(inputs) + 1
+    attrs: dict[str, Any] = {
+        "_forward": staticmethod(forward),
+        "input_names": inputs,
+        "param_defaults": defaults,
+        "rules": tuple(rules),
+        "_rule_args": tuple(rule_args),
+        "_pickers": tuple(_picker(a) for a in rule_args),
+        "uses_outputs": any(out_index in a for a in rule_args),
+        "elementwise": elementwise,
+        "masks_gradient": masks_gradient,
+        "registry_name": name,
+        "__doc__": f"{name}: a function given by its forward and derivative rules",
+    }
+    if not defaults:
+        # Called directly, without a wrapper: the hot path of every operator.
+        attrs["forward"] = staticmethod(forward)
+    class_name = "".join(part.capitalize() for part in name.split("_")) or name
+    return type(class_name, (Primitive,), attrs)
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A getter of ``indices`` out of a tuple, as a tuple (a slice when they are consecutive)."""
+    if indices and indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return operator.itemgetter(slice(indices[0], indices[0] + len(indices)))
+    if len(indices) == 1:
+        return operator.itemgetter(slice(indices[0], indices[0] + 1))
+    return operator.itemgetter(*indices) if indices else (lambda values: ())
+
+
+# --------------------------------------------------------------------------------------------
+# Backward
+# --------------------------------------------------------------------------------------------
 
 
 def backward(
@@ -306,7 +516,7 @@ def backward(
     retain_grad: bool = False,
     create_graph: bool = False,
     inputs: Sequence[Variable] | None = None,
-    trace: Callable[[Function, list[Variable], tuple[Any, ...]], None] | None = None,
+    trace: Callable[[Function, list[Any], tuple[Any, ...]], None] | None = None,
 ) -> list[Variable] | None:
     """Backpropagate from ``outputs`` (seeded with ``grad_outputs``, default ones).
 
@@ -318,58 +528,125 @@ def backward(
     - with ``inputs`` (like ``torch.autograd.grad``): no ``.grad`` is touched; the gradients of
       ``inputs`` are returned, zeros for an input that does not reach the outputs.
 
-    ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``).
+    Without ``create_graph`` the rules run on arrays (no Variables are built until the end);
+    with it, on Variables, recording the graph of the derivative.
+
+    ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``), with
+    each input's gradient already summed to that input's shape.
     """
+    raw = not create_graph
     # Variables and Functions hash by identity, so they key these tables directly (and keying
     # by the object keeps it alive while its gradient is pending).
     heap: list[tuple[int, int, Function]] = []
     seen: set[Function] = set()
     tie = itertools.count()
-    grads: dict[Variable, Variable] = {}
+    grads: dict[Variable, Any] = {}
+    # Gradient buffers this pass allocated itself (sums): the only ones it may add into in place.
+    owned: set[Variable] = set()
     wanted = frozenset() if inputs is None else frozenset(inputs)
-    kept: dict[Variable, Variable] = {}
+    kept: dict[Variable, Any] = {}
     push = heapq.heappush
+    limit = _node_limit.get() if create_graph else None
+    visited = 0
+    strong_zeros = False
+
+    def accumulate(x: Variable, g: Any) -> None:
+        if x not in grads:
+            grads[x] = g
+        elif not raw:
+            grads[x] = grads[x] + g
+        elif x in owned:
+            total = grads[x]
+            if type(total) is np.ndarray and total.shape == np.shape(g):
+                np.add(total, g, out=total)
+            else:
+                grads[x] = total + g
+        else:
+            grads[x] = grads[x] + g
+            owned.add(x)
 
     with using_grad(create_graph), paused_gc():
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
-            g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
-            grads[y] = grads[y] + g if y in grads else g
+            if raw:
+                g = np.ones_like(y.data) if g is None else as_array(data_of(g))
+            else:
+                g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
+            accumulate(y, g)
             f = y.creator
             if f is not None and f not in seen:
                 seen.add(f)
                 push(heap, (-f.generation, next(tie), f))
 
+        pop = heapq.heappop
         while heap:
-            f = heapq.heappop(heap)[2]
+            f = pop(heap)[2]
+            if limit is not None:
+                visited += 1
+                if visited > limit:
+                    raise GraphTooLarge(visited, limit)
             gys = []
-            for ref, shape in zip(f.outputs, f._out_shapes):
+            for k, ref in enumerate(f.outputs):
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
                 if g is None:
-                    g = Variable(np.zeros_like(f.inputs[0].data, shape=shape), requires_grad=False)
-                elif retain_grad or o in wanted:
-                    kept[o] = g
+                    g = np.zeros_like(f.inputs[0].data, shape=f._out_shapes[k])
+                    if not raw:
+                        g = Variable(g, requires_grad=False)
+                else:
+                    owned.discard(o)
+                    if retain_grad or o in wanted:
+                        kept[o] = g
                 gys.append(g)
-            gxs = f.backward(*gys)
-            if not isinstance(gxs, tuple):
-                gxs = (gxs,)
-            if trace is not None:
-                trace(f, gys, gxs)
+            gxs = _vjp(f, gys, raw, strong_zeros)
+            if f.masks_gradient:
+                strong_zeros = True
+            fitted = [] if trace is not None else None
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
+                    if fitted is not None:
+                        fitted.append(None)
                     continue
-                if not isinstance(gx, Variable):
-                    gx = Variable(gx, requires_grad=False)
-                grads[x] = grads[x] + gx if x in grads else gx
+                if raw:
+                    if type(gx) is Variable:
+                        gx = gx.data
+                    shape = x.data.shape
+                    try:
+                        if gx.shape != shape:
+                            gx = _fit_array(gx, shape)
+                    except AttributeError:  # a rule gave a plain number
+                        gx = _fit_array(as_array(gx), shape)
+                    if x not in grads:
+                        grads[x] = gx
+                    elif x in owned:
+                        total = grads[x]
+                        if type(total) is np.ndarray and total.shape == gx.shape:
+                            np.add(total, gx, out=total)
+                        else:
+                            grads[x] = total + gx
+                    else:
+                        grads[x] = grads[x] + gx
+                        owned.add(x)
+                else:
+                    if not isinstance(gx, Variable):
+                        gx = Variable(gx, requires_grad=False)
+                    if gx.shape != x.shape:
+                        gx = fit_to(gx, x.shape)
+                    grads[x] = grads[x] + gx if x in grads else gx
+                if fitted is not None:
+                    fitted.append(gx)
                 c = x.creator
                 if c is not None and c not in seen:
                     seen.add(c)
                     push(heap, (-c.generation, next(tie), c))
+            if trace is not None:
+                trace(f, gys, tuple(fitted or ()))
 
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
     kept.update(grads)
+    if raw:
+        kept = {v: Variable(g, requires_grad=False) for v, g in kept.items()}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -378,6 +655,65 @@ def backward(
         if var.creator is None or retain_grad:
             var.grad = g if var.grad is None else var.grad + g
     return None
+
+
+def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[Any, ...]:
+    """Run ``f``'s rule in the pass's mode; gradients as a tuple, one per input."""
+    if not raw:
+        ys = tuple([r() for r in f.outputs]) if f.uses_outputs else ()
+        xs: tuple[Any, ...] = f.inputs
+    elif f.raw_vjp:
+        ys = (
+            tuple([None if o is None else o.data for o in (r() for r in f.outputs)]) if f.uses_outputs else ()
+        )
+        xs = tuple([x.data for x in f.inputs])
+    else:
+        # A backward written with Variables (a plugin's): give it Variables, without a graph.
+        gys = [Variable(g, requires_grad=False) for g in gys]
+        ys = tuple([r() for r in f.outputs])
+        xs = f.inputs
+    if strong_zeros and f.elementwise:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gxs = f.vjp(tuple(gys), xs, ys)
+        gxs = _as_tuple(gxs)
+        return tuple([None if gx is None else _strong_zero(gx, gys[0]) for gx in gxs])
+    return _as_tuple(f.vjp(tuple(gys), xs, ys))
+
+
+def _as_tuple(gxs: Any) -> tuple[Any, ...]:
+    return gxs if isinstance(gxs, tuple) else tuple(gxs) if isinstance(gxs, list) else (gxs,)
+
+
+def _strong_zero(gx: Any, gy: Any) -> Any:
+    """``gx`` with 0 wherever ``gy`` is exactly 0 and ``gx`` is not finite: a zero gradient stays
+    zero through an infinite or undefined local derivative (0 * inf is 0 here, not NaN)."""
+    g = data_of(gx)
+    bad = ~np.isfinite(g)
+    if not bad.any():
+        return gx
+    drop = bad & (data_of(gy) == 0)
+    if not drop.any():
+        return gx
+    if isinstance(gx, Variable):
+        return _Masked(~drop)(gx)
+    return np.where(drop, 0.0, g)
+
+
+class _Masked(Function):
+    """x where ``keep``, else 0 (``keep`` a constant mask): how a strong zero enters a graph."""
+
+    raw_vjp = True
+    uses_outputs = False
+
+    def __init__(self, keep: Any) -> None:
+        self.keep = keep
+
+    def forward(self, x: Any) -> Any:
+        return np.where(self.keep, x, 0.0)
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,) = gys
+        return _Masked(self.keep)(gy) if isinstance(gy, Variable) else np.where(self.keep, gy, 0.0)
 
 
 def grad(
@@ -394,194 +730,61 @@ def grad(
 
 
 # --------------------------------------------------------------------------------------------
-# Core operators. Each forward sits beside its backward; backward is written with Variables so
-# that it can be differentiated again.
+# Shapes: operations that rules use on Variables and arrays alike
 # --------------------------------------------------------------------------------------------
-
-
-def sum_to(x: Variable, shape: tuple[int, ...]) -> Variable:
-    """Sum ``x`` down to ``shape``: undoes NumPy broadcasting in backward."""
-    if x.shape == tuple(shape):
-        return x
-    return SumTo(shape)(x)
-
-
-def broadcast_to(x: Variable, shape: tuple[int, ...]) -> Variable:
-    if x.shape == tuple(shape):
-        return x
-    return BroadcastTo(shape)(x)
 
 
 def _sum_to_array(x: Any, shape: tuple[int, ...]) -> Any:
     lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1)
-    y = x.sum(axis=axes, keepdims=True)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
+    )
+    y = x.sum(axis=axes, keepdims=True) if axes else x
     if lead:
         y = y.reshape(y.shape[lead:])
     return y
 
 
-class SumTo(Function):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = tuple(shape)
-
-    def forward(self, x: Any) -> Any:
-        self.x_shape = x.shape
-        return _sum_to_array(x, self.shape)
-
-    def backward(self, gy: Variable) -> Variable:
-        return broadcast_to(gy, self.x_shape)
+def _fit_array(g: Any, shape: tuple[int, ...]) -> Any:
+    """``g`` summed over the axes broadcasting added (and broadcast up, if it is smaller)."""
+    g = np.asarray(g) if not hasattr(g, "ndim") else g
+    if g.ndim >= len(shape):
+        g = _sum_to_array(g, shape)
+    if g.shape != shape:
+        g = np.broadcast_to(g, shape)
+    return g
 
 
-class BroadcastTo(Function):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = tuple(shape)
-
-    def forward(self, x: Any) -> Any:
-        self.x_shape = x.shape
-        return np.broadcast_to(x, self.shape).copy()
-
-    def backward(self, gy: Variable) -> Variable:
-        return sum_to(gy, self.x_shape)
+def fit_to(g: Variable, shape: tuple[int, ...]) -> Variable:
+    """A gradient summed to the shape of its input: what the engine does after every rule."""
+    shape = tuple(shape)
+    if g.ndim >= len(shape):
+        g = sum_to(g, shape)
+    return broadcast_to(g, shape)
 
 
-class Neg(Function):
-    def forward(self, x: Any) -> Any:
-        return -x
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``x`` down to ``shape``: undoes NumPy broadcasting.
 
-    def backward(self, gy: Variable) -> Variable:
-        return -gy
-
-
-class Add(Function):
-    def forward(self, x: Any, y: Any) -> Any:
-        return x + y
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
-        return sum_to(gy, x0.shape), sum_to(gy, x1.shape)
-
-
-class Sub(Function):
-    def forward(self, x: Any, y: Any) -> Any:
-        return x - y
-
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        x0, x1 = self.inputs
-        return sum_to(gy, x0.shape), sum_to(-gy, x1.shape)
-
-
-class Mul(Function):
-    def forward(self, x: Any, y: Any) -> Any:
-        return x * y
-
-    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
-        x0, x1 = self.inputs
-        g0 = sum_to(gy * x1, x0.shape) if x0.requires_grad else None
-        g1 = sum_to(gy * x0, x1.shape) if x1.requires_grad else None
-        return g0, g1
-
-
-class Div(Function):
-    def forward(self, x: Any, y: Any) -> Any:
-        return x / y
-
-    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
-        x0, x1 = self.inputs
-        g0 = sum_to(gy / x1, x0.shape) if x0.requires_grad else None
-        g1 = sum_to(-gy * x0 / (x1 * x1), x1.shape) if x1.requires_grad else None
-        return g0, g1
-
-
-class Pow(Function):
-    """x ** y. At 0 ** y with y >= 0 the derivative in y is 0 (PyTorch's choice, not NaN)."""
-
-    def forward(self, x: Any, y: Any) -> Any:
-        return x**y
-
-    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
-        x, y = self.inputs
-        gx = gexp = None
-        if x.requires_grad:
-            gx = sum_to(gy * _power_rule(x, y), x.shape)
-        if y.requires_grad:
-            out = self.output()
-            if out is None:
-                out = x**y
-            zero = (x.data == 0) & (y.data >= 0)
-            # log(x) where it is used; at the masked points log(1) = 0 gives the 0 above.
-            base = x + Variable(zero * 1.0, requires_grad=False) if zero.any() else x
-            gexp = sum_to(gy * out * Log()(base), y.shape)
-        return gx, gexp
-
-
-def _power_rule(x: Variable, y: Variable) -> Variable:
-    """d/dx x**y = y * x**(y-1), which is 0 wherever y == 0 (x**0 is constant, even at x = 0).
-
-    A constant scalar exponent (``x**2``, the common case) is worked out once, in fewer passes
-    over the data.
+    The engine already does this for every gradient a rule returns; plugins need not call it.
     """
-    if not y.requires_grad and y.ndim == 0:
-        c = float(y.data)
-        if c == 0.0:
-            return Variable(np.zeros_like(x.data), requires_grad=False)
-        if c == 1.0:
-            return Variable(np.ones_like(x.data), requires_grad=False)
-        return x * 2.0 if c == 2.0 else c * x ** (c - 1.0)
-    zero = y.data == 0
-    if not zero.any():
-        return y * x ** (y - 1.0)
-    # Where y == 0 use the exponent 0 instead of -1: y * x**0 = 0, where 0 * 0**-1 would be NaN.
-    return y * x ** (y - 1.0 + Variable(zero * 1.0, requires_grad=False))
+    if x.shape == tuple(shape):
+        return x
+    if isinstance(x, Variable):
+        return SumTo(shape)(x)
+    return _sum_to_array(x, tuple(shape))
 
 
-class Log(Function):
-    def forward(self, x: Any) -> Any:
-        return np.log(x)
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy / self.inputs[0]
-
-
-class MatMul(Function):
-    def forward(self, a: Any, b: Any) -> Any:
-        return a @ b
-
-    def backward(self, gy: Variable) -> tuple[Variable | None, Variable | None]:
-        return matmul_backward(*self.inputs, gy)
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    if x.shape == tuple(shape):
+        return x
+    if isinstance(x, Variable):
+        return BroadcastTo(shape)(x)
+    return np.broadcast_to(x, shape)
 
 
-def matmul_backward(a: Variable, b: Variable, gy: Variable) -> tuple[Variable | None, Variable | None]:
-    """Gradients of ``a @ b`` (NumPy's 1-D promotion and batch broadcasting undone)."""
-    a2 = a if a.ndim > 1 else a.reshape(1, -1)
-    b2 = b if b.ndim > 1 else b.reshape(-1, 1)
-    out_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
-    gy2 = gy.reshape(out_shape)
-    ga = gb = None
-    if a.requires_grad:
-        ga = sum_to(gy2 @ _swap_last(b2), a2.shape).reshape(a.shape)
-    if b.requires_grad:
-        gb = sum_to(_swap_last(a2) @ gy2, b2.shape).reshape(b.shape)
-    return ga, gb
-
-
-def _swap_last(x: Variable) -> Variable:
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return Transpose(tuple(axes))(x)
-
-
-class Sum(Function):
-    def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
-        self.axis = tuple(axis) if isinstance(axis, list) else axis
-        self.keepdims = keepdims
-
-    def forward(self, x: Any) -> Any:
-        self.x_shape = x.shape
-        return x.sum(axis=self.axis, keepdims=self.keepdims)
-
-    def backward(self, gy: Variable) -> Variable:
-        return unreduce(gy, self.x_shape, self.axis, self.keepdims)
+def transpose(x: Any, axes: tuple[int, ...] | None = None) -> Any:
+    return Transpose(axes)(x) if isinstance(x, Variable) else x.transpose(axes)
 
 
 def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
@@ -593,7 +796,7 @@ def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(x_shape))
 
 
-def unreduce(gy: Variable, x_shape: tuple[int, ...], axis: Any, keepdims: bool = False) -> Variable:
+def unreduce(gy: Any, x_shape: tuple[int, ...], axis: Any, keepdims: bool = False) -> Any:
     """The gradient of a reduction of an ``x_shape`` array over ``axis``, spread back over the
     input: the reduced axes put back (unless kept), then broadcast to ``x_shape``."""
     if not keepdims:
@@ -601,7 +804,51 @@ def unreduce(gy: Variable, x_shape: tuple[int, ...], axis: Any, keepdims: bool =
     return broadcast_to(gy, x_shape)
 
 
-class Reshape(Function):
+class _Shape(Function):
+    """Shape operations: their rules are other shape operations, on arrays or Variables."""
+
+    raw_vjp = True
+    uses_outputs = False
+
+
+class SumTo(_Shape):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return _sum_to_array(x, self.shape)
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        return broadcast_to(gys[0], self.x_shape)
+
+
+class BroadcastTo(_Shape):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return np.broadcast_to(x, self.shape).copy()
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        return sum_to(gys[0], self.x_shape)
+
+
+class Sum(_Shape):
+    def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
+        self.axis = tuple(axis) if isinstance(axis, list) else axis
+        self.keepdims = keepdims
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        return unreduce(gys[0], self.x_shape, self.axis, self.keepdims)
+
+
+class Reshape(_Shape):
     def __init__(self, shape: Any) -> None:
         self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
 
@@ -609,25 +856,25 @@ class Reshape(Function):
         self.x_shape = x.shape
         return x.reshape(self.shape)
 
-    def backward(self, gy: Variable) -> Variable:
-        return gy.reshape(self.x_shape)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        return gys[0].reshape(self.x_shape)
 
 
-class Transpose(Function):
+class Transpose(_Shape):
     def __init__(self, axes: Any = None) -> None:
         self.axes = tuple(axes) if axes is not None else None
 
     def forward(self, x: Any) -> Any:
         return x.transpose(self.axes)
 
-    def backward(self, gy: Variable) -> Variable:
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         if self.axes is None:
-            return Transpose()(gy)
+            return transpose(gys[0])
         inverse = tuple(int(i) for i in np.argsort([a % len(self.axes) for a in self.axes]))
-        return Transpose(inverse)(gy)
+        return transpose(gys[0], inverse)
 
 
-class GetItem(Function):
+class GetItem(_Shape):
     def __init__(self, index: Any) -> None:
         self.index = index
 
@@ -635,11 +882,20 @@ class GetItem(Function):
         self.x_shape = x.shape
         return np.array(x[self.index], dtype=np.float64)
 
-    def backward(self, gy: Variable) -> Variable:
-        return GetItemGrad(self.index, self.x_shape)(gy)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,) = gys
+        if isinstance(gy, Variable):
+            return GetItemGrad(self.index, self.x_shape)(gy)
+        return _scatter(gy, self.index, self.x_shape)
 
 
-class GetItemGrad(Function):
+def _scatter(gy: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    gx = np.zeros_like(gy, shape=shape)
+    np.add.at(gx, index, gy)
+    return gx
+
+
+class GetItemGrad(_Shape):
     """Scatter a gradient back into the shape indexing came from (repeated indices add up)."""
 
     def __init__(self, index: Any, shape: tuple[int, ...]) -> None:
@@ -647,9 +903,96 @@ class GetItemGrad(Function):
         self.shape = shape
 
     def forward(self, gy: Any) -> Any:
-        gx = np.zeros_like(gy, shape=self.shape)
-        np.add.at(gx, self.index, gy)
-        return gx
+        return _scatter(gy, self.index, self.shape)
 
-    def backward(self, ggx: Variable) -> Variable:
-        return GetItem(self.index)(ggx)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (ggx,) = gys
+        if isinstance(ggx, Variable):
+            return GetItem(self.index)(ggx)
+        return np.array(ggx[self.index], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Core operators, as table rows. Each rule is written with operators, so it runs on arrays and
+# on Variables alike, and can be differentiated again.
+# --------------------------------------------------------------------------------------------
+
+
+def _log(x: Any) -> Any:
+    return Log()(x) if isinstance(x, Variable) else np.log(x)
+
+
+# Operators rather than ufunc calls: the same NumPy operation on arrays, and on NumPy scalars a
+# fraction of the cost of a ufunc call.
+Neg = primitive("neg", operator.neg, [lambda gy: -gy])
+Add = primitive("add", operator.add, [lambda gy: gy, lambda gy: gy], inputs=("x", "y"))
+Sub = primitive("sub", operator.sub, [lambda gy: gy, lambda gy: -gy], inputs=("x", "y"))
+Mul = primitive("mul", operator.mul, [lambda gy, y: gy * y, lambda gy, x: gy * x], inputs=("x", "y"))
+Div = primitive(
+    "div", operator.truediv, [lambda gy, y: gy / y, lambda gy, x, y: -gy * x / (y * y)], inputs=("x", "y")
+)
+Log = primitive("log", np.log, [lambda gy, x: gy / x])
+
+
+def _power_rule(x: Any, y: Any) -> Any:
+    """d/dx x**y = y * x**(y-1), which is 0 wherever y == 0 (x**0 is constant, even at x = 0).
+
+    A constant scalar exponent (``x**2``, the common case) is worked out once, in fewer passes
+    over the data.
+    """
+    yv = data_of(y)
+    if not (isinstance(y, Variable) and y.requires_grad) and np.ndim(yv) == 0:
+        c = float(yv)
+        if c == 0.0:
+            return np.zeros_like(data_of(x))
+        if c == 1.0:
+            return np.ones_like(data_of(x))
+        return x * 2.0 if c == 2.0 else c * x ** (c - 1.0)
+    zero = yv == 0
+    if not zero.any():
+        return y * x ** (y - 1.0)
+    # Where y == 0 use the exponent 0 instead of -1: y * x**0 = 0, where 0 * 0**-1 would be NaN.
+    return y * x ** (y - 1.0 + zero * 1.0)
+
+
+def _exponent_rule(gy: Any, x: Any, out: Any) -> Any:
+    """d/dy x**y = log(x) * x**y, taken as 0 at 0**y with y >= 0 (PyTorch's choice, not NaN)."""
+    zero = data_of(x) == 0
+    # log(x) where it is used; at the masked points log(1) = 0 gives the 0 above.
+    base = x + zero * 1.0 if zero.any() else x
+    return gy * out * _log(base)
+
+
+Pow = primitive("pow", np.power, [lambda gy, x, y: gy * _power_rule(x, y), _exponent_rule], inputs=("x", "y"))
+
+
+class MatMul(Function):
+    raw_vjp = True
+    uses_outputs = False
+
+    def forward(self, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        a, b = xs
+        return matmul_backward(a, b, gys[0], *self.needs_input_grad)
+
+
+def matmul_backward(a: Any, b: Any, gy: Any, need_a: bool = True, need_b: bool = True) -> tuple[Any, Any]:
+    """Gradients of ``a @ b`` (NumPy's 1-D promotion and batch broadcasting undone)."""
+    a2 = a if a.ndim > 1 else a.reshape(1, -1)
+    b2 = b if b.ndim > 1 else b.reshape(-1, 1)
+    out_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+    gy2 = gy.reshape(out_shape)
+    ga = gb = None
+    if need_a:
+        ga = sum_to(gy2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+    if need_b:
+        gb = sum_to(_swap_last(a2) @ gy2, b2.shape).reshape(b.shape)
+    return ga, gb
+
+
+def _swap_last(x: Any) -> Any:
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return transpose(x, tuple(axes))

@@ -135,11 +135,15 @@ class _Builder:
         positional = [a for a in args if not isinstance(a, Keyword)]
         keywords = {a.name: a for a in args if isinstance(a, Keyword)}
         least, most = spec.arity
-        inputs, extra = positional[:most], positional[most:]
+        if most is None:  # variadic: every positional argument is an input
+            inputs, extra = positional, []
+        else:
+            inputs, extra = positional[:most], positional[most:]
         if len(inputs) < least:
+            count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
             raise self.error(
-                f"{spec.name}() takes {least if least == most else f'{least} to {most}'} input"
-                f"{'s' if most != 1 else ''}, got {len(inputs)}: {spec.signature()}",
+                f"{spec.name}() takes {count} input{'s' if most != 1 else ''}, got {len(inputs)}: "
+                f"{spec.signature()}",
                 pos,
             )
         if len(extra) > len(spec.params):

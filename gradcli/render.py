@@ -478,6 +478,11 @@ class Output:
     def data(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def json_lines(self) -> list[dict[str, Any]]:
+        """What ``--json`` writes, one line each: :meth:`data`, after any lines that lead to it
+        (the iterations of ``minimize --trace``)."""
+        return [self.data()]
+
     def arrays(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 

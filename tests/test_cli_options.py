@@ -29,7 +29,7 @@ EXPRESSION_COMMANDS = ["eval", "hessian", "jacobian", "check", "graph", "explain
         (["eval", "x*x", "--x", "1", "--ordr", "2"], "no such option '--ordr' (did you mean --order?)"),
         (
             ["hessian", "x*x", "--x", "1", "--order", "2"],
-            "no such option '--order' for hessian (check and eval have it)",
+            "no such option '--order' for hessian (check, eval and plot have it)",
         ),
         (["explain", "x*x", "--x", "1", "--wrt", "x"], "no such option '--wrt' for explain"),
         (["eval", "x*x", "--x", "1", "--z", "3"], "no such option '--z', and no variable 'z' (variables: x)"),

@@ -248,9 +248,10 @@ def test_every_example_in_a_help_text_runs(command: str, tmp_path: Path) -> None
     (tmp_path / "examples").symlink_to(REPO / "examples")
     for example in _examples(command):
         rc, out, err = run_shell(example, cwd=tmp_path)
-        assert rc == 0, f"{example}\n{err}"
-        assert out or list(tmp_path.glob("g.*")), example
-        assert "error" not in err, f"{example}\n{err}"
+        # 1 is an answer too: a check that fails, a minimisation that did not converge.
+        assert rc in (0, 1) and "Traceback" not in err, f"{example}\n{err}"
+        assert rc == 0 or err.startswith("error: "), f"{example}\n{err}"
+        assert out or len(list(tmp_path.iterdir())) > 1, f"{example}: no output"
 
 
 # --- what a plain eval loads --------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import REPO, run_cli
 
@@ -42,3 +44,81 @@ def test_plugin_function_is_listed_with_its_rule() -> None:
 def test_without_the_switch_the_plugin_function_is_unknown() -> None:
     rc, _, err = run_cli("eval", "sum(line(w, x, b))", *MATRICES)
     assert rc == 2 and "unknown function 'line'" in err
+
+
+# -- a plugin's failures are one line, never a traceback ---------------------------------------------
+
+NO_BACKWARD = """
+import gradcli
+
+@gradcli.register("noback")
+class NoBack(gradcli.Function):
+    def forward(self, x):
+        return x * 2
+"""
+
+FAILING = """
+import sys
+import gradcli
+
+@gradcli.register("fussy")
+class Fussy(gradcli.Function):
+    def forward(self, x):
+        if x < 0:
+            {raise_it}
+        return x * 2
+
+    def backward(self, gy):
+        return gy * 2
+"""
+
+
+def _write(tmp_path: Path, name: str, source: str) -> str:
+    path = tmp_path / name
+    path.write_text(source)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_plugin_function_without_backward_says_so(tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "noback.py", NO_BACKWARD)
+    rc, out, err = run_cli("eval", "noback(x)", "--x", "1", "--plugin", plugin)
+    assert (rc, out, err) == (1, "", "error: noback has no backward\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("raise_it", "shown"),
+    [
+        ("raise SystemExit(3)", "SystemExit: 3"),
+        ("sys.exit('bye')", "SystemExit: bye"),
+        ("raise BaseException('deep')", "BaseException: deep"),
+        ("raise RuntimeError('no negatives')", "RuntimeError: no negatives"),
+    ],
+)
+def test_whatever_a_plugin_raises_is_one_line_naming_it(tmp_path: Path, raise_it: str, shown: str) -> None:
+    plugin = _write(tmp_path, "fussy.py", FAILING.format(raise_it=raise_it))
+    rc, out, err = run_cli("eval", "fussy(x)", "--x", "-1", "--plugin", plugin)
+    assert (rc, out, err) == (1, "", f"error: fussy (a plugin) failed in forward: {shown}\n")
+
+
+@pytest.mark.slow
+def test_a_plugin_failing_on_one_batch_line_is_that_lines_error(tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "fussy.py", FAILING.format(raise_it="raise SystemExit(3)"))
+    rc, out, err = run_cli(
+        "eval", "fussy(x)", "--batch", "--plugin", plugin, input='{"x": 1}\n{"x": -1}\n{"x": 2}\n'
+    )
+    assert rc == 1 and "Traceback" not in err
+    assert out.splitlines() == [
+        '{"value": 2.0, "grad": {"x": 2.0}}',
+        '{"line": 2, "error": "fussy (a plugin) failed in forward: SystemExit: 3"}',
+        '{"value": 4.0, "grad": {"x": 2.0}}',
+    ]
+
+
+@pytest.mark.slow
+def test_a_plugin_raising_base_exception_while_loading_is_one_line(tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "bad.py", "raise BaseException('at import')\n")
+    rc, out, err = run_cli("eval", "x", "--x", "1", "--plugin", plugin)
+    assert (rc, out) == (2, "") and "Traceback" not in err
+    assert err == f"error: plugin {plugin}: BaseException: at import (line 1)\n"

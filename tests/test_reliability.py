@@ -217,7 +217,7 @@ def test_an_input_file_that_does_not_fit_is_one_line_exit_2(tmp_path: Path) -> N
     zeros = open_memmap(path, mode="w+", dtype=np.float64, shape=(200_000_000,))
     del zeros
     proc = gradcli("eval", "sum(x)", "--x", f"@{path}", preexec_fn=_limit_memory)
-    assert "not enough memory" in assert_one_error_line(proc, 2)
+    assert "needs 1.49G, more than the" in assert_one_error_line(proc, 2)
 
 
 @needs_rlimit
@@ -238,7 +238,20 @@ def test_a_batch_line_that_runs_out_of_memory_is_reported_in_place() -> None:
     assert_no_traceback(proc.stderr)
 
 
-def test_memory_error_anywhere_in_evaluation_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("unlimited", "out of memory: the inputs or the expression are too large for this machine"),
+        (
+            "4G",
+            "out of memory: the inputs or the expression need more than the memory budget "
+            "(--max-memory 4G): give smaller inputs, or raise --max-memory",
+        ),
+    ],
+)
+def test_memory_error_anywhere_in_evaluation_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, budget: str, message: str
+) -> None:
     from gradcli import calculus
     from gradcli.cli import main
 
@@ -246,11 +259,9 @@ def test_memory_error_anywhere_in_evaluation_is_one_line(monkeypatch: pytest.Mon
         raise MemoryError
 
     monkeypatch.setattr(calculus, "evaluate", exhausted)
-    result = CliRunner().invoke(main, ["eval", "x*2", "--x", "3"])
+    result = CliRunner().invoke(main, ["--max-memory", budget, "eval", "x*2", "--x", "3"])
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "error: out of memory: the inputs or the expression are too large for this machine"
-    ]
+    assert result.stderr.splitlines() == [f"error: {message}"]
 
 
 def test_caps_refuse_cleanly_with_the_option_that_raises_them() -> None:

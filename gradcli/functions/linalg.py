@@ -6,20 +6,25 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Function, MatMul, Reshape, Transpose, Variable, matmul_backward, sum_to
+from ..engine import Function, MatMul, Reshape, Transpose, Variable, matmul_backward
 from .registry import register
+
+LINALG = {"group": "linear algebra"}
+SHAPE = {"group": "shape"}
 
 register(
     "matmul",
     doc="a @ b: matrix product (1-D operands promoted as in NumPy, batches broadcast)",
     rule="d/da = gy @ b.T, d/db = a.T @ gy",
     sample_shapes=((2, 3), (3, 4)),
+    **LINALG,
 )(MatMul)
 register(
     "transpose",
     doc="x with its axes reversed, or permuted by axes",
     rule="d/dx transpose(x) = transpose back",
     sample_shapes=((2, 3),),
+    **SHAPE,
 )(Transpose)
 register(
     "reshape",
@@ -27,11 +32,17 @@ register(
     rule="d/dx reshape(x) = reshape back",
     sample_shapes=((2, 3),),
     sample_params={"shape": (3, 2)},
+    **SHAPE,
 )(Reshape)
 
 
-@register("dot", rule="d/da dot(a, b) = b, d/db = a", sample_shapes=((3,), (3,)))
-class Dot(Function):
+class _Linalg(Function):
+    raw_vjp = True
+    uses_outputs = False
+
+
+@register("dot", rule="d/da dot(a, b) = b, d/db = a", sample_shapes=((3,), (3,)), **LINALG)
+class Dot(_Linalg):
     """inner product of two vectors of equal length"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -41,8 +52,8 @@ class Dot(Function):
             )
         return np.dot(a, b)
 
-    def backward(self, gy: Variable) -> tuple[Variable, Variable]:
-        a, b = self.inputs
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,), (a, b) = gys, xs
         return gy * b, gy * a
 
 
@@ -50,54 +61,93 @@ class Dot(Function):
     "linear",
     rule="d/dx = gy @ W.T, d/dW = x.T @ gy, d/db = sum(gy)",
     sample_shapes=((2, 3), (3, 4), (4,)),
+    **LINALG,
 )
-class Linear(Function):
+class Linear(_Linalg):
     """x @ W + b, the affine map of a dense layer (b optional)"""
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:  # noqa: N803 - the usual name
         y = x @ W
         return y if b is None else y + b
 
-    def backward(self, gy: Variable) -> tuple[Variable | None, ...]:
-        x, w = self.inputs[:2]
-        gx, gw = matmul_backward(x, w, gy)
-        if len(self.inputs) == 3:
-            return gx, gw, sum_to(gy, self.inputs[2].shape)
-        return gx, gw
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,) = gys
+        need = self.needs_input_grad
+        gx, gw = matmul_backward(xs[0], xs[1], gy, need[0], need[1])
+        return (gx, gw, gy) if len(xs) == 3 else (gx, gw)
+
+
+def _concat(parts: tuple[Any, ...], axis: int) -> Any:
+    if any(isinstance(p, Variable) for p in parts):
+        return Concat(axis)(*parts)
+    return np.concatenate(parts, axis=axis)
+
+
+def _along(axis: int, ndim: int, index: Any) -> tuple[Any, ...]:
+    """The subscript that takes ``index`` along ``axis`` and everything along the other axes."""
+    return (slice(None),) * (axis % ndim) + (index,)
 
 
 @register(
     "split",
-    doc="x cut into equal sections along axis: a function with several outputs (a, b = split(x))",
+    doc="x cut into sections along axis: a function with several outputs (a, b = split(x))",
     rule="d/dx split(x) = the outputs' gradients joined back",
     n_outputs=2,
     sample_shapes=((4, 3),),
+    **SHAPE,
 )
-class Split(Function):
+class Split(_Linalg):
+    """x cut into sections along axis: a function with several outputs (a, b, c = split(x, 3))
+
+    ``sections`` is a number of equal pieces, or the indices where to cut ([1, 3]).
+    """
+
     def __init__(self, sections: int | list[int] = 2, axis: int = 0) -> None:
-        self.sections = sections if isinstance(sections, list) else int(sections)
+        self.sections = list(sections) if isinstance(sections, (list, tuple)) else int(sections)
         self.axis = axis
 
     def forward(self, x: Any) -> tuple[Any, ...]:
         return tuple(np.split(x, self.sections, axis=self.axis))
 
-    def backward(self, *gys: Variable) -> Variable:
-        return Concat(self.axis)(*gys)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        return _concat(gys, self.axis)
 
 
 @register(
     "concat",
-    doc="the inputs joined along axis (two or three arrays)",
+    doc="the inputs joined along an existing axis (any number of arrays)",
     rule="d/dx_i concat(...) = the slice of gy that came from x_i",
     sample_shapes=((2, 3), (2, 3)),
+    **SHAPE,
 )
-class Concat(Function):
+class Concat(_Linalg):
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
-    def forward(self, a: Any, b: Any, c: Any = None) -> Any:
-        return np.concatenate([x for x in (a, b, c) if x is not None], axis=self.axis)
+    def forward(self, *xs: Any) -> Any:
+        return np.concatenate(xs, axis=self.axis)
 
-    def backward(self, gy: Variable) -> tuple[Variable, ...]:
-        ends = np.cumsum([x.shape[self.axis] for x in self.inputs])[:-1]
-        return Split([int(e) for e in ends], self.axis)(gy)
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,) = gys
+        ends = np.cumsum([x.shape[self.axis] for x in xs])
+        starts = [0, *ends[:-1]]
+        return tuple(gy[_along(self.axis, gy.ndim, slice(int(a), int(b)))] for a, b in zip(starts, ends))
+
+
+@register(
+    "stack",
+    doc="the inputs (of one shape) joined along a new axis: stack(x, y) has shape (2, *x.shape)",
+    rule="d/dx_i stack(...) = gy[i] along axis",
+    sample_shapes=((2, 3), (2, 3)),
+    **SHAPE,
+)
+class Stack(_Linalg):
+    def __init__(self, axis: int = 0) -> None:
+        self.axis = axis
+
+    def forward(self, *xs: Any) -> Any:
+        return np.stack(xs, axis=self.axis)
+
+    def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
+        (gy,) = gys
+        return tuple(gy[_along(self.axis, gy.ndim, i)] for i in range(len(xs)))

@@ -1,16 +1,33 @@
 """The registry: one table from a name to a Function, with what the language, the CLI, the docs
 and the tests need to know about it.
 
-Adding a function is one ``@register(...)`` on its class: it then parses, lists (``gradcli
+Most functions are one row: a forward and one derivative rule per input (HIPS autograd's
+``defvjp``, JAX's ``defjvp`` tables)::
+
+    sin = unary("sin", np.sin, lambda gy, x: gy * cos(x), "cos(x)", doc="sine")
+    exp = unary("exp", np.exp, lambda gy, out: gy * out, "exp(x)", doc="e**x")
+
+A rule's parameter names say what it reads: ``gy`` (the gradient of the output), the inputs
+(``x``, ``y``, ...), ``out`` (the output, for rules that reuse it) and the function's options.
+The text after the rule is the local derivative as an expression of the inputs, shown by
+``gradcli functions`` and ``gradcli explain``, and checked against the rule by the tests.
+Functions with several outputs, or whose rules need state from forward, are classes decorated
+with ``@register(...)``; plugins are too. Either way the function then parses, lists (``gradcli
 functions``), and is exercised by the registry-driven tests, with nothing else to edit.
+
+Calling a registered function dispatches on its inputs: with a Variable among them it records a
+graph node; with arrays only it computes on arrays. Rules therefore run in both modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engine import Function, Variable
+import numpy as np
+
+from ..backend import as_array
+from ..engine import Function, Primitive, Variable, primitive
 
 
 class RegistryError(ValueError):
@@ -20,9 +37,11 @@ class RegistryError(ValueError):
 class Spec:
     """What is known about one registered function.
 
-    ``inputs`` are the differentiable arguments (from ``forward``'s signature; those with a
-    default are optional), ``params`` the constant keyword arguments (from ``__init__``), e.g.
-    ``axis``. ``rule`` is the derivative written for people. The ``sample_*`` fields tell the
+    ``inputs`` are the differentiable arguments (those with a default are optional), ``params``
+    the constant keyword arguments with their defaults, e.g. ``axis``. ``rule`` is the
+    derivative written for people; ``partials`` (elementwise functions) the derivative with
+    respect to each input as an expression in gradcli's syntax. ``group`` is the kind of
+    function (``gradcli functions`` lists them by it). The ``sample_*`` fields tell the
     registry-driven tests where the function is smooth and which shapes it accepts.
     """
 
@@ -36,37 +55,78 @@ class Spec:
         doc: str,
         rule: str,
         n_outputs: int = 1,
+        group: str = "other",
+        partials: tuple[str | None, ...] = (),
         sample_domain: tuple[float, float] = (-2.0, 2.0),
         sample_shapes: tuple[tuple[int, ...], ...] | None = None,
         sample_params: dict[str, Any] | None = None,
         elementwise: bool = False,
         smooth: bool = True,
+        variadic: bool = False,
     ) -> None:
         self.name, self.cls, self.inputs, self.optional, self.params = name, cls, inputs, optional, params
-        self.doc, self.rule, self.n_outputs = doc, rule, n_outputs
+        self.variadic = variadic
+        self.doc, self.rule, self.n_outputs, self.group, self.partials = doc, rule, n_outputs, group, partials
         self.sample_domain, self.sample_shapes = sample_domain, sample_shapes
         self.sample_params = sample_params or {}
         self.elementwise, self.smooth = elementwise, smooth
+        self._apply = _array_call(cls)
 
     def __repr__(self) -> str:
         return f"<Spec {self.signature()}>"
 
     @property
-    def arity(self) -> tuple[int, int]:
-        """(least, most) number of differentiable inputs."""
+    def arity(self) -> tuple[int, int | None]:
+        """(least, most) number of differentiable inputs; most is None for a variadic function
+        (``concat(*xs)``), whose last input name stands for any number of them (at least one)."""
+        if self.variadic:
+            return len(self.inputs), None
         return len(self.inputs) - self.optional, len(self.inputs)
+
+    def arg_names(self, n: int) -> tuple[str, ...]:
+        """Names for the inputs of a call with ``n`` of them (``xs0``, ``xs1``... past the named
+        ones of a variadic function)."""
+        if not self.variadic:
+            return self.inputs[:n]
+        fixed, rest = self.inputs[:-1], self.inputs[-1]
+        return fixed[:n] + tuple(f"{rest}{i}" for i in range(max(0, n - len(fixed))))
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p for p, _ in self.params)
 
     def __call__(self, *inputs: Any, **params: Any) -> Any:
-        return self.cls(**params)(*inputs)
+        """Variables in, Variables out (a node of the graph); arrays in, arrays out."""
+        for x in inputs:
+            if isinstance(x, Variable):
+                return self.cls(**params)(*inputs)
+        return self._apply(*inputs, **params)
 
     def signature(self) -> str:
-        args = [n if i < self.arity[0] else f"{n}=None" for i, n in enumerate(self.inputs)]
+        if self.variadic:
+            args = [*self.inputs[:-1], f"*{self.inputs[-1]}"]
+        else:
+            args = [n if i < self.arity[0] else f"{n}=None" for i, n in enumerate(self.inputs)]
         args += [f"{p}={d!r}" for p, d in self.params]
         return f"{self.name}({', '.join(args)})"
+
+
+def _array_call(cls: type[Function]) -> Callable[..., Any]:
+    """How a function computes on arrays alone (no graph): its forward, directly."""
+    if issubclass(cls, Primitive):
+        forward, defaults = cls._forward, dict(cls.param_defaults)
+        if not defaults:
+            return forward
+
+        def call(*xs: Any, **params: Any) -> Any:
+            return forward(*xs, **{**defaults, **params})
+
+        return call
+
+    def call_class(*xs: Any, **params: Any) -> Any:
+        return cls(**params).forward(*[x if isinstance(x, np.ndarray) else as_array(x) for x in xs])
+
+    return call_class
 
 
 REGISTRY: dict[str, Spec] = {}
@@ -79,12 +139,23 @@ def _arguments(func: Callable[..., Any]) -> tuple[list[str], tuple[Any, ...]]:
     return list(code.co_varnames[1 : code.co_argcount]), func.__defaults__ or ()
 
 
-def _inputs_of(cls: type[Function]) -> tuple[tuple[str, ...], int]:
+_VARARGS = 0x04  # CO_VARARGS: the function takes *args
+
+
+def _inputs_of(cls: type[Function]) -> tuple[tuple[str, ...], int, bool]:
+    """Input names, how many are optional, and whether the last stands for any number."""
+    if issubclass(cls, Primitive):
+        return cls.input_names, 0, False
     names, defaults = _arguments(cls.forward)
-    return tuple(names), len(defaults)
+    code = cls.forward.__code__
+    if code.co_flags & _VARARGS:
+        return (*names, code.co_varnames[code.co_argcount]), 0, True
+    return tuple(names), len(defaults), False
 
 
 def _params_of(cls: type[Function]) -> tuple[tuple[str, Any], ...]:
+    if issubclass(cls, Primitive):
+        return cls.param_defaults
     if cls.__init__ is object.__init__:
         return ()
     names, defaults = _arguments(cls.__init__)
@@ -114,12 +185,13 @@ def register(
                 f"function {name!r} is already registered (by {REGISTRY[name].cls.__module__})"
             )
         text = doc if doc is not None else (cls.__doc__ or "").strip().split("\n")[0]
-        inputs, optional = _inputs_of(cls)
+        inputs, optional, variadic = _inputs_of(cls)
         REGISTRY[name] = Spec(
             name=name,
             cls=cls,
             inputs=inputs,
             optional=optional,
+            variadic=variadic,
             params=_params_of(cls),
             doc=text,
             rule=rule,
@@ -131,10 +203,75 @@ def register(
     return deco
 
 
+def define(
+    name: str,
+    forward: Callable[..., Any],
+    rules: Sequence[Callable[..., Any] | None],
+    partials: Sequence[str | None],
+    *,
+    doc: str,
+    inputs: Sequence[str],
+    params: dict[str, Any] | None = None,
+    rule: str | None = None,
+    group: str = "elementwise",
+    elementwise: bool = True,
+    masks_gradient: bool = False,
+    **options: Any,
+) -> Spec:
+    """Register a function given by one table row; return its Spec (callable by the rules of
+    other rows). ``partials`` are the local derivatives as text, one per input (None where a
+    rule is not an elementwise derivative); ``rule`` defaults to them written out."""
+    cls = primitive(name, forward, rules, inputs, params, elementwise, masks_gradient)
+    if rule is None:
+        rule = _rule_text(name, tuple(inputs), tuple(partials))
+    register(
+        name, doc=doc, rule=rule, group=group, partials=tuple(partials), elementwise=elementwise, **options
+    )(cls)
+    return REGISTRY[name]
+
+
+def _rule_text(name: str, inputs: tuple[str, ...], partials: tuple[str | None, ...]) -> str:
+    if len(inputs) == 1:
+        return f"d/d{inputs[0]} {name}({inputs[0]}) = {partials[0]}"
+    return ", ".join(f"d/d{x} = {p if p is not None else 'none'}" for x, p in zip(inputs, partials))
+
+
+def unary(
+    name: str, forward: Callable[..., Any], rule: Callable[..., Any] | None, partial: str, **options: Any
+) -> Spec:
+    """One elementwise function of ``x``: ``unary("sin", np.sin, lambda gy, x: gy * cos(x), "cos(x)")``."""
+    return define(name, forward, [rule], [partial], inputs=options.pop("inputs", ("x",)), **options)
+
+
+def binary(
+    name: str,
+    forward: Callable[..., Any],
+    rules: tuple[Callable[..., Any] | None, Callable[..., Any] | None],
+    partials: tuple[str | None, str | None],
+    **options: Any,
+) -> Spec:
+    """One elementwise function of ``x`` and ``y`` (broadcasting), one rule per input."""
+    return define(name, forward, rules, partials, inputs=options.pop("inputs", ("x", "y")), **options)
+
+
+#: Other names users type for a registered function (``ln`` for ``log``, NumPy's ``arcsin``).
+ALIASES: dict[str, str] = {}
+
+
+def alias(name: str, target: str) -> None:
+    """Let ``name`` stand for the registered function ``target`` in expressions."""
+    if name in REGISTRY or name in ALIASES:
+        raise RegistryError(f"function {name!r} is already registered")
+    if target not in REGISTRY:
+        raise RegistryError(f"alias {name!r}: no function {target!r} to stand for")
+    ALIASES[name] = target
+
+
 def lookup(name: str) -> Spec:
-    """The Spec for ``name``, or a RegistryError that suggests the closest names."""
+    """The Spec for ``name`` (or an alias of it), or a RegistryError that suggests the closest
+    names."""
     try:
-        return REGISTRY[name]
+        return REGISTRY[name] if name in REGISTRY else REGISTRY[ALIASES[name]]
     except KeyError:
         import difflib
 

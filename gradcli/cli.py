@@ -245,8 +245,8 @@ def _group(spec: Any) -> str:
 def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
     """List the functions by group, with their arguments, one-line doc and derivative rule.
 
-    With GROUP (a group's name, as listed), only that group: one screen; with a function's name,
-    only that function.
+    With GROUP (a group's name as listed, e.g. reductions or linear-algebra), only that group:
+    one screen; with a function's name, only that function.
 
     \b
       gradcli functions
@@ -261,12 +261,13 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     specs = sorted(REGISTRY.values(), key=lambda s: (_group(s), s.name))
     groups = sorted({_group(s) for s in specs})
     if group is not None:
+        asked, group = group, group if group in REGISTRY else group.replace("-", " ").replace("_", " ")
         if group in REGISTRY and group not in groups:
             specs, group = [REGISTRY[group]], _group(REGISTRY[group])
         elif group in groups:
             specs = [s for s in specs if _group(s) == group]
         else:
-            raise CliError(f"no group {group!r} (groups: {', '.join(groups)})", 2)
+            raise CliError(f"no group {asked!r} (groups: {', '.join(groups)})", 2)
     sink = Sink()
     if as_json:
         entries = [
@@ -285,17 +286,18 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
         ]
         sink.line(render.dumps(entries))
         return
-    width = max(len(s.signature()) for s in specs)
     lines: list[str] = []
     for name in groups if group is None else [group]:
+        members = [s for s in specs if _group(s) == name]
+        width = max(len(s.signature()) for s in members)
         lines += ["", f"{name}:"] if lines else [f"{name}:"]
-        for s in (s for s in specs if _group(s) == name):
+        for s in members:
             lines.append(f"  {s.signature():<{width}}  {s.doc}")
             if s.rule:
                 lines.append(f"  {'':<{width}}    {s.rule}")
     if group is None:
         lines += ["", "special forms:"]
-        lines += [f"  {name + '(EXPR, NAME)':<{width}}  {doc}" for name, doc in SPECIAL_FORMS.items()]
+        lines += [f"  {name}(EXPR, NAME)  {doc}" for name, doc in SPECIAL_FORMS.items()]
     sink.line("\n".join(lines))
 
 

@@ -145,12 +145,18 @@ _ATOM = re.compile(r"[\w.]+|\w+\([^()]*(\([^()]*\))*[^()]*\)")
 
 
 def _rules(f: Function) -> dict[str, str] | None:
-    """The registry's rule for ``f``, as {input parameter: right-hand side}; None when there is
-    no rule to show (unregistered, or several outputs)."""
+    """The registry's rule for ``f``, as {input parameter: its local derivative}: the partials
+    of an elementwise function, else what its rule for people says of each input; None when
+    there is no rule to show (unregistered, or several outputs)."""
     from .functions.registry import REGISTRY
 
     spec = REGISTRY.get(f.name)
-    if spec is None or type(f) is not spec.cls or len(f.outputs) != 1 or not spec.rule:
+    if spec is None or type(f) is not spec.cls or len(f.outputs) != 1:
+        return None
+    names = spec.arg_names(len(f.inputs))
+    if spec.partials:
+        return {n: p for n, p in zip(names, spec.partials) if p is not None}
+    if not spec.rule:
         return None
     marks = list(_MARK.finditer(spec.rule))
     if not marks:  # the rule is the derivative itself ("cos(x)"), for a function of one input
@@ -204,7 +210,7 @@ class _Step:
         self.lines = lines
         self.rules = _rules(f)
         spec = REGISTRY.get(f.name)
-        params = spec.inputs if spec is not None else ()
+        params = spec.arg_names(len(f.inputs)) if spec is not None else ()
         self.names = {p: namer.variable(x) for p, x in zip(params, f.inputs)}
         self.names["gy"] = f"grad {self.out}"
         self.arrays: dict[str, Any] = {p: as_float_array(x.data) for p, x in zip(params, f.inputs)}

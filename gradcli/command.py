@@ -845,6 +845,8 @@ def _refuse_extra_arguments(args: Sequence[str]) -> None:
 
 
 def _refuse_two_readers_of_stdin(common: Mapping[str, Any]) -> None:
+    if common["expr_file"] == "-" and (common["vars_text"] or "").strip() == "-":
+        fail("-f - and --vars - both read standard input: give one of them as a file", 2)
     if common["batch"] != "-":
         return
     if common["expr_file"] == "-":

@@ -245,3 +245,8 @@ def test_forty_thousand_variables_through_vars(tmp_path: Path) -> None:
     assert rc == 0, err
     data = json.loads(out)
     assert data["value"] == float(np.arange(n).sum()) and len(data["grad"]) == n
+
+
+def test_the_expression_and_vars_cannot_both_come_from_stdin() -> None:
+    rc, _, err = invoke("eval", "-f", "-", "--vars", "-", input="x\n")
+    assert rc == 2 and err.startswith("error: -f - and --vars - both read standard input")

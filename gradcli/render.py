@@ -29,15 +29,19 @@ import numpy as np
 from .engine import Variable
 
 __all__ = [
+    "PLAIN",
     "CheckOutput",
     "EvalOutput",
     "HessianOutput",
     "JacobianOutput",
     "Output",
     "Style",
+    "TextOutput",
+    "aligned",
     "as_float_array",
     "check_json",
     "check_text",
+    "check_verdict",
     "derivatives_text",
     "dumps",
     "eval_json",
@@ -46,6 +50,7 @@ __all__ = [
     "format_number",
     "hessian_text",
     "jacobian_text",
+    "matrix_text",
     "to_jsonable",
 ]
 
@@ -491,11 +496,15 @@ class Output:
         return sum(int(np.size(a)) for a in self.arrays().values())
 
 
-def _named(prefix: str, several: bool, items: Sequence[Any]) -> dict[str, np.ndarray]:
-    """``{prefix: a}`` for one item, ``{prefix/0: a0, prefix/1: a1, ...}`` for several."""
-    if not several:
-        return {prefix: as_float_array(items[0])}
-    return {f"{prefix}/{k}": as_float_array(a) for k, a in enumerate(items)}
+def _value_and_blocks(several: bool, value: Any, blocks: Any, prefix: str) -> dict[str, np.ndarray]:
+    """``value`` and ``{prefix}/x`` for one output; ``value/0``, ``{prefix}/0/x``, ... for several."""
+    values, rows = (value, blocks) if several else ([value], [blocks])
+    out: dict[str, np.ndarray] = {}
+    for k, (v, row) in enumerate(zip(values, rows)):
+        out[f"value/{k}" if several else "value"] = as_float_array(v)
+        head = f"{prefix}/{k}/" if several else f"{prefix}/"
+        out.update({head + n: as_float_array(a) for n, a in row.items()})
+    return out
 
 
 class EvalOutput(Output):
@@ -523,12 +532,7 @@ class EvalOutput(Output):
         return data
 
     def arrays(self) -> dict[str, np.ndarray]:
-        values = self.value if self.several else [self.value]
-        rows = self.grad if self.several else [self.grad]
-        out = _named("value", self.several, values)
-        for k, row in enumerate(rows):
-            prefix = f"grad/{k}/" if self.several else "grad/"
-            out.update({prefix + n: as_float_array(g) for n, g in row.items()})
+        out = _value_and_blocks(self.several, self.value, self.grad, "grad")
         for n, ds in (self.derivs or {}).items():
             out[f"derivatives/{n}"] = np.stack([as_float_array(d) for d in ds])
         return out
@@ -585,13 +589,7 @@ class JacobianOutput(Output):
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        values = self.value if self.several else [self.value]
-        blocks = self.jacobian if self.several else [self.jacobian]
-        out = _named("value", self.several, values)
-        for k, block in enumerate(blocks):
-            prefix = f"jacobian/{k}/" if self.several else "jacobian/"
-            out.update({prefix + n: as_float_array(b) for n, b in block.items()})
-        return out
+        return _value_and_blocks(self.several, self.value, self.jacobian, "jacobian")
 
 
 class CheckOutput(Output):

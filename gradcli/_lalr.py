@@ -14,7 +14,8 @@ a module of literals, e.g. ``gradcli/_lalr_tables.py``); this module only runs t
   :class:`Tree` where it has none) with the children Lark would pass: anonymous and ``_UNDERSCORE``
   terminals filtered out, ``_rule`` children spliced in, ``None`` for each missing ``[optional]``
   part, and a ``?rule``'s single child passed up as it is; a transformer method named after a
-  terminal is called on each token of that terminal as it is shifted;
+  terminal is called on each token of that terminal as it is shifted (methods take the list of
+  children as they are: Lark's ``v_args`` wrappers and ``__default__`` are not looked for);
 - errors are :class:`UnexpectedCharacters` and :class:`UnexpectedToken` with Lark's attributes,
   expected sets and positions.
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 
@@ -235,13 +235,6 @@ def _child_filter(
 ) -> Callable[[list[Any]], Any]:
     """Keep the children at ``include`` (index, splice a ``_rule``'s children, Nones before it),
     then ``trailing`` Nones: placeholders for the ``[optional]`` parts this alternative lacks."""
-    if len(include) > 1 and not trailing and not any(splice or nones for _, splice, nones in include):
-        pick = itemgetter(*(i for i, _, _ in include))  # the common case, as one call
-
-        def reduce_picked(children: list[Any]) -> Any:
-            return build(list(pick(children)))
-
-        return reduce_picked
 
     def reduce(children: list[Any]) -> Any:
         kept: list[Any] = []

@@ -121,12 +121,17 @@ class Recorder:
         return self._note("NAME", token)
 
 
+OUR_RECORDER, THEIR_RECORDER = Recorder(), Recorder()
+OURS_RECORDING = _lalr.Parser(TABLES, OUR_RECORDER).parse
+THEIRS_RECORDING = _lark(THEIR_RECORDER).parse
+
+
 def _same_calls(text: str) -> tuple[Any, Any]:
-    ours, theirs = Recorder(), Recorder()
-    return (
-        (outcome(_lalr.Parser(TABLES, ours).parse, text), ours.calls),
-        (outcome(_lark(theirs).parse, text), theirs.calls),
-    )
+    OUR_RECORDER.calls.clear()
+    THEIR_RECORDER.calls.clear()
+    ours = outcome(OURS_RECORDING, text)
+    theirs = outcome(THEIRS_RECORDING, text)
+    return (ours, list(OUR_RECORDER.calls)), (theirs, list(THEIR_RECORDER.calls))
 
 
 soup = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=30).map("".join)

@@ -93,7 +93,8 @@ def build(grammar: str) -> dict[str, Any]:
                 number[target] = len(order)
                 order.append(target)
 
-    rule_index = {rule: i for i, rule in enumerate(lark.rules)}
+    builders = lark._parse_tree_builder.rule_builders  # (rule, what wraps its transformer method)
+    rule_index = {rule: i for i, (rule, _) in enumerate(builders)}
     actions, gotos = [], []
     for state in order:
         acts, goes = {}, {}
@@ -109,7 +110,7 @@ def build(grammar: str) -> dict[str, Any]:
 
     rules: list[tuple[Any, ...]] = []
     kept: set[str] = set()
-    for rule, wrappers in lark._parse_tree_builder.rule_builders:
+    for rule, wrappers in builders:
         include, trailing, expand_single = None, 0, False
         for wrapper in wrappers:
             if wrapper is ExpandSingleChild:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from derivative_checks import as_tuple, assert_derivatives
-from helpers_cli import invoke
+from conftest import invoke
 
 from gradcli import Variable
 from gradcli.engine import grad

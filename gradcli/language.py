@@ -25,7 +25,17 @@ from .program import CALL, CONST, GRAD, INPUT, UNPACK, ExpressionError, Op, Prog
 
 ParseError = ExpressionError
 
-CONSTANTS = {"pi": math.pi, "e": math.e}
+# Names that stand for a value. ``None`` is only an option (axis=None) or a subscript (x[None]).
+CONSTANTS: dict[str, Any] = {
+    "pi": math.pi,
+    "π": math.pi,
+    "e": math.e,
+    "inf": math.inf,
+    "nan": math.nan,
+    "True": True,
+    "False": False,
+    "None": None,
+}
 SPECIAL_FORMS = {"grad": "grad(EXPR, NAME): the derivative of EXPR with respect to NAME, as a value"}
 
 
@@ -94,24 +104,38 @@ class _Builder:
         if isinstance(ref, Slot):
             return ref.index
         if isinstance(ref, Const):
+            value = ref.value
+            if isinstance(value, str):
+                raise self.error(
+                    'a string is an option of a function (einsum("ij,jk->ik", a, b)), not a value', ref.pos
+                )
             try:
-                value = Variable(ref.value, requires_grad=False)
+                variable = Variable(value, requires_grad=False)
             except (TypeError, ValueError) as exc:
                 raise self.error(f"not an array of numbers: {exc}", ref.pos) from None
-            return self.emit(Op(CONST, value=value, where=ref.pos))
+            return self.emit(Op(CONST, value=variable, where=ref.pos))
         if isinstance(ref, Name):
-            if ref.name in self.assigned:
-                return self.assigned[ref.name]
-            if ref.name in CONSTANTS:
-                return self.emit(
-                    Op(CONST, value=Variable(CONSTANTS[ref.name], requires_grad=False), where=ref.pos)
-                )
-            if ref.name not in self.input_slots:
-                self.input_slots[ref.name] = self.emit(Op(INPUT, value=ref.name, where=ref.pos))
-            return self.input_slots[ref.name]
+            name = ref.name
+            if name in self.assigned:
+                return self.assigned[name]
+            if name in CONSTANTS:
+                constant = CONSTANTS[name]
+                if constant is None:
+                    raise self.error("None is an option (axis=None) or in x[None, :], not a value", ref.pos)
+                return self.emit(Op(CONST, value=Variable(constant, requires_grad=False), where=ref.pos))
+            slot = self.input_slots.get(name)
+            if slot is None:
+                self.input_slots[name] = slot = self.emit(Op(INPUT, value=name, where=ref.pos))
+            elif ref.pos < self.ops[slot].where:
+                # Names resolve in reduce order, not text order (x + sin(y) reduces sin(y) first):
+                # an input's place is where it first appears, which orders the inputs.
+                self.ops[slot].where = ref.pos
+            return slot
         if isinstance(ref, Keyword):
             raise self.error(f"keyword argument {ref.name}= is only allowed inside a call", ref.pos)
-        raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+        if isinstance(ref, SliceRef):
+            raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+        raise self.error("'...' is only allowed inside [...]", ref.pos)
 
     def value(self, ref: Any) -> int:
         """The slot of ``ref`` used as one value: a function with several outputs must be unpacked."""
@@ -132,13 +156,22 @@ class _Builder:
         raise self.error(f"{what} must be a number written in the expression", _pos(ref))
 
     def call(self, spec: Spec, args: Sequence[Any], pos: int) -> Slot:
-        positional = [a for a in args if not isinstance(a, Keyword)]
-        keywords = {a.name: a for a in args if isinstance(a, Keyword)}
+        """Emit a call of ``spec``. Positional arguments are its inputs, then its options in order;
+        a string is never an input, so it fills the next option wherever it stands
+        (``einsum("ij,jk->ik", a, b)``)."""
         least, most = spec.arity
-        if most is None:  # variadic: every positional argument is an input
-            inputs, extra = positional, []
-        else:
-            inputs, extra = positional[:most], positional[most:]
+        inputs: list[Any] = []
+        extra: list[Any] = []
+        keywords: dict[str, Keyword] = {}
+        for a in args:
+            if isinstance(a, Keyword):
+                if a.name in keywords:
+                    raise self.error(f"{spec.name}() got {a.name!r} twice", a.pos)
+                keywords[a.name] = a
+            elif (most is None or len(inputs) < most) and not _is_string(a):
+                inputs.append(a)
+            else:
+                extra.append(a)
         if len(inputs) < least:
             count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
             raise self.error(
@@ -162,6 +195,17 @@ class _Builder:
         params = {k: _tidy_param(v) for k, v in params.items()}
         slots = tuple(self.value(a) for a in inputs)
         return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
+
+    def apply(self, name: str, args: Sequence[Any], pos: int) -> Slot:
+        """A call of the registered function ``name``: what an operator or a language form means."""
+        spec = REGISTRY.get(name)
+        if spec is None:
+            raise self.error(f"this gradcli has no function {name!r}, which this form calls", pos)
+        return self.call(spec, args, pos)
+
+
+def _is_string(ref: Any) -> bool:
+    return isinstance(ref, Const) and isinstance(ref.value, str)
 
 
 def _pos(ref: Any) -> int:
@@ -195,15 +239,22 @@ class _Callbacks:
         value: float | int = int(text) if text.isdigit() and len(text) <= 18 else float(text)
         return Const(value, tok.start_pos)
 
+    def string(self, children: list[Any]) -> Const:
+        tok = children[0]
+        return Const(str(tok)[1:-1], tok.start_pos)
+
     def name(self, children: list[Any]) -> Name:
         tok = children[0]
         return Name(str(tok), tok.start_pos)
 
-    def array(self, children: list[Any]) -> Const:
+    def array(self, children: list[Any]) -> Any:
         items = children[0] if children and children[0] is not None else []
         b = _b()
-        values = [b.constant(item, "an element of an array literal [...]") for item in items]
         pos = _pos(items[0]) if items else 0
+        if not all(_is_number(b, item) for item in items):
+            # Expressions inside: the array is computed, and differentiable, as a stack.
+            return b.apply("stack", items, pos)
+        values = [b.constant(item, "an element of an array literal [...]") for item in items]
         try:
             np.array(values, dtype=np.float64)
         except ValueError:
@@ -213,7 +264,7 @@ class _Callbacks:
     # -- operators: each is a call of the registry function of the same name -------------
     def _binary(self, name: str, children: list[Any]) -> Slot:
         a, b = children
-        return _b().call(REGISTRY[name], [a, b], _pos(b))
+        return _b().apply(name, [a, b], _pos(b))
 
     def add(self, c: list[Any]) -> Slot:
         return self._binary("add", c)
@@ -230,40 +281,71 @@ class _Callbacks:
     def matmul(self, c: list[Any]) -> Slot:
         return self._binary("matmul", c)
 
+    def floor_divide(self, c: list[Any]) -> Slot:
+        return self._binary("floor_divide", c)
+
+    def mod(self, c: list[Any]) -> Slot:
+        return self._binary("mod", c)
+
     def pow(self, c: list[Any]) -> Slot:
         return self._binary("pow", c)
 
+    def superscript(self, c: list[Any]) -> Slot:
+        x, tok = c
+        exponent = Const(int(str(tok).translate(_SUPERSCRIPT_DIGITS)), tok.start_pos)
+        return _b().apply("pow", [x, exponent], tok.start_pos)
+
     def neg(self, c: list[Any]) -> Any:
         (x,) = c
-        if isinstance(x, Const) and not isinstance(x.value, list):
+        if isinstance(x, Const) and isinstance(x.value, (int, float)):
             return Const(-x.value, x.pos)
-        return _b().call(REGISTRY["neg"], [x], _pos(x))
+        return _b().apply("neg", [x], _pos(x))
 
     def pos(self, c: list[Any]) -> Any:
         return c[0]
+
+    # -- comparisons, logic, conditional expressions ---------------------------------------
+    def compare(self, c: list[Any]) -> Slot:
+        b = _b()
+        left, result = c[0], None
+        for k in range(1, len(c), 2):
+            tok, right = c[k], c[k + 1]
+            test = b.apply(_COMPARISONS[str(tok)], [left, right], tok.start_pos)
+            result = test if result is None else b.apply("logical_and", [result, test], tok.start_pos)
+            left = right
+        assert result is not None
+        return result
+
+    def logical_and(self, c: list[Any]) -> Slot:
+        return self._binary("logical_and", c)
+
+    def logical_or(self, c: list[Any]) -> Slot:
+        return self._binary("logical_or", c)
+
+    def logical_not(self, c: list[Any]) -> Slot:
+        (x,) = c
+        return _b().apply("logical_not", [x], _pos(x))
+
+    def if_else(self, c: list[Any]) -> Slot:
+        taken, cond, other = c
+        return _b().apply("where", [cond, taken, other], _pos(cond))
 
     # -- calls, indexing --------------------------------------------------------------------
     def call(self, children: list[Any]) -> Slot:
         tok, args = children
         args = args or []
         b = _b()
-        name = str(tok)
-        if name == "grad" and name not in REGISTRY:
-            return self._grad(args, tok.start_pos)
+        name, pos = str(tok), tok.start_pos
+        form = _FORMS.get(name)
+        if form is not None:
+            slot = form(b, args, pos)
+            if slot is not None:
+                return slot
         try:
             spec = lookup(name)
         except RegistryError as exc:
-            raise b.error(str(exc), tok.start_pos) from None
-        return b.call(spec, args, tok.start_pos)
-
-    def _grad(self, args: list[Any], pos: int) -> Slot:
-        b = _b()
-        if len(args) != 2 or any(isinstance(a, Keyword) for a in args) or not isinstance(args[1], Name):
-            raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
-        if args[1].name in CONSTANTS and args[1].name not in b.assigned:
-            raise b.error(f"grad(): {args[1].name!r} is a constant, not a variable", args[1].pos)
-        y, x = b.value(args[0]), b.value(args[1])
-        return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
+            raise b.error(str(exc), pos) from None
+        return b.call(spec, args, pos)
 
     def arguments(self, children: list[Any]) -> list[Any]:
         return children
@@ -275,14 +357,8 @@ class _Callbacks:
     def getitem(self, children: list[Any]) -> Slot:
         x, subs = children
         b = _b()
-        index = []
-        for s in subs:
-            if isinstance(s, SliceRef):
-                parts = [None if p is None else b.constant(p, "a slice bound") for p in s.parts]
-                index.append(slice(*[_int(b, p, s.pos) for p in parts]))
-            else:
-                index.append(_int(b, b.constant(s, "an index"), _pos(s)))
-        key = index[0] if len(index) == 1 else tuple(index)
+        index = tuple(_subscript(b, s) for s in subs)
+        key = index[0] if len(index) == 1 else index
         return b.call(REGISTRY["getitem"], [x, Keyword("index", Const(key, _pos(x)), _pos(x))], _pos(x))
 
     def subscripts(self, children: list[Any]) -> list[Any]:
@@ -292,6 +368,9 @@ class _Callbacks:
         start, stop, step = children
         pos = next((_pos(p) for p in children if p is not None), 0)
         return SliceRef((start, stop, step), pos)
+
+    def ellipsis(self, children: list[Any]) -> Const:
+        return Const(Ellipsis, 0)
 
     # -- statements -------------------------------------------------------------------------
     def exprlist(self, children: list[Any]) -> list[Any]:
@@ -360,11 +439,116 @@ class _Callbacks:
 def _int(b: _Builder, v: Any, pos: int) -> Any:
     if v is None:
         return None
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, bool) or (isinstance(v, float) and v.is_integer()):
         v = int(v)
     if not isinstance(v, int):
         raise b.error(f"an index must be a whole number, got {v!r}", pos)
     return v
+
+
+def _subscript(b: _Builder, s: Any) -> Any:
+    """One part of ``x[...]`` as NumPy takes it: a slice, an integer, an integer array (a list of
+    numbers), ``None`` (a new axis) or ``...``."""
+    if isinstance(s, SliceRef):
+        parts = [None if p is None else b.constant(p, "a slice bound") for p in s.parts]
+        return slice(*[_int(b, p, s.pos) for p in parts])
+    v = b.constant(s, "an index")
+    if v is Ellipsis or v is None:
+        return v
+    if isinstance(v, list):
+        indices = np.array(v, dtype=np.float64)
+        if not np.all(np.isfinite(indices) & (indices == np.round(indices))):
+            raise b.error("an index array must hold whole numbers", _pos(s))
+        return indices.astype(np.intp)
+    return _int(b, v, _pos(s))
+
+
+def _is_number(b: _Builder, ref: Any) -> bool:
+    """A number or array of numbers written in the text (not a string, not None, not computed)."""
+    if isinstance(ref, Const):
+        return not isinstance(ref.value, str)
+    if isinstance(ref, Name):
+        return ref.name in CONSTANTS and ref.name not in b.assigned and CONSTANTS[ref.name] is not None
+    return False
+
+
+_COMPARISONS = {
+    "<": "less",
+    "<=": "less_equal",
+    "≤": "less_equal",
+    ">": "greater",
+    ">=": "greater_equal",
+    "≥": "greater_equal",
+    "==": "equal",
+    "!=": "not_equal",
+    "≠": "not_equal",
+}
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+
+# --- language forms: calls that mean something other than one registry function ----------------
+# Each takes the builder, the arguments and the call's offset, and returns the result, or None
+# to leave the call to the registry function of that name.
+
+
+def _grad_form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+    if "grad" in REGISTRY:  # a plugin's function of that name wins
+        return None
+    if len(args) != 2 or any(isinstance(a, Keyword) for a in args) or not isinstance(args[1], Name):
+        raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
+    name = args[1]
+    if name.name in CONSTANTS and name.name not in b.assigned:
+        raise b.error(f"grad(): {name.name!r} is a constant, not a variable", name.pos)
+    y, x = b.value(args[0]), b.value(name)
+    if name.name in b.assigned:
+        # A name assigned a constant (y = 2) has no graph behind it: it becomes a leaf to
+        # differentiate with respect to.
+        b.ops[x].leaf = True
+    return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
+
+
+def _extreme_form(elementwise: str) -> Any:
+    """max/min: of several expressions elementwise (Python's max(a, b)), of one a reduction."""
+
+    def form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+        positional = [a for a in args if not isinstance(a, Keyword)]
+        if len(positional) < 2:
+            return None
+        name = "max" if elementwise == "maximum" else "min"
+        for a in args:
+            if isinstance(a, Keyword):
+                raise b.error(
+                    f"{name}() of several expressions is elementwise, as in Python: it has no option "
+                    f"{a.name}= ({name}(x, {a.name}=...) reduces one array)",
+                    a.pos,
+                )
+        result = positional[0]
+        for other in positional[1:]:
+            result = b.apply(elementwise, [result, other], pos)
+        return result
+
+    return form
+
+
+def _log_form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+    """log(x, base) = log(x) / log(base), differentiable in both."""
+    positional = [a for a in args if not isinstance(a, Keyword)]
+    keywords = [a for a in args if isinstance(a, Keyword)]
+    if len(positional) == 2 and not keywords:
+        x, base = positional
+    elif len(positional) == 1 and len(keywords) == 1 and keywords[0].name == "base":
+        x, base = positional[0], keywords[0].value
+    else:
+        return None
+    return b.apply("div", [b.apply("log", [x], pos), b.apply("log", [base], pos)], pos)
+
+
+_FORMS = {
+    "grad": _grad_form,
+    "max": _extreme_form("maximum"),
+    "min": _extreme_form("minimum"),
+    "log": _log_form,
+}
 
 
 # --- the parser, built once per process ----------------------------------------------------

@@ -172,6 +172,9 @@ class _Builder:
                 inputs.append(a)
             else:
                 extra.append(a)
+        string = next((a for a in extra if _is_string(a)), None)
+        if string is not None and (len(inputs) < least or not spec.params):
+            self.resolve(string)  # the error that says what a string is for
         if len(inputs) < least:
             count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
             raise self.error(
@@ -606,20 +609,31 @@ _WORDS = {
     "COMMA": "','",
     "EQUAL": "'='",
     "COLON": "':'",
+    "ELSE": "'else'",
     "_SEP": "a new statement (';' or a new line)",
     "$END": "the end of the expression",
 }
-_STARTS_EXPR = {"NAME", "NUMBER"}
-_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "_POW", "LSQB", "LPAR"}
+_STARTS_EXPR = {"NAME", "NUMBER", "STRING", "NOT", "_ELLIPSIS"}
+_OPERATORS = {
+    *("PLUS", "_MINUS", "_TIMES", "_DIVIDE", "_FLOOR_DIVIDE", "PERCENT", "AT", "_POW", "SUPERSCRIPT"),
+    *("COMPARE", "AND", "OR", "IF", "LSQB", "LPAR"),
+}
+# Characters of other languages, and what gradcli writes instead.
+_INSTEAD = {"&": "'and'", "|": "'or'", "~": "'not'", "!": "'not' (and != for not equal)"}
 
 
 def _open_brackets(text: str) -> list[str]:
     """The brackets still open in ``text`` (comments skipped): the context of an error."""
     stack: list[str] = []
     comment = False
+    quote = ""
     for ch in text:
         if comment:
             comment = ch != "\n"
+        elif quote:
+            quote = "" if ch in (quote, "\n") else quote
+        elif ch in "'\"":
+            quote = ch
         elif ch == "#":
             comment = True
         elif ch in "([":
@@ -645,10 +659,12 @@ def _expected_words(expected: set[str], before: str = "") -> str:
         expected.discard("COLON")
     if stack:  # a statement cannot end inside brackets
         expected -= {"_SEP", "$END"}
+    if "ELSE" in expected and not _open_if(before):
+        expected.discard("ELSE")
     words: list[str] = []
     if expected & _STARTS_EXPR:
         words.append("an expression")
-    elif "STAR" in expected:
+    elif "_TIMES" in expected:
         words.append("an operator")
     rest = expected - _STARTS_EXPR - _OPERATORS
     if len(rest) > 1:
@@ -671,9 +687,39 @@ def _before(text: str, pos: int) -> str:
         while i > 0 and (prev[i - 1].isalnum() or prev[i - 1] in "_."):
             i -= 1
         tail = prev[i:]
-    elif prev.endswith("**"):
-        tail = "**"
+    elif tail in "'\"":  # a string
+        tail = prev[prev.rfind(tail, 0, len(prev) - 1) :]
+    elif tail in _OPERATOR_CHARACTERS:  # an operator of several characters: '**', '//', '<=', '=='
+        i = len(prev) - 1
+        while i > 0 and prev[i - 1] in _OPERATOR_CHARACTERS:
+            i -= 1
+        tail = prev[i:]
     return f" after '{tail}'"
+
+
+_OPERATOR_CHARACTERS = set("*/<>=!")
+
+
+def _open_if(text: str) -> bool:
+    """Whether ``text`` has an ``if`` still waiting for its ``else``."""
+    import re
+
+    words = re.findall(r"\b(?:if|else)\b", text)
+    return words.count("if") > words.count("else")
+
+
+def _hint(text: str, pos: int) -> str:
+    """What the character at ``pos`` may have meant, for the characters people carry over."""
+    ch = text[pos]
+    if ch in _INSTEAD:
+        return f": gradcli writes {_INSTEAD[ch]}"
+    if ch.isdigit():
+        return ": numbers are written with the digits 0-9"
+    if ch in "'\"":
+        return ": a string needs its closing quote on the same line"
+    if ch == "." and pos > 0 and (text[pos - 1].isalnum() or text[pos - 1] == "_"):
+        return ": functions are called by their name alone (sin(x), not np.sin(x))"
+    return ""
 
 
 def _is_syntax_error(exc: BaseException) -> bool:
@@ -686,7 +732,9 @@ def _syntax_error(text: str, exc: Any) -> ExpressionError:
     if kind == "UnexpectedCharacters":
         pos = exc.pos_in_stream
         ch = text[pos] if pos < len(text) else ""
-        return ExpressionError(f"unexpected character {ch!r}{_before(text, pos)}", text, pos)
+        return ExpressionError(
+            f"unexpected character {ch!r}{_before(text, pos)}{_hint(text, pos)}", text, pos
+        )
     if kind == "UnexpectedToken":
         tok = exc.token
         at_end = tok.type == "$END"

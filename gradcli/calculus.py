@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import batching
 from .backend import as_array
 from .engine import Variable, as_variable, using_grad
 from .engine import grad as _engine_grad
@@ -49,6 +50,11 @@ Model = Callable[[dict[str, Variable]], list[Variable]]
 # The step that balances truncation error (~h**2) against round-off (~eps/h) in a central
 # difference: cbrt(eps) ~ 6e-6 for float64, scaled by the magnitude of the point.
 _CENTRAL_STEP = float(np.cbrt(np.finfo(np.float64).eps))
+
+# Hessians, Jacobians, higher derivatives and numerical checks run many copies of the problem at
+# once on a batch axis; at most this many numbers in all the arrays of one such run (64 MB), so
+# that a large problem is split into several runs rather than exhaust memory.
+CHUNK_ELEMENTS = 1 << 23
 
 
 class CalculusError(ValueError):
@@ -119,9 +125,13 @@ class _Problem:
         arrays: dict[str, Any],
         wrt: tuple[str, ...],
         inner_grad: bool = True,
+        program: Any = None,
     ) -> None:
         self.names, self.call, self.arrays, self.wrt = names, call, arrays, wrt
         self.inner_grad = inner_grad
+        # A parsed Program can run many points at once on a batch axis; a Python callable
+        # cannot (its reductions would mix the points), so it is run point by point.
+        self.program = program
 
     def leaves(self) -> dict[str, Variable]:
         # Inputs outside ``wrt`` are constants, so no gradient is computed for them, unless the
@@ -142,6 +152,22 @@ class _Problem:
         """
         return [y.data.copy() for y in self.forward(self.leaves())]
 
+    def run_rows(self, rows: Mapping[str, Any]) -> tuple[dict[str, Variable], list[Variable]]:
+        """Leaves and outputs of one batched run: the inputs in ``rows`` carry a batch axis (row
+        b is one point, a differentiable variable), the others are as in :meth:`leaves`."""
+        leaves = self.leaves()
+        for n, a in rows.items():
+            leaves[n] = Variable(a, name=n)
+        with using_grad(True):
+            return leaves, batching.run(self.program, leaves, list(rows))
+
+    def rows_per_chunk(self, count: int) -> int:
+        """How many copies of the problem one batched run may hold: ``count`` at most, and no
+        more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
+        with using_grad(False):
+            per_row = batching.elements_per_run(self.program, self.leaves())
+        return max(1, min(count, CHUNK_ELEMENTS // max(per_row, 1)))
+
 
 def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:
     names, call = as_model(f)
@@ -158,7 +184,8 @@ def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None)
         )
     arrays = {n: _input_array(n, values[n]) for n in names}
     inner_grad = getattr(f, "differentiates_inside", True)
-    return _Problem(names, call, arrays, _resolve_wrt(names, wrt), inner_grad)
+    program = f if hasattr(f, "ops") and hasattr(f, "run_variables") else None
+    return _Problem(names, call, arrays, _resolve_wrt(names, wrt), inner_grad, program)
 
 
 def _input_array(name: str, value: Any) -> Any:
@@ -217,6 +244,28 @@ def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> Variable:
     seed = np.zeros(shape)
     seed[index] = 1.0
     return Variable(seed, requires_grad=False)
+
+
+def _copies(a: Any, count: int) -> Any:
+    """``count`` copies of ``a`` along a new leading axis (writable: perturbations go into it)."""
+    return np.repeat(np.asarray(a)[None, ...], count, axis=0) if count else np.zeros((0, *np.shape(a)))
+
+
+def _basis(offset: int, count: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``count`` seeds shaped like one variable (``shape``): seed r is the unit vector of its
+    element ``offset + r``, or all zeros where that lies outside the variable (a chunk of rows
+    of an identity matrix, the columns of one variable)."""
+    size = int(np.prod(shape))
+    seeds = np.zeros((count, size))
+    for r in range(count):
+        col = offset + r
+        if 0 <= col < size:
+            seeds[r, col] = 1.0
+    return seeds.reshape((count, *shape))
+
+
+def _chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:
+    return [(start, min(per_chunk, total - start)) for start in range(0, total, per_chunk)]
 
 
 def _single_scalar(outs: list[Variable], what: str) -> Variable:
@@ -304,12 +353,21 @@ class JacobianResult(NamedTuple):
 
 
 def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> JacobianResult:
-    """The full Jacobian of every output: one backward pass per output element."""
+    """The full Jacobian of every output.
+
+    For an expression, one backward pass over a batch of basis seeds: row i of the batch is a
+    copy of the problem seeded with the i-th unit vector of the output, so its gradient is row i
+    of the Jacobian (in chunks, for large outputs). A Python callable gets one backward pass per
+    output element.
+    """
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     outs = p.forward(leaves)
     blocks = []
-    for y in outs:
+    for k, y in enumerate(outs):
+        if p.program is not None and p.wrt:
+            blocks.append(_batched_jacobian(p, k, y.shape))
+            continue
         block = {n: np.zeros(y.shape + leaves[n].shape) for n in p.wrt}
         for idx in np.ndindex(y.shape):
             for n, g in _backward_from(leaves, p.wrt, y, _one_hot(y.shape, idx)).items():
@@ -318,6 +376,18 @@ def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     if len(outs) == 1:
         return JacobianResult(outs[0].data, blocks[0])
     return JacobianResult([y.data for y in outs], blocks)
+
+
+def _batched_jacobian(p: _Problem, k: int, out_shape: tuple[int, ...]) -> dict[str, Any]:
+    size = int(np.prod(out_shape))
+    rows = {n: np.zeros((size, *np.shape(p.arrays[n]))) for n in p.wrt}
+    for start, count in _chunks(size, p.rows_per_chunk(size)):
+        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count) for n in p.wrt})
+        seeds = Variable(_basis(start, count, out_shape), requires_grad=False)
+        gs = _backward_from(leaves, p.wrt, outs[k], seeds)
+        for n in p.wrt:
+            rows[n][start : start + count] = gs[n].data
+    return {n: rows[n].reshape(out_shape + np.shape(p.arrays[n])) for n in p.wrt}
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,28 +403,49 @@ def derivatives(
     ``result[x][k-1]`` is d^k f / dx^k, of the shape of ``x``. For an array variable it is taken
     element by element: entry i is d^k f / dx_i^k, the diagonal of the k-th derivative tensor
     (not the k-th derivative of the sum of the gradient, which would mix partials). It is exact:
-    one chain of ``order - 1`` differentiable backward passes per element (DeZero's repeated
-    ``backward(create_graph=True)``), seeded with the one-hot vector of that element, so it costs
-    ``1 + size * (order - 1)`` backward passes per variable.
+    a chain of ``order - 1`` differentiable backward passes (DeZero's repeated
+    ``backward(create_graph=True)``) seeded with the one-hot vector of the element. For an
+    expression the elements of a variable are rows of one batch, so the chain runs once per
+    variable; a Python callable runs it once per element.
     """
     if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
         raise CalculusError(f"order must be a whole number >= 1, got {order!r}")
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
-    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1)
+    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and p.program is None)
     result: dict[str, list[Any]] = {}
     for n in p.wrt:
         x = leaves[n]
         orders = [first[n].data] + [np.zeros_like(x.data) for _ in range(1, order)]
         result[n] = orders
-        for idx in np.ndindex(x.shape) if order > 1 else ():
+        if order == 1:
+            continue
+        if p.program is not None:
+            _batched_pure_partials(p, n, orders)
+            continue
+        for idx in np.ndindex(x.shape):
             seed = _one_hot(x.shape, idx)
             g: Variable = first[n]
             for k in range(1, order):
                 g = _backward_from(leaves, (n,), g, seed, create_graph=True)[n]
                 orders[k][idx] = g.data[idx]
     return result
+
+
+def _batched_pure_partials(p: _Problem, name: str, orders: list[Any]) -> None:
+    shape = np.shape(p.arrays[name])
+    size = int(np.prod(shape))
+    for start, count in _chunks(size, p.rows_per_chunk(size)):
+        leaves, outs = p.run_rows({name: _copies(p.arrays[name], count)})
+        y = outs[0]  # one scalar per row: checked on the unbatched run
+        seeds = Variable(_basis(start, count, shape), requires_grad=False)
+        g = _backward_from(leaves, (name,), y, create_graph=True)[name]
+        picked = np.arange(count), np.arange(start, start + count)
+        for k in range(1, len(orders)):
+            g = _backward_from(leaves, (name,), g, seeds, create_graph=k < len(orders) - 1)[name]
+            flat = g.data.reshape(count, size)
+            orders[k].reshape(-1)[start : start + count] = flat[picked]
 
 
 class HessianResult(NamedTuple):
@@ -368,20 +459,53 @@ class HessianResult(NamedTuple):
 def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> HessianResult:
     """Value, gradient and full Hessian of a scalar ``f``.
 
-    One differentiable backward pass gives the gradient as a graph; then one backward pass per
-    element of each gradient gives a row of the Hessian. Blocks are computed independently, so
-    their symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
+    One differentiable backward pass gives the gradient as a graph; its vector-Jacobian products
+    with the unit vectors give the rows of the Hessian. For an expression all rows come from one
+    batch (row i: a copy of the problem whose gradient is seeded with the i-th unit vector), so
+    it takes one batched forward and two batched backward passes (in chunks, when large); a
+    Python callable takes one backward pass per row. Blocks are computed independently, so their
+    symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
     """
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
-    g = _backward_from(leaves, p.wrt, y, create_graph=True)
+    g = _backward_from(leaves, p.wrt, y, create_graph=p.program is None)
     hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
-    for a in p.wrt:
-        for idx in np.ndindex(g[a].shape):
-            for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
-                hess[a][b][idx] = gb.data
+    if p.program is not None:
+        _batched_hessian(p, hess)
+    else:
+        for a in p.wrt:
+            for idx in np.ndindex(g[a].shape):
+                for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
+                    hess[a][b][idx] = gb.data
     return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
+
+
+def _batched_hessian(p: _Problem, hess: dict[str, dict[str, Any]]) -> None:
+    shapes = {n: np.shape(p.arrays[n]) for n in p.wrt}
+    sizes = {n: int(np.prod(shapes[n])) for n in p.wrt}
+    total = sum(sizes.values())
+    offsets = dict(zip(p.wrt, np.cumsum([0, *sizes.values()])[:-1].tolist()))
+    flat = {a: {b: hess[a][b].reshape(sizes[a], sizes[b]) for b in p.wrt} for a in p.wrt}
+    for start, count in _chunks(total, p.rows_per_chunk(total)):
+        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count) for n in p.wrt})
+        y = outs[0]  # one scalar per row: checked on the unbatched run
+        g = _backward_from(leaves, p.wrt, y, create_graph=True)
+        # Row r of the chunk is seeded with unit vector start + r of all wrt elements together.
+        dot = None
+        for n in p.wrt:
+            seeds = _basis(start - offsets[n], count, shapes[n])
+            term = (g[n] * Variable(seeds, requires_grad=False)).sum()
+            dot = term if dot is None else dot + term
+        assert dot is not None
+        rows = _backward_from(leaves, p.wrt, dot)
+        for a in p.wrt:
+            lo, hi = max(start, offsets[a]), min(start + count, offsets[a] + sizes[a])
+            if lo >= hi:
+                continue
+            for b in p.wrt:
+                block = rows[b].data.reshape(count, sizes[b])
+                flat[a][b][lo - offsets[a] : hi - offsets[a]] = block[lo - start : hi - start]
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,38 +513,95 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
 # --------------------------------------------------------------------------------------------
 
 
-def _central_step(x: float, eps: float | None) -> float:
-    return eps if eps is not None else _CENTRAL_STEP * max(1.0, abs(x))
+def _central_steps(x: Any, eps: float | None) -> Any:
+    return np.full(np.shape(x), eps) if eps is not None else _CENTRAL_STEP * np.maximum(1.0, np.abs(x))
 
 
-def _central_differences(
-    arrays: dict[str, Any],
-    wrt: tuple[str, ...],
-    run: Callable[[], list[Any]],
-    eps: float | None,
-) -> list[dict[str, Any]]:
-    """For each of ``run``'s results r and each x in ``wrt``: dr/dx, of shape r.shape + x.shape.
+RowResults = Callable[[dict[str, Any]], list[Any]]
 
-    ``run`` reads ``arrays``, whose ``wrt`` entries are replaced by private copies (never the
-    caller's arrays), then perturbed in place one element at a time and restored.
+
+def _central_differences(p: _Problem, results: RowResults, eps: float | None) -> list[dict[str, Any]]:
+    """For each of the results r and each x in ``p.wrt``: dr/dx, of shape r.shape + x.shape.
+
+    ``results(rows)`` takes every ``wrt`` input with a batch axis (row i a copy of the point,
+    perturbed in one element) and returns each result with a batch axis. Each element of x gets
+    two rows, x0 + h and x0 - h; for an expression they are all evaluated in one batched run (in
+    chunks when large). The caller's arrays are never written to.
     """
-    shapes = [np.shape(r) for r in run()]
-    out: list[dict[str, Any]] = [{n: np.zeros(s + arrays[n].shape) for n in wrt} for s in shapes]
-    for n in wrt:
-        x = arrays[n] = arrays[n].copy()
-        for idx in np.ndindex(x.shape):
-            x0 = float(x[idx])
-            h = _central_step(x0, eps)
-            x[idx] = x0 + h
-            plus = run()
-            x[idx] = x0 - h
-            minus = run()
-            x[idx] = x0
+    shapes = [np.shape(r)[1:] for r in results({m: _copies(p.arrays[m], 1) for m in p.wrt})]
+    out: list[dict[str, Any]] = [{n: np.zeros(s + np.shape(p.arrays[n])) for n in p.wrt} for s in shapes]
+    for n in p.wrt:
+        x = np.asarray(p.arrays[n], dtype=np.float64).reshape(-1)
+        size = x.size
+        per_chunk = max(1, p.rows_per_chunk(2 * size) // 2) if p.program is not None else size
+        for start, count in _chunks(size, per_chunk):
+            idx = np.arange(start, start + count)
+            x0 = x[idx]
+            h = _central_steps(x0, eps)
+            rows = {m: _copies(p.arrays[m], 2 * count) for m in p.wrt}
+            flat = rows[n].reshape(2 * count, size)
+            flat[2 * np.arange(count), idx] = x0 + h
+            flat[2 * np.arange(count) + 1, idx] = x0 - h
             # The step actually taken, after rounding x0 +- h to float64.
             width = (x0 + h) - (x0 - h)
-            for k, (rp, rm) in enumerate(zip(plus, minus, strict=True)):
-                out[k][n][(Ellipsis, *idx)] = (rp - rm) / width
+            for k, r in enumerate(results(rows)):
+                r = np.asarray(r)
+                d = (r[0::2] - r[1::2]) / width.reshape((count,) + (1,) * (r.ndim - 1))
+                block = out[k][n].reshape(shapes[k] + (size,))
+                block[..., start : start + count] = np.moveaxis(d, 0, -1)
     return out
+
+
+def _row_by_row(p: _Problem, one: Callable[[], list[Any]]) -> RowResults:
+    """Results of a model that cannot run on a batch axis (a Python callable): one run per row."""
+
+    def results(rows: dict[str, Any]) -> list[Any]:
+        count = len(next(iter(rows.values())))
+        saved = dict(p.arrays)
+        per_row = []
+        try:
+            for i in range(count):
+                p.arrays.update({m: rows[m][i] for m in rows})
+                per_row.append(one())
+        finally:
+            p.arrays.clear()
+            p.arrays.update(saved)
+        return [np.stack([r[k] for r in per_row]) for k in range(len(per_row[0]))]
+
+    return results
+
+
+def _output_rows(p: _Problem, summed: bool = False) -> RowResults:
+    """The outputs (or each output's sum) at every row."""
+    if p.program is None:
+        if summed:
+            return _row_by_row(p, lambda: [np.sum(r) for r in p.run_values()])
+        return _row_by_row(p, p.run_values)
+
+    def results(rows: dict[str, Any]) -> list[Any]:
+        outs = [o.data for o in p.run_rows(rows)[1]]
+        return [o.reshape(o.shape[0], -1).sum(axis=1) for o in outs] if summed else outs
+
+    return results
+
+
+def _gradient_rows(p: _Problem) -> RowResults:
+    """The gradient of the single scalar output with respect to each ``wrt`` input, at every row."""
+    if p.program is None:
+        model = _ProblemModel(p)
+
+        def one() -> list[Any]:
+            g = grad(model, p.arrays, p.wrt)
+            return [g[n] for n in p.wrt]
+
+        return _row_by_row(p, one)
+
+    def results(rows: dict[str, Any]) -> list[Any]:
+        leaves, outs = p.run_rows(rows)
+        gs = _backward_from(leaves, p.wrt, outs[0])
+        return [gs[n].data for n in p.wrt]
+
+    return results
 
 
 def numerical_jacobian(
@@ -433,7 +614,7 @@ def numerical_jacobian(
     inside itself needs, and which is dropped at once).
     """
     p = _problem(f, values, wrt)
-    return _central_differences(p.arrays, p.wrt, p.run_values, eps)
+    return _central_differences(p, _output_rows(p), eps)
 
 
 def numerical_grad(
@@ -444,7 +625,7 @@ def numerical_grad(
     Step as in :func:`numerical_jacobian`; only forward passes.
     """
     p = _problem(f, values, wrt)
-    blocks = _central_differences(p.arrays, p.wrt, lambda: [np.sum(r) for r in p.run_values()], eps)
+    blocks = _central_differences(p, _output_rows(p, summed=True), eps)
     if len(blocks) != 1:
         raise CalculusError(f"{len(blocks)} outputs: numerical_grad needs one; use numerical_jacobian")
     return blocks[0]
@@ -532,8 +713,8 @@ def check(
     if order not in (1, 2):
         raise CalculusError(f"check compares first and second derivatives: order is 1 or 2, not {order!r}")
     p = _problem(f, values, wrt)
-    ev = evaluate(_ProblemModel(p), p.arrays, p.wrt)
-    numeric = _central_differences(p.arrays, p.wrt, lambda: [np.sum(r) for r in p.run_values()], eps)
+    ev = evaluate(p.program or _ProblemModel(p), p.arrays, p.wrt)
+    numeric = _central_differences(p, _output_rows(p, summed=True), eps)
     rows = []
     for k, (analytic_k, numeric_k) in enumerate(zip(ev.grad, numeric, strict=True)):
         for n in p.wrt:
@@ -554,15 +735,9 @@ class _ProblemModel:
 
 
 def _check_hessian(p: _Problem, rtol: float, atol: float, eps: float | None) -> list[CheckRow]:
-    model = _ProblemModel(p)
-    analytic = hessian(model, p.arrays, p.wrt).hessian
-
-    def gradient() -> list[Any]:
-        g = grad(model, p.arrays, p.wrt)
-        return [g[n] for n in p.wrt]
-
+    analytic = hessian(p.program or _ProblemModel(p), p.arrays, p.wrt).hessian
     # numeric[i][b] = d grad_i / d b, of shape a_i.shape + b.shape: the Hessian block (a_i, b).
-    numeric = _central_differences(p.arrays, p.wrt, gradient, eps)
+    numeric = _central_differences(p, _gradient_rows(p), eps)
     rows = []
     for a, numeric_a in zip(p.wrt, numeric, strict=True):
         for b in p.wrt:

@@ -116,6 +116,9 @@ LAZY_COMMANDS = {
     "check": "gradcli.cli_calculus:check_command",
     "graph": "gradcli.cli_inspect:graph_command",
     "explain": "gradcli.cli_inspect:explain_command",
+    "minimize": "gradcli.cli_optimize:minimize_command",
+    "root": "gradcli.cli_optimize:root_command",
+    "plot": "gradcli.cli_optimize:plot_command",
 }
 
 

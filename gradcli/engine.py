@@ -23,6 +23,7 @@ import contextlib
 import gc
 import heapq
 import itertools
+import operator
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -229,7 +230,10 @@ class Variable:
 def _new_variable(data: Any, requires_grad: bool) -> Variable:
     """A function's output: like ``Variable(data)`` without re-checking what forward returned."""
     v = Variable.__new__(Variable)
-    v.data = data if type(data) is np.ndarray and data.dtype == np.float64 else as_array(data)
+    kind = type(data)
+    if not (kind is np.float64 or kind is np.ndarray and data.ndim and data.dtype == np.float64):
+        data = as_array(data)
+    v.data = data
     v.name = None
     v.grad = None
     v.creator = None
@@ -267,11 +271,14 @@ class Function:
     outputs explicitly, so that it runs on arrays as well as on Variables (``raw_vjp``).
     """
 
+    # Slots for what every node of a graph holds: one object less per operation for the garbage
+    # collector to scan (a dict appears only for attributes of a subclass's own).
+    __slots__ = ("inputs", "outputs", "generation", "__dict__", "__weakref__")
     inputs: tuple[Variable, ...]
     outputs: tuple[weakref.ref[Variable], ...]
-    generation: int = 0
+    generation: int
     _saved: tuple[Any, ...] = ()
-    _out_shapes: tuple[tuple[int, ...], ...]
+    _out_shapes: tuple[tuple[int, ...], ...] = ()
     #: ``vjp`` accepts arrays as well as Variables: a first-order backward runs it on arrays.
     raw_vjp: bool = False
     #: ``vjp`` reads the outputs (its ``ys``); when False the engine does not collect them.
@@ -285,11 +292,9 @@ class Function:
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation: plain loops, no generators (they cost here).
-        ins = tuple([x if isinstance(x, Variable) else Variable(x, requires_grad=False) for x in inputs])
+        ins = tuple([x if isinstance(x, Variable) else _new_variable(x, False) for x in inputs])
         self.inputs = ins
         ys = self.forward(*[x.data for x in ins])
-        if not isinstance(ys, tuple):
-            ys = (ys,)
         record = False
         if _grad_enabled.get():
             gen = -1
@@ -298,18 +303,32 @@ class Function:
                     record = True
                 if x.generation > gen:
                     gen = x.generation
+        if type(ys) is not tuple:
+            out = _new_variable(ys, record)
+            if record:
+                if hasattr(self, "outputs"):
+                    raise _reused(self)
+                self.generation = gen
+                out.creator = self
+                out.generation = gen + 1
+                self.outputs = (weakref.ref(out),)
+                if self._saved:
+                    self._saved_outputs = {id(ys): 0}
+            else:
+                self._saved = ()
+                del self.inputs
+            return out
         outs = tuple([_new_variable(y, record) for y in ys])
         if record:
-            if "outputs" in self.__dict__:
-                raise RuntimeError(
-                    f"this {type(self).__name__} object is already a node of a graph: "
-                    f"call a new one for each use ({type(self).__name__}()(...))"
-                )
+            if hasattr(self, "outputs"):
+                raise _reused(self)
             self.generation = gen
             for o in outs:
                 o.creator = self
                 o.generation = gen + 1
             self.outputs = tuple([weakref.ref(o) for o in outs])
+            # A single output is alive whenever backward reaches its function; one of several
+            # may have been dropped, and then its gradient is zeros of its shape.
             self._out_shapes = tuple([o.data.shape for o in outs])
             if self._saved:
                 self._saved_outputs = {id(y): i for i, y in enumerate(ys)}
@@ -362,6 +381,13 @@ class Function:
         return getattr(self, "registry_name", type(self).__name__.lower())
 
 
+def _reused(f: Function) -> RuntimeError:
+    name = type(f).__name__
+    return RuntimeError(
+        f"this {name} object is already a node of a graph: call a new one for each use ({name}()(...))"
+    )
+
+
 def _saved(var: Variable | None, array: Any) -> Variable:
     """A saved array as a Variable: the graph's own Variable if it was one, else a constant."""
     return var if var is not None else Variable(array, requires_grad=False)
@@ -383,9 +409,12 @@ class Primitive(Function):
     raw_vjp = True
     input_names: tuple[str, ...] = ()
     param_defaults: tuple[tuple[str, Any], ...] = ()
+    params: dict[str, Any] = {}  # read only: a function with options gets its own
     rules: tuple[Callable[..., Any] | None, ...] = ()
-    # For each rule, where its arguments come from in (gy, *inputs, out, *params).
+    # For each rule, where its arguments come from in (gy, *inputs, out, *params), and a getter
+    # that takes them out of that tuple as a tuple.
     _rule_args: tuple[tuple[int, ...], ...] = ()
+    _pickers: tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], ...] = ()
     _forward: Callable[..., Any]
 
     def __init__(self, **params: Any) -> None:
@@ -394,8 +423,6 @@ class Primitive(Function):
             if unknown:
                 raise TypeError(f"{self.name}() has no option {sorted(unknown)[0]!r}")
             self.params = {p: params.get(p, d) for p, d in self.param_defaults}
-        else:
-            self.params = {}
 
     def forward(self, *xs: Any) -> Any:
         return type(self)._forward(*xs, **self.params)
@@ -406,11 +433,11 @@ class Primitive(Function):
             out = self.forward(*[data_of(x) for x in xs])
         values = (gys[0], *xs, out, *self.params.values())
         gxs = []
-        for rule, args, x in zip(self.rules, self._rule_args, self.inputs):
+        for rule, pick, x in zip(self.rules, self._pickers, self.inputs):
             if rule is None or not x.requires_grad:
                 gxs.append(None)
             else:
-                gxs.append(rule(*[values[i] for i in args]))
+                gxs.append(rule(*pick(values)))
         return tuple(gxs)
 
     def backward(self, gy: Any) -> Any:  # type: ignore[override]
@@ -449,20 +476,33 @@ def primitive(
             raise ValueError(f"{name}: a rule takes {bad[0]!r}; rules take {', '.join(sources)}")
         rule_args.append(tuple(sources.index(w) for w in wanted))
     out_index = len(inputs) + 1
-    attrs = {
+    attrs: dict[str, Any] = {
         "_forward": staticmethod(forward),
         "input_names": inputs,
         "param_defaults": defaults,
         "rules": tuple(rules),
         "_rule_args": tuple(rule_args),
+        "_pickers": tuple(_picker(a) for a in rule_args),
         "uses_outputs": any(out_index in a for a in rule_args),
         "elementwise": elementwise,
         "masks_gradient": masks_gradient,
         "registry_name": name,
         "__doc__": f"{name}: a function given by its forward and derivative rules",
     }
+    if not defaults:
+        # Called directly, without a wrapper: the hot path of every operator.
+        attrs["forward"] = staticmethod(forward)
     class_name = "".join(part.capitalize() for part in name.split("_")) or name
     return type(class_name, (Primitive,), attrs)
+
+
+def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A getter of ``indices`` out of a tuple, as a tuple (a slice when they are consecutive)."""
+    if indices and indices == tuple(range(indices[0], indices[0] + len(indices))):
+        return operator.itemgetter(slice(indices[0], indices[0] + len(indices)))
+    if len(indices) == 1:
+        return operator.itemgetter(slice(indices[0], indices[0] + 1))
+    return operator.itemgetter(*indices) if indices else (lambda values: ())
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,54 +578,69 @@ def backward(
                 seen.add(f)
                 push(heap, (-f.generation, next(tie), f))
 
+        pop = heapq.heappop
         while heap:
-            f = heapq.heappop(heap)[2]
+            f = pop(heap)[2]
             if limit is not None:
                 visited += 1
                 if visited > limit:
                     raise GraphTooLarge(visited, limit)
             gys = []
-            for ref, shape in zip(f.outputs, f._out_shapes):
+            for k, ref in enumerate(f.outputs):
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
-                if o is not None:
-                    owned.discard(o)
                 if g is None:
-                    g = np.zeros_like(f.inputs[0].data, shape=shape)
+                    g = np.zeros_like(f.inputs[0].data, shape=f._out_shapes[k])
                     if not raw:
                         g = Variable(g, requires_grad=False)
-                elif retain_grad or o in wanted:
-                    kept[o] = g
+                else:
+                    owned.discard(o)
+                    if retain_grad or o in wanted:
+                        kept[o] = g
                 gys.append(g)
             gxs = _vjp(f, gys, raw, strong_zeros)
             if f.masks_gradient:
                 strong_zeros = True
-            fitted = []
+            fitted = [] if trace is not None else None
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
-                    fitted.append(None)
+                    if fitted is not None:
+                        fitted.append(None)
                     continue
                 if raw:
-                    if isinstance(gx, Variable):
+                    if type(gx) is Variable:
                         gx = gx.data
-                    if np.shape(gx) != x.data.shape:
-                        gx = _fit_array(gx, x.data.shape)
+                    shape = x.data.shape
+                    try:
+                        if gx.shape != shape:
+                            gx = _fit_array(gx, shape)
+                    except AttributeError:  # a rule gave a plain number
+                        gx = _fit_array(as_array(gx), shape)
+                    if x not in grads:
+                        grads[x] = gx
+                    elif x in owned:
+                        total = grads[x]
+                        if type(total) is np.ndarray and total.shape == gx.shape:
+                            np.add(total, gx, out=total)
+                        else:
+                            grads[x] = total + gx
+                    else:
+                        grads[x] = grads[x] + gx
+                        owned.add(x)
                 else:
                     if not isinstance(gx, Variable):
                         gx = Variable(gx, requires_grad=False)
                     if gx.shape != x.shape:
                         gx = fit_to(gx, x.shape)
-                fitted.append(gx)
-            if trace is not None:
-                trace(f, gys, tuple(fitted))
-            for x, gx in zip(f.inputs, fitted):
-                if gx is None:
-                    continue
-                accumulate(x, gx)
+                    grads[x] = grads[x] + gx if x in grads else gx
+                if fitted is not None:
+                    fitted.append(gx)
                 c = x.creator
                 if c is not None and c not in seen:
                     seen.add(c)
                     push(heap, (-c.generation, next(tie), c))
+            if trace is not None:
+                trace(f, gys, tuple(fitted or ()))
 
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
@@ -868,12 +923,14 @@ def _log(x: Any) -> Any:
     return Log()(x) if isinstance(x, Variable) else np.log(x)
 
 
-Neg = primitive("neg", np.negative, [lambda gy: -gy])
-Add = primitive("add", np.add, [lambda gy: gy, lambda gy: gy], inputs=("x", "y"))
-Sub = primitive("sub", np.subtract, [lambda gy: gy, lambda gy: -gy], inputs=("x", "y"))
-Mul = primitive("mul", np.multiply, [lambda gy, y: gy * y, lambda gy, x: gy * x], inputs=("x", "y"))
+# Operators rather than ufunc calls: the same NumPy operation on arrays, and on NumPy scalars a
+# fraction of the cost of a ufunc call.
+Neg = primitive("neg", operator.neg, [lambda gy: -gy])
+Add = primitive("add", operator.add, [lambda gy: gy, lambda gy: gy], inputs=("x", "y"))
+Sub = primitive("sub", operator.sub, [lambda gy: gy, lambda gy: -gy], inputs=("x", "y"))
+Mul = primitive("mul", operator.mul, [lambda gy, y: gy * y, lambda gy, x: gy * x], inputs=("x", "y"))
 Div = primitive(
-    "div", np.true_divide, [lambda gy, y: gy / y, lambda gy, x, y: -gy * x / (y * y)], inputs=("x", "y")
+    "div", operator.truediv, [lambda gy, y: gy / y, lambda gy, x, y: -gy * x / (y * y)], inputs=("x", "y")
 )
 Log = primitive("log", np.log, [lambda gy, x: gy / x])
 

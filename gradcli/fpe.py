@@ -29,7 +29,7 @@ def _where() -> str:
         if isinstance(owner, Function):
             if frame.f_code.co_name in ("backward", "vjp"):
                 return f"{owner.name} (in backward)"
-            if frame.f_code.co_name == "forward" and found == "numpy":
+            if frame.f_code.co_name in ("forward", "__call__") and found == "numpy":
                 found = owner.name
         frame = frame.f_back  # type: ignore[assignment]
     return found

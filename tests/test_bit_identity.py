@@ -3,6 +3,12 @@ values, gradients and Hessians; each registered function's value, gradient and H
 product at fixed points) is compared with the snapshot in ``tests/data/results_snapshot.json``,
 taken before the engine ran its rules on arrays. Equal bits, or at most one ulp apart where a
 change reorders floating-point operations. Functions added since the snapshot are not in it.
+
+One exception, measured: Hessians of expressions are computed on a batch axis (all rows at
+once), and NumPy's vectorised kernels for transcendental functions (used on arrays) can differ
+in the last bit from its scalar ones; through two backward passes that grows to a few ulp. Of the
+300 reference Hessians, 3 entries moved (4 to 12 ulp, about 1e-15 relative); Hessian entries may
+differ by up to HESSIAN_ULPS.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def _ulps(a: str, b: str) -> float:
     return abs(x - y) / math.ulp(max(abs(x), abs(y)))
 
 
+HESSIAN_ULPS = 16
+
+
 def _differences(old: Any, new: Any, path: str, out: list[str]) -> None:
     """Walk with a stack (the snapshot is data, but there is no need to recurse)."""
     stack = [(old, new, path)]
@@ -53,7 +62,7 @@ def _differences(old: Any, new: Any, path: str, out: list[str]) -> None:
                 out.append(f"{where}: {len(a)} numbers before, {len(b)} now")
             else:
                 stack.extend((p, q, f"{where}[{i}]") for i, (p, q) in enumerate(zip(a, b)))
-        elif _ulps(a, b) > 1:
+        elif _ulps(a, b) > (HESSIAN_ULPS if "/hessian/" in where else 1):
             out.append(f"{where}: {a} before, {b} now ({_ulps(a, b):.3g} ulp)")
 
 

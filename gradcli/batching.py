@@ -1,0 +1,348 @@
+"""A batch axis through the Program: many independent evaluations as one (JAX's ``vmap`` idea).
+
+Some inputs carry a leading batch axis of length B: row b of each is one evaluation. Running the
+Program once on them gives outputs whose row b is what a run on row b alone would give, because
+each instruction is applied by its function's *batching rule*: the same function called so that
+rows never mix (reductions skip the batch axis, broadcasting lines up behind it, indexing keeps
+it). Backward then needs nothing new: the graph built this way is an ordinary graph, and since
+rows are independent, the gradient of the sum over rows gives each row its own gradient.
+
+One mechanism serves ``--batch`` (runs of lines with the same shapes as one chunk), Hessians and
+Jacobians (a batch of basis seeds, see :mod:`gradcli.calculus`), derivatives of higher order,
+numerical checks (a batch of perturbed points), plots (a batch of sample points) and Dask (one
+graph instead of a loop).
+
+Rules are one table keyed by registry name (:data:`RULES`, as JAX keeps ``primitive_batchers``
+beside its tables of derivative rules): a kind of rule, or a function. Elementwise functions need
+no entry. The kinds:
+
+- ``"elementwise"``: ranks are lined up behind the batch axis, then the function is called as is;
+- ``"reduce"``: the ``axis`` option is moved past the batch axis (``None``: every axis of a row);
+- ``"axis"``: the same for functions where ``axis=None`` has no meaning of its own, with inputs
+  without a batch axis broadcast to one (concat, stack, split, softmax);
+- ``"leading"``: the function already maps over leading axes (matrix functions on the last two);
+- ``"lines"``: row by row, then stacked: correct for anything, and what plugins get;
+- a callable ``rule(args, batched, params, size) -> outputs`` for the rest (reshape, matmul, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .engine import Variable, broadcast_to, data_of, grad
+from .functions.registry import REGISTRY, Spec
+
+Rule = Callable[[list[Any], list[bool], dict[str, Any], int], Any]
+
+
+class BatchError(ValueError):
+    """A batched evaluation that cannot be done as asked (e.g. mismatched batch sizes)."""
+
+
+def ndim_of(x: Any, batched: bool) -> int:
+    """The number of axes of one row."""
+    return int(np.ndim(data_of(x))) - (1 if batched else 0)
+
+
+def _per_row_shape(x: Any, batched: bool) -> tuple[int, ...]:
+    shape = tuple(np.shape(data_of(x)))
+    return shape[1:] if batched else shape
+
+
+def _lift(x: Any, rank: int) -> Any:
+    """A batched ``x`` with axes of length 1 inserted after the batch axis, up to ``rank`` row axes:
+    NumPy broadcasts from the right, so rows then line up with unbatched operands."""
+    shape = tuple(np.shape(data_of(x)))
+    missing = rank - (len(shape) - 1)
+    if missing <= 0:
+        return x
+    return x.reshape((shape[0],) + (1,) * missing + shape[1:])
+
+
+def _expand(x: Any, size: int) -> Any:
+    """An unbatched ``x`` given a batch axis of ``size`` rows, each a copy (for functions whose
+    inputs must all have one, such as concat)."""
+    shape = tuple(np.shape(data_of(x)))
+    return broadcast_to(x.reshape((1, *shape)), (size, *shape))
+
+
+def _shift_axis(axis: Any, rank: int, none_means_all: bool) -> Any:
+    """``axis`` of a row as an axis of the batched array (rank: axes of one row)."""
+    if axis is None:
+        return tuple(range(1, rank + 1)) if none_means_all else None
+    if isinstance(axis, (tuple, list)):
+        return tuple(_shift_axis(a, rank, none_means_all) for a in axis)
+    a = int(axis)
+    return a + 1 if a >= 0 else a
+
+
+# --- the kinds of rule ---------------------------------------------------------------------------
+
+
+def _elementwise(spec: Spec) -> Rule:
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        rank = max(ndim_of(a, b) for a, b in zip(args, batched))
+        lifted = [_lift(a, rank) if b else a for a, b in zip(args, batched)]
+        return spec(*lifted, **params)
+
+    return rule
+
+
+def _reduce(spec: Spec, none_means_all: bool = True, expand: bool = False) -> Rule:
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        if expand:
+            args = [a if b else _expand(a, size) for a, b in zip(args, batched)]
+        rank = ndim_of(args[0], True)
+        default = dict(spec.params).get("axis")
+        axis = params.get("axis", default)
+        moved = dict(params)
+        moved["axis"] = _shift_axis(axis, rank, none_means_all)
+        return spec(*args, **moved)
+
+    return rule
+
+
+def _leading(spec: Spec) -> Rule:
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        return spec(*args, **params)
+
+    return rule
+
+
+def _lines(spec: Spec) -> Rule:
+    """Row by row: each row of the batched inputs (unbatched ones as they are), then stacked."""
+
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        stack = REGISTRY["stack"]
+        results = [spec(*[a[i] if b else a for a, b in zip(args, batched)], **params) for i in range(size)]
+        if isinstance(results[0], tuple):
+            return tuple(stack(*[r[k] for r in results]) for k in range(len(results[0])))
+        return stack(*results)
+
+    return rule
+
+
+_KINDS: dict[str, Callable[[Spec], Rule]] = {
+    "elementwise": _elementwise,
+    "reduce": _reduce,
+    "axis": lambda spec: _reduce(spec, none_means_all=False, expand=True),
+    "leading": _leading,
+    "lines": _lines,
+}
+
+
+def rule_for(spec: Spec) -> Rule:
+    """The batching rule of a registered function: its entry in :data:`RULES`, else elementwise
+    for an elementwise function, else row by row (plugins)."""
+    kind = RULES.get(spec.name)
+    if callable(kind):
+        return kind
+    if kind is None:
+        kind = "elementwise" if spec.elementwise else "lines"
+    return _KINDS[kind](spec)
+
+
+def apply(
+    spec: Spec, args: Sequence[Any], batched: Sequence[bool], params: Mapping[str, Any], size: int
+) -> Any:
+    """``spec`` applied to inputs of which those flagged carry a batch axis of ``size`` rows: every
+    output carries one. Without a batched input it is an ordinary call."""
+    if not any(batched):
+        return spec(*args, **params)
+    return rule_for(spec)(list(args), list(batched), dict(params), size)
+
+
+# --- rules of their own: structural functions -------------------------------------------------------
+
+
+def _reshape(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shape = params["shape"]
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    return REGISTRY["reshape"](args[0], shape=(size, *shape))
+
+
+def _transpose(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    rank = ndim_of(args[0], True)
+    axes = params.get("axes")
+    moved = tuple(range(rank, 0, -1)) if axes is None else tuple(int(a) % max(rank, 1) + 1 for a in axes)
+    return REGISTRY["transpose"](args[0], axes=(0, *moved))
+
+
+def _getitem(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    index = params["index"]
+    parts = index if isinstance(index, tuple) else (index,)
+    if sum(isinstance(p, (list, np.ndarray)) for p in parts) > 1:
+        # Several integer arrays move their axis in front of the batch axis (NumPy's rule for
+        # advanced indices that are not side by side): row by row instead.
+        return _lines(REGISTRY["getitem"])(args, batched, params, size)
+    return REGISTRY["getitem"](args[0], index=(slice(None), *parts))
+
+
+def _vector_to_matrix(x: Any, batched: bool, side: int) -> tuple[Any, bool]:
+    """A batched 1-D operand of matmul as a stack of 1-row (side 0) or 1-column (side 1)
+    matrices, so that NumPy does not take the batch axis for a matrix axis."""
+    if not batched or ndim_of(x, True) != 1:
+        return x, False
+    shape = tuple(np.shape(data_of(x)))
+    return x.reshape((shape[0], 1, shape[1]) if side == 0 else (shape[0], shape[1], 1)), True
+
+
+def _matmul_batched(a: Any, b: Any, batched: list[bool]) -> Any:
+    a2, a_vec = _vector_to_matrix(a, batched[0], 0)
+    b2, b_vec = _vector_to_matrix(b, batched[1], 1)
+    if batched[0] and not a_vec and batched[1] and not b_vec:
+        rank = max(ndim_of(a, True), ndim_of(b, True))
+        a2, b2 = _lift(a, rank), _lift(b, rank)
+    elif batched[0] != batched[1]:
+        # One side has the batch axis: an unbatched matrix broadcasts over it, an unbatched
+        # stack of matrices needs the batch axis in front of its own leading axes.
+        x, bx = (a2, 0) if batched[0] else (b2, 1)
+        other = b2 if bx == 0 else a2
+        if np.ndim(data_of(other)) > 2:
+            x = _lift(x, np.ndim(data_of(other)))
+            a2, b2 = (x, b2) if bx == 0 else (a2, x)
+    y = REGISTRY["matmul"](a2, b2)
+    if a_vec:
+        y = REGISTRY["squeeze"](y, axis=-2) if "squeeze" in REGISTRY else _drop_axis(y, -2)
+    if b_vec:
+        y = REGISTRY["squeeze"](y, axis=-1) if "squeeze" in REGISTRY else _drop_axis(y, -1)
+    return y
+
+
+def _drop_axis(y: Any, axis: int) -> Any:
+    shape = list(np.shape(data_of(y)))
+    del shape[axis]
+    return y.reshape(tuple(shape))
+
+
+def _matmul(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    return _matmul_batched(args[0], args[1], batched)
+
+
+def _dot(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shapes = [_per_row_shape(x, flag) for x, flag in zip(args, batched)]
+    if any(len(s) != 1 for s in shapes):
+        raise ValueError(
+            f"dot takes two vectors (1-D); got shapes {shapes[0]} and {shapes[1]}: use matmul or @"
+        )
+    return REGISTRY["sum"](REGISTRY["mul"](*args), axis=-1)
+
+
+def _linear(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    y = _matmul_batched(args[0], args[1], batched[:2])
+    if len(args) == 2:
+        return y
+    return _elementwise(REGISTRY["add"])([y, args[2]], [True, batched[2]], {}, size)
+
+
+def _mse(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    d = _elementwise(REGISTRY["sub"])(args, batched, {}, size)
+    rank = ndim_of(d, True)
+    return REGISTRY["mean"](REGISTRY["mul"](d, d), axis=tuple(range(1, rank + 1)))
+
+
+#: The batching rule of each function that is not elementwise.
+RULES: dict[str, str | Rule] = {
+    "sum": "reduce",
+    "mean": "reduce",
+    "max": "reduce",
+    "min": "reduce",
+    "norm": "reduce",
+    "logsumexp": "reduce",
+    "softmax": "axis",
+    "log_softmax": "axis",
+    "split": "axis",
+    "concat": "axis",
+    "stack": "axis",
+    "sincos": "elementwise",
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "getitem": _getitem,
+    "matmul": _matmul,
+    "dot": _dot,
+    "linear": _linear,
+    "mse": _mse,
+}
+
+
+# --- running a Program ------------------------------------------------------------------------------
+
+
+def batch_size(values: Mapping[str, Any], batched: Sequence[str]) -> int:
+    sizes = {n: int(np.shape(data_of(values[n]))[0]) if np.ndim(data_of(values[n])) else -1 for n in batched}
+    bad = [n for n, s in sizes.items() if s < 0]
+    if bad:
+        raise BatchError(f"{bad[0]!r} has no batch axis (a batched input needs at least one axis)")
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{n}: {s}" for n, s in sizes.items())
+        raise BatchError(f"batched inputs have different numbers of rows ({shown})")
+    return next(iter(sizes.values()), 1)
+
+
+def run(
+    program: Any,
+    variables: Mapping[str, Variable],
+    batched: Sequence[str],
+    seen: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """Run ``program`` with the inputs named in ``batched`` carrying a batch axis (row b is one
+    evaluation). Returns the outputs, each with a batch axis (an output that depends on no batched
+    input is broadcast to one, so every output has its rows). ``seen``, if given, is called with
+    every value the run computes."""
+    from .program import CALL, CONST, GRAD, INPUT, UNPACK
+
+    size = batch_size(variables, batched)
+    wanted = set(batched)
+    inside = getattr(program, "differentiates_inside", False)
+    ops = program.ops
+    slots: list[Any] = [None] * len(ops)
+    flags = [False] * len(ops)
+    for i, op in enumerate(ops):
+        kind = op.kind
+        if kind == CALL:
+            args = [slots[j] for j in op.args]
+            flags[i] = any(flags[j] for j in op.args)
+            slots[i] = apply(op.spec, args, [flags[j] for j in op.args], op.params, size)
+        elif kind == INPUT:
+            slots[i] = variables[op.value]
+            flags[i] = op.value in wanted
+            if not flags[i] and inside:
+                # grad(EXPR, x) inside must see each row's own x, not one x shared by all rows.
+                slots[i], flags[i] = _expand(slots[i], size), True
+        elif kind == CONST:
+            slots[i] = op.value
+        elif kind == UNPACK:
+            index, _count = op.value
+            slots[i] = slots[op.args[0]][index]
+            flags[i] = flags[op.args[0]]
+        elif kind == GRAD:
+            y, x = slots[op.args[0]], slots[op.args[1]]
+            # Rows are independent, so d(sum over rows)/dx gives each row its own derivative.
+            slots[i] = grad([y], [x], create_graph=True)[0]
+            flags[i] = flags[op.args[1]]
+        else:
+            raise BatchError(f"cannot batch the instruction {kind!r}")
+        if seen is not None:
+            seen(slots[i])
+    outs = []
+    for j in program.outputs:
+        out = slots[j]
+        outs.append(out if flags[j] else _expand(out, size))
+    return outs
+
+
+def elements_per_run(program: Any, variables: Mapping[str, Variable]) -> int:
+    """How many numbers one (unbatched) run of ``program`` computes in all: what each row of a
+    batch costs in memory, to size chunks by."""
+    total = 0
+
+    def count(value: Any) -> None:
+        nonlocal total
+        for v in value if isinstance(value, tuple) else (value,):
+            total += int(np.size(data_of(v)))
+
+    run(program, variables, (), count)
+    return total

@@ -8,12 +8,12 @@ evaluations (batch mode).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from .engine import Variable, grad, no_grad, paused_gc
+from .engine import Variable, data_of, grad, no_grad, paused_gc
 from .functions.registry import Spec
 
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
@@ -109,7 +109,7 @@ class Program:
         self.inputs: tuple[str, ...] = tuple(
             op.value for op in sorted((op for op in ops if op.kind == INPUT), key=_first_appearance)
         )
-        self._frees, self._quiet, self._guards = _plan(ops, outputs)
+        self._frees, self.quiet, self.guards = _plan(ops, outputs)
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
         self.differentiates_inside = any(op.kind == GRAD for op in ops)
@@ -138,7 +138,7 @@ class Program:
 
     def _run(self, variables: Mapping[str, Variable]) -> list[Variable]:
         slots: list[Any] = [None] * len(self.ops)
-        frees, quiet, guards = self._frees, self._quiet, self._guards
+        frees, quiet, guards = self._frees, self.quiet, self.guards
         for i, op in enumerate(self.ops):
             try:
                 if i in quiet:
@@ -154,7 +154,7 @@ class Program:
                 detail = str(exc).removeprefix(f"{name}: ")
                 raise EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where) from exc
             if i in guards:
-                self._warn_where_taken(i, slots, variables)
+                self.warn_where_taken(i, slots, lambda k, s: self._execute(k, self.ops[k], s, variables))
             for j in frees[i]:
                 slots[j] = None
         return [slots[j] for j in self.outputs]
@@ -204,34 +204,40 @@ class Program:
             out = Variable(out.data, name=self.names.get(i))
         return out
 
-    def _warn_where_taken(self, i: int, slots: list[Any], variables: Mapping[str, Variable]) -> None:
+    def warn_where_taken(self, i: int, slots: Any, execute: Callable[[int, Any], Any]) -> None:
         """After the masking function (``where``) at ``i``: a quiet branch that is not finite where
         the output is not finite was taken there, so its floating-point warnings are real. It is
-        computed again, with warnings on, to report them as usual; its untaken elements never are.
+        computed again (``execute(k, slots)`` computes instruction k), with warnings on, to report
+        them as usual; its untaken elements alone never are.
         """
-        out = slots[i].data
+        out = data_of(slots[i])
         finite = np.isfinite(out)
         if finite.all():
             return
-        for j in self._guards[i]:
-            branch = np.broadcast_to(slots[j].data, out.shape)
-            if (~finite & ~np.isfinite(branch)).any():
-                todo, branch_ops = [j], {j}
-                while todo:
-                    for a in self.ops[todo.pop()].args:
-                        if a in self._quiet and a not in branch_ops:
-                            branch_ops.add(a)
-                            todo.append(a)
-                again = _Overlay(slots)
-                with no_grad():
-                    for k in sorted(branch_ops):
-                        again[k] = self._execute(k, self.ops[k], again, variables)
+        for j in self.guards[i]:
+            branch = data_of(slots[j])
+            try:
+                taken = (~finite & ~np.isfinite(np.broadcast_to(branch, np.shape(out)))).any()
+            except ValueError:  # shapes that line up only inside a batched call: assume taken
+                taken = not np.isfinite(branch).all()
+            if not taken:
+                continue
+            todo, branch_ops = [j], {j}
+            while todo:
+                for a in self.ops[todo.pop()].args:
+                    if a in self.quiet and a not in branch_ops:
+                        branch_ops.add(a)
+                        todo.append(a)
+            again = _Overlay(slots)
+            with no_grad():
+                for k in sorted(branch_ops):
+                    again[k] = execute(k, again)
 
 
 class _Overlay(dict):  # type: ignore[type-arg]
     """Slots computed again, over the slots of the run they came from."""
 
-    def __init__(self, slots: list[Any]) -> None:
+    def __init__(self, slots: Any) -> None:
         super().__init__()
         self.slots = slots
 
@@ -262,7 +268,7 @@ def _plan(
     (``where(cond, a, b)``'s a and b), directly or through other quiet instructions: it runs with
     floating-point warnings off, since the elements it computes for nothing (sqrt(x) where x < 0 in
     ``where(x > 0, sqrt(x), 0)``) are not results. The loud ``where`` it reaches warns for the
-    elements it did take (:meth:`Program._warn_where_taken`).
+    elements it did take (:meth:`Program.warn_where_taken`).
 
     A slot is freed right after its last reader, so a long evaluation without a graph (no_grad)
     holds only the arrays still to be read; a quiet reader counts as reading at the last loud

@@ -4,7 +4,9 @@ Lark's errors into messages a person reads.
 The LALR parser calls one method per grammar alternative as it reduces (Lark's ``transformer=``),
 so the Program is built bottom-up while parsing: no parse tree, no recursive walk, and a
 100,000-deep expression costs the same per node as a short one. Method names match the grammar's
-alternative names, which match the registry's function names.
+alternative names, which match the registry's function names. A few calls are language forms that
+mean more than one registry function (:data:`_FORMS`: ``grad``, ``max``/``min`` of several
+expressions, ``log(x, base)``).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ class _Builder:
         """A call of the registered function ``name``: what an operator or a language form means."""
         spec = REGISTRY.get(name)
         if spec is None:
-            raise self.error(f"this gradcli has no function {name!r}, which this form calls", pos)
+            raise self.error(f"this needs the function {name!r}, which is not registered", pos)
         return self.call(spec, args, pos)
 
 
@@ -256,7 +258,7 @@ class _Callbacks:
         pos = _pos(items[0]) if items else 0
         if not all(_is_number(b, item) for item in items):
             # Expressions inside: the array is computed, and differentiable, as a stack.
-            return b.apply("stack", items, pos)
+            return b.apply("stack", [Slot(b.value(item), _pos(item)) for item in items], pos)
         values = [b.constant(item, "an element of an array literal [...]") for item in items]
         try:
             np.array(values, dtype=np.float64)
@@ -300,9 +302,12 @@ class _Callbacks:
 
     def neg(self, c: list[Any]) -> Any:
         (x,) = c
-        if isinstance(x, Const) and isinstance(x.value, (int, float)):
-            return Const(-x.value, x.pos)
-        return _b().apply("neg", [x], _pos(x))
+        b = _b()
+        if _is_number(b, x):  # -2 and -pi are numbers, so [-1, -pi] is a constant
+            number = b.constant(x, "")
+            if isinstance(number, (int, float)):
+                return Const(-number, x.pos)
+        return b.apply("neg", [x], _pos(x))
 
     def pos(self, c: list[Any]) -> Any:
         return c[0]

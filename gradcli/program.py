@@ -205,21 +205,23 @@ class Program:
         return out
 
     def warn_where_taken(self, i: int, slots: Any, execute: Callable[[int, Any], Any]) -> None:
-        """After the masking function (``where``) at ``i``: a quiet branch that is not finite where
-        the output is not finite was taken there, so its floating-point warnings are real. It is
-        computed again (``execute(k, slots)`` computes instruction k), with warnings on, to report
-        them as usual; its untaken elements alone never are.
+        """After the masking function (``where``) at ``i``: a quiet branch that holds the output's
+        own non-finite value (inf for inf, NaN for NaN) was taken there, so its floating-point
+        warnings are real. It is computed again (``execute(k, slots)`` computes instruction k),
+        with warnings on, to report them as usual; its untaken elements alone never are.
         """
         out = data_of(slots[i])
-        finite = np.isfinite(out)
-        if finite.all():
+        bad = ~np.isfinite(out)
+        if not bad.any():
             return
         for j in self.guards[i]:
             branch = data_of(slots[j])
             try:
-                taken = (~finite & ~np.isfinite(np.broadcast_to(branch, np.shape(out)))).any()
+                branch = np.broadcast_to(branch, np.shape(out))
             except ValueError:  # shapes that line up only inside a batched call: assume taken
                 taken = not np.isfinite(branch).all()
+            else:
+                taken = (bad & ((branch == out) | (np.isnan(branch) & np.isnan(out)))).any()
             if not taken:
                 continue
             todo, branch_ops = [j], {j}

@@ -30,40 +30,19 @@ def _as_float(test: Callable[..., Any]) -> Callable[..., Any]:
     return forward
 
 
-def _comparison(name: str, test: Callable[..., Any], symbol: str) -> Spec:
-    return binary(
-        name,
-        _as_float(test),
-        (None, None),
-        ("0", "0"),
-        doc=f"x {symbol} y: 1.0 where true, else 0.0; zero gradient",
-        **LOGIC,
-    )
+def _test(name: str, test: Callable[..., Any], doc: str) -> Spec:
+    """A test of two arrays (broadcasting): 1.0 where it holds, else 0.0; zero gradient."""
+    return binary(name, _as_float(test), (None, None), ("0", "0"), doc=f"{doc}; zero gradient", **LOGIC)
 
 
-less = _comparison("less", np.less, "<")
-less_equal = _comparison("less_equal", np.less_equal, "<=")
-greater = _comparison("greater", np.greater, ">")
-greater_equal = _comparison("greater_equal", np.greater_equal, ">=")
-equal = _comparison("equal", np.equal, "==")
-not_equal = _comparison("not_equal", np.not_equal, "!=")
-
-logical_and = binary(
-    "logical_and",
-    _as_float(np.logical_and),
-    (None, None),
-    ("0", "0"),
-    doc="x and y: 1.0 where both are nonzero, else 0.0; zero gradient",
-    **LOGIC,
-)
-logical_or = binary(
-    "logical_or",
-    _as_float(np.logical_or),
-    (None, None),
-    ("0", "0"),
-    doc="x or y: 1.0 where either is nonzero, else 0.0; zero gradient",
-    **LOGIC,
-)
+less = _test("less", np.less, "x < y: 1.0 where true, else 0.0")
+less_equal = _test("less_equal", np.less_equal, "x <= y: 1.0 where true, else 0.0")
+greater = _test("greater", np.greater, "x > y: 1.0 where true, else 0.0")
+greater_equal = _test("greater_equal", np.greater_equal, "x >= y: 1.0 where true, else 0.0")
+equal = _test("equal", np.equal, "x == y: 1.0 where true, else 0.0")
+not_equal = _test("not_equal", np.not_equal, "x != y: 1.0 where true (NaN differs from all), else 0.0")
+logical_and = _test("logical_and", np.logical_and, "x and y: 1.0 where both are nonzero, else 0.0")
+logical_or = _test("logical_or", np.logical_or, "x or y: 1.0 where either is nonzero, else 0.0")
 logical_not = unary(
     "logical_not",
     _as_float(np.logical_not),

@@ -239,10 +239,7 @@ class _Callbacks:
     # -- leaves --------------------------------------------------------------------------
     def number(self, children: list[Any]) -> Const:
         tok = children[0]
-        text = str(tok)
-        # Integers stay exact (axis=1, x[2]); a literal beyond float64's reach becomes inf.
-        value: float | int = int(text) if text.isdigit() and len(text) <= 18 else float(text)
-        return Const(value, tok.start_pos)
+        return Const(_number(str(tok)), tok.start_pos)
 
     def string(self, children: list[Any]) -> Const:
         tok = children[0]
@@ -297,7 +294,7 @@ class _Callbacks:
 
     def superscript(self, c: list[Any]) -> Slot:
         x, tok = c
-        exponent = Const(int(str(tok).translate(_SUPERSCRIPT_DIGITS)), tok.start_pos)
+        exponent = Const(_number(str(tok).translate(_SUPERSCRIPT_DIGITS)), tok.start_pos)
         return _b().apply("pow", [x, exponent], tok.start_pos)
 
     def neg(self, c: list[Any]) -> Any:
@@ -444,6 +441,11 @@ class _Callbacks:
         b.outputs = tuple(slots)
 
 
+def _number(text: str) -> float | int:
+    """A literal's value: integers stay exact (axis=1, x[2]); one beyond float64's reach is inf."""
+    return int(text) if text.isdigit() and len(text) <= 18 else float(text)
+
+
 def _int(b: _Builder, v: Any, pos: int) -> Any:
     if v is None:
         return None
@@ -465,7 +467,7 @@ def _subscript(b: _Builder, s: Any) -> Any:
         return v
     if isinstance(v, list):
         indices = np.array(v, dtype=np.float64)
-        if not np.all(np.isfinite(indices) & (indices == np.round(indices))):
+        if not np.all((indices == np.round(indices)) & (np.abs(indices) < 2.0**62)):
             raise b.error("an index array must hold whole numbers", _pos(s))
         return indices.astype(np.intp)
     return _int(b, v, _pos(s))
@@ -723,8 +725,13 @@ def _hint(text: str, pos: int) -> str:
     if ch in "'\"":
         return ": a string needs its closing quote on the same line"
     if ch == "." and pos > 0 and (text[pos - 1].isalnum() or text[pos - 1] == "_"):
-        return ": functions are called by their name alone (sin(x), not np.sin(x))"
+        if _before(text, pos)[len(" after '") : -1] in _MODULES:
+            return ": functions are called by their name alone (sin(x), not np.sin(x))"
+        return ": there are no attributes; functions take the place of methods (transpose(x), not x.T)"
     return ""
+
+
+_MODULES = {"np", "numpy", "math", "torch", "jnp", "jax", "scipy", "sp", "tf", "cmath", "F"}
 
 
 def _is_syntax_error(exc: BaseException) -> bool:

@@ -720,6 +720,7 @@ class _Masked(Function):
 
     raw_vjp = True
     uses_outputs = False
+    masks_gradient = True
 
     def __init__(self, keep: Any) -> None:
         self.keep = keep

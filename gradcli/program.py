@@ -237,7 +237,7 @@ class Program:
                     again[k] = execute(k, again)
 
 
-class _Overlay(dict):  # type: ignore[type-arg]
+class _Overlay(dict):  # type: ignore[type-arg,unused-ignore]
     """Slots computed again, over the slots of the run they came from."""
 
     def __init__(self, slots: Any) -> None:

@@ -27,7 +27,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 def _scipy() -> Any:
     """``scipy.special``, imported on first use (Python caches it from then on)."""
-    import scipy.special  # type: ignore[import-untyped]
+    import scipy.special  # type: ignore[import-untyped,unused-ignore]
 
     return scipy.special
 
@@ -113,7 +113,10 @@ polygamma: Spec = define(
 
 
 def _spherical_jn(x: Any, n: Any) -> Any:
-    return _scipy().spherical_jn(whole_number("spherical_jn", "n", n, least=0), x)
+    n = whole_number("spherical_jn", "n", n, least=0)
+    # SciPy gives NaN for subnormal x; there j_n(x) is its series' first term, x**n / (2n+1)!!.
+    first = x**n / math.prod(range(1, 2 * n + 2, 2))
+    return np.where(np.abs(x) < 1e-100, first, _scipy().spherical_jn(n, x))
 
 
 def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:

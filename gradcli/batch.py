@@ -6,24 +6,32 @@ is answered (it works in a pipe); a line that cannot be answered, whatever its b
 
 Three parts, kept apart so each can change alone:
 
-- reading (:func:`read_lines`): bytes up to each ``\\n``, one trailing ``\\r`` removed, a UTF-8
-  byte-order mark at the start dropped, a line longer than the cap skipped without being held;
-  the same from stdin and from a file;
+- reading (:func:`read_chunks`): the lines that have arrived, as one chunk each time more input
+  has been read (all of a file's buffer at once; in a pipe, what is there when the reader asks,
+  so an interactive ``--batch`` answers each line as it comes). Bytes up to each ``\\n``, one
+  trailing ``\\r`` removed, a UTF-8 byte-order mark at the start dropped, a line longer than the
+  cap skipped without being held; the same from stdin and from a file;
 - understanding one line (:func:`parse_line`): UTF-8, then JSON, then values;
-- answering (:func:`answer_lines`): a list of parsed lines in, their records out, in order. It
-  is the seam for evaluating runs of lines together; today each is evaluated alone.
+- answering (:func:`answer_lines`): a chunk of parsed lines in, their records out, in order.
+  Runs of lines whose variables have the same shapes are evaluated together, as one batch
+  (:mod:`gradcli.batching`), when the command can (``answer_rows``); a run that fails as a whole
+  is answered line by line, so every error stays in its line's place.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import click
+import numpy as np
 
 from .command import Sink, bounded, describe, fail
+from .inputs import InputError, json_loads, values_from_json_object
+from .render import dumps
 
 if TYPE_CHECKING:
     from .render import Output
@@ -78,28 +86,68 @@ class Summary:
 
 
 def read_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[tuple[bytes | None, int]]:
-    """``(line, bytes consumed)`` for each line of ``stream``, without its end (``\\n`` and one
-    ``\\r`` before it); ``None`` for a line longer than ``limit`` bytes (default
-    :func:`line_limit`), which is read past in pieces, never held whole."""
+    """``(line, bytes consumed)`` for each line of ``stream``, one at a time (see
+    :func:`read_chunks`)."""
+    for chunk in read_chunks(stream, limit):
+        yield from chunk
+
+
+def read_chunks(
+    stream: IO[bytes], limit: int | None = None, block: int = 1 << 16
+) -> Iterator[list[tuple[bytes | None, int]]]:
+    """The lines of ``stream`` as they arrive: each chunk holds every complete line read so far
+    as ``(line, bytes consumed)``, without its end (``\\n`` and one ``\\r`` before it); ``None``
+    for a line longer than ``limit`` bytes (default :func:`line_limit`), which is read past in
+    pieces, never held whole. Each read takes what the stream has (``read1``: at most one read
+    of the file or pipe), so a chunk never waits for input that has not come."""
     limit = line_limit() if limit is None else limit
+    read = getattr(stream, "read1", stream.read)
+    pending = b""  # the start of a line whose end has not come yet
+    skipping = 0  # bytes of a too-long line read past so far (0: not in one)
     first = True
     while True:
-        raw = stream.readline(limit + 1)
-        if not raw:
+        data = read(block)
+        chunk: list[tuple[bytes | None, int]] = []
+        if not data:
+            if skipping:
+                chunk.append((None, skipping))
+            elif pending:
+                chunk.append(_line(pending, len(pending), first))
+            if chunk:
+                yield chunk
             return
-        size = len(raw)
-        if size > limit and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(1 << 20)
-                size += len(raw)
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                rest = data[start:]
+                if skipping:
+                    skipping += len(rest)
+                elif len(pending) + len(rest) > limit:
+                    skipping, pending = len(pending) + len(rest), b""
+                else:
+                    pending += rest
+                break
+            piece = data[start:end]
+            if skipping:
+                chunk.append((None, skipping + len(piece) + 1))
+                skipping = 0
+            elif len(pending) + len(piece) > limit:
+                chunk.append((None, len(pending) + len(piece) + 1))
+                pending = b""
+            else:
+                whole = pending + piece if pending else piece
+                pending = b""
+                chunk.append(_line(whole, len(whole) + 1, first))
             first = False
-            yield None, size
-            continue
-        line = raw.removesuffix(b"\n").removesuffix(b"\r")
-        if first:
-            line = line.removeprefix(_BOM)
-            first = False
-        yield line, size
+            start = end + 1
+        if chunk:
+            yield chunk
+
+
+def _line(raw: bytes, size: int, first: bool) -> tuple[bytes, int]:
+    line = raw.removesuffix(b"\r")
+    return (line.removeprefix(_BOM) if first else line), size
 
 
 def line_limit() -> int:
@@ -113,10 +161,6 @@ def line_limit() -> int:
 
 def parse_line(number: int, raw: bytes | None) -> Line:
     """One line's values, or the reason it has none (``raw`` None: it was too long), in words."""
-    import json
-
-    from .inputs import InputError, json_loads, values_from_json_object
-
     if raw is None:
         return Line(number, error=f"the line is longer than {line_limit():,} bytes")
     try:
@@ -143,38 +187,106 @@ def parse_line(number: int, raw: bytes | None) -> Line:
 
 
 def _error_record(number: int, message: str) -> Record:
-    from .render import dumps
-
     message = bounded(message)
     return Record(number, dumps({"line": number, "error": message}), message)
 
 
-def answer_lines(lines: Sequence[Line], answer: Callable[[dict[str, Any]], Output]) -> list[Record]:
-    """The record of each line, in order: ``answer(values)``'s JSON, or the error in its place
-    (bad values, shapes, memory, nesting, ``--strict``)."""
-    from .render import dumps
+RowsAnswer = Callable[[list[dict[str, Any]]], "Rows | None"]
 
-    records = []
-    for line in lines:
-        if line.values is None:
-            assert line.error is not None
-            records.append(_error_record(line.number, line.error))
-            continue
-        try:
-            output = answer(line.values)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # a plugin's SystemExit is this line's error too
-            described = describe(exc, excerpt=False)
-            if described is None:
-                raise
-            records.append(_error_record(line.number, described[0]))
-            continue
-        if output.error is not None:
-            records.append(_error_record(line.number, output.error))
+
+class Rows(Protocol):
+    """The answers of a run of lines at once: each line's JSON, or None where the line fails
+    (``failure`` says why)."""
+
+    failure: str
+
+    def lines(self) -> list[str | None]: ...
+
+
+def answer_lines(
+    lines: Sequence[Line], answer: Callable[[dict[str, Any]], Output], answer_rows: RowsAnswer | None = None
+) -> list[Record]:
+    """The record of each line, in order: ``answer(values)``'s JSON, or the error in its place
+    (bad values, shapes, memory, nesting, ``--strict``). With ``answer_rows``, each run of lines
+    whose variables have the same names and shapes is answered by one call of it (a batch)."""
+    return [record for group in answer_groups(lines, answer, answer_rows) for record in group]
+
+
+def answer_groups(
+    lines: Sequence[Line], answer: Callable[[dict[str, Any]], Output], answer_rows: RowsAnswer | None = None
+) -> Iterator[list[Record]]:
+    """:func:`answer_lines` as it goes: the records of a batch together, else one line's at a
+    time, so that each can be written as soon as it is known."""
+    for run in _runs(lines):
+        rows = _answer_together(run, answer_rows) if answer_rows is not None and len(run) > 1 else None
+        if rows is None:
+            for line in run:
+                yield [_answer_alone(line, answer)]
         else:
-            records.append(Record(line.number, dumps(output.data()), output.failed))
-    return records
+            yield rows
+
+
+def _runs(lines: Sequence[Line]) -> Iterator[list[Line]]:
+    """Consecutive lines with values of the same names and shapes; a line without values alone."""
+    run: list[Line] = []
+    key: Any = None
+    for line in lines:
+        this = None if line.values is None else _shapes(line.values)
+        if run and (this is None or this != key):
+            yield run
+            run = []
+        run.append(line)
+        key = this
+        if this is None:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def _shapes(values: dict[str, Any]) -> tuple[Any, ...]:
+    """What lines must share to be answered as one batch: names, and the shapes of arrays."""
+    return tuple([n if type(v) is np.float64 else (n, np.shape(v)) for n, v in values.items()])
+
+
+def _answer_together(run: list[Line], answer_rows: RowsAnswer) -> list[Record] | None:
+    """The records of the run from one batch, or None where it is to be answered line by line
+    (the command cannot, or something failed: then each line finds its own error)."""
+    try:
+        rows = answer_rows([line.values for line in run if line.values is not None])
+        if rows is None:
+            return None
+        texts = rows.lines()
+    except KeyboardInterrupt:
+        raise
+    except Exception:  # noqa: BLE001 - every line is answered again on its own
+        return None
+    return [
+        Record(line.number, text) if text is not None else _error_record(line.number, rows.failure)
+        for line, text in zip(run, texts)
+    ]
+
+
+def _answer_alone(line: Line, answer: Callable[[dict[str, Any]], Output]) -> Record:
+    if line.values is None:
+        assert line.error is not None
+        return _error_record(line.number, line.error)
+    try:
+        output = answer(line.values)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin's SystemExit is this line's error too
+        described = describe(exc, excerpt=False)
+        if described is None:
+            raise
+        return _error_record(line.number, described[0])
+    return _record(line.number, output)
+
+
+def _record(number: int, output: Output) -> Record:
+    if output.error is not None:
+        return _error_record(number, output.error)
+    return Record(number, dumps(output.data()), output.failed)
 
 
 # --- the whole stream -----------------------------------------------------------------------------
@@ -212,18 +324,28 @@ class Progress:
 
 
 def run(
-    source: str, answer: Callable[[dict[str, Any]], Output], sink: Sink, *, to_terminal: bool = False
+    source: str,
+    answer: Callable[[dict[str, Any]], Output],
+    sink: Sink,
+    *,
+    to_terminal: bool = False,
+    answer_rows: RowsAnswer | None = None,
 ) -> Summary:
-    """Answer every line of ``source`` (``-`` for stdin) into ``sink``; returns the summary."""
+    """Answer every line of ``source`` (``-`` for stdin) into ``sink``; returns the summary.
+    Records are written as soon as they are answered, whole lines: a batch's together."""
     summary = Summary()
     stream = _open(source)
+    number = 0
     try:
         with Progress(stream, source, to_terminal) as advance:
-            for number, (raw, size) in enumerate(read_lines(stream), start=1):
-                advance(size)
-                for record in answer_lines([parse_line(number, raw)], answer):
-                    sink.line(record.text)
-                    summary.add(record)
+            for chunk in read_chunks(stream):
+                lines = [parse_line(number + i, raw) for i, (raw, _) in enumerate(chunk, start=1)]
+                number += len(chunk)
+                for records in answer_groups(lines, answer, answer_rows):
+                    sink.write("".join(record.text + "\n" for record in records).encode("utf-8"))
+                    for record in records:
+                        summary.add(record)
+                advance(sum(size for _, size in chunk))
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise

@@ -31,12 +31,14 @@ __all__ = [
     "CheckReport",
     "CheckRow",
     "Evaluation",
+    "Rows",
     "HessianResult",
     "JacobianResult",
     "as_model",
     "check",
     "derivatives",
     "evaluate",
+    "evaluate_rows",
     "format_table",
     "grad",
     "hessian",
@@ -154,10 +156,10 @@ class _Problem:
 
     def run_rows(self, rows: Mapping[str, Any]) -> tuple[dict[str, Variable], list[Variable]]:
         """Leaves and outputs of one batched run: the inputs in ``rows`` carry a batch axis (row
-        b is one point, a differentiable variable), the others are as in :meth:`leaves`."""
+        b is one point), the others are as in :meth:`leaves`."""
         leaves = self.leaves()
         for n, a in rows.items():
-            leaves[n] = Variable(a, name=n)
+            leaves[n] = Variable(a, name=n, requires_grad=leaves[n].requires_grad or n in self.wrt)
         with using_grad(True):
             return leaves, batching.run(self.program, leaves, list(rows))
 
@@ -325,6 +327,38 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     for y in outs:
         grads.append({n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()})
     return Evaluation([y.data for y in outs], grads, p.wrt, outs, leaves)
+
+
+class Rows(NamedTuple):
+    """Values and gradients at many points (:func:`evaluate_rows`): ``value[k]`` is output k
+    with a leading axis over the points, ``grad[k][x]`` its gradient with respect to x, likewise."""
+
+    value: list[Any]
+    grad: list[dict[str, Any]]
+
+
+def evaluate_rows(f: Any, rows: Mapping[str, Any], wrt: Sequence[str] | None = None) -> Rows:
+    """:func:`evaluate` at many points at once: ``rows[x]`` holds the values of input x at every
+    point, along a leading axis (the same length for every input).
+
+    An expression runs once on a batch axis (:mod:`gradcli.batching`): each point's outputs and
+    gradients are those of a run on that point alone (up to rounding in the last bit, where NumPy's
+    kernels for many numbers differ from those for one). A Python callable runs point by point.
+    """
+    arrays = {n: as_array(v) for n, v in rows.items()}
+    counts = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in arrays.values()}
+    if len(counts) != 1 or -1 in counts:
+        raise CalculusError("evaluate_rows: every input needs a leading axis of the same length")
+    p = _problem(f, {n: a[0] for n, a in arrays.items()}, wrt)
+    if p.program is None:
+        each = [evaluate(f, {n: a[i] for n, a in arrays.items()}, wrt) for i in range(counts.pop())]
+        return Rows(
+            [np.stack([e.value[k] for e in each]) for k in range(len(each[0].value))],
+            [{n: np.stack([e.grad[k][n] for e in each]) for n in p.wrt} for k in range(len(each[0].value))],
+        )
+    leaves, outs = p.run_rows(arrays)
+    grads = [{n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()} for y in outs]
+    return Rows([y.data for y in outs], grads)
 
 
 def grad(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> dict[str, Any]:

@@ -192,7 +192,29 @@ def main(
 # --- commands -----------------------------------------------------------------------------------
 
 
-@expression_command("eval", epilog=NON_SCALAR_NOTE)
+def _eval_rows(req: Request, rows: list[dict[str, Any]], order: int | None, strict: bool) -> Any:
+    """A run of batch lines with the same shapes, evaluated as one batch (--order: line by line)."""
+    if order:
+        return None
+    import numpy as np
+
+    from . import calculus
+    from .render import EvalRows
+
+    columns = {n: np.array([row[n] for row in rows], dtype=np.float64) for n in req.program.inputs}
+    result = calculus.evaluate_rows(req.program, columns, wrt=req.wrt)
+    return EvalRows(result.value, result.grad, strict)
+
+
+def _strictly(output: Output) -> Output:
+    import numpy as np
+
+    if not all(bool(np.isfinite(a).all()) for a in output.arrays().values()):
+        output.error = "--strict: a value or gradient is NaN or infinite"
+    return output
+
+
+@expression_command("eval", epilog=NON_SCALAR_NOTE, rows=_eval_rows)
 @click.option(
     "--order",
     type=click.IntRange(1, 64),
@@ -214,17 +236,13 @@ def eval_command(req: Request, order: int | None, strict: bool) -> Output:
     every line (a line's own value wins); a bad line gives {"line": N, "error": "..."} in its
     place, the stream goes on, and the exit status is 1 at the end.
     """
-    import numpy as np
-
     from . import calculus
     from .render import EvalOutput
 
     result = calculus.evaluate(req.program, req.values, wrt=req.wrt)
     derivs = calculus.derivatives(req.program, req.values, order, wrt=req.wrt) if order else None
     output = EvalOutput(result.value, result.grad, derivs)
-    if strict and not all(bool(np.isfinite(a).all()) for a in output.arrays().values()):
-        output.error = "--strict: a value or gradient is NaN or infinite"
-    return output
+    return _strictly(output) if strict else output
 
 
 main.add_command(eval_command)

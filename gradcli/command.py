@@ -807,10 +807,14 @@ def expression_command(
     batch: bool = True,
     quiet: bool = False,
     epilog: str | None = None,
+    rows: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., Output | None]], click.Command]:
     """Make ``function(req, **its own options) -> Output`` the command ``name`` (see the module's
     docstring). ``values="all_or_none"``: the command also runs without any value (``graph``
-    draws the structure); the other flags give or withhold the common options."""
+    draws the structure); the other flags give or withhold the common options. ``rows(req,
+    list of values, **its own options)`` answers many batch lines at once (an object with
+    ``lines()`` and ``numbers()``, as :class:`gradcli.render.EvalRows`; None where it cannot):
+    runs of lines with the same shapes go to it as one batch."""
     if values not in ("all", "all_or_none"):
         raise ValueError(f"values is 'all' or 'all_or_none', not {values!r}")
 
@@ -821,7 +825,7 @@ def expression_command(
         @functools.wraps(function)
         def callback(**kwargs: Any) -> None:
             common = dict.fromkeys(_COMMON) | {key: kwargs.pop(key) for key in keys}
-            _run(function, values, common, kwargs)
+            _run(function, values, common, kwargs, rows)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
         command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet)(
@@ -864,7 +868,11 @@ def _refuse_two_readers_of_stdin(common: Mapping[str, Any]) -> None:
 
 
 def _run(
-    function: Callable[..., Output | None], values_needed: str, common: dict[str, Any], own: dict[str, Any]
+    function: Callable[..., Output | None],
+    values_needed: str,
+    common: dict[str, Any],
+    own: dict[str, Any],
+    rows: Callable[..., Any] | None = None,
 ) -> None:
     from .render import Style
 
@@ -886,7 +894,7 @@ def _run(
     if _suffix(path) == ".npy" and len(req.variables) != 1:
         fail(f"-o {path}: a .npy file holds one derivative: choose one variable with --wrt, or write .npz", 2)
     if batch_source is not None:
-        _run_batch(function, req, batch_source, path, own)
+        _run_batch(function, req, batch_source, path, own, rows)
         return
     if values_needed == "all" or values:
         missing = [n for n in program.inputs if n not in values]
@@ -904,7 +912,12 @@ def _run(
 
 
 def _run_batch(
-    function: Callable[..., Output | None], req: Request, source: str, path: str | None, own: dict[str, Any]
+    function: Callable[..., Output | None],
+    req: Request,
+    source: str,
+    path: str | None,
+    own: dict[str, Any],
+    rows: Callable[..., Any] | None = None,
 ) -> None:
     from . import batch
 
@@ -916,9 +929,24 @@ def _run_batch(
         req.refuse_more_numbers(output.numbers())
         return output
 
+    def answer_rows(lines: list[dict[str, Any]]) -> Any:
+        merged = [{**req.values, **values} for values in lines]
+        check_inputs(req.program.inputs, merged[0])  # the lines of a run share their names
+        assert rows is not None
+        answers = rows(req, merged, **own)
+        if answers is not None:  # every line of a run has the same shapes, so the same count
+            req.refuse_more_numbers(answers.numbers())
+        return answers
+
     sink = Sink(path)
     with fp_warnings():
-        summary = batch.run(source, answer, sink, to_terminal=path is None and _stdout_is_terminal())
+        summary = batch.run(
+            source,
+            answer,
+            sink,
+            to_terminal=path is None and _stdout_is_terminal(),
+            answer_rows=answer_rows if rows is not None else None,
+        )
     sink.close()
     if summary.failed:
         fail(summary.text(), 1)

@@ -38,7 +38,7 @@ _JSON_NAMES = {None: "null", True: "true", False: "false"}
 _MAX_INT_DIGITS = 310
 
 
-def parse_value(text: str, name: str) -> np.ndarray:
+def parse_value(text: str, name: str) -> np.ndarray | np.float64:
     """Read one variable's value: a number, ``nan``/``inf``, a JSON array, or ``@FILE``.
 
     ``@FILE`` is a ``.npy`` file, a ``.npz`` file (``@f.npz:KEY``, else the array called ``name``,
@@ -81,7 +81,11 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
     return values_from_json_object(obj)
 
 
-def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
+# Every integer of smaller magnitude is exactly a float64.
+_EXACT_INT = 2**53
+
+
+def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a decoded JSON object ``{name: value}`` into arrays (``--vars`` and batch lines).
 
     A value is a number, a nested list of numbers, or one of the strings "NaN", "Infinity",
@@ -90,7 +94,14 @@ def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """
     if not isinstance(obj, Mapping):
         raise InputError(f'expected a JSON object like {{"x": 2, "y": [1, 2]}}, got {type(obj).__name__}')
-    return {str(key): _nested_to_array(value, f"variable {key!r}") for key, value in obj.items()}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        kind = type(value)
+        if kind is float or kind is int and -_EXACT_INT < value < _EXACT_INT:  # a plain number: at once
+            out[str(key)] = np.float64(value)
+        else:
+            out[str(key)] = _nested_to_array(value, f"variable {key!r}")
+    return out
 
 
 def finite_range(**bounds: Any) -> Any:
@@ -120,17 +131,37 @@ def _scalar(text: str) -> float | None:
 def json_loads(text: str, what: str | None = None) -> Any:
     """``json.loads``, except that an integer too long for a float64 is an :class:`InputError`
     (Python itself refuses to convert more than 4,300 digits, with advice for programmers)."""
-    import json  # here, not at the top: plain numbers are the common case and need no JSON
+    try:
+        return _decoder().decode(text)
+    except _LongIntegerError as exc:
+        where = f"{what}: " if what else ""
+        raise InputError(
+            f"{where}a number is too large for a 64-bit float (an integer of {exc.digits:,} digits)"
+        ) from None
 
-    def integer(digits: str) -> int:
-        if len(digits) > _MAX_INT_DIGITS:
-            where = f"{what}: " if what else ""
-            raise InputError(
-                f"{where}a number is too large for a 64-bit float (an integer of {len(digits):,} digits)"
-            )
-        return int(digits)
 
-    return json.loads(text, parse_int=integer)
+class _LongIntegerError(Exception):
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _integer(digits: str) -> int:
+    if len(digits) > _MAX_INT_DIGITS:
+        raise _LongIntegerError(len(digits))
+    return int(digits)
+
+
+_DECODER: Any = None
+
+
+def _decoder() -> Any:
+    """One decoder for every batch line (``json.loads`` with options builds one per call)."""
+    global _DECODER
+    if _DECODER is None:
+        import json  # here, not at the top: plain numbers are the common case and need no JSON
+
+        _DECODER = json.JSONDecoder(parse_int=_integer)
+    return _DECODER
 
 
 def _loads(text: str, what: str) -> Any:
@@ -159,9 +190,11 @@ def _leaf(value: Any, what: str) -> float:
     raise InputError(f"{what}: expected numbers, found {found}")
 
 
-def _nested_to_array(obj: Any, what: str) -> np.ndarray:
-    """A number or a rectangular nested list -> float64 array, walking one depth level at a time
-    (no recursion, so a hostile depth only costs a loop)."""
+def _nested_to_array(obj: Any, what: str) -> np.ndarray | np.float64:
+    """A number or a rectangular nested list -> float64 array (a single float: a float64 scalar),
+    walking one depth level at a time (no recursion, so a hostile depth only costs a loop)."""
+    if type(obj) is float:
+        return np.float64(obj)
     level = [obj]
     shape: list[int] = []
     while isinstance(level[0], list):
@@ -241,7 +274,7 @@ def _too_much_text(source: str, cap: int) -> str:
     )
 
 
-def _load_file(spec: str, name: str) -> np.ndarray:
+def _load_file(spec: str, name: str) -> np.ndarray | np.float64:
     if not spec:
         raise InputError(f"variable {name!r}: '@' must be followed by a file name")
     path, key = _split_npz_key(spec)

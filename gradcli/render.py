@@ -96,6 +96,8 @@ def to_jsonable(a: Any) -> Any:
     non-finite numbers. Conversion is done by NumPy (``tolist``), never by a Python recursion."""
     if a is None:
         return None
+    if type(a) is np.float64 or type(a) is float:  # the common case, without making an array
+        return a if math.isfinite(a) else _NON_FINITE_NAMES[repr(float(a))]
     arr = as_float_array(a)
     if arr.ndim == 0:
         return _finite_or_name(float(arr))
@@ -137,14 +139,27 @@ def _sanitize(obj: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     """``obj`` as one line of strict JSON; arrays and Variables inside it are converted."""
-    import json  # here, not at the top: text output, the default, does not need it
-
+    encoder = _encoder()
     try:
-        return json.dumps(obj, allow_nan=False, separators=(", ", ": "), default=_default)
+        text: str = encoder.encode(obj)
     except ValueError:
         # A bare NaN/inf float somewhere (rare: to_jsonable output never has one); take the
         # slow path that rewrites them rather than emit non-standard JSON.
-        return json.dumps(_sanitize(obj), allow_nan=False, separators=(", ", ": "), default=_default)
+        text = encoder.encode(_sanitize(obj))
+    return text
+
+
+_ENCODER: Any = None
+
+
+def _encoder() -> Any:
+    """One encoder for every line (``json.dumps`` with options builds a new one per call)."""
+    global _ENCODER
+    if _ENCODER is None:
+        import json  # here, not at the top: text output, the default, does not need it
+
+        _ENCODER = json.JSONEncoder(allow_nan=False, separators=(", ", ": "), default=_default)
+    return _ENCODER
 
 
 def _several(grad: Any) -> bool:
@@ -536,6 +551,64 @@ class EvalOutput(Output):
         for n, ds in (self.derivs or {}).items():
             out[f"derivatives/{n}"] = np.stack([as_float_array(d) for d in ds])
         return out
+
+
+class EvalRows:
+    """The answers of many ``gradcli eval --batch`` lines at once: ``value[k]`` (output k) and
+    ``grad[k][x]`` with a leading axis over the lines. :meth:`lines` writes each line's JSON,
+    the same text :class:`EvalOutput` gives for that line alone, or None for a line that fails
+    ``--strict`` (:attr:`failure` says why)."""
+
+    failure = "--strict: a value or gradient is NaN or infinite"
+
+    def __init__(self, value: Sequence[Any], grad: Sequence[Mapping[str, Any]], strict: bool = False) -> None:
+        self.value, self.grad, self.strict = list(value), list(grad), strict
+        self.count = int(np.shape(self.value[0])[0])
+
+    def numbers(self) -> int:
+        """How many numbers one line's JSON holds (every line has as many)."""
+        return sum(int(np.size(a)) // self.count for a in self._arrays())
+
+    def _arrays(self) -> list[Any]:
+        return [a for v, g in zip(self.value, self.grad) for a in (v, *g.values())]
+
+    def lines(self) -> list[str | None]:
+        arrays = [np.asarray(a, dtype=np.float64) for a in self._arrays()]
+        finite = np.ones(self.count, dtype=bool)
+        for a in arrays:
+            finite &= np.isfinite(a.reshape(self.count, -1)).all(axis=1)
+        if all(a.ndim == 1 for a in arrays) and finite.all():
+            texts: list[str | None] = list(self._scalar_lines(arrays))
+        else:
+            texts = [self._line(r) for r in range(self.count)]
+        if self.strict and not finite.all():
+            texts = [t if ok else None for t, ok in zip(texts, finite.tolist())]
+        return texts
+
+    def _scalar_lines(self, arrays: list[np.ndarray]) -> list[str]:
+        """Lines of finite scalars by one template: what :func:`dumps` writes, a number at a time
+        (``float.__repr__``, as the json module does), without building a dict per line."""
+        grads = ["{" + ", ".join(f"{dumps(n)}: %s" for n in g) + "}" for g in self.grad]
+        columns = [a.tolist() for a in arrays]  # per output: its value, then its gradients
+        if len(self.value) == 1:
+            template = '{"value": %s, "grad": ' + grads[0] + "}"
+        else:
+            template = (
+                '{"value": [' + ", ".join("%s" for _ in self.value) + '], "grad": [' + ", ".join(grads) + "]}"
+            )
+            starts = np.cumsum([0] + [1 + len(g) for g in self.grad[:-1]]).tolist()
+            values = [columns[s] for s in starts]
+            columns = values + [
+                c for k, s in enumerate(starts) for c in columns[s + 1 : s + 1 + len(self.grad[k])]
+            ]
+        texts = [map(float.__repr__, column) for column in columns]
+        return [template % row for row in zip(*texts)]
+
+    def _line(self, r: int) -> str:
+        several = len(self.value) > 1
+        value = [v[r] for v in self.value]
+        grad = [{n: g[r] for n, g in row.items()} for row in self.grad]
+        return dumps(eval_json(value if several else value[0], grad if several else grad[0]))
 
 
 class HessianOutput(Output):

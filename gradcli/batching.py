@@ -244,6 +244,29 @@ def _mse(args: list[Any], batched: list[bool], params: dict[str, Any], size: int
     return REGISTRY["mean"](REGISTRY["mul"](d, d), axis=tuple(range(1, rank + 1)))
 
 
+def _loss(name: str, line_up: bool) -> Rule:
+    """A loss with PyTorch's ``reduction``: the per-element (or per-sample) losses of every row
+    at once, then each row reduced on its own. ``line_up``: the inputs broadcast elementwise."""
+
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        spec = REGISTRY[name]
+        args = [a if b else _expand(a, size) for a, b in zip(args, batched)]
+        if line_up:
+            rank = max(ndim_of(a, True) for a in args)
+            args = [_lift(a, rank) for a in args]
+        options = {**dict(spec.params), **params}
+        reduction = options.pop("reduction", "mean")
+        if "axis" in options:
+            options["axis"] = _shift_axis(options["axis"], ndim_of(args[0], True), False)
+        losses = spec(*args, **options, reduction="none")
+        if reduction == "none":
+            return losses
+        axes = tuple(range(1, ndim_of(losses, True) + 1))
+        return REGISTRY["mean" if reduction == "mean" else "sum"](losses, axis=axes)
+
+    return rule
+
+
 #: The batching rule of each function that is not elementwise.
 RULES: dict[str, str | Rule] = {
     "sum": "reduce",
@@ -265,6 +288,9 @@ RULES: dict[str, str | Rule] = {
     "dot": _dot,
     "linear": _linear,
     "mse": _mse,
+    "huber": _loss("huber", line_up=True),
+    "binary_cross_entropy": _loss("binary_cross_entropy", line_up=True),
+    "cross_entropy": _loss("cross_entropy", line_up=False),
 }
 
 

@@ -569,7 +569,7 @@ def backward(
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:
-                g = np.ones_like(y.data) if g is None else as_array(data_of(g))
+                g = _filled(y.data, 1.0) if g is None else as_array(data_of(g))
             else:
                 g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
             accumulate(y, g)
@@ -590,7 +590,7 @@ def backward(
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
                 if g is None:
-                    g = np.zeros_like(f.inputs[0].data, shape=f._out_shapes[k])
+                    g = _filled(f.inputs[0].data, 0.0, f._out_shapes[k])
                     if not raw:
                         g = Variable(g, requires_grad=False)
                 else:
@@ -646,7 +646,7 @@ def backward(
     # that no function consumed.
     kept.update(grads)
     if raw:
-        kept = {v: Variable(g, requires_grad=False) for v, g in kept.items()}
+        kept = {v: Variable(_owned(g), requires_grad=False) for v, g in kept.items()}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -655,6 +655,22 @@ def backward(
         if var.creator is None or retain_grad:
             var.grad = g if var.grad is None else var.grad + g
     return None
+
+
+def _filled(like: Any, value: float, shape: tuple[int, ...] | None = None) -> Any:
+    """An array of ``value`` shaped like ``like`` (or ``shape``), in its array library. For NumPy a
+    read-only broadcast of one number: a seed of ones costs no memory and no pass over it."""
+    shape = like.shape if shape is None else shape
+    if type(like) is np.ndarray or type(like) is np.float64:
+        return np.broadcast_to(np.float64(value), shape) if shape else np.float64(value)
+    return np.full_like(like, value, shape=shape)
+
+
+def _owned(g: Any) -> Any:
+    """A gradient handed to the caller as an array of its own (not a read-only broadcast)."""
+    if type(g) is np.ndarray and not g.flags.writeable:
+        return g.copy()
+    return g
 
 
 def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[Any, ...]:
@@ -884,10 +900,15 @@ class GetItem(_Shape):
         return np.array(x[self.index], dtype=np.float64)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
-        (gy,) = gys
-        if isinstance(gy, Variable):
-            return GetItemGrad(self.index, self.x_shape)(gy)
-        return _scatter(gy, self.index, self.x_shape)
+        return scatter(gys[0], self.index, self.x_shape)
+
+
+def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """The adjoint of ``x[index]`` for an ``x`` of ``shape``: ``g`` added into zeros at ``index``
+    (repeated indices add up), on arrays or Variables."""
+    if isinstance(g, Variable):
+        return GetItemGrad(index, shape)(g)
+    return _scatter(g, index, shape)
 
 
 def _scatter(gy: Any, index: Any, shape: tuple[int, ...]) -> Any:

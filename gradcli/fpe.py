@@ -8,10 +8,13 @@ stack is only inspected when an event happens: evaluation without events costs n
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +38,57 @@ def _where() -> str:
     return found
 
 
+# Python's warnings machinery is one per process (showwarning and the filters are module globals),
+# and catch_warnings() swaps them without regard to other threads: with two threads inside it at
+# once, one thread's warnings went to the other, and the replaced showwarning outlived both. So
+# while any thread is reporting, one dispatcher stands in for showwarning and sends each warning
+# to the reporter of the thread (or async context) that raised it.
+_reporter: ContextVar[Callable[[str], None] | None] = ContextVar("gradcli_warning_reporter", default=None)
+_lock = _thread.allocate_lock()
+_users = 0
+_saved: dict[str, Any] = {}
+# NumPy's run-time warnings every time, not once per place: each evaluation reports its own.
+_ALWAYS = ("always", None, RuntimeWarning, None, 0)
+
+
+def _dispatch(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    report = _reporter.get()
+    if report is not None and issubclass(category, RuntimeWarning):
+        report(str(message).rstrip(".").lower())
+    else:
+        _saved["showwarning"](message, category, *args, **kwargs)
+
+
+def _install() -> None:
+    global _users
+    with _lock:
+        if _users == 0:
+            _saved["showwarning"] = warnings.showwarning
+            warnings.showwarning = _dispatch
+            warnings.filters.insert(0, _ALWAYS)  # type: ignore[attr-defined]  # a list at run time
+            warnings._filters_mutated()  # type: ignore[attr-defined]  # what simplefilter calls
+        _users += 1
+
+
+def _uninstall() -> None:
+    global _users
+    with _lock:
+        _users -= 1
+        if _users == 0:
+            if warnings.showwarning is _dispatch:  # unless someone replaced it since
+                warnings.showwarning = _saved["showwarning"]
+            if _ALWAYS in warnings.filters:
+                warnings.filters.remove(_ALWAYS)  # type: ignore[attr-defined]
+                warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def reporting(emit: Callable[[str], None]) -> Iterator[list[str]]:
     """Inside the block, each distinct event is passed once to ``emit`` (and kept in the list).
 
     NumPy's other run-time warnings (``Mean of empty slice``, ...) come through Python's
-    ``warnings`` module instead; they are reported the same way, in place of NumPy's raw text.
+    ``warnings`` module instead; they are reported the same way, in place of NumPy's raw text,
+    to the thread that raised them.
     """
     seen: list[str] = []
 
@@ -53,13 +101,11 @@ def reporting(emit: Callable[[str], None]) -> Iterator[list[str]]:
     def handler(kind: str, _flag: int) -> None:
         report(kind)
 
-    def show(message: Warning | str, *_: object, **__: object) -> None:
-        report(str(message).rstrip(".").lower())
-
-    with (
-        warnings.catch_warnings(),
-        np.errstate(divide="call", invalid="call", over="call", under="ignore", call=handler),
-    ):
-        warnings.simplefilter("always", RuntimeWarning)
-        warnings.showwarning = show
-        yield seen
+    token = _reporter.set(report)
+    _install()
+    try:
+        with np.errstate(divide="call", invalid="call", over="call", under="ignore", call=handler):
+            yield seen
+    finally:
+        _uninstall()
+        _reporter.reset(token)

@@ -8,6 +8,7 @@ evaluates text as code, and ``.npy``/``.npz`` files are loaded with pickles refu
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -33,6 +34,8 @@ _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _MAX_DIMS = 32
 _FILE_KINDS = ".npy, .npz, .json or .csv"
 _JSON_NAMES = {None: "null", True: "true", False: "false"}
+# A float64 holds at most about 1.8e308; an integer with more digits (and a sign) cannot be one.
+_MAX_INT_DIGITS = 310
 
 
 def parse_value(text: str, name: str) -> np.ndarray:
@@ -59,7 +62,7 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
     stripped = text.strip()
     if stripped == "-":
         source = "--vars from stdin"
-        body = (stdin if stdin is not None else sys.stdin).read()
+        body = _read_data(stdin if stdin is not None else sys.stdin, source)
     elif stripped.startswith("@"):
         path = os.path.expanduser(stripped[1:])
         source = f"--vars file {path!r}"
@@ -90,6 +93,21 @@ def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {str(key): _nested_to_array(value, f"variable {key!r}") for key, value in obj.items()}
 
 
+def finite_range(**bounds: Any) -> Any:
+    """A click type for a tolerance or a step: ``click.FloatRange(**bounds)`` that also refuses
+    nan and infinities (nan compares false with every bound, so FloatRange lets it through)."""
+    import click
+
+    class FiniteRange(click.FloatRange):
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            number = super().convert(value, param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return number
+
+    return FiniteRange(**bounds)
+
+
 # -- numbers and nested lists --------------------------------------------------------------------
 
 
@@ -99,11 +117,27 @@ def _scalar(text: str) -> float | None:
     return None
 
 
-def _loads(text: str, what: str) -> Any:
+def json_loads(text: str, what: str | None = None) -> Any:
+    """``json.loads``, except that an integer too long for a float64 is an :class:`InputError`
+    (Python itself refuses to convert more than 4,300 digits, with advice for programmers)."""
     import json  # here, not at the top: plain numbers are the common case and need no JSON
 
+    def integer(digits: str) -> int:
+        if len(digits) > _MAX_INT_DIGITS:
+            where = f"{what}: " if what else ""
+            raise InputError(
+                f"{where}a number is too large for a 64-bit float (an integer of {len(digits):,} digits)"
+            )
+        return int(digits)
+
+    return json.loads(text, parse_int=integer)
+
+
+def _loads(text: str, what: str) -> Any:
+    import json
+
     try:
-        return json.loads(text)
+        return json_loads(text, what)
     except json.JSONDecodeError as e:
         raise InputError(f"{what}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     except RecursionError:
@@ -117,12 +151,12 @@ def _leaf(value: Any, what: str) -> float:
     if isinstance(value, str) and _NON_FINITE.fullmatch(value.strip()):
         return float(value)
     if value is None or isinstance(value, bool):
-        shown = _JSON_NAMES[value]
+        found = _JSON_NAMES[value]
     elif isinstance(value, str):
-        shown = '"' + " ".join(value[:30].split()) + '"'
+        found = '"' + shown(" ".join(value[:30].split())) + '"'
     else:
-        shown = type(value).__name__
-    raise InputError(f"{what}: expected numbers, found {shown}")
+        found = type(value).__name__
+    raise InputError(f"{what}: expected numbers, found {found}")
 
 
 def _nested_to_array(obj: Any, what: str) -> np.ndarray:
@@ -155,6 +189,57 @@ def _nested_to_array(obj: Any, what: str) -> np.ndarray:
 
 # -- files ----------------------------------------------------------------------------------------
 
+# JSON and CSV are read whole, then parsed, and parsing JSON takes up to about 30 times its text in
+# Python objects (measured: 28x for a list of one-element lists, 12x for short numbers, 2.4x for
+# long ones). So text files may be at most 1/32 of the memory left in the budget: a file within
+# that parses within the budget, and one beyond it is refused after reading no more than that.
+TEXT_SHARE = 32
+# NumPy refuses .npy headers longer than this (its max_header_size), so that a file made to
+# exhaust the header parser cannot; a real header is about 128 bytes.
+MAX_NPY_HEADER = 10_000
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive with members, an empty one
+_PICKLE_PROTO = b"\x80"  # the first opcode of every pickle since protocol 2
+
+
+def shown(text: str) -> str:
+    """``text`` from a file or a path, safe to print: control characters escaped as in the
+    expression excerpts, so an escape sequence in data cannot drive the terminal."""
+    from .program import _visible
+
+    return "".join(_visible(ch) for ch in text)
+
+
+def read_capped(stream: TextIO, cap: int | None, source: str, too_long: str = "") -> str:
+    """All of ``stream``, reading no more than ``cap`` characters + 1: past the cap it raises
+    :class:`InputError` (``too_long``) without reading the rest (``-f /dev/zero`` ends at once)."""
+    try:
+        text = stream.read() if cap is None else stream.read(cap + 1)
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not UTF-8 text") from None
+    if cap is not None and len(text) > cap:
+        raise InputError(too_long)
+    return text
+
+
+def text_cap() -> int | None:
+    """The most characters of a JSON or CSV file read as text (see TEXT_SHARE)."""
+    from .budget import physical_memory, room
+
+    left = room()
+    if left is None:
+        left = physical_memory()
+    return None if left is None else left // TEXT_SHARE
+
+
+def _too_much_text(source: str, cap: int) -> str:
+    from .budget import format_size
+
+    return (
+        f"{source}: more than {format_size(cap)} of text, 1/{TEXT_SHARE} of the memory budget left "
+        "(parsing takes up to 30 times the text): save it as .npy, or raise --max-memory"
+    )
+
 
 def _load_file(spec: str, name: str) -> np.ndarray:
     if not spec:
@@ -168,7 +253,7 @@ def _load_file(spec: str, name: str) -> np.ndarray:
     if suffix == ".json":
         return _nested_to_array(_loads(_read_text(path, source), source), source)
     if suffix == ".csv":
-        return _load_csv(path, source)
+        return _load_csv(_read_text(path, source), source)
     raise InputError(f"{source}: unknown kind of file; expected {_FILE_KINDS}")
 
 
@@ -186,21 +271,25 @@ def _os_error(source: str, e: OSError) -> InputError:
 
 
 def _read_text(path: str, source: str) -> str:
+    """A text file, at most :func:`text_cap` characters; a UTF-8 byte order mark is dropped."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        with open(path, encoding="utf-8-sig") as f:
+            return _read_data(f, source)
     except OSError as e:
         raise _os_error(source, e) from None
-    except UnicodeDecodeError:
-        raise InputError(f"{source}: not UTF-8 text") from None
 
 
-def _checked(arr: Any, source: str) -> np.ndarray:
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise InputError(f"{source}: expected an array of real numbers, found {kind}")
+def _read_data(stream: TextIO, source: str) -> str:
+    cap = text_cap()
     try:
-        return arr.astype(np.float64)
+        return read_capped(stream, cap, source, _too_much_text(source, cap) if cap is not None else "")
+    except MemoryError:
+        raise InputError(f"{source}: not enough memory to read it") from None
+
+
+def _as_float64(arr: np.ndarray, source: str) -> np.ndarray:
+    try:
+        return arr.astype(np.float64, copy=False)
     except MemoryError:
         raise InputError(f"{source}: not enough memory for an array of shape {arr.shape}") from None
 
@@ -210,92 +299,153 @@ def _numpy_error(source: str, e: Exception) -> InputError:
         return _os_error(source, e)
     if isinstance(e, MemoryError):
         return InputError(f"{source}: not enough memory to load it")
-    text = str(e).lower()
-    if "object arrays" in text:
-        return InputError(f"{source}: refusing pickled data (the file holds an object array)")
-    if "pickle" in text:
-        # np.load treats anything that is neither .npy nor .npz as a pickle.
-        return InputError(f"{source}: refusing pickled data (the file is not in NumPy's .npy/.npz format)")
     return InputError(f"{source}: not a valid NumPy file ({type(e).__name__})")
 
 
-def _open_numpy(path: str, source: str) -> Any:
-    """np.load with pickles refused: an ndarray for .npy, an NpzFile (to be closed) for .npz."""
+def _fits(need: int, shape: tuple[int, ...], source: str) -> None:
+    """Refuse, before reading any data, an array that the memory budget cannot hold."""
+    from .budget import format_size, room
+
+    left = room()
+    if left is not None and need > left:
+        raise InputError(
+            f"{source}: the array of shape {shape} needs {format_size(need)}, more than the "
+            f"{format_size(left)} left in the memory budget: raise --max-memory"
+        )
+
+
+def _read_npy(fp: Any, source: str) -> np.ndarray:
+    """One .npy array from a seekable binary stream at its start (a file, a zip member). The
+    header is read first: pickles, other kinds of numbers and arrays larger than the memory
+    budget are refused before any data is read (a 4 MB zip can declare a 4 GB array)."""
+    from numpy.lib import format as npy
+
     try:
-        return np.load(path, allow_pickle=False)
+        version = npy.read_magic(fp)
+        size = fp.read(2 if version == (1, 0) else 4)
+        length = int.from_bytes(size, "little")
+        if length > MAX_NPY_HEADER:
+            raise InputError(
+                f"{source}: its .npy header is {length:,} bytes, more than the {MAX_NPY_HEADER:,} "
+                "NumPy reads (a real one is about 128): the file is damaged or not made by NumPy"
+            )
+        fp.seek(0)
+        npy.read_magic(fp)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = read_header(fp)
+        if dtype.hasobject:
+            raise InputError(f"{source}: refusing pickled data (the file holds an object array)")
+        if dtype.kind not in "biuf":
+            raise InputError(f"{source}: expected an array of real numbers, found {dtype}")
+        count = math.prod(shape)
+        _fits(count * (dtype.itemsize + (0 if dtype == np.float64 else 8)), shape, source)
+        fp.seek(0)
+        arr = npy.read_array(fp, allow_pickle=False)
+    except InputError:
+        raise
     except Exception as e:
-        # np.load and zipfile raise a wide, version-dependent set of types for a bad file.
+        # NumPy and zipfile raise a wide, version-dependent set of types for a damaged file.
         raise _numpy_error(source, e) from None
+    return _as_float64(arr, source)
+
+
+def _open_numpy(path: str, source: str) -> tuple[Any, bool]:
+    """The file at ``path``, open at its start, and whether it is .npy (else .npz), as its first
+    bytes say; anything else is refused without being read further (np.load would unpickle it)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        head = f.read(6)
+        f.seek(0)
+    except OSError as e:
+        raise _os_error(source, e) from None
+    if head.startswith(_NPY_MAGIC) or head[:4] in _ZIP_MAGIC:
+        return f, head.startswith(_NPY_MAGIC)
+    f.close()
+    if head.startswith(_PICKLE_PROTO):
+        raise InputError(f"{source}: refusing pickled data (the file is not in NumPy's .npy/.npz format)")
+    raise InputError(f"{source}: not a NumPy file (expected the .npy or .npz format)")
+
+
+def _npz_members(f: Any, source: str) -> tuple[Any, dict[str, Any]]:
+    """The archive and its arrays: key (member name without ``.npy``) -> ZipInfo."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise _numpy_error(source, e) from None
+    members = {i.filename.removesuffix(".npy"): i for i in archive.infolist() if i.filename.endswith(".npy")}
+    return archive, members
+
+
+def _read_member(archive: Any, info: Any, source: str) -> np.ndarray:
+    try:
+        member = archive.open(info)
+    except Exception as e:
+        raise _numpy_error(source, e) from None
+    with member:
+        return _read_npy(member, source)
 
 
 def _load_numpy(path: str, key: str | None, name: str, source: str) -> np.ndarray:
-    loaded = _open_numpy(path, source)
-    if isinstance(loaded, np.ndarray):
-        if key is not None:
-            raise InputError(f"{source}: ':{key}' only applies to .npz files")
-        return _checked(loaded, source)
-    with loaded:
-        chosen = _pick_npz_array(loaded, key, name, path, source)
-        try:
-            return _checked(loaded[chosen], source)
-        except InputError:
-            raise
-        except Exception as e:
-            raise _numpy_error(source, e) from None
+    f, is_npy = _open_numpy(path, source)
+    with f:
+        if is_npy:
+            if key is not None:
+                raise InputError(f"{source}: ':{key}' only applies to .npz files")
+            return _read_npy(f, source)
+        archive, members = _npz_members(f, source)
+        with archive:
+            chosen = _pick_npz_array(list(members), key, name, path, source)
+            return _read_member(archive, members[chosen], source)
 
 
-def _pick_npz_array(npz: Any, key: str | None, name: str, path: str, source: str) -> str:
-    keys = list(npz.files)
+def _pick_npz_array(keys: list[str], key: str | None, name: str, path: str, source: str) -> str:
+    held = ", ".join(shown(k) for k in keys) or "no arrays"
     if key is None:
         if name in keys:
             key = name
         elif len(keys) == 1:
             key = keys[0]
         else:
-            listed = ", ".join(keys) if keys else "no arrays"
             raise InputError(
-                f"{source}: the file holds {listed} and none is called {name!r}; choose one with @{path}:KEY"
+                f"{source}: the file holds {held} and none is called {name!r}; choose one with @{path}:KEY"
             )
     if key not in keys:
-        raise InputError(f"{source}: no array {key!r} (the file holds {', '.join(keys) or 'no arrays'})")
+        raise InputError(f"{source}: no array {key!r} (the file holds {held})")
     return key
 
 
 def _load_npz_all(path: str, source: str) -> dict[str, np.ndarray]:
-    loaded = _open_numpy(path, source)
-    if isinstance(loaded, np.ndarray):
-        raise InputError(f"{source}: the file holds one unnamed array; expected a .npz file")
-    with loaded:
-        try:
-            return {k: _checked(loaded[k], f"{source}, array {k!r}") for k in loaded.files}
-        except InputError:
-            raise
-        except Exception as e:
-            raise _numpy_error(source, e) from None
+    f, is_npy = _open_numpy(path, source)
+    with f:
+        if is_npy:
+            raise InputError(f"{source}: the file holds one unnamed array; expected a .npz file")
+        archive, members = _npz_members(f, source)
+        with archive:
+            return {k: _read_member(archive, info, f"{source}, array {k!r}") for k, info in members.items()}
 
 
-def _load_csv(path: str, source: str) -> np.ndarray:
-    try:
-        with open(path, encoding="utf-8") as f:
-            first = f.readline()
-    except OSError as e:
-        raise _os_error(source, e) from None
-    except UnicodeDecodeError:
-        raise InputError(f"{source}: not UTF-8 text") from None
-    fields = [s.strip() for s in first.split(",")]
+def _load_csv(text: str, source: str) -> np.ndarray:
+    """A value, a row, a column or a matrix of numbers, separated by commas, or by semicolons or
+    tabs when the first line has them (so a European ``1;2`` file is not one field); a first
+    line of names is skipped."""
+    import io
+
+    first = text.split("\n", 1)[0]
+    delimiter = next((d for d in (";", "\t") if d in first), ",")
+    fields = [s.strip() for s in first.split(delimiter)]
     header = bool(first.strip()) and all(s and _scalar(s) is None for s in fields)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": reported below instead
-            arr = np.loadtxt(path, delimiter=",", dtype=np.float64, skiprows=int(header), encoding="utf-8")
-    except OSError as e:
-        raise _os_error(source, e) from None
+            arr = np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=np.float64, skiprows=int(header))
     except MemoryError:
         raise InputError(f"{source}: not enough memory to load it") from None
-    except (ValueError, UnicodeDecodeError) as e:
+    except ValueError as e:
         # NumPy's message says where ("... at row 2, column 1"); drop its advice on usecols.
         reason = str(e).split(";")[0].strip().rstrip(".")
-        raise InputError(f"{source}: not a table of numbers ({reason})") from None
+        raise InputError(f"{source}: not a table of numbers ({shown(reason)})") from None
     if arr.size == 0:
         raise InputError(f"{source}: the file holds no numbers")
     return arr

@@ -578,14 +578,15 @@ def grammar_path() -> Path:  # pathlib only here: it is not needed to parse
 def _get_parser() -> Any:
     """The LALR parser, built once per process.
 
-    It is Lark's standalone parser generated from the grammar (``tools/build_parser.py``), which
-    starts without importing lark; a test keeps it in sync with ``grammars/gradcli.lark``.
+    It runs the tables Lark builds from the grammar (``tools/build_parser.py`` writes them to
+    ``_lalr_tables``) with a small driver (``_lalr``), so parsing starts without importing lark; a
+    test keeps the tables in sync with ``grammars/gradcli.lark`` and the two parsers in agreement.
     """
     global _parser
     if _parser is None:
-        from . import _parser as standalone
+        from . import _lalr, _lalr_tables
 
-        _parser = standalone.Lark_StandAlone(transformer=_Callbacks())
+        _parser = _lalr.Parser(_lalr_tables, _Callbacks())
     return _parser
 
 
@@ -735,35 +736,29 @@ _MODULES = {"np", "numpy", "math", "torch", "jnp", "jax", "scipy", "sp", "tf", "
 
 
 def _is_syntax_error(exc: BaseException) -> bool:
-    """Lark's UnexpectedInput, from lark itself or from the generated standalone parser."""
+    """Lark's UnexpectedInput, from lark itself (:func:`lark_parser`) or from ``_lalr``."""
     return any(c.__name__ == "UnexpectedInput" for c in type(exc).__mro__)
 
 
 def _syntax_error(text: str, exc: Any) -> ExpressionError:
-    kind = type(exc).__name__
-    if kind == "UnexpectedCharacters":
+    if type(exc).__name__ == "UnexpectedCharacters":
         pos = exc.pos_in_stream
         ch = text[pos] if pos < len(text) else ""
         return ExpressionError(
             f"unexpected character {ch!r}{_before(text, pos)}{_hint(text, pos)}", text, pos
         )
-    if kind == "UnexpectedToken":
-        tok = exc.token
-        at_end = tok.type == "$END"
-        pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
-        if at_end:
-            what = "the expression ended too soon"
-        elif tok.type == "_SEP":
-            what = "the statement ended too soon"
-        else:
-            what = f"unexpected {str(tok)!r}"
-        expected_text = _expected_words(set(exc.expected), text[:pos])
-        return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
-    if kind == "UnexpectedEOF":
-        pos = len(text.rstrip())
-        expected_text = _expected_words(set(exc.expected), text[:pos])
-        return ExpressionError(f"the expression ended too soon: expected {expected_text}", text, pos)
-    return ExpressionError(f"cannot parse the expression: {exc}", text, 0)
+    # The other error an LALR parser raises: UnexpectedToken (Lark's UnexpectedEOF is Earley's).
+    tok = exc.token
+    at_end = tok.type == "$END"
+    pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
+    if at_end:
+        what = "the expression ended too soon"
+    elif tok.type == "_SEP":
+        what = "the statement ended too soon"
+    else:
+        what = f"unexpected {str(tok)!r}"
+    expected_text = _expected_words(set(exc.expected), text[:pos])
+    return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
 
 
 def parse(text: str, parser: Any = None) -> Program:

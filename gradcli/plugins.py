@@ -22,7 +22,7 @@ from typing import Any
 from .engine import Function
 from .functions.registry import REGISTRY, RegistryError, Spec, register
 
-__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "PluginError", "load_plugin_file", "load_plugins"]
+__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "PluginError", "failure", "load_plugin_file", "load_plugins"]
 
 ENV_VAR = "GRADCLI_PLUGINS"
 ENTRY_POINT_GROUP = "gradcli.functions"
@@ -106,7 +106,9 @@ def load_plugin_file(path: str) -> list[str]:
         sys.modules[module_name] = module
         try:
             loader.exec_module(module)
-        except (Exception, SystemExit) as e:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin must not end gradcli, or show a traceback
             sys.modules.pop(module_name, None)
             _restore(before)
             raise PluginError(f"plugin {path}: {_describe(e, resolved)}") from None
@@ -124,7 +126,9 @@ def _load_entry_point(ep: Any) -> list[str]:
     before = dict(REGISTRY)
     try:
         obj = ep.load()
-    except (Exception, SystemExit) as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
         _restore(before)
         raise PluginError(f"{label}: {_describe(e, '')}") from None
     names = [n for n in REGISTRY if n not in before]
@@ -163,3 +167,29 @@ def load_plugins(
         for ep in find_entry_points(group=ENTRY_POINT_GROUP):
             names.extend(n for n in _load_entry_point(ep) if n not in names)
     return names
+
+
+def failure(exc: BaseException) -> str | None:
+    """The message for ``exc`` if a Function outside gradcli (a plugin's) raised it, or a
+    Function has no ``backward``/``forward``; None otherwise.
+
+    The traceback tells: the innermost frame of a Function's own method names the function.
+    Ctrl-C is never a plugin's failure (it reaches the user as an interrupt).
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return None
+    import traceback
+
+    base = {Function.forward.__code__: "forward", Function.backward.__code__: "backward"}
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        owner = frame.f_locals.get("self")
+        if not isinstance(owner, Function):
+            continue
+        if frame.f_code in base and isinstance(exc, NotImplementedError):
+            return f"{owner.name} has no {base[frame.f_code]}"
+        if type(owner).__module__.partition(".")[0] != "gradcli":
+            where = f" in {frame.f_code.co_name}" if frame.f_code.co_name in ("forward", "backward") else ""
+            text = _one_line(str(exc))
+            kind = type(exc).__name__
+            return f"{owner.name} (a plugin) failed{where}: {kind}" + (f": {text}" if text else "")
+    return None

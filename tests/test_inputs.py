@@ -256,3 +256,109 @@ def test_json_text_of_a_matrix_round_trips(rows: list[list[float]]) -> None:
 @given(finite)
 def test_repr_of_a_float_reads_back_exactly(x: float) -> None:
     assert float(parse_value(repr(x), "x")) == x
+
+
+# -- bad input gets gradcli's own message ------------------------------------------------------------
+
+
+def test_json_integers_past_float64_are_an_input_error_not_pythons_digit_limit(tmp_path: Path) -> None:
+    digits = "1" * 5000  # more than Python's 4,300-digit limit for int(str)
+    path = tmp_path / "big.json"
+    path.write_text(f"[{digits}]")
+    expected = "a number is too large for a 64-bit float (an integer of 5,000 digits)"
+    for call in (
+        lambda: parse_value(f"@{path}", "x"),
+        lambda: parse_value(f"[{digits}]", "x"),
+        lambda: parse_vars(f'{{"x": {digits}}}'),
+    ):
+        with pytest.raises(InputError, match=r"a number is too large") as info:
+            call()
+        assert str(info.value).endswith(expected) and "set_int_max_str_digits" not in str(info.value)
+
+
+def test_escape_sequences_in_data_reach_the_message_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "evil\x1b[2J.json"
+    path.write_text(json.dumps(["\x1b]0;PWNED\x07"]))
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{path}", "x")
+    message = str(info.value)
+    assert "\x1b" not in message and "\x07" not in message
+    assert "\\x1b]0;PWNED\\x07" in message and "evil\\x1b[2J.json" in message
+
+
+def test_npz_member_names_reach_the_message_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "names.npz"
+    np.savez(path, **{"a\x1b[31m": np.ones(1), "b": np.ones(1)})
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{path}", "x")
+    assert "\x1b" not in str(info.value) and "a\\x1b[31m, b" in str(info.value)
+
+
+def test_npy_header_over_numpys_limit_is_not_called_a_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "long.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + (20_000).to_bytes(2, "little") + b" " * 20_000)
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{path}", "x")
+    message = str(info.value)
+    assert "header is 20,000 bytes, more than the 10,000 NumPy reads" in message
+    assert "pickle" not in message
+
+
+def test_an_array_larger_than_the_budget_left_is_refused_from_its_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gradcli import budget
+
+    path = tmp_path / "m.npy"
+    np.save(path, np.ones((1000, 1000)))
+    monkeypatch.setattr(budget, "room", lambda: 1 << 20)
+    with pytest.raises(InputError, match=r"shape \(1000, 1000\) needs 7.63M, more than the 1M left"):
+        parse_value(f"@{path}", "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1;2\n3;4\n", [[1.0, 2.0], [3.0, 4.0]]),
+        ("a;b\n1;2\n", [1.0, 2.0]),
+        ("1\t2\n3\t4\n", [[1.0, 2.0], [3.0, 4.0]]),
+        ("\ufeff1,2\n3,4\n", [[1.0, 2.0], [3.0, 4.0]]),
+        ("\ufeffx,y\n1,2\n", [1.0, 2.0]),
+    ],
+)
+def test_csv_with_semicolons_tabs_or_a_byte_order_mark_keeps_every_row(
+    tmp_path: Path, text: str, expected: object
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    np.testing.assert_array_equal(parse_value(f"@{path}", "x"), np.array(expected))
+
+
+def test_a_json_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_text("\ufeff[1, 2]", encoding="utf-8")
+    np.testing.assert_array_equal(parse_value(f"@{path}", "x"), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_text_files_are_read_no_further_than_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    from gradcli import inputs
+
+    path = tmp_path / f"long{suffix}"
+    path.write_text("[" + "1," * 100 + "1]" if suffix == ".json" else "1\n" * 100)
+    monkeypatch.setattr(inputs, "text_cap", lambda: 150)
+    with pytest.raises(InputError, match=r"more than 150B of text, 1/32 of the memory budget left"):
+        parse_value(f"@{path}", "x")
+    monkeypatch.setattr(inputs, "text_cap", lambda: 250)
+    expected = (101,) if suffix == ".json" else (100,)
+    assert parse_value(f"@{path}", "x").shape == expected
+
+
+def test_vars_from_stdin_is_read_no_further_than_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradcli import inputs
+
+    monkeypatch.setattr(inputs, "text_cap", lambda: 10)
+    with pytest.raises(InputError, match="--vars from stdin: more than 10B of text"):
+        parse_vars("-", stdin=io.StringIO('{"x": 1, "y": 2}'))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.optimize as so
-from helpers_cli import invoke, run_cli
+from conftest import invoke, run_cli
 
 from gradcli import calculus, parse
 from gradcli.optimize import MINIMIZE_METHODS, ROOT_METHODS, minimize, root
@@ -334,7 +334,7 @@ def test_root_trace_lists_residual_norms() -> None:
         (["minimize", "x**2", "--x", "0", "--method", "tnc", "--bounds", "x=a:1"], "'a' is not a number"),
         (["minimize", "x**2", "--x", "0", "--method", "tnc", "--bounds", "x=2:1"], "must be below"),
         (["minimize", "x**2", "--x", "0", "--method", "tnc", "--bounds", "z=0:1"], "no variable 'z'"),
-        (["minimize", "x**2", "--x", "0", "--method", "sgd"], "Invalid value for '--method'"),
+        (["minimize", "x**2", "--x", "0", "--method", "sgd"], "invalid value for '--method'"),
         (["minimize", "x**2", "--x", "0", "--wrt", "q"], "no variable 'q'"),
         (["minimize", "x**2 + y", "--x", "0", "--y", "1", "--plot", "p.jpg"], "must end in .png"),
         (
@@ -350,7 +350,7 @@ def test_root_trace_lists_residual_norms() -> None:
         (["--max-output", "8", "root", "x - 1", "--x", "[1, 2, 3]", "--method", "krylov"], "has 9 numbers"),
         (["--max-output", "8", "minimize", "sum(x**2)", "--x", "[1, 2]", "--trace", "--json"], "more than"),
         (["root", "x + y", "--x", "0", "--y", "0"], "as many equations as unknowns: 1 equation"),
-        (["root", "x", "--x", "0", "--method", "nope"], "Invalid value for '--method'"),
+        (["root", "x", "--x", "0", "--method", "nope"], "invalid value for '--method'"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -443,7 +443,7 @@ def test_eval_imports_neither_scipy_nor_matplotlib_and_the_others_only_what_they
 def run_cli_python(script: str) -> tuple[int, str, str]:
     import subprocess
 
-    from helpers_cli import subprocess_env
+    from conftest import subprocess_env
 
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=subprocess_env(), timeout=120

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from helpers_cli import REPO, invoke
+from conftest import REPO, invoke
 
 SECTION = "## Use the gradients"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")

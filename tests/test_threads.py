@@ -83,9 +83,9 @@ def assert_same(got: Any, want: Any, where: str) -> None:
         np.testing.assert_array_equal(got, want, err_msg=where)
 
 
-def run_threads(work: Callable[[int, threading.Barrier], None]) -> None:
-    """Run ``work(k, barrier)`` in 8 threads and re-raise the first failure in the test thread."""
-    barrier = threading.Barrier(THREADS, timeout=120)
+def run_threads(work: Callable[[int, threading.Barrier], None], count: int = THREADS) -> None:
+    """Run ``work(k, barrier)`` in ``count`` threads and re-raise the first failure in the test thread."""
+    barrier = threading.Barrier(count, timeout=120)
     errors: list[BaseException] = []
 
     def target(k: int) -> None:
@@ -95,7 +95,7 @@ def run_threads(work: Callable[[int, threading.Barrier], None]) -> None:
             errors.append(exc)
             barrier.abort()
 
-    threads = [threading.Thread(target=target, args=(k,), name=f"gradcli-{k}") for k in range(THREADS)]
+    threads = [threading.Thread(target=target, args=(k,), name=f"gradcli-{k}") for k in range(count)]
     for t in threads:
         t.start()
     for t in threads:
@@ -205,3 +205,26 @@ def test_floating_point_warnings_are_reported_to_the_thread_that_caused_them() -
         assert seen == [line], (k, seen)
 
     run_threads(work)
+
+
+def test_python_warnings_reach_the_thread_that_raised_them_and_showwarning_is_put_back() -> None:
+    """NumPy's "Mean of empty slice" goes through Python's warnings module, whose showwarning and
+    filters are process-wide: 16 threads report at once, half of them with a warning to report."""
+    import warnings
+
+    before = warnings.showwarning, list(warnings.filters)
+    empty = parse("mean(x)")
+
+    def work(k: int, barrier: threading.Barrier) -> None:
+        seen: list[str] = []
+        with fpe.reporting(seen.append):
+            barrier.wait()
+            for _ in range(ROUNDS):
+                with no_grad():
+                    empty.run({"x": [] if k % 2 else [1.0, 2.0]})
+            barrier.wait()
+        expected = ["warning: mean: mean of empty slice", "warning: mean: invalid value"] if k % 2 else []
+        assert sorted(seen) == sorted(expected), (k, seen)
+
+    run_threads(work, count=16)
+    assert (warnings.showwarning, list(warnings.filters)) == before

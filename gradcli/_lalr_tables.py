@@ -2,145 +2,146 @@
 # Lark 1.3.1's LALR(1) tables for the grammar, run by gradcli/_lalr.py.
 from __future__ import annotations
 
-GRAMMAR_SHA256 = 'dc84999f42088d67d411b1c6d5776e25e4be44e4340050d0fbd1c65fa6141075'
+GRAMMAR_SHA256 = 'e934303e5d6749475916ff87c9b729c1553fd647c11f369cdd1dc75d13536d25'
 
 # the parser state a parse starts in
 START: int = 0
 
 # the state that means the start rule was reduced at the end of the text
-END: int = 20
+END: int = 21
 
 # per state, terminal -> next state (a shift, >= 0) or ~rule (a reduction, < 0)
 ACTIONS: tuple[dict[str, int], ...] = (
     {'$END': -4, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 9},  # 0
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 1
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': 25, 'STRING': 7, '_MINUS': 8},  # 2
-    {'$END': -39, 'AND': -39, 'AT': -39, 'COLON': -39, 'COMMA': -39, 'COMPARE': -39, 'ELSE': -39, 'EQUAL': -39, 'IF': -39, 'LPAR': 27, 'LSQB': -39, 'OR': -39, 'PERCENT': -39, 'PLUS': -39, 'RPAR': -39, 'RSQB': -39, 'SUPERSCRIPT': -39, '_DIVIDE': -39, '_FLOOR_DIVIDE': -39, '_MINUS': -39, '_POW': -39, '_SEP': -39, '_TIMES': -39},  # 3
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': 26, 'STRING': 7, '_MINUS': 8},  # 2
+    {'$END': -40, 'AND': -40, 'AT': -40, 'COLON': -40, 'COMMA': -40, 'COMPARE': -40, 'ELSE': -40, 'EQUAL': -40, 'IF': -40, 'LPAR': 28, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'RSQB': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_SEP': -40, '_TIMES': -40},  # 3
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 4
-    {'$END': -37, 'AND': -37, 'AT': -37, 'COLON': -37, 'COMMA': -37, 'COMPARE': -37, 'ELSE': -37, 'EQUAL': -37, 'IF': -37, 'LSQB': -37, 'OR': -37, 'PERCENT': -37, 'PLUS': -37, 'RPAR': -37, 'RSQB': -37, 'SUPERSCRIPT': -37, '_DIVIDE': -37, '_FLOOR_DIVIDE': -37, '_MINUS': -37, '_POW': -37, '_SEP': -37, '_TIMES': -37},  # 5
+    {'$END': -38, 'AND': -38, 'AT': -38, 'COLON': -38, 'COMMA': -38, 'COMPARE': -38, 'ELSE': -38, 'EQUAL': -38, 'IF': -38, 'LSQB': -38, 'OR': -38, 'PERCENT': -38, 'PLUS': -38, 'RPAR': -38, 'RSQB': -38, 'SUPERSCRIPT': -38, '_DIVIDE': -38, '_FLOOR_DIVIDE': -38, '_MINUS': -38, '_POW': -38, '_SEP': -38, '_TIMES': -38},  # 5
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 6
-    {'$END': -38, 'AND': -38, 'AT': -38, 'COLON': -38, 'COMMA': -38, 'COMPARE': -38, 'ELSE': -38, 'EQUAL': -38, 'IF': -38, 'LSQB': -38, 'OR': -38, 'PERCENT': -38, 'PLUS': -38, 'RPAR': -38, 'RSQB': -38, 'SUPERSCRIPT': -38, '_DIVIDE': -38, '_FLOOR_DIVIDE': -38, '_MINUS': -38, '_POW': -38, '_SEP': -38, '_TIMES': -38},  # 7
+    {'$END': -39, 'AND': -39, 'AT': -39, 'COLON': -39, 'COMMA': -39, 'COMPARE': -39, 'ELSE': -39, 'EQUAL': -39, 'IF': -39, 'LSQB': -39, 'OR': -39, 'PERCENT': -39, 'PLUS': -39, 'RPAR': -39, 'RSQB': -39, 'SUPERSCRIPT': -39, '_DIVIDE': -39, '_FLOOR_DIVIDE': -39, '_MINUS': -39, '_POW': -39, '_SEP': -39, '_TIMES': -39},  # 7
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 8
-    {'$END': -64, 'LPAR': -64, 'LSQB': -64, 'NAME': -64, 'NOT': -64, 'NUMBER': -64, 'PLUS': -64, 'STRING': -64, '_MINUS': -64, '_SEP': -64},  # 9
-    {'$END': -2, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 31},  # 10
-    {'$END': -11, 'AND': 33, 'COLON': -11, 'COMMA': -11, 'ELSE': -11, 'EQUAL': -11, 'IF': -11, 'OR': -11, 'RPAR': -11, 'RSQB': -11, '_SEP': -11},  # 11
-    {'$END': -32, 'AND': -32, 'AT': -32, 'COLON': -32, 'COMMA': -32, 'COMPARE': -32, 'ELSE': -32, 'EQUAL': -32, 'IF': -32, 'LSQB': -32, 'OR': -32, 'PERCENT': -32, 'PLUS': -32, 'RPAR': -32, 'RSQB': -32, 'SUPERSCRIPT': -32, '_DIVIDE': -32, '_FLOOR_DIVIDE': -32, '_MINUS': -32, '_POW': -32, '_SEP': -32, '_TIMES': -32},  # 12
-    {'$END': -13, 'AND': -13, 'COLON': -13, 'COMMA': -13, 'ELSE': -13, 'EQUAL': -13, 'IF': -13, 'OR': -13, 'RPAR': -13, 'RSQB': -13, '_SEP': -13},  # 13
-    {'$END': -8, 'COMMA': 34, 'EQUAL': -8, 'RSQB': -8, '_SEP': -8},  # 14
-    {'$END': -5, 'EQUAL': 36, '_SEP': -5},  # 15
-    {'$END': -9, 'COLON': -9, 'COMMA': -9, 'EQUAL': -9, 'IF': 37, 'OR': 38, 'RPAR': -9, 'RSQB': -9, '_SEP': -9},  # 16
-    {'$END': -30, 'AND': -30, 'AT': -30, 'COLON': -30, 'COMMA': -30, 'COMPARE': -30, 'ELSE': -30, 'EQUAL': -30, 'IF': -30, 'LSQB': 39, 'OR': -30, 'PERCENT': -30, 'PLUS': -30, 'RPAR': -30, 'RSQB': -30, 'SUPERSCRIPT': 40, '_DIVIDE': -30, '_FLOOR_DIVIDE': -30, '_MINUS': -30, '_POW': 41, '_SEP': -30, '_TIMES': -30},  # 17
-    {'$END': -27, 'AND': -27, 'AT': -27, 'COLON': -27, 'COMMA': -27, 'COMPARE': -27, 'ELSE': -27, 'EQUAL': -27, 'IF': -27, 'OR': -27, 'PERCENT': -27, 'PLUS': -27, 'RPAR': -27, 'RSQB': -27, '_DIVIDE': -27, '_FLOOR_DIVIDE': -27, '_MINUS': -27, '_SEP': -27, '_TIMES': -27},  # 18
-    {'$END': -18, 'AND': -18, 'AT': 42, 'COLON': -18, 'COMMA': -18, 'COMPARE': -18, 'ELSE': -18, 'EQUAL': -18, 'IF': -18, 'OR': -18, 'PERCENT': 43, 'PLUS': -18, 'RPAR': -18, 'RSQB': -18, '_DIVIDE': 44, '_FLOOR_DIVIDE': 45, '_MINUS': -18, '_SEP': -18, '_TIMES': 46},  # 19
-    {},  # 20
-    {'$END': -3, '_SEP': 47},  # 21
-    {'$END': -15, 'AND': -15, 'COLON': -15, 'COMMA': -15, 'COMPARE': 48, 'ELSE': -15, 'EQUAL': -15, 'IF': -15, 'OR': -15, 'PLUS': 49, 'RPAR': -15, 'RSQB': -15, '_MINUS': 50, '_SEP': -15},  # 22
-    {'$END': -21, 'AND': -21, 'AT': -21, 'COLON': -21, 'COMMA': -21, 'COMPARE': -21, 'ELSE': -21, 'EQUAL': -21, 'IF': -21, 'OR': -21, 'PERCENT': -21, 'PLUS': -21, 'RPAR': -21, 'RSQB': -21, '_DIVIDE': -21, '_FLOOR_DIVIDE': -21, '_MINUS': -21, '_SEP': -21, '_TIMES': -21},  # 23
-    {'RPAR': 52},  # 24
-    {'$END': -42, 'AND': -42, 'AT': -42, 'COLON': -42, 'COMMA': -42, 'COMPARE': -42, 'ELSE': -42, 'EQUAL': -42, 'IF': -42, 'LSQB': -42, 'OR': -42, 'PERCENT': -42, 'PLUS': -42, 'RPAR': -42, 'RSQB': -42, 'SUPERSCRIPT': -42, '_DIVIDE': -42, '_FLOOR_DIVIDE': -42, '_MINUS': -42, '_POW': -42, '_SEP': -42, '_TIMES': -42},  # 25
-    {'RSQB': 53},  # 26
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 54, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RPAR': 55, 'STRING': 7, '_MINUS': 8},  # 27
-    {'$END': -17, 'AND': -17, 'COLON': -17, 'COMMA': -17, 'ELSE': -17, 'EQUAL': -17, 'IF': -17, 'OR': -17, 'RPAR': -17, 'RSQB': -17, '_SEP': -17},  # 28
-    {'$END': -29, 'AND': -29, 'AT': -29, 'COLON': -29, 'COMMA': -29, 'COMPARE': -29, 'ELSE': -29, 'EQUAL': -29, 'IF': -29, 'OR': -29, 'PERCENT': -29, 'PLUS': -29, 'RPAR': -29, 'RSQB': -29, '_DIVIDE': -29, '_FLOOR_DIVIDE': -29, '_MINUS': -29, '_SEP': -29, '_TIMES': -29},  # 29
-    {'$END': -28, 'AND': -28, 'AT': -28, 'COLON': -28, 'COMMA': -28, 'COMPARE': -28, 'ELSE': -28, 'EQUAL': -28, 'IF': -28, 'OR': -28, 'PERCENT': -28, 'PLUS': -28, 'RPAR': -28, 'RSQB': -28, '_DIVIDE': -28, '_FLOOR_DIVIDE': -28, '_MINUS': -28, '_SEP': -28, '_TIMES': -28},  # 30
-    {'$END': -66, 'LPAR': -66, 'LSQB': -66, 'NAME': -66, 'NOT': -66, 'NUMBER': -66, 'PLUS': -66, 'STRING': -66, '_MINUS': -66, '_SEP': -66},  # 31
-    {'$END': -1, '_SEP': 59},  # 32
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 33
+    {'$END': -65, 'LPAR': -65, 'LSQB': -65, 'NAME': -65, 'NOT': -65, 'NUMBER': -65, 'PLUS': -65, 'STRING': -65, '_MINUS': -65, '_SEP': -65},  # 9
+    {'$END': -2, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 32},  # 10
+    {'$END': -11, 'AND': 34, 'COLON': -11, 'COMMA': -11, 'ELSE': -11, 'EQUAL': -11, 'IF': -11, 'OR': -11, 'RPAR': -11, 'RSQB': -11, '_SEP': -11},  # 11
+    {'$END': -33, 'AND': -33, 'AT': -33, 'COLON': -33, 'COMMA': -33, 'COMPARE': -33, 'ELSE': -33, 'EQUAL': -33, 'IF': -33, 'LSQB': -33, 'OR': -33, 'PERCENT': -33, 'PLUS': -33, 'RPAR': -33, 'RSQB': -33, 'SUPERSCRIPT': -33, '_DIVIDE': -33, '_FLOOR_DIVIDE': -33, '_MINUS': -33, '_POW': -33, '_SEP': -33, '_TIMES': -33},  # 12
+    {'$END': -15, 'AND': -15, 'COLON': -15, 'COMMA': -15, 'ELSE': -15, 'EQUAL': -15, 'IF': -15, 'OR': -15, 'RPAR': -15, 'RSQB': -15, '_SEP': -15},  # 13
+    {'$END': -8, 'COMMA': 35, 'EQUAL': -8, 'RSQB': -8, '_SEP': -8},  # 14
+    {'$END': -5, 'EQUAL': 37, '_SEP': -5},  # 15
+    {'$END': -13, 'AND': -13, 'COLON': -13, 'COMMA': -13, 'ELSE': -13, 'EQUAL': -13, 'IF': -13, 'OR': -13, 'RPAR': -13, 'RSQB': -13, '_SEP': -13},  # 16
+    {'$END': -9, 'COLON': -9, 'COMMA': -9, 'EQUAL': -9, 'IF': 38, 'OR': 39, 'RPAR': -9, 'RSQB': -9, '_SEP': -9},  # 17
+    {'$END': -31, 'AND': -31, 'AT': -31, 'COLON': -31, 'COMMA': -31, 'COMPARE': -31, 'ELSE': -31, 'EQUAL': -31, 'IF': -31, 'LSQB': 40, 'OR': -31, 'PERCENT': -31, 'PLUS': -31, 'RPAR': -31, 'RSQB': -31, 'SUPERSCRIPT': 41, '_DIVIDE': -31, '_FLOOR_DIVIDE': -31, '_MINUS': -31, '_POW': 42, '_SEP': -31, '_TIMES': -31},  # 18
+    {'$END': -28, 'AND': -28, 'AT': -28, 'COLON': -28, 'COMMA': -28, 'COMPARE': -28, 'ELSE': -28, 'EQUAL': -28, 'IF': -28, 'OR': -28, 'PERCENT': -28, 'PLUS': -28, 'RPAR': -28, 'RSQB': -28, '_DIVIDE': -28, '_FLOOR_DIVIDE': -28, '_MINUS': -28, '_SEP': -28, '_TIMES': -28},  # 19
+    {'$END': -19, 'AND': -19, 'AT': 43, 'COLON': -19, 'COMMA': -19, 'COMPARE': -19, 'ELSE': -19, 'EQUAL': -19, 'IF': -19, 'OR': -19, 'PERCENT': 44, 'PLUS': -19, 'RPAR': -19, 'RSQB': -19, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -19, '_SEP': -19, '_TIMES': 47},  # 20
+    {},  # 21
+    {'$END': -3, '_SEP': 48},  # 22
+    {'$END': -17, 'AND': -17, 'COLON': -17, 'COMMA': -17, 'COMPARE': 49, 'ELSE': -17, 'EQUAL': -17, 'IF': -17, 'OR': -17, 'PLUS': 50, 'RPAR': -17, 'RSQB': -17, '_MINUS': 51, '_SEP': -17},  # 23
+    {'$END': -22, 'AND': -22, 'AT': -22, 'COLON': -22, 'COMMA': -22, 'COMPARE': -22, 'ELSE': -22, 'EQUAL': -22, 'IF': -22, 'OR': -22, 'PERCENT': -22, 'PLUS': -22, 'RPAR': -22, 'RSQB': -22, '_DIVIDE': -22, '_FLOOR_DIVIDE': -22, '_MINUS': -22, '_SEP': -22, '_TIMES': -22},  # 24
+    {'RPAR': 53},  # 25
+    {'$END': -43, 'AND': -43, 'AT': -43, 'COLON': -43, 'COMMA': -43, 'COMPARE': -43, 'ELSE': -43, 'EQUAL': -43, 'IF': -43, 'LSQB': -43, 'OR': -43, 'PERCENT': -43, 'PLUS': -43, 'RPAR': -43, 'RSQB': -43, 'SUPERSCRIPT': -43, '_DIVIDE': -43, '_FLOOR_DIVIDE': -43, '_MINUS': -43, '_POW': -43, '_SEP': -43, '_TIMES': -43},  # 26
+    {'RSQB': 54},  # 27
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RPAR': 56, 'STRING': 7, '_MINUS': 8},  # 28
+    {'$END': -16, 'AND': -16, 'COLON': -16, 'COMMA': -16, 'ELSE': -16, 'EQUAL': -16, 'IF': -16, 'OR': -16, 'RPAR': -16, 'RSQB': -16, '_SEP': -16},  # 29
+    {'$END': -30, 'AND': -30, 'AT': -30, 'COLON': -30, 'COMMA': -30, 'COMPARE': -30, 'ELSE': -30, 'EQUAL': -30, 'IF': -30, 'OR': -30, 'PERCENT': -30, 'PLUS': -30, 'RPAR': -30, 'RSQB': -30, '_DIVIDE': -30, '_FLOOR_DIVIDE': -30, '_MINUS': -30, '_SEP': -30, '_TIMES': -30},  # 30
+    {'$END': -29, 'AND': -29, 'AT': -29, 'COLON': -29, 'COMMA': -29, 'COMPARE': -29, 'ELSE': -29, 'EQUAL': -29, 'IF': -29, 'OR': -29, 'PERCENT': -29, 'PLUS': -29, 'RPAR': -29, 'RSQB': -29, '_DIVIDE': -29, '_FLOOR_DIVIDE': -29, '_MINUS': -29, '_SEP': -29, '_TIMES': -29},  # 31
+    {'$END': -67, 'LPAR': -67, 'LSQB': -67, 'NAME': -67, 'NOT': -67, 'NUMBER': -67, 'PLUS': -67, 'STRING': -67, '_MINUS': -67, '_SEP': -67},  # 32
+    {'$END': -1, '_SEP': 60},  # 33
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 34
-    {'$END': -7, 'COMMA': 62, 'EQUAL': -7, 'RSQB': -7, '_SEP': -7},  # 35
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 36
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 35
+    {'$END': -7, 'COMMA': 63, 'EQUAL': -7, 'RSQB': -7, '_SEP': -7},  # 36
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 37
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 38
-    {'COLON': 66, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 67, '_MINUS': 8},  # 39
-    {'$END': -34, 'AND': -34, 'AT': -34, 'COLON': -34, 'COMMA': -34, 'COMPARE': -34, 'ELSE': -34, 'EQUAL': -34, 'IF': -34, 'LSQB': -34, 'OR': -34, 'PERCENT': -34, 'PLUS': -34, 'RPAR': -34, 'RSQB': -34, 'SUPERSCRIPT': -34, '_DIVIDE': -34, '_FLOOR_DIVIDE': -34, '_MINUS': -34, '_POW': -34, '_SEP': -34, '_TIMES': -34},  # 40
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 41
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 39
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 40
+    {'$END': -35, 'AND': -35, 'AT': -35, 'COLON': -35, 'COMMA': -35, 'COMPARE': -35, 'ELSE': -35, 'EQUAL': -35, 'IF': -35, 'LSQB': -35, 'OR': -35, 'PERCENT': -35, 'PLUS': -35, 'RPAR': -35, 'RSQB': -35, 'SUPERSCRIPT': -35, '_DIVIDE': -35, '_FLOOR_DIVIDE': -35, '_MINUS': -35, '_POW': -35, '_SEP': -35, '_TIMES': -35},  # 41
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 42
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 43
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 44
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 45
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 46
-    {'$END': -63, 'LPAR': -63, 'LSQB': -63, 'NAME': -63, 'NOT': -63, 'NUMBER': -63, 'PLUS': -63, 'STRING': -63, '_MINUS': -63, '_SEP': -63},  # 47
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 48
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 47
+    {'$END': -64, 'LPAR': -64, 'LSQB': -64, 'NAME': -64, 'NOT': -64, 'NUMBER': -64, 'PLUS': -64, 'STRING': -64, '_MINUS': -64, '_SEP': -64},  # 48
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 49
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 50
-    {'$END': -16, 'AND': -16, 'COLON': -16, 'COMMA': -16, 'COMPARE': 80, 'ELSE': -16, 'EQUAL': -16, 'IF': -16, 'OR': -16, 'RPAR': -16, 'RSQB': -16, '_SEP': -16},  # 51
-    {'$END': -40, 'AND': -40, 'AT': -40, 'COLON': -40, 'COMMA': -40, 'COMPARE': -40, 'ELSE': -40, 'EQUAL': -40, 'IF': -40, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'RSQB': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_SEP': -40, '_TIMES': -40},  # 52
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 51
+    {'$END': -18, 'AND': -18, 'COLON': -18, 'COMMA': -18, 'COMPARE': 81, 'ELSE': -18, 'EQUAL': -18, 'IF': -18, 'OR': -18, 'RPAR': -18, 'RSQB': -18, '_SEP': -18},  # 52
     {'$END': -41, 'AND': -41, 'AT': -41, 'COLON': -41, 'COMMA': -41, 'COMPARE': -41, 'ELSE': -41, 'EQUAL': -41, 'IF': -41, 'LSQB': -41, 'OR': -41, 'PERCENT': -41, 'PLUS': -41, 'RPAR': -41, 'RSQB': -41, 'SUPERSCRIPT': -41, '_DIVIDE': -41, '_FLOOR_DIVIDE': -41, '_MINUS': -41, '_POW': -41, '_SEP': -41, '_TIMES': -41},  # 53
-    {'AND': -39, 'AT': -39, 'COMMA': -39, 'COMPARE': -39, 'EQUAL': 81, 'IF': -39, 'LPAR': 27, 'LSQB': -39, 'OR': -39, 'PERCENT': -39, 'PLUS': -39, 'RPAR': -39, 'SUPERSCRIPT': -39, '_DIVIDE': -39, '_FLOOR_DIVIDE': -39, '_MINUS': -39, '_POW': -39, '_TIMES': -39},  # 54
-    {'$END': -36, 'AND': -36, 'AT': -36, 'COLON': -36, 'COMMA': -36, 'COMPARE': -36, 'ELSE': -36, 'EQUAL': -36, 'IF': -36, 'LSQB': -36, 'OR': -36, 'PERCENT': -36, 'PLUS': -36, 'RPAR': -36, 'RSQB': -36, 'SUPERSCRIPT': -36, '_DIVIDE': -36, '_FLOOR_DIVIDE': -36, '_MINUS': -36, '_POW': -36, '_SEP': -36, '_TIMES': -36},  # 55
-    {'COMMA': 82, 'RPAR': -44},  # 56
-    {'RPAR': 84},  # 57
-    {'COMMA': -45, 'RPAR': -45},  # 58
-    {'$END': -65, 'LPAR': -65, 'LSQB': -65, 'NAME': -65, 'NOT': -65, 'NUMBER': -65, 'PLUS': -65, 'STRING': -65, '_MINUS': -65, '_SEP': -65},  # 59
-    {'$END': -14, 'AND': -14, 'COLON': -14, 'COMMA': -14, 'ELSE': -14, 'EQUAL': -14, 'IF': -14, 'OR': -14, 'RPAR': -14, 'RSQB': -14, '_SEP': -14},  # 60
-    {'$END': -67, 'COMMA': -67, 'EQUAL': -67, 'RSQB': -67, '_SEP': -67},  # 61
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 62
-    {'$END': -6, '_SEP': -6},  # 63
-    {'ELSE': 86, 'OR': 38},  # 64
-    {'$END': -12, 'AND': 33, 'COLON': -12, 'COMMA': -12, 'ELSE': -12, 'EQUAL': -12, 'IF': -12, 'OR': -12, 'RPAR': -12, 'RSQB': -12, '_SEP': -12},  # 65
-    {'COLON': 87, 'COMMA': -61, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -61, 'STRING': 7, '_MINUS': 8},  # 66
-    {'COMMA': -62, 'RSQB': -62},  # 67
-    {'COLON': 89, 'COMMA': -49, 'RSQB': -49},  # 68
-    {'COMMA': 90, 'RSQB': -48},  # 69
-    {'RSQB': 92},  # 70
-    {'$END': -31, 'AND': -31, 'AT': -31, 'COLON': -31, 'COMMA': -31, 'COMPARE': -31, 'ELSE': -31, 'EQUAL': -31, 'IF': -31, 'OR': -31, 'PERCENT': -31, 'PLUS': -31, 'RPAR': -31, 'RSQB': -31, '_DIVIDE': -31, '_FLOOR_DIVIDE': -31, '_MINUS': -31, '_SEP': -31, '_TIMES': -31},  # 71
-    {'$END': -24, 'AND': -24, 'AT': -24, 'COLON': -24, 'COMMA': -24, 'COMPARE': -24, 'ELSE': -24, 'EQUAL': -24, 'IF': -24, 'OR': -24, 'PERCENT': -24, 'PLUS': -24, 'RPAR': -24, 'RSQB': -24, '_DIVIDE': -24, '_FLOOR_DIVIDE': -24, '_MINUS': -24, '_SEP': -24, '_TIMES': -24},  # 72
-    {'$END': -26, 'AND': -26, 'AT': -26, 'COLON': -26, 'COMMA': -26, 'COMPARE': -26, 'ELSE': -26, 'EQUAL': -26, 'IF': -26, 'OR': -26, 'PERCENT': -26, 'PLUS': -26, 'RPAR': -26, 'RSQB': -26, '_DIVIDE': -26, '_FLOOR_DIVIDE': -26, '_MINUS': -26, '_SEP': -26, '_TIMES': -26},  # 73
-    {'$END': -23, 'AND': -23, 'AT': -23, 'COLON': -23, 'COMMA': -23, 'COMPARE': -23, 'ELSE': -23, 'EQUAL': -23, 'IF': -23, 'OR': -23, 'PERCENT': -23, 'PLUS': -23, 'RPAR': -23, 'RSQB': -23, '_DIVIDE': -23, '_FLOOR_DIVIDE': -23, '_MINUS': -23, '_SEP': -23, '_TIMES': -23},  # 74
-    {'$END': -25, 'AND': -25, 'AT': -25, 'COLON': -25, 'COMMA': -25, 'COMPARE': -25, 'ELSE': -25, 'EQUAL': -25, 'IF': -25, 'OR': -25, 'PERCENT': -25, 'PLUS': -25, 'RPAR': -25, 'RSQB': -25, '_DIVIDE': -25, '_FLOOR_DIVIDE': -25, '_MINUS': -25, '_SEP': -25, '_TIMES': -25},  # 75
-    {'$END': -22, 'AND': -22, 'AT': -22, 'COLON': -22, 'COMMA': -22, 'COMPARE': -22, 'ELSE': -22, 'EQUAL': -22, 'IF': -22, 'OR': -22, 'PERCENT': -22, 'PLUS': -22, 'RPAR': -22, 'RSQB': -22, '_DIVIDE': -22, '_FLOOR_DIVIDE': -22, '_MINUS': -22, '_SEP': -22, '_TIMES': -22},  # 76
-    {'$END': -69, 'AND': -69, 'COLON': -69, 'COMMA': -69, 'COMPARE': -69, 'ELSE': -69, 'EQUAL': -69, 'IF': -69, 'OR': -69, 'PLUS': 49, 'RPAR': -69, 'RSQB': -69, '_MINUS': 50, '_SEP': -69},  # 77
-    {'$END': -19, 'AND': -19, 'AT': 42, 'COLON': -19, 'COMMA': -19, 'COMPARE': -19, 'ELSE': -19, 'EQUAL': -19, 'IF': -19, 'OR': -19, 'PERCENT': 43, 'PLUS': -19, 'RPAR': -19, 'RSQB': -19, '_DIVIDE': 44, '_FLOOR_DIVIDE': 45, '_MINUS': -19, '_SEP': -19, '_TIMES': 46},  # 78
-    {'$END': -20, 'AND': -20, 'AT': 42, 'COLON': -20, 'COMMA': -20, 'COMPARE': -20, 'ELSE': -20, 'EQUAL': -20, 'IF': -20, 'OR': -20, 'PERCENT': 43, 'PLUS': -20, 'RPAR': -20, 'RSQB': -20, '_DIVIDE': 44, '_FLOOR_DIVIDE': 45, '_MINUS': -20, '_SEP': -20, '_TIMES': 46},  # 79
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 80
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 81
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 54, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 82
-    {'COMMA': 96, 'RPAR': -43},  # 83
-    {'$END': -35, 'AND': -35, 'AT': -35, 'COLON': -35, 'COMMA': -35, 'COMPARE': -35, 'ELSE': -35, 'EQUAL': -35, 'IF': -35, 'LSQB': -35, 'OR': -35, 'PERCENT': -35, 'PLUS': -35, 'RPAR': -35, 'RSQB': -35, 'SUPERSCRIPT': -35, '_DIVIDE': -35, '_FLOOR_DIVIDE': -35, '_MINUS': -35, '_POW': -35, '_SEP': -35, '_TIMES': -35},  # 84
-    {'$END': -68, 'COMMA': -68, 'EQUAL': -68, 'RSQB': -68, '_SEP': -68},  # 85
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 86
-    {'COMMA': -60, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -60, 'STRING': 7, '_MINUS': 8},  # 87
-    {'COLON': 99, 'COMMA': -58, 'RSQB': -58},  # 88
-    {'COLON': 100, 'COMMA': -55, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -55, 'STRING': 7, '_MINUS': 8},  # 89
-    {'COLON': 66, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 67, '_MINUS': 8},  # 90
-    {'COMMA': 103, 'RSQB': -47},  # 91
-    {'$END': -33, 'AND': -33, 'AT': -33, 'COLON': -33, 'COMMA': -33, 'COMPARE': -33, 'ELSE': -33, 'EQUAL': -33, 'IF': -33, 'LSQB': -33, 'OR': -33, 'PERCENT': -33, 'PLUS': -33, 'RPAR': -33, 'RSQB': -33, 'SUPERSCRIPT': -33, '_DIVIDE': -33, '_FLOOR_DIVIDE': -33, '_MINUS': -33, '_POW': -33, '_SEP': -33, '_TIMES': -33},  # 92
-    {'$END': -70, 'AND': -70, 'COLON': -70, 'COMMA': -70, 'COMPARE': -70, 'ELSE': -70, 'EQUAL': -70, 'IF': -70, 'OR': -70, 'PLUS': 49, 'RPAR': -70, 'RSQB': -70, '_MINUS': 50, '_SEP': -70},  # 93
-    {'COMMA': -46, 'RPAR': -46},  # 94
-    {'COMMA': -71, 'RPAR': -71},  # 95
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 54, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 96
-    {'$END': -10, 'COLON': -10, 'COMMA': -10, 'EQUAL': -10, 'RPAR': -10, 'RSQB': -10, '_SEP': -10},  # 97
-    {'COMMA': -59, 'RSQB': -59},  # 98
-    {'COMMA': -57, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -57, 'STRING': 7, '_MINUS': 8},  # 99
-    {'COMMA': -54, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -54, 'STRING': 7, '_MINUS': 8},  # 100
-    {'COLON': 107, 'COMMA': -52, 'RSQB': -52},  # 101
-    {'COMMA': -73, 'RSQB': -73},  # 102
-    {'COLON': 66, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 67, '_MINUS': 8},  # 103
-    {'COMMA': -72, 'RPAR': -72},  # 104
-    {'COMMA': -56, 'RSQB': -56},  # 105
-    {'COMMA': -53, 'RSQB': -53},  # 106
-    {'COMMA': -51, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -51, 'STRING': 7, '_MINUS': 8},  # 107
-    {'COMMA': -74, 'RSQB': -74},  # 108
-    {'COMMA': -50, 'RSQB': -50},  # 109
+    {'$END': -42, 'AND': -42, 'AT': -42, 'COLON': -42, 'COMMA': -42, 'COMPARE': -42, 'ELSE': -42, 'EQUAL': -42, 'IF': -42, 'LSQB': -42, 'OR': -42, 'PERCENT': -42, 'PLUS': -42, 'RPAR': -42, 'RSQB': -42, 'SUPERSCRIPT': -42, '_DIVIDE': -42, '_FLOOR_DIVIDE': -42, '_MINUS': -42, '_POW': -42, '_SEP': -42, '_TIMES': -42},  # 54
+    {'AND': -40, 'AT': -40, 'COMMA': -40, 'COMPARE': -40, 'EQUAL': 82, 'IF': -40, 'LPAR': 28, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_TIMES': -40},  # 55
+    {'$END': -37, 'AND': -37, 'AT': -37, 'COLON': -37, 'COMMA': -37, 'COMPARE': -37, 'ELSE': -37, 'EQUAL': -37, 'IF': -37, 'LSQB': -37, 'OR': -37, 'PERCENT': -37, 'PLUS': -37, 'RPAR': -37, 'RSQB': -37, 'SUPERSCRIPT': -37, '_DIVIDE': -37, '_FLOOR_DIVIDE': -37, '_MINUS': -37, '_POW': -37, '_SEP': -37, '_TIMES': -37},  # 56
+    {'COMMA': 83, 'RPAR': -45},  # 57
+    {'RPAR': 85},  # 58
+    {'COMMA': -46, 'RPAR': -46},  # 59
+    {'$END': -66, 'LPAR': -66, 'LSQB': -66, 'NAME': -66, 'NOT': -66, 'NUMBER': -66, 'PLUS': -66, 'STRING': -66, '_MINUS': -66, '_SEP': -66},  # 60
+    {'$END': -14, 'AND': -14, 'COLON': -14, 'COMMA': -14, 'ELSE': -14, 'EQUAL': -14, 'IF': -14, 'OR': -14, 'RPAR': -14, 'RSQB': -14, '_SEP': -14},  # 61
+    {'$END': -68, 'COMMA': -68, 'EQUAL': -68, 'RSQB': -68, '_SEP': -68},  # 62
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 63
+    {'$END': -6, '_SEP': -6},  # 64
+    {'ELSE': 87, 'OR': 39},  # 65
+    {'$END': -12, 'AND': 34, 'COLON': -12, 'COMMA': -12, 'ELSE': -12, 'EQUAL': -12, 'IF': -12, 'OR': -12, 'RPAR': -12, 'RSQB': -12, '_SEP': -12},  # 66
+    {'COLON': 88, 'COMMA': -62, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -62, 'STRING': 7, '_MINUS': 8},  # 67
+    {'COMMA': -63, 'RSQB': -63},  # 68
+    {'COLON': 90, 'COMMA': -50, 'RSQB': -50},  # 69
+    {'COMMA': 91, 'RSQB': -49},  # 70
+    {'RSQB': 93},  # 71
+    {'$END': -32, 'AND': -32, 'AT': -32, 'COLON': -32, 'COMMA': -32, 'COMPARE': -32, 'ELSE': -32, 'EQUAL': -32, 'IF': -32, 'OR': -32, 'PERCENT': -32, 'PLUS': -32, 'RPAR': -32, 'RSQB': -32, '_DIVIDE': -32, '_FLOOR_DIVIDE': -32, '_MINUS': -32, '_SEP': -32, '_TIMES': -32},  # 72
+    {'$END': -25, 'AND': -25, 'AT': -25, 'COLON': -25, 'COMMA': -25, 'COMPARE': -25, 'ELSE': -25, 'EQUAL': -25, 'IF': -25, 'OR': -25, 'PERCENT': -25, 'PLUS': -25, 'RPAR': -25, 'RSQB': -25, '_DIVIDE': -25, '_FLOOR_DIVIDE': -25, '_MINUS': -25, '_SEP': -25, '_TIMES': -25},  # 73
+    {'$END': -27, 'AND': -27, 'AT': -27, 'COLON': -27, 'COMMA': -27, 'COMPARE': -27, 'ELSE': -27, 'EQUAL': -27, 'IF': -27, 'OR': -27, 'PERCENT': -27, 'PLUS': -27, 'RPAR': -27, 'RSQB': -27, '_DIVIDE': -27, '_FLOOR_DIVIDE': -27, '_MINUS': -27, '_SEP': -27, '_TIMES': -27},  # 74
+    {'$END': -24, 'AND': -24, 'AT': -24, 'COLON': -24, 'COMMA': -24, 'COMPARE': -24, 'ELSE': -24, 'EQUAL': -24, 'IF': -24, 'OR': -24, 'PERCENT': -24, 'PLUS': -24, 'RPAR': -24, 'RSQB': -24, '_DIVIDE': -24, '_FLOOR_DIVIDE': -24, '_MINUS': -24, '_SEP': -24, '_TIMES': -24},  # 75
+    {'$END': -26, 'AND': -26, 'AT': -26, 'COLON': -26, 'COMMA': -26, 'COMPARE': -26, 'ELSE': -26, 'EQUAL': -26, 'IF': -26, 'OR': -26, 'PERCENT': -26, 'PLUS': -26, 'RPAR': -26, 'RSQB': -26, '_DIVIDE': -26, '_FLOOR_DIVIDE': -26, '_MINUS': -26, '_SEP': -26, '_TIMES': -26},  # 76
+    {'$END': -23, 'AND': -23, 'AT': -23, 'COLON': -23, 'COMMA': -23, 'COMPARE': -23, 'ELSE': -23, 'EQUAL': -23, 'IF': -23, 'OR': -23, 'PERCENT': -23, 'PLUS': -23, 'RPAR': -23, 'RSQB': -23, '_DIVIDE': -23, '_FLOOR_DIVIDE': -23, '_MINUS': -23, '_SEP': -23, '_TIMES': -23},  # 77
+    {'$END': -70, 'AND': -70, 'COLON': -70, 'COMMA': -70, 'COMPARE': -70, 'ELSE': -70, 'EQUAL': -70, 'IF': -70, 'OR': -70, 'PLUS': 50, 'RPAR': -70, 'RSQB': -70, '_MINUS': 51, '_SEP': -70},  # 78
+    {'$END': -20, 'AND': -20, 'AT': 43, 'COLON': -20, 'COMMA': -20, 'COMPARE': -20, 'ELSE': -20, 'EQUAL': -20, 'IF': -20, 'OR': -20, 'PERCENT': 44, 'PLUS': -20, 'RPAR': -20, 'RSQB': -20, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -20, '_SEP': -20, '_TIMES': 47},  # 79
+    {'$END': -21, 'AND': -21, 'AT': 43, 'COLON': -21, 'COMMA': -21, 'COMPARE': -21, 'ELSE': -21, 'EQUAL': -21, 'IF': -21, 'OR': -21, 'PERCENT': 44, 'PLUS': -21, 'RPAR': -21, 'RSQB': -21, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -21, '_SEP': -21, '_TIMES': 47},  # 80
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 81
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 82
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 83
+    {'COMMA': 97, 'RPAR': -44},  # 84
+    {'$END': -36, 'AND': -36, 'AT': -36, 'COLON': -36, 'COMMA': -36, 'COMPARE': -36, 'ELSE': -36, 'EQUAL': -36, 'IF': -36, 'LSQB': -36, 'OR': -36, 'PERCENT': -36, 'PLUS': -36, 'RPAR': -36, 'RSQB': -36, 'SUPERSCRIPT': -36, '_DIVIDE': -36, '_FLOOR_DIVIDE': -36, '_MINUS': -36, '_POW': -36, '_SEP': -36, '_TIMES': -36},  # 85
+    {'$END': -69, 'COMMA': -69, 'EQUAL': -69, 'RSQB': -69, '_SEP': -69},  # 86
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 87
+    {'COMMA': -61, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -61, 'STRING': 7, '_MINUS': 8},  # 88
+    {'COLON': 100, 'COMMA': -59, 'RSQB': -59},  # 89
+    {'COLON': 101, 'COMMA': -56, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -56, 'STRING': 7, '_MINUS': 8},  # 90
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 91
+    {'COMMA': 104, 'RSQB': -48},  # 92
+    {'$END': -34, 'AND': -34, 'AT': -34, 'COLON': -34, 'COMMA': -34, 'COMPARE': -34, 'ELSE': -34, 'EQUAL': -34, 'IF': -34, 'LSQB': -34, 'OR': -34, 'PERCENT': -34, 'PLUS': -34, 'RPAR': -34, 'RSQB': -34, 'SUPERSCRIPT': -34, '_DIVIDE': -34, '_FLOOR_DIVIDE': -34, '_MINUS': -34, '_POW': -34, '_SEP': -34, '_TIMES': -34},  # 93
+    {'$END': -71, 'AND': -71, 'COLON': -71, 'COMMA': -71, 'COMPARE': -71, 'ELSE': -71, 'EQUAL': -71, 'IF': -71, 'OR': -71, 'PLUS': 50, 'RPAR': -71, 'RSQB': -71, '_MINUS': 51, '_SEP': -71},  # 94
+    {'COMMA': -47, 'RPAR': -47},  # 95
+    {'COMMA': -72, 'RPAR': -72},  # 96
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 97
+    {'$END': -10, 'COLON': -10, 'COMMA': -10, 'EQUAL': -10, 'RPAR': -10, 'RSQB': -10, '_SEP': -10},  # 98
+    {'COMMA': -60, 'RSQB': -60},  # 99
+    {'COMMA': -58, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -58, 'STRING': 7, '_MINUS': 8},  # 100
+    {'COMMA': -55, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -55, 'STRING': 7, '_MINUS': 8},  # 101
+    {'COLON': 108, 'COMMA': -53, 'RSQB': -53},  # 102
+    {'COMMA': -74, 'RSQB': -74},  # 103
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 104
+    {'COMMA': -73, 'RPAR': -73},  # 105
+    {'COMMA': -57, 'RSQB': -57},  # 106
+    {'COMMA': -54, 'RSQB': -54},  # 107
+    {'COMMA': -52, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -52, 'STRING': 7, '_MINUS': 8},  # 108
+    {'COMMA': -75, 'RSQB': -75},  # 109
+    {'COMMA': -51, 'RSQB': -51},  # 110
 )
 
 # per state, rule name -> the state after reducing that rule
 GOTOS: tuple[dict[str, int], ...] = (
-    {'__start_star_0': 10, 'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'start': 20, 'statement': 21, 'sum': 22, 'unary': 23},  # 0
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 24, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 1
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 26, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 2
+    {'__start_star_0': 10, 'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'start': 21, 'statement': 22, 'sum': 23, 'unary': 24},  # 0
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 25, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 1
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 27, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 2
     {},  # 3
-    {'atom': 12, 'comparison': 28, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 4
+    {'atom': 12, 'comparison': 13, 'not_test': 29, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 4
     {},  # 5
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 29},  # 6
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 30},  # 6
     {},  # 7
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 30},  # 8
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 31},  # 8
     {},  # 9
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'statement': 32, 'sum': 22, 'unary': 23},  # 10
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'statement': 33, 'sum': 23, 'unary': 24},  # 10
     {},  # 11
     {},  # 12
     {},  # 13
-    {'__exprlist_star_1': 35},  # 14
+    {'__exprlist_star_1': 36},  # 14
     {},  # 15
     {},  # 16
     {},  # 17
@@ -148,55 +149,55 @@ GOTOS: tuple[dict[str, int], ...] = (
     {},  # 19
     {},  # 20
     {},  # 21
-    {'__comparison_plus_2': 51},  # 22
-    {},  # 23
+    {},  # 22
+    {'__comparison_plus_2': 52},  # 23
     {},  # 24
     {},  # 25
     {},  # 26
-    {'and_test': 11, 'argument': 56, 'arguments': 57, 'atom': 12, 'comparison': 13, 'expr': 58, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 27
-    {},  # 28
+    {},  # 27
+    {'and_test': 11, 'argument': 57, 'arguments': 58, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 28
     {},  # 29
     {},  # 30
     {},  # 31
     {},  # 32
-    {'atom': 12, 'comparison': 60, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 33
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 61, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 34
-    {},  # 35
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 63, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 36
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'or_test': 64, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 37
-    {'and_test': 65, 'atom': 12, 'comparison': 13, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 38
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 68, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'subscript': 69, 'subscripts': 70, 'sum': 22, 'unary': 23},  # 39
-    {},  # 40
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 71},  # 41
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 72},  # 42
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 73},  # 43
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 74},  # 44
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 75},  # 45
-    {'atom': 12, 'postfix': 17, 'power': 18, 'unary': 76},  # 46
-    {},  # 47
-    {'atom': 12, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 77, 'unary': 23},  # 48
-    {'atom': 12, 'postfix': 17, 'power': 18, 'product': 78, 'unary': 23},  # 49
-    {'atom': 12, 'postfix': 17, 'power': 18, 'product': 79, 'unary': 23},  # 50
-    {},  # 51
+    {},  # 33
+    {'atom': 12, 'comparison': 13, 'not_test': 61, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 34
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 62, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 35
+    {},  # 36
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 64, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 37
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'not_test': 16, 'or_test': 65, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 38
+    {'and_test': 66, 'atom': 12, 'comparison': 13, 'not_test': 16, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 39
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 70, 'subscripts': 71, 'sum': 23, 'unary': 24},  # 40
+    {},  # 41
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 72},  # 42
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 73},  # 43
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 74},  # 44
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 75},  # 45
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 76},  # 46
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 77},  # 47
+    {},  # 48
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 78, 'unary': 24},  # 49
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 79, 'unary': 24},  # 50
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 80, 'unary': 24},  # 51
     {},  # 52
     {},  # 53
     {},  # 54
     {},  # 55
-    {'__arguments_star_3': 83},  # 56
-    {},  # 57
+    {},  # 56
+    {'__arguments_star_3': 84},  # 57
     {},  # 58
     {},  # 59
     {},  # 60
     {},  # 61
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 85, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 62
-    {},  # 63
+    {},  # 62
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 86, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 63
     {},  # 64
     {},  # 65
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 88, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 66
-    {},  # 67
+    {},  # 66
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 89, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 67
     {},  # 68
-    {'__subscripts_star_4': 91},  # 69
-    {},  # 70
+    {},  # 69
+    {'__subscripts_star_4': 92},  # 70
     {},  # 71
     {},  # 72
     {},  # 73
@@ -206,36 +207,37 @@ GOTOS: tuple[dict[str, int], ...] = (
     {},  # 77
     {},  # 78
     {},  # 79
-    {'atom': 12, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 93, 'unary': 23},  # 80
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 94, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 81
-    {'and_test': 11, 'argument': 95, 'atom': 12, 'comparison': 13, 'expr': 58, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 82
-    {},  # 83
+    {},  # 80
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 94, 'unary': 24},  # 81
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 95, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 82
+    {'and_test': 11, 'argument': 96, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 83
     {},  # 84
     {},  # 85
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 97, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 86
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 98, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 87
-    {},  # 88
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 101, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 89
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 68, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'subscript': 102, 'sum': 22, 'unary': 23},  # 90
-    {},  # 91
+    {},  # 86
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 98, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 87
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 99, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 88
+    {},  # 89
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 102, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 90
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 103, 'sum': 23, 'unary': 24},  # 91
     {},  # 92
     {},  # 93
     {},  # 94
     {},  # 95
-    {'and_test': 11, 'argument': 104, 'atom': 12, 'comparison': 13, 'expr': 58, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 96
-    {},  # 97
+    {},  # 96
+    {'and_test': 11, 'argument': 105, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 97
     {},  # 98
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 105, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 99
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 106, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 100
-    {},  # 101
+    {},  # 99
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 106, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 100
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 107, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 101
     {},  # 102
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 68, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'subscript': 108, 'sum': 22, 'unary': 23},  # 103
-    {},  # 104
+    {},  # 103
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 109, 'sum': 23, 'unary': 24},  # 104
     {},  # 105
     {},  # 106
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 109, 'or_test': 16, 'postfix': 17, 'power': 18, 'product': 19, 'sum': 22, 'unary': 23},  # 107
-    {},  # 108
+    {},  # 107
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 110, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 108
     {},  # 109
+    {},  # 110
 )
 
 # per rule: (name, symbols on its right, transformer method, whether a lone child is passed up ('?rule'), None or the children kept as (index, splice a '_rule', Nones before it), Nones at the end (missing [optional] parts))
@@ -254,66 +256,67 @@ RULES: tuple[tuple[str, int, str, bool, tuple[tuple[int, bool, int], ...] | None
     ('or_test', 3, 'logical_or', False, ((0, False, 0), (2, False, 0)), 0),  # 11
     ('and_test', 1, 'and_test', True, None, 0),  # 12
     ('and_test', 3, 'logical_and', False, ((0, False, 0), (2, False, 0)), 0),  # 13
-    ('comparison', 1, 'comparison', True, None, 0),  # 14
-    ('comparison', 2, 'compare', False, ((0, False, 0), (1, True, 0)), 0),  # 15
-    ('comparison', 2, 'logical_not', False, ((1, False, 0),), 0),  # 16
-    ('sum', 1, 'sum', True, None, 0),  # 17
-    ('sum', 3, 'add', False, ((0, False, 0), (2, False, 0)), 0),  # 18
-    ('sum', 3, 'sub', False, ((0, False, 0), (2, False, 0)), 0),  # 19
-    ('product', 1, 'product', True, None, 0),  # 20
-    ('product', 3, 'mul', False, ((0, False, 0), (2, False, 0)), 0),  # 21
-    ('product', 3, 'div', False, ((0, False, 0), (2, False, 0)), 0),  # 22
-    ('product', 3, 'matmul', False, ((0, False, 0), (2, False, 0)), 0),  # 23
-    ('product', 3, 'floor_divide', False, ((0, False, 0), (2, False, 0)), 0),  # 24
-    ('product', 3, 'mod', False, ((0, False, 0), (2, False, 0)), 0),  # 25
-    ('unary', 1, 'unary', True, None, 0),  # 26
-    ('unary', 2, 'neg', False, ((1, False, 0),), 0),  # 27
-    ('unary', 2, 'pos', False, ((1, False, 0),), 0),  # 28
-    ('power', 1, 'power', True, None, 0),  # 29
-    ('power', 3, 'pow', False, ((0, False, 0), (2, False, 0)), 0),  # 30
-    ('postfix', 1, 'postfix', True, None, 0),  # 31
-    ('postfix', 4, 'getitem', False, ((0, False, 0), (2, False, 0)), 0),  # 32
-    ('postfix', 2, 'superscript', False, None, 0),  # 33
-    ('postfix', 4, 'call', False, ((0, False, 0), (2, False, 0)), 0),  # 34
-    ('postfix', 3, 'call', False, ((0, False, 0),), 1),  # 35
-    ('atom', 1, 'number', False, None, 0),  # 36
-    ('atom', 1, 'string', False, None, 0),  # 37
-    ('atom', 1, 'name', False, None, 0),  # 38
-    ('atom', 3, 'atom', True, ((1, False, 0),), 0),  # 39
-    ('atom', 3, 'array', False, ((1, False, 0),), 0),  # 40
-    ('atom', 2, 'array', False, (), 1),  # 41
-    ('arguments', 2, 'arguments', False, ((0, False, 0), (1, True, 0)), 0),  # 42
-    ('arguments', 1, 'arguments', False, None, 0),  # 43
-    ('argument', 1, 'argument', True, None, 0),  # 44
-    ('argument', 3, 'keyword', False, ((0, False, 0), (2, False, 0)), 0),  # 45
-    ('subscripts', 2, 'subscripts', False, ((0, False, 0), (1, True, 0)), 0),  # 46
-    ('subscripts', 1, 'subscripts', False, None, 0),  # 47
-    ('subscript', 1, 'subscript', True, None, 0),  # 48
-    ('subscript', 5, 'slice', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 49
-    ('subscript', 4, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 50
-    ('subscript', 3, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 51
-    ('subscript', 4, 'slice', False, ((0, False, 0), (3, False, 1)), 0),  # 52
-    ('subscript', 3, 'slice', False, ((0, False, 0),), 2),  # 53
-    ('subscript', 2, 'slice', False, ((0, False, 0),), 2),  # 54
-    ('subscript', 4, 'slice', False, ((1, False, 1), (3, False, 0)), 0),  # 55
-    ('subscript', 3, 'slice', False, ((1, False, 1),), 1),  # 56
-    ('subscript', 2, 'slice', False, ((1, False, 1),), 1),  # 57
-    ('subscript', 3, 'slice', False, ((2, False, 2),), 0),  # 58
-    ('subscript', 2, 'slice', False, (), 3),  # 59
-    ('subscript', 1, 'slice', False, (), 3),  # 60
-    ('subscript', 1, 'ellipsis', False, (), 0),  # 61
-    ('__start_star_0', 2, '__start_star_0', False, ((0, False, 0),), 0),  # 62
-    ('__start_star_0', 1, '__start_star_0', False, (), 0),  # 63
-    ('__start_star_0', 3, '__start_star_0', False, ((0, True, 0), (1, False, 0)), 0),  # 64
-    ('__start_star_0', 2, '__start_star_0', False, ((0, True, 0),), 0),  # 65
-    ('__exprlist_star_1', 2, '__exprlist_star_1', False, ((1, False, 0),), 0),  # 66
-    ('__exprlist_star_1', 3, '__exprlist_star_1', False, ((0, True, 0), (2, False, 0)), 0),  # 67
-    ('__comparison_plus_2', 2, '__comparison_plus_2', False, None, 0),  # 68
-    ('__comparison_plus_2', 3, '__comparison_plus_2', False, ((0, True, 0), (1, False, 0), (2, False, 0)), 0),  # 69
-    ('__arguments_star_3', 2, '__arguments_star_3', False, ((1, False, 0),), 0),  # 70
-    ('__arguments_star_3', 3, '__arguments_star_3', False, ((0, True, 0), (2, False, 0)), 0),  # 71
-    ('__subscripts_star_4', 2, '__subscripts_star_4', False, ((1, False, 0),), 0),  # 72
-    ('__subscripts_star_4', 3, '__subscripts_star_4', False, ((0, True, 0), (2, False, 0)), 0),  # 73
+    ('not_test', 1, 'not_test', True, None, 0),  # 14
+    ('not_test', 2, 'logical_not', False, ((1, False, 0),), 0),  # 15
+    ('comparison', 1, 'comparison', True, None, 0),  # 16
+    ('comparison', 2, 'compare', False, ((0, False, 0), (1, True, 0)), 0),  # 17
+    ('sum', 1, 'sum', True, None, 0),  # 18
+    ('sum', 3, 'add', False, ((0, False, 0), (2, False, 0)), 0),  # 19
+    ('sum', 3, 'sub', False, ((0, False, 0), (2, False, 0)), 0),  # 20
+    ('product', 1, 'product', True, None, 0),  # 21
+    ('product', 3, 'mul', False, ((0, False, 0), (2, False, 0)), 0),  # 22
+    ('product', 3, 'div', False, ((0, False, 0), (2, False, 0)), 0),  # 23
+    ('product', 3, 'matmul', False, ((0, False, 0), (2, False, 0)), 0),  # 24
+    ('product', 3, 'floor_divide', False, ((0, False, 0), (2, False, 0)), 0),  # 25
+    ('product', 3, 'mod', False, ((0, False, 0), (2, False, 0)), 0),  # 26
+    ('unary', 1, 'unary', True, None, 0),  # 27
+    ('unary', 2, 'neg', False, ((1, False, 0),), 0),  # 28
+    ('unary', 2, 'pos', False, ((1, False, 0),), 0),  # 29
+    ('power', 1, 'power', True, None, 0),  # 30
+    ('power', 3, 'pow', False, ((0, False, 0), (2, False, 0)), 0),  # 31
+    ('postfix', 1, 'postfix', True, None, 0),  # 32
+    ('postfix', 4, 'getitem', False, ((0, False, 0), (2, False, 0)), 0),  # 33
+    ('postfix', 2, 'superscript', False, None, 0),  # 34
+    ('postfix', 4, 'call', False, ((0, False, 0), (2, False, 0)), 0),  # 35
+    ('postfix', 3, 'call', False, ((0, False, 0),), 1),  # 36
+    ('atom', 1, 'number', False, None, 0),  # 37
+    ('atom', 1, 'string', False, None, 0),  # 38
+    ('atom', 1, 'name', False, None, 0),  # 39
+    ('atom', 3, 'atom', True, ((1, False, 0),), 0),  # 40
+    ('atom', 3, 'array', False, ((1, False, 0),), 0),  # 41
+    ('atom', 2, 'array', False, (), 1),  # 42
+    ('arguments', 2, 'arguments', False, ((0, False, 0), (1, True, 0)), 0),  # 43
+    ('arguments', 1, 'arguments', False, None, 0),  # 44
+    ('argument', 1, 'argument', True, None, 0),  # 45
+    ('argument', 3, 'keyword', False, ((0, False, 0), (2, False, 0)), 0),  # 46
+    ('subscripts', 2, 'subscripts', False, ((0, False, 0), (1, True, 0)), 0),  # 47
+    ('subscripts', 1, 'subscripts', False, None, 0),  # 48
+    ('subscript', 1, 'subscript', True, None, 0),  # 49
+    ('subscript', 5, 'slice', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 50
+    ('subscript', 4, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 51
+    ('subscript', 3, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 52
+    ('subscript', 4, 'slice', False, ((0, False, 0), (3, False, 1)), 0),  # 53
+    ('subscript', 3, 'slice', False, ((0, False, 0),), 2),  # 54
+    ('subscript', 2, 'slice', False, ((0, False, 0),), 2),  # 55
+    ('subscript', 4, 'slice', False, ((1, False, 1), (3, False, 0)), 0),  # 56
+    ('subscript', 3, 'slice', False, ((1, False, 1),), 1),  # 57
+    ('subscript', 2, 'slice', False, ((1, False, 1),), 1),  # 58
+    ('subscript', 3, 'slice', False, ((2, False, 2),), 0),  # 59
+    ('subscript', 2, 'slice', False, (), 3),  # 60
+    ('subscript', 1, 'slice', False, (), 3),  # 61
+    ('subscript', 1, 'ellipsis', False, (), 0),  # 62
+    ('__start_star_0', 2, '__start_star_0', False, ((0, False, 0),), 0),  # 63
+    ('__start_star_0', 1, '__start_star_0', False, (), 0),  # 64
+    ('__start_star_0', 3, '__start_star_0', False, ((0, True, 0), (1, False, 0)), 0),  # 65
+    ('__start_star_0', 2, '__start_star_0', False, ((0, True, 0),), 0),  # 66
+    ('__exprlist_star_1', 2, '__exprlist_star_1', False, ((1, False, 0),), 0),  # 67
+    ('__exprlist_star_1', 3, '__exprlist_star_1', False, ((0, True, 0), (2, False, 0)), 0),  # 68
+    ('__comparison_plus_2', 2, '__comparison_plus_2', False, None, 0),  # 69
+    ('__comparison_plus_2', 3, '__comparison_plus_2', False, ((0, True, 0), (1, False, 0), (2, False, 0)), 0),  # 70
+    ('__arguments_star_3', 2, '__arguments_star_3', False, ((1, False, 0),), 0),  # 71
+    ('__arguments_star_3', 3, '__arguments_star_3', False, ((0, True, 0), (2, False, 0)), 0),  # 72
+    ('__subscripts_star_4', 2, '__subscripts_star_4', False, ((1, False, 0),), 0),  # 73
+    ('__subscripts_star_4', 3, '__subscripts_star_4', False, ((0, True, 0), (2, False, 0)), 0),  # 74
 )
 
 # every terminal's name (a transformer method of that name is called on its tokens)
@@ -409,100 +412,101 @@ STATE_LEXER: tuple[int, ...] = (
     6,  # 13
     7,  # 14
     8,  # 15
-    9,  # 16
-    4,  # 17
-    10,  # 18
+    6,  # 16
+    9,  # 17
+    4,  # 18
     10,  # 19
-    11,  # 20
-    12,  # 21
-    13,  # 22
-    10,  # 23
-    14,  # 24
-    4,  # 25
-    15,  # 26
-    16,  # 27
-    6,  # 28
-    10,  # 29
+    10,  # 20
+    11,  # 21
+    12,  # 22
+    13,  # 23
+    10,  # 24
+    14,  # 25
+    4,  # 26
+    15,  # 27
+    16,  # 28
+    6,  # 29
     10,  # 30
-    0,  # 31
-    12,  # 32
-    1,  # 33
+    10,  # 31
+    0,  # 32
+    12,  # 33
     1,  # 34
-    7,  # 35
-    1,  # 36
+    1,  # 35
+    7,  # 36
     1,  # 37
     1,  # 38
-    17,  # 39
-    4,  # 40
-    5,  # 41
+    1,  # 39
+    17,  # 40
+    4,  # 41
     5,  # 42
     5,  # 43
     5,  # 44
     5,  # 45
     5,  # 46
-    0,  # 47
-    5,  # 48
+    5,  # 47
+    0,  # 48
     5,  # 49
     5,  # 50
-    18,  # 51
-    4,  # 52
+    5,  # 51
+    18,  # 52
     4,  # 53
-    19,  # 54
-    4,  # 55
-    20,  # 56
-    14,  # 57
-    20,  # 58
-    0,  # 59
-    6,  # 60
-    7,  # 61
-    1,  # 62
-    12,  # 63
-    21,  # 64
-    6,  # 65
-    22,  # 66
-    23,  # 67
-    24,  # 68
-    23,  # 69
-    15,  # 70
-    10,  # 71
+    4,  # 54
+    19,  # 55
+    4,  # 56
+    20,  # 57
+    14,  # 58
+    20,  # 59
+    0,  # 60
+    6,  # 61
+    7,  # 62
+    1,  # 63
+    12,  # 64
+    21,  # 65
+    6,  # 66
+    22,  # 67
+    23,  # 68
+    24,  # 69
+    23,  # 70
+    15,  # 71
     10,  # 72
     10,  # 73
     10,  # 74
     10,  # 75
     10,  # 76
-    13,  # 77
-    10,  # 78
+    10,  # 77
+    13,  # 78
     10,  # 79
-    5,  # 80
-    1,  # 81
+    10,  # 80
+    5,  # 81
     1,  # 82
-    20,  # 83
-    4,  # 84
-    7,  # 85
-    1,  # 86
-    25,  # 87
-    24,  # 88
-    22,  # 89
-    17,  # 90
-    23,  # 91
-    4,  # 92
-    13,  # 93
-    20,  # 94
+    1,  # 83
+    20,  # 84
+    4,  # 85
+    7,  # 86
+    1,  # 87
+    25,  # 88
+    24,  # 89
+    22,  # 90
+    17,  # 91
+    23,  # 92
+    4,  # 93
+    13,  # 94
     20,  # 95
-    1,  # 96
-    26,  # 97
-    23,  # 98
-    25,  # 99
+    20,  # 96
+    1,  # 97
+    26,  # 98
+    23,  # 99
     25,  # 100
-    24,  # 101
-    23,  # 102
-    17,  # 103
-    20,  # 104
-    23,  # 105
+    25,  # 101
+    24,  # 102
+    23,  # 103
+    17,  # 104
+    20,  # 105
     23,  # 106
-    25,  # 107
-    23,  # 108
+    23,  # 107
+    25,  # 108
     23,  # 109
+    23,  # 110
 )
 
 # the lexer of all terminals, to name what is found where a state's fail

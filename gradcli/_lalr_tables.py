@@ -2,7 +2,7 @@
 # Lark 1.3.1's LALR(1) tables for the grammar, run by gradcli/_lalr.py.
 from __future__ import annotations
 
-GRAMMAR_SHA256 = 'e5f1cb8d9afa7ca3fc501435bd82b69b4179490166799fae53506671cb1a7d04'
+GRAMMAR_SHA256 = 'e934303e5d6749475916ff87c9b729c1553fd647c11f369cdd1dc75d13536d25'
 
 # the parser state a parse starts in
 START: int = 0
@@ -14,135 +14,134 @@ END: int = 21
 ACTIONS: tuple[dict[str, int], ...] = (
     {'$END': -4, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 9},  # 0
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 1
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': 27, 'STRING': 7, '_MINUS': 8},  # 2
-    {'$END': -41, 'AND': -41, 'AT': -41, 'COLON': -41, 'COMMA': -41, 'COMPARE': -41, 'ELSE': -41, 'EQUAL': -41, 'IF': -41, 'LPAR': 29, 'LSQB': -41, 'OR': -41, 'PERCENT': -41, 'PLUS': -41, 'RPAR': -41, 'RSQB': -41, 'SUPERSCRIPT': -41, '_DIVIDE': -41, '_FLOOR_DIVIDE': -41, '_MINUS': -41, '_POW': -41, '_SEP': -41, '_TIMES': -41},  # 3
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': 26, 'STRING': 7, '_MINUS': 8},  # 2
+    {'$END': -40, 'AND': -40, 'AT': -40, 'COLON': -40, 'COMMA': -40, 'COMPARE': -40, 'ELSE': -40, 'EQUAL': -40, 'IF': -40, 'LPAR': 28, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'RSQB': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_SEP': -40, '_TIMES': -40},  # 3
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 4
-    {'$END': -39, 'AND': -39, 'AT': -39, 'COLON': -39, 'COMMA': -39, 'COMPARE': -39, 'ELSE': -39, 'EQUAL': -39, 'IF': -39, 'LSQB': -39, 'OR': -39, 'PERCENT': -39, 'PLUS': -39, 'RPAR': -39, 'RSQB': -39, 'SUPERSCRIPT': -39, '_DIVIDE': -39, '_FLOOR_DIVIDE': -39, '_MINUS': -39, '_POW': -39, '_SEP': -39, '_TIMES': -39},  # 5
+    {'$END': -38, 'AND': -38, 'AT': -38, 'COLON': -38, 'COMMA': -38, 'COMPARE': -38, 'ELSE': -38, 'EQUAL': -38, 'IF': -38, 'LSQB': -38, 'OR': -38, 'PERCENT': -38, 'PLUS': -38, 'RPAR': -38, 'RSQB': -38, 'SUPERSCRIPT': -38, '_DIVIDE': -38, '_FLOOR_DIVIDE': -38, '_MINUS': -38, '_POW': -38, '_SEP': -38, '_TIMES': -38},  # 5
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 6
-    {'$END': -40, 'AND': -40, 'AT': -40, 'COLON': -40, 'COMMA': -40, 'COMPARE': -40, 'ELSE': -40, 'EQUAL': -40, 'IF': -40, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'RSQB': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_SEP': -40, '_TIMES': -40},  # 7
+    {'$END': -39, 'AND': -39, 'AT': -39, 'COLON': -39, 'COMMA': -39, 'COMPARE': -39, 'ELSE': -39, 'EQUAL': -39, 'IF': -39, 'LSQB': -39, 'OR': -39, 'PERCENT': -39, 'PLUS': -39, 'RPAR': -39, 'RSQB': -39, 'SUPERSCRIPT': -39, '_DIVIDE': -39, '_FLOOR_DIVIDE': -39, '_MINUS': -39, '_POW': -39, '_SEP': -39, '_TIMES': -39},  # 7
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 8
-    {'$END': -66, 'LPAR': -66, 'LSQB': -66, 'NAME': -66, 'NOT': -66, 'NUMBER': -66, 'PLUS': -66, 'STRING': -66, '_MINUS': -66, '_SEP': -66},  # 9
-    {'$END': -2, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 33},  # 10
-    {'$END': -12, 'AND': 35, 'COLON': -12, 'COMMA': -12, 'ELSE': -12, 'EQUAL': -12, 'IF': -12, 'OR': -12, 'RPAR': -12, 'RSQB': -12, '_SEP': -12},  # 11
-    {'$END': -34, 'AND': -34, 'AT': -34, 'COLON': -34, 'COMMA': -34, 'COMPARE': -34, 'ELSE': -34, 'EQUAL': -34, 'IF': -34, 'LSQB': -34, 'OR': -34, 'PERCENT': -34, 'PLUS': -34, 'RPAR': -34, 'RSQB': -34, 'SUPERSCRIPT': -34, '_DIVIDE': -34, '_FLOOR_DIVIDE': -34, '_MINUS': -34, '_POW': -34, '_SEP': -34, '_TIMES': -34},  # 12
-    {'$END': -16, 'AND': -16, 'COLON': -16, 'COMMA': -16, 'ELSE': -16, 'EQUAL': -16, 'IF': -16, 'OR': -16, 'RPAR': -16, 'RSQB': -16, '_SEP': -16},  # 13
-    {'$END': -8, 'COMMA': 36, 'EQUAL': -8, 'RSQB': -8, '_SEP': -8},  # 14
-    {'$END': -5, 'EQUAL': 38, '_SEP': -5},  # 15
-    {'$END': -14, 'AND': -14, 'COLON': -14, 'COMMA': -14, 'ELSE': -14, 'EQUAL': -14, 'IF': -14, 'OR': -14, 'RPAR': -14, 'RSQB': -14, '_SEP': -14},  # 16
-    {'$END': -10, 'COLON': -10, 'COMMA': -10, 'EQUAL': -10, 'IF': 39, 'OR': 40, 'RPAR': -10, 'RSQB': -10, '_SEP': -10},  # 17
-    {'$END': -32, 'AND': -32, 'AT': -32, 'COLON': -32, 'COMMA': -32, 'COMPARE': -32, 'ELSE': -32, 'EQUAL': -32, 'IF': -32, 'LSQB': 41, 'OR': -32, 'PERCENT': -32, 'PLUS': -32, 'RPAR': -32, 'RSQB': -32, 'SUPERSCRIPT': 42, '_DIVIDE': -32, '_FLOOR_DIVIDE': -32, '_MINUS': -32, '_POW': 43, '_SEP': -32, '_TIMES': -32},  # 18
-    {'$END': -29, 'AND': -29, 'AT': -29, 'COLON': -29, 'COMMA': -29, 'COMPARE': -29, 'ELSE': -29, 'EQUAL': -29, 'IF': -29, 'OR': -29, 'PERCENT': -29, 'PLUS': -29, 'RPAR': -29, 'RSQB': -29, '_DIVIDE': -29, '_FLOOR_DIVIDE': -29, '_MINUS': -29, '_SEP': -29, '_TIMES': -29},  # 19
-    {'$END': -20, 'AND': -20, 'AT': 44, 'COLON': -20, 'COMMA': -20, 'COMPARE': -20, 'ELSE': -20, 'EQUAL': -20, 'IF': -20, 'OR': -20, 'PERCENT': 45, 'PLUS': -20, 'RPAR': -20, 'RSQB': -20, '_DIVIDE': 46, '_FLOOR_DIVIDE': 47, '_MINUS': -20, '_SEP': -20, '_TIMES': 48},  # 20
+    {'$END': -65, 'LPAR': -65, 'LSQB': -65, 'NAME': -65, 'NOT': -65, 'NUMBER': -65, 'PLUS': -65, 'STRING': -65, '_MINUS': -65, '_SEP': -65},  # 9
+    {'$END': -2, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8, '_SEP': 32},  # 10
+    {'$END': -11, 'AND': 34, 'COLON': -11, 'COMMA': -11, 'ELSE': -11, 'EQUAL': -11, 'IF': -11, 'OR': -11, 'RPAR': -11, 'RSQB': -11, '_SEP': -11},  # 11
+    {'$END': -33, 'AND': -33, 'AT': -33, 'COLON': -33, 'COMMA': -33, 'COMPARE': -33, 'ELSE': -33, 'EQUAL': -33, 'IF': -33, 'LSQB': -33, 'OR': -33, 'PERCENT': -33, 'PLUS': -33, 'RPAR': -33, 'RSQB': -33, 'SUPERSCRIPT': -33, '_DIVIDE': -33, '_FLOOR_DIVIDE': -33, '_MINUS': -33, '_POW': -33, '_SEP': -33, '_TIMES': -33},  # 12
+    {'$END': -15, 'AND': -15, 'COLON': -15, 'COMMA': -15, 'ELSE': -15, 'EQUAL': -15, 'IF': -15, 'OR': -15, 'RPAR': -15, 'RSQB': -15, '_SEP': -15},  # 13
+    {'$END': -8, 'COMMA': 35, 'EQUAL': -8, 'RSQB': -8, '_SEP': -8},  # 14
+    {'$END': -5, 'EQUAL': 37, '_SEP': -5},  # 15
+    {'$END': -13, 'AND': -13, 'COLON': -13, 'COMMA': -13, 'ELSE': -13, 'EQUAL': -13, 'IF': -13, 'OR': -13, 'RPAR': -13, 'RSQB': -13, '_SEP': -13},  # 16
+    {'$END': -9, 'COLON': -9, 'COMMA': -9, 'EQUAL': -9, 'IF': 38, 'OR': 39, 'RPAR': -9, 'RSQB': -9, '_SEP': -9},  # 17
+    {'$END': -31, 'AND': -31, 'AT': -31, 'COLON': -31, 'COMMA': -31, 'COMPARE': -31, 'ELSE': -31, 'EQUAL': -31, 'IF': -31, 'LSQB': 40, 'OR': -31, 'PERCENT': -31, 'PLUS': -31, 'RPAR': -31, 'RSQB': -31, 'SUPERSCRIPT': 41, '_DIVIDE': -31, '_FLOOR_DIVIDE': -31, '_MINUS': -31, '_POW': 42, '_SEP': -31, '_TIMES': -31},  # 18
+    {'$END': -28, 'AND': -28, 'AT': -28, 'COLON': -28, 'COMMA': -28, 'COMPARE': -28, 'ELSE': -28, 'EQUAL': -28, 'IF': -28, 'OR': -28, 'PERCENT': -28, 'PLUS': -28, 'RPAR': -28, 'RSQB': -28, '_DIVIDE': -28, '_FLOOR_DIVIDE': -28, '_MINUS': -28, '_SEP': -28, '_TIMES': -28},  # 19
+    {'$END': -19, 'AND': -19, 'AT': 43, 'COLON': -19, 'COMMA': -19, 'COMPARE': -19, 'ELSE': -19, 'EQUAL': -19, 'IF': -19, 'OR': -19, 'PERCENT': 44, 'PLUS': -19, 'RPAR': -19, 'RSQB': -19, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -19, '_SEP': -19, '_TIMES': 47},  # 20
     {},  # 21
-    {'$END': -3, '_SEP': 49},  # 22
-    {'$END': -18, 'AND': -18, 'COLON': -18, 'COMMA': -18, 'COMPARE': 50, 'ELSE': -18, 'EQUAL': -18, 'IF': -18, 'OR': -18, 'PLUS': 51, 'RPAR': -18, 'RSQB': -18, '_MINUS': 52, '_SEP': -18},  # 23
-    {'$END': -9, 'COLON': -9, 'COMMA': -9, 'EQUAL': -9, 'RPAR': -9, 'RSQB': -9, '_SEP': -9},  # 24
-    {'$END': -23, 'AND': -23, 'AT': -23, 'COLON': -23, 'COMMA': -23, 'COMPARE': -23, 'ELSE': -23, 'EQUAL': -23, 'IF': -23, 'OR': -23, 'PERCENT': -23, 'PLUS': -23, 'RPAR': -23, 'RSQB': -23, '_DIVIDE': -23, '_FLOOR_DIVIDE': -23, '_MINUS': -23, '_SEP': -23, '_TIMES': -23},  # 25
-    {'RPAR': 54},  # 26
-    {'$END': -44, 'AND': -44, 'AT': -44, 'COLON': -44, 'COMMA': -44, 'COMPARE': -44, 'ELSE': -44, 'EQUAL': -44, 'IF': -44, 'LSQB': -44, 'OR': -44, 'PERCENT': -44, 'PLUS': -44, 'RPAR': -44, 'RSQB': -44, 'SUPERSCRIPT': -44, '_DIVIDE': -44, '_FLOOR_DIVIDE': -44, '_MINUS': -44, '_POW': -44, '_SEP': -44, '_TIMES': -44},  # 27
-    {'RSQB': 55},  # 28
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 56, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RPAR': 57, 'STRING': 7, '_MINUS': 8},  # 29
-    {'$END': -17, 'AND': -17, 'COLON': -17, 'COMMA': -17, 'ELSE': -17, 'EQUAL': -17, 'IF': -17, 'OR': -17, 'RPAR': -17, 'RSQB': -17, '_SEP': -17},  # 30
-    {'$END': -31, 'AND': -31, 'AT': -31, 'COLON': -31, 'COMMA': -31, 'COMPARE': -31, 'ELSE': -31, 'EQUAL': -31, 'IF': -31, 'OR': -31, 'PERCENT': -31, 'PLUS': -31, 'RPAR': -31, 'RSQB': -31, '_DIVIDE': -31, '_FLOOR_DIVIDE': -31, '_MINUS': -31, '_SEP': -31, '_TIMES': -31},  # 31
-    {'$END': -30, 'AND': -30, 'AT': -30, 'COLON': -30, 'COMMA': -30, 'COMPARE': -30, 'ELSE': -30, 'EQUAL': -30, 'IF': -30, 'OR': -30, 'PERCENT': -30, 'PLUS': -30, 'RPAR': -30, 'RSQB': -30, '_DIVIDE': -30, '_FLOOR_DIVIDE': -30, '_MINUS': -30, '_SEP': -30, '_TIMES': -30},  # 32
-    {'$END': -68, 'LPAR': -68, 'LSQB': -68, 'NAME': -68, 'NOT': -68, 'NUMBER': -68, 'PLUS': -68, 'STRING': -68, '_MINUS': -68, '_SEP': -68},  # 33
-    {'$END': -1, '_SEP': 61},  # 34
+    {'$END': -3, '_SEP': 48},  # 22
+    {'$END': -17, 'AND': -17, 'COLON': -17, 'COMMA': -17, 'COMPARE': 49, 'ELSE': -17, 'EQUAL': -17, 'IF': -17, 'OR': -17, 'PLUS': 50, 'RPAR': -17, 'RSQB': -17, '_MINUS': 51, '_SEP': -17},  # 23
+    {'$END': -22, 'AND': -22, 'AT': -22, 'COLON': -22, 'COMMA': -22, 'COMPARE': -22, 'ELSE': -22, 'EQUAL': -22, 'IF': -22, 'OR': -22, 'PERCENT': -22, 'PLUS': -22, 'RPAR': -22, 'RSQB': -22, '_DIVIDE': -22, '_FLOOR_DIVIDE': -22, '_MINUS': -22, '_SEP': -22, '_TIMES': -22},  # 24
+    {'RPAR': 53},  # 25
+    {'$END': -43, 'AND': -43, 'AT': -43, 'COLON': -43, 'COMMA': -43, 'COMPARE': -43, 'ELSE': -43, 'EQUAL': -43, 'IF': -43, 'LSQB': -43, 'OR': -43, 'PERCENT': -43, 'PLUS': -43, 'RPAR': -43, 'RSQB': -43, 'SUPERSCRIPT': -43, '_DIVIDE': -43, '_FLOOR_DIVIDE': -43, '_MINUS': -43, '_POW': -43, '_SEP': -43, '_TIMES': -43},  # 26
+    {'RSQB': 54},  # 27
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RPAR': 56, 'STRING': 7, '_MINUS': 8},  # 28
+    {'$END': -16, 'AND': -16, 'COLON': -16, 'COMMA': -16, 'ELSE': -16, 'EQUAL': -16, 'IF': -16, 'OR': -16, 'RPAR': -16, 'RSQB': -16, '_SEP': -16},  # 29
+    {'$END': -30, 'AND': -30, 'AT': -30, 'COLON': -30, 'COMMA': -30, 'COMPARE': -30, 'ELSE': -30, 'EQUAL': -30, 'IF': -30, 'OR': -30, 'PERCENT': -30, 'PLUS': -30, 'RPAR': -30, 'RSQB': -30, '_DIVIDE': -30, '_FLOOR_DIVIDE': -30, '_MINUS': -30, '_SEP': -30, '_TIMES': -30},  # 30
+    {'$END': -29, 'AND': -29, 'AT': -29, 'COLON': -29, 'COMMA': -29, 'COMPARE': -29, 'ELSE': -29, 'EQUAL': -29, 'IF': -29, 'OR': -29, 'PERCENT': -29, 'PLUS': -29, 'RPAR': -29, 'RSQB': -29, '_DIVIDE': -29, '_FLOOR_DIVIDE': -29, '_MINUS': -29, '_SEP': -29, '_TIMES': -29},  # 31
+    {'$END': -67, 'LPAR': -67, 'LSQB': -67, 'NAME': -67, 'NOT': -67, 'NUMBER': -67, 'PLUS': -67, 'STRING': -67, '_MINUS': -67, '_SEP': -67},  # 32
+    {'$END': -1, '_SEP': 60},  # 33
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 34
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 35
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 36
-    {'$END': -7, 'COMMA': 64, 'EQUAL': -7, 'RSQB': -7, '_SEP': -7},  # 37
+    {'$END': -7, 'COMMA': 63, 'EQUAL': -7, 'RSQB': -7, '_SEP': -7},  # 36
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 37
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 38
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 39
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 40
-    {'COLON': 68, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 69, '_MINUS': 8},  # 41
-    {'$END': -36, 'AND': -36, 'AT': -36, 'COLON': -36, 'COMMA': -36, 'COMPARE': -36, 'ELSE': -36, 'EQUAL': -36, 'IF': -36, 'LSQB': -36, 'OR': -36, 'PERCENT': -36, 'PLUS': -36, 'RPAR': -36, 'RSQB': -36, 'SUPERSCRIPT': -36, '_DIVIDE': -36, '_FLOOR_DIVIDE': -36, '_MINUS': -36, '_POW': -36, '_SEP': -36, '_TIMES': -36},  # 42
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 40
+    {'$END': -35, 'AND': -35, 'AT': -35, 'COLON': -35, 'COMMA': -35, 'COMPARE': -35, 'ELSE': -35, 'EQUAL': -35, 'IF': -35, 'LSQB': -35, 'OR': -35, 'PERCENT': -35, 'PLUS': -35, 'RPAR': -35, 'RSQB': -35, 'SUPERSCRIPT': -35, '_DIVIDE': -35, '_FLOOR_DIVIDE': -35, '_MINUS': -35, '_POW': -35, '_SEP': -35, '_TIMES': -35},  # 41
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 42
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 43
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 44
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 45
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 46
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 47
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 48
-    {'$END': -65, 'LPAR': -65, 'LSQB': -65, 'NAME': -65, 'NOT': -65, 'NUMBER': -65, 'PLUS': -65, 'STRING': -65, '_MINUS': -65, '_SEP': -65},  # 49
+    {'$END': -64, 'LPAR': -64, 'LSQB': -64, 'NAME': -64, 'NOT': -64, 'NUMBER': -64, 'PLUS': -64, 'STRING': -64, '_MINUS': -64, '_SEP': -64},  # 48
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 49
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 50
     {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 51
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 52
-    {'$END': -19, 'AND': -19, 'COLON': -19, 'COMMA': -19, 'COMPARE': 82, 'ELSE': -19, 'EQUAL': -19, 'IF': -19, 'OR': -19, 'RPAR': -19, 'RSQB': -19, '_SEP': -19},  # 53
+    {'$END': -18, 'AND': -18, 'COLON': -18, 'COMMA': -18, 'COMPARE': 81, 'ELSE': -18, 'EQUAL': -18, 'IF': -18, 'OR': -18, 'RPAR': -18, 'RSQB': -18, '_SEP': -18},  # 52
+    {'$END': -41, 'AND': -41, 'AT': -41, 'COLON': -41, 'COMMA': -41, 'COMPARE': -41, 'ELSE': -41, 'EQUAL': -41, 'IF': -41, 'LSQB': -41, 'OR': -41, 'PERCENT': -41, 'PLUS': -41, 'RPAR': -41, 'RSQB': -41, 'SUPERSCRIPT': -41, '_DIVIDE': -41, '_FLOOR_DIVIDE': -41, '_MINUS': -41, '_POW': -41, '_SEP': -41, '_TIMES': -41},  # 53
     {'$END': -42, 'AND': -42, 'AT': -42, 'COLON': -42, 'COMMA': -42, 'COMPARE': -42, 'ELSE': -42, 'EQUAL': -42, 'IF': -42, 'LSQB': -42, 'OR': -42, 'PERCENT': -42, 'PLUS': -42, 'RPAR': -42, 'RSQB': -42, 'SUPERSCRIPT': -42, '_DIVIDE': -42, '_FLOOR_DIVIDE': -42, '_MINUS': -42, '_POW': -42, '_SEP': -42, '_TIMES': -42},  # 54
-    {'$END': -43, 'AND': -43, 'AT': -43, 'COLON': -43, 'COMMA': -43, 'COMPARE': -43, 'ELSE': -43, 'EQUAL': -43, 'IF': -43, 'LSQB': -43, 'OR': -43, 'PERCENT': -43, 'PLUS': -43, 'RPAR': -43, 'RSQB': -43, 'SUPERSCRIPT': -43, '_DIVIDE': -43, '_FLOOR_DIVIDE': -43, '_MINUS': -43, '_POW': -43, '_SEP': -43, '_TIMES': -43},  # 55
-    {'AND': -41, 'AT': -41, 'COMMA': -41, 'COMPARE': -41, 'EQUAL': 83, 'IF': -41, 'LPAR': 29, 'LSQB': -41, 'OR': -41, 'PERCENT': -41, 'PLUS': -41, 'RPAR': -41, 'SUPERSCRIPT': -41, '_DIVIDE': -41, '_FLOOR_DIVIDE': -41, '_MINUS': -41, '_POW': -41, '_TIMES': -41},  # 56
-    {'$END': -38, 'AND': -38, 'AT': -38, 'COLON': -38, 'COMMA': -38, 'COMPARE': -38, 'ELSE': -38, 'EQUAL': -38, 'IF': -38, 'LSQB': -38, 'OR': -38, 'PERCENT': -38, 'PLUS': -38, 'RPAR': -38, 'RSQB': -38, 'SUPERSCRIPT': -38, '_DIVIDE': -38, '_FLOOR_DIVIDE': -38, '_MINUS': -38, '_POW': -38, '_SEP': -38, '_TIMES': -38},  # 57
-    {'COMMA': 84, 'RPAR': -46},  # 58
-    {'RPAR': 86},  # 59
-    {'COMMA': -47, 'RPAR': -47},  # 60
-    {'$END': -67, 'LPAR': -67, 'LSQB': -67, 'NAME': -67, 'NOT': -67, 'NUMBER': -67, 'PLUS': -67, 'STRING': -67, '_MINUS': -67, '_SEP': -67},  # 61
-    {'$END': -15, 'AND': -15, 'COLON': -15, 'COMMA': -15, 'ELSE': -15, 'EQUAL': -15, 'IF': -15, 'OR': -15, 'RPAR': -15, 'RSQB': -15, '_SEP': -15},  # 62
-    {'$END': -69, 'COMMA': -69, 'EQUAL': -69, 'RSQB': -69, '_SEP': -69},  # 63
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 64
-    {'$END': -6, '_SEP': -6},  # 65
-    {'ELSE': 88, 'OR': 40},  # 66
-    {'$END': -13, 'AND': 35, 'COLON': -13, 'COMMA': -13, 'ELSE': -13, 'EQUAL': -13, 'IF': -13, 'OR': -13, 'RPAR': -13, 'RSQB': -13, '_SEP': -13},  # 67
-    {'COLON': 89, 'COMMA': -63, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -63, 'STRING': 7, '_MINUS': 8},  # 68
-    {'COMMA': -64, 'RSQB': -64},  # 69
-    {'COLON': 91, 'COMMA': -51, 'RSQB': -51},  # 70
-    {'COMMA': 92, 'RSQB': -50},  # 71
-    {'RSQB': 94},  # 72
-    {'$END': -33, 'AND': -33, 'AT': -33, 'COLON': -33, 'COMMA': -33, 'COMPARE': -33, 'ELSE': -33, 'EQUAL': -33, 'IF': -33, 'OR': -33, 'PERCENT': -33, 'PLUS': -33, 'RPAR': -33, 'RSQB': -33, '_DIVIDE': -33, '_FLOOR_DIVIDE': -33, '_MINUS': -33, '_SEP': -33, '_TIMES': -33},  # 73
-    {'$END': -26, 'AND': -26, 'AT': -26, 'COLON': -26, 'COMMA': -26, 'COMPARE': -26, 'ELSE': -26, 'EQUAL': -26, 'IF': -26, 'OR': -26, 'PERCENT': -26, 'PLUS': -26, 'RPAR': -26, 'RSQB': -26, '_DIVIDE': -26, '_FLOOR_DIVIDE': -26, '_MINUS': -26, '_SEP': -26, '_TIMES': -26},  # 74
-    {'$END': -28, 'AND': -28, 'AT': -28, 'COLON': -28, 'COMMA': -28, 'COMPARE': -28, 'ELSE': -28, 'EQUAL': -28, 'IF': -28, 'OR': -28, 'PERCENT': -28, 'PLUS': -28, 'RPAR': -28, 'RSQB': -28, '_DIVIDE': -28, '_FLOOR_DIVIDE': -28, '_MINUS': -28, '_SEP': -28, '_TIMES': -28},  # 75
-    {'$END': -25, 'AND': -25, 'AT': -25, 'COLON': -25, 'COMMA': -25, 'COMPARE': -25, 'ELSE': -25, 'EQUAL': -25, 'IF': -25, 'OR': -25, 'PERCENT': -25, 'PLUS': -25, 'RPAR': -25, 'RSQB': -25, '_DIVIDE': -25, '_FLOOR_DIVIDE': -25, '_MINUS': -25, '_SEP': -25, '_TIMES': -25},  # 76
-    {'$END': -27, 'AND': -27, 'AT': -27, 'COLON': -27, 'COMMA': -27, 'COMPARE': -27, 'ELSE': -27, 'EQUAL': -27, 'IF': -27, 'OR': -27, 'PERCENT': -27, 'PLUS': -27, 'RPAR': -27, 'RSQB': -27, '_DIVIDE': -27, '_FLOOR_DIVIDE': -27, '_MINUS': -27, '_SEP': -27, '_TIMES': -27},  # 77
-    {'$END': -24, 'AND': -24, 'AT': -24, 'COLON': -24, 'COMMA': -24, 'COMPARE': -24, 'ELSE': -24, 'EQUAL': -24, 'IF': -24, 'OR': -24, 'PERCENT': -24, 'PLUS': -24, 'RPAR': -24, 'RSQB': -24, '_DIVIDE': -24, '_FLOOR_DIVIDE': -24, '_MINUS': -24, '_SEP': -24, '_TIMES': -24},  # 78
-    {'$END': -71, 'AND': -71, 'COLON': -71, 'COMMA': -71, 'COMPARE': -71, 'ELSE': -71, 'EQUAL': -71, 'IF': -71, 'OR': -71, 'PLUS': 51, 'RPAR': -71, 'RSQB': -71, '_MINUS': 52, '_SEP': -71},  # 79
-    {'$END': -21, 'AND': -21, 'AT': 44, 'COLON': -21, 'COMMA': -21, 'COMPARE': -21, 'ELSE': -21, 'EQUAL': -21, 'IF': -21, 'OR': -21, 'PERCENT': 45, 'PLUS': -21, 'RPAR': -21, 'RSQB': -21, '_DIVIDE': 46, '_FLOOR_DIVIDE': 47, '_MINUS': -21, '_SEP': -21, '_TIMES': 48},  # 80
-    {'$END': -22, 'AND': -22, 'AT': 44, 'COLON': -22, 'COMMA': -22, 'COMPARE': -22, 'ELSE': -22, 'EQUAL': -22, 'IF': -22, 'OR': -22, 'PERCENT': 45, 'PLUS': -22, 'RPAR': -22, 'RSQB': -22, '_DIVIDE': 46, '_FLOOR_DIVIDE': 47, '_MINUS': -22, '_SEP': -22, '_TIMES': 48},  # 81
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 82
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 83
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 56, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 84
-    {'COMMA': 98, 'RPAR': -45},  # 85
-    {'$END': -37, 'AND': -37, 'AT': -37, 'COLON': -37, 'COMMA': -37, 'COMPARE': -37, 'ELSE': -37, 'EQUAL': -37, 'IF': -37, 'LSQB': -37, 'OR': -37, 'PERCENT': -37, 'PLUS': -37, 'RPAR': -37, 'RSQB': -37, 'SUPERSCRIPT': -37, '_DIVIDE': -37, '_FLOOR_DIVIDE': -37, '_MINUS': -37, '_POW': -37, '_SEP': -37, '_TIMES': -37},  # 86
-    {'$END': -70, 'COMMA': -70, 'EQUAL': -70, 'RSQB': -70, '_SEP': -70},  # 87
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 88
-    {'COMMA': -62, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -62, 'STRING': 7, '_MINUS': 8},  # 89
-    {'COLON': 101, 'COMMA': -60, 'RSQB': -60},  # 90
-    {'COLON': 102, 'COMMA': -57, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -57, 'STRING': 7, '_MINUS': 8},  # 91
-    {'COLON': 68, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 69, '_MINUS': 8},  # 92
-    {'COMMA': 105, 'RSQB': -49},  # 93
-    {'$END': -35, 'AND': -35, 'AT': -35, 'COLON': -35, 'COMMA': -35, 'COMPARE': -35, 'ELSE': -35, 'EQUAL': -35, 'IF': -35, 'LSQB': -35, 'OR': -35, 'PERCENT': -35, 'PLUS': -35, 'RPAR': -35, 'RSQB': -35, 'SUPERSCRIPT': -35, '_DIVIDE': -35, '_FLOOR_DIVIDE': -35, '_MINUS': -35, '_POW': -35, '_SEP': -35, '_TIMES': -35},  # 94
-    {'$END': -72, 'AND': -72, 'COLON': -72, 'COMMA': -72, 'COMPARE': -72, 'ELSE': -72, 'EQUAL': -72, 'IF': -72, 'OR': -72, 'PLUS': 51, 'RPAR': -72, 'RSQB': -72, '_MINUS': 52, '_SEP': -72},  # 95
-    {'COMMA': -48, 'RPAR': -48},  # 96
-    {'COMMA': -73, 'RPAR': -73},  # 97
-    {'LPAR': 1, 'LSQB': 2, 'NAME': 56, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 98
-    {'$END': -11, 'COLON': -11, 'COMMA': -11, 'EQUAL': -11, 'RPAR': -11, 'RSQB': -11, '_SEP': -11},  # 99
-    {'COMMA': -61, 'RSQB': -61},  # 100
-    {'COMMA': -59, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -59, 'STRING': 7, '_MINUS': 8},  # 101
-    {'COMMA': -56, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -56, 'STRING': 7, '_MINUS': 8},  # 102
-    {'COLON': 109, 'COMMA': -54, 'RSQB': -54},  # 103
-    {'COMMA': -75, 'RSQB': -75},  # 104
-    {'COLON': 68, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 69, '_MINUS': 8},  # 105
-    {'COMMA': -74, 'RPAR': -74},  # 106
-    {'COMMA': -58, 'RSQB': -58},  # 107
-    {'COMMA': -55, 'RSQB': -55},  # 108
-    {'COMMA': -53, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -53, 'STRING': 7, '_MINUS': 8},  # 109
-    {'COMMA': -76, 'RSQB': -76},  # 110
-    {'COMMA': -52, 'RSQB': -52},  # 111
+    {'AND': -40, 'AT': -40, 'COMMA': -40, 'COMPARE': -40, 'EQUAL': 82, 'IF': -40, 'LPAR': 28, 'LSQB': -40, 'OR': -40, 'PERCENT': -40, 'PLUS': -40, 'RPAR': -40, 'SUPERSCRIPT': -40, '_DIVIDE': -40, '_FLOOR_DIVIDE': -40, '_MINUS': -40, '_POW': -40, '_TIMES': -40},  # 55
+    {'$END': -37, 'AND': -37, 'AT': -37, 'COLON': -37, 'COMMA': -37, 'COMPARE': -37, 'ELSE': -37, 'EQUAL': -37, 'IF': -37, 'LSQB': -37, 'OR': -37, 'PERCENT': -37, 'PLUS': -37, 'RPAR': -37, 'RSQB': -37, 'SUPERSCRIPT': -37, '_DIVIDE': -37, '_FLOOR_DIVIDE': -37, '_MINUS': -37, '_POW': -37, '_SEP': -37, '_TIMES': -37},  # 56
+    {'COMMA': 83, 'RPAR': -45},  # 57
+    {'RPAR': 85},  # 58
+    {'COMMA': -46, 'RPAR': -46},  # 59
+    {'$END': -66, 'LPAR': -66, 'LSQB': -66, 'NAME': -66, 'NOT': -66, 'NUMBER': -66, 'PLUS': -66, 'STRING': -66, '_MINUS': -66, '_SEP': -66},  # 60
+    {'$END': -14, 'AND': -14, 'COLON': -14, 'COMMA': -14, 'ELSE': -14, 'EQUAL': -14, 'IF': -14, 'OR': -14, 'RPAR': -14, 'RSQB': -14, '_SEP': -14},  # 61
+    {'$END': -68, 'COMMA': -68, 'EQUAL': -68, 'RSQB': -68, '_SEP': -68},  # 62
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 63
+    {'$END': -6, '_SEP': -6},  # 64
+    {'ELSE': 87, 'OR': 39},  # 65
+    {'$END': -12, 'AND': 34, 'COLON': -12, 'COMMA': -12, 'ELSE': -12, 'EQUAL': -12, 'IF': -12, 'OR': -12, 'RPAR': -12, 'RSQB': -12, '_SEP': -12},  # 66
+    {'COLON': 88, 'COMMA': -62, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -62, 'STRING': 7, '_MINUS': 8},  # 67
+    {'COMMA': -63, 'RSQB': -63},  # 68
+    {'COLON': 90, 'COMMA': -50, 'RSQB': -50},  # 69
+    {'COMMA': 91, 'RSQB': -49},  # 70
+    {'RSQB': 93},  # 71
+    {'$END': -32, 'AND': -32, 'AT': -32, 'COLON': -32, 'COMMA': -32, 'COMPARE': -32, 'ELSE': -32, 'EQUAL': -32, 'IF': -32, 'OR': -32, 'PERCENT': -32, 'PLUS': -32, 'RPAR': -32, 'RSQB': -32, '_DIVIDE': -32, '_FLOOR_DIVIDE': -32, '_MINUS': -32, '_SEP': -32, '_TIMES': -32},  # 72
+    {'$END': -25, 'AND': -25, 'AT': -25, 'COLON': -25, 'COMMA': -25, 'COMPARE': -25, 'ELSE': -25, 'EQUAL': -25, 'IF': -25, 'OR': -25, 'PERCENT': -25, 'PLUS': -25, 'RPAR': -25, 'RSQB': -25, '_DIVIDE': -25, '_FLOOR_DIVIDE': -25, '_MINUS': -25, '_SEP': -25, '_TIMES': -25},  # 73
+    {'$END': -27, 'AND': -27, 'AT': -27, 'COLON': -27, 'COMMA': -27, 'COMPARE': -27, 'ELSE': -27, 'EQUAL': -27, 'IF': -27, 'OR': -27, 'PERCENT': -27, 'PLUS': -27, 'RPAR': -27, 'RSQB': -27, '_DIVIDE': -27, '_FLOOR_DIVIDE': -27, '_MINUS': -27, '_SEP': -27, '_TIMES': -27},  # 74
+    {'$END': -24, 'AND': -24, 'AT': -24, 'COLON': -24, 'COMMA': -24, 'COMPARE': -24, 'ELSE': -24, 'EQUAL': -24, 'IF': -24, 'OR': -24, 'PERCENT': -24, 'PLUS': -24, 'RPAR': -24, 'RSQB': -24, '_DIVIDE': -24, '_FLOOR_DIVIDE': -24, '_MINUS': -24, '_SEP': -24, '_TIMES': -24},  # 75
+    {'$END': -26, 'AND': -26, 'AT': -26, 'COLON': -26, 'COMMA': -26, 'COMPARE': -26, 'ELSE': -26, 'EQUAL': -26, 'IF': -26, 'OR': -26, 'PERCENT': -26, 'PLUS': -26, 'RPAR': -26, 'RSQB': -26, '_DIVIDE': -26, '_FLOOR_DIVIDE': -26, '_MINUS': -26, '_SEP': -26, '_TIMES': -26},  # 76
+    {'$END': -23, 'AND': -23, 'AT': -23, 'COLON': -23, 'COMMA': -23, 'COMPARE': -23, 'ELSE': -23, 'EQUAL': -23, 'IF': -23, 'OR': -23, 'PERCENT': -23, 'PLUS': -23, 'RPAR': -23, 'RSQB': -23, '_DIVIDE': -23, '_FLOOR_DIVIDE': -23, '_MINUS': -23, '_SEP': -23, '_TIMES': -23},  # 77
+    {'$END': -70, 'AND': -70, 'COLON': -70, 'COMMA': -70, 'COMPARE': -70, 'ELSE': -70, 'EQUAL': -70, 'IF': -70, 'OR': -70, 'PLUS': 50, 'RPAR': -70, 'RSQB': -70, '_MINUS': 51, '_SEP': -70},  # 78
+    {'$END': -20, 'AND': -20, 'AT': 43, 'COLON': -20, 'COMMA': -20, 'COMPARE': -20, 'ELSE': -20, 'EQUAL': -20, 'IF': -20, 'OR': -20, 'PERCENT': 44, 'PLUS': -20, 'RPAR': -20, 'RSQB': -20, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -20, '_SEP': -20, '_TIMES': 47},  # 79
+    {'$END': -21, 'AND': -21, 'AT': 43, 'COLON': -21, 'COMMA': -21, 'COMPARE': -21, 'ELSE': -21, 'EQUAL': -21, 'IF': -21, 'OR': -21, 'PERCENT': 44, 'PLUS': -21, 'RPAR': -21, 'RSQB': -21, '_DIVIDE': 45, '_FLOOR_DIVIDE': 46, '_MINUS': -21, '_SEP': -21, '_TIMES': 47},  # 80
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 81
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 82
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 83
+    {'COMMA': 97, 'RPAR': -44},  # 84
+    {'$END': -36, 'AND': -36, 'AT': -36, 'COLON': -36, 'COMMA': -36, 'COMPARE': -36, 'ELSE': -36, 'EQUAL': -36, 'IF': -36, 'LSQB': -36, 'OR': -36, 'PERCENT': -36, 'PLUS': -36, 'RPAR': -36, 'RSQB': -36, 'SUPERSCRIPT': -36, '_DIVIDE': -36, '_FLOOR_DIVIDE': -36, '_MINUS': -36, '_POW': -36, '_SEP': -36, '_TIMES': -36},  # 85
+    {'$END': -69, 'COMMA': -69, 'EQUAL': -69, 'RSQB': -69, '_SEP': -69},  # 86
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 87
+    {'COMMA': -61, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -61, 'STRING': 7, '_MINUS': 8},  # 88
+    {'COLON': 100, 'COMMA': -59, 'RSQB': -59},  # 89
+    {'COLON': 101, 'COMMA': -56, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -56, 'STRING': 7, '_MINUS': 8},  # 90
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 91
+    {'COMMA': 104, 'RSQB': -48},  # 92
+    {'$END': -34, 'AND': -34, 'AT': -34, 'COLON': -34, 'COMMA': -34, 'COMPARE': -34, 'ELSE': -34, 'EQUAL': -34, 'IF': -34, 'LSQB': -34, 'OR': -34, 'PERCENT': -34, 'PLUS': -34, 'RPAR': -34, 'RSQB': -34, 'SUPERSCRIPT': -34, '_DIVIDE': -34, '_FLOOR_DIVIDE': -34, '_MINUS': -34, '_POW': -34, '_SEP': -34, '_TIMES': -34},  # 93
+    {'$END': -71, 'AND': -71, 'COLON': -71, 'COMMA': -71, 'COMPARE': -71, 'ELSE': -71, 'EQUAL': -71, 'IF': -71, 'OR': -71, 'PLUS': 50, 'RPAR': -71, 'RSQB': -71, '_MINUS': 51, '_SEP': -71},  # 94
+    {'COMMA': -47, 'RPAR': -47},  # 95
+    {'COMMA': -72, 'RPAR': -72},  # 96
+    {'LPAR': 1, 'LSQB': 2, 'NAME': 55, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_MINUS': 8},  # 97
+    {'$END': -10, 'COLON': -10, 'COMMA': -10, 'EQUAL': -10, 'RPAR': -10, 'RSQB': -10, '_SEP': -10},  # 98
+    {'COMMA': -60, 'RSQB': -60},  # 99
+    {'COMMA': -58, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -58, 'STRING': 7, '_MINUS': 8},  # 100
+    {'COMMA': -55, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -55, 'STRING': 7, '_MINUS': 8},  # 101
+    {'COLON': 108, 'COMMA': -53, 'RSQB': -53},  # 102
+    {'COMMA': -74, 'RSQB': -74},  # 103
+    {'COLON': 67, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'STRING': 7, '_ELLIPSIS': 68, '_MINUS': 8},  # 104
+    {'COMMA': -73, 'RPAR': -73},  # 105
+    {'COMMA': -57, 'RSQB': -57},  # 106
+    {'COMMA': -54, 'RSQB': -54},  # 107
+    {'COMMA': -52, 'LPAR': 1, 'LSQB': 2, 'NAME': 3, 'NOT': 4, 'NUMBER': 5, 'PLUS': 6, 'RSQB': -52, 'STRING': 7, '_MINUS': 8},  # 108
+    {'COMMA': -75, 'RSQB': -75},  # 109
+    {'COMMA': -51, 'RSQB': -51},  # 110
 )
 
 # per state, rule name -> the state after reducing that rule
 GOTOS: tuple[dict[str, int], ...] = (
-    {'__start_star_0': 10, 'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'start': 21, 'statement': 22, 'sum': 23, 'test': 24, 'unary': 25},  # 0
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 26, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 1
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 28, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 2
+    {'__start_star_0': 10, 'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'start': 21, 'statement': 22, 'sum': 23, 'unary': 24},  # 0
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 25, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 1
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 27, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 2
     {},  # 3
-    {'atom': 12, 'comparison': 13, 'not_test': 30, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 25},  # 4
+    {'atom': 12, 'comparison': 13, 'not_test': 29, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 4
     {},  # 5
-    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 31},  # 6
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 30},  # 6
     {},  # 7
-    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 32},  # 8
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 31},  # 8
     {},  # 9
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'statement': 34, 'sum': 23, 'test': 24, 'unary': 25},  # 10
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 14, 'exprlist': 15, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'statement': 33, 'sum': 23, 'unary': 24},  # 10
     {},  # 11
     {},  # 12
     {},  # 13
-    {'__exprlist_star_1': 37},  # 14
+    {'__exprlist_star_1': 36},  # 14
     {},  # 15
     {},  # 16
     {},  # 17
@@ -151,55 +150,55 @@ GOTOS: tuple[dict[str, int], ...] = (
     {},  # 20
     {},  # 21
     {},  # 22
-    {'__comparison_plus_2': 53},  # 23
+    {'__comparison_plus_2': 52},  # 23
     {},  # 24
     {},  # 25
     {},  # 26
     {},  # 27
-    {},  # 28
-    {'and_test': 11, 'argument': 58, 'arguments': 59, 'atom': 12, 'comparison': 13, 'expr': 60, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 29
+    {'and_test': 11, 'argument': 57, 'arguments': 58, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 28
+    {},  # 29
     {},  # 30
     {},  # 31
     {},  # 32
     {},  # 33
-    {},  # 34
-    {'atom': 12, 'comparison': 13, 'not_test': 62, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 25},  # 35
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 63, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 36
-    {},  # 37
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 65, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 38
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'not_test': 16, 'or_test': 66, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 25},  # 39
-    {'and_test': 67, 'atom': 12, 'comparison': 13, 'not_test': 16, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 25},  # 40
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 70, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 71, 'subscripts': 72, 'sum': 23, 'test': 24, 'unary': 25},  # 41
-    {},  # 42
+    {'atom': 12, 'comparison': 13, 'not_test': 61, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 34
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 62, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 35
+    {},  # 36
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 64, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 37
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'not_test': 16, 'or_test': 65, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 38
+    {'and_test': 66, 'atom': 12, 'comparison': 13, 'not_test': 16, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 39
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 70, 'subscripts': 71, 'sum': 23, 'unary': 24},  # 40
+    {},  # 41
+    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 72},  # 42
     {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 73},  # 43
     {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 74},  # 44
     {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 75},  # 45
     {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 76},  # 46
     {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 77},  # 47
-    {'atom': 12, 'postfix': 18, 'power': 19, 'unary': 78},  # 48
-    {},  # 49
-    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 79, 'unary': 25},  # 50
-    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 80, 'unary': 25},  # 51
-    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 81, 'unary': 25},  # 52
+    {},  # 48
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 78, 'unary': 24},  # 49
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 79, 'unary': 24},  # 50
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 80, 'unary': 24},  # 51
+    {},  # 52
     {},  # 53
     {},  # 54
     {},  # 55
     {},  # 56
-    {},  # 57
-    {'__arguments_star_3': 85},  # 58
+    {'__arguments_star_3': 84},  # 57
+    {},  # 58
     {},  # 59
     {},  # 60
     {},  # 61
     {},  # 62
-    {},  # 63
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 87, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 64
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 86, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 63
+    {},  # 64
     {},  # 65
     {},  # 66
-    {},  # 67
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 90, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 68
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 89, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 67
+    {},  # 68
     {},  # 69
-    {},  # 70
-    {'__subscripts_star_4': 93},  # 71
+    {'__subscripts_star_4': 92},  # 70
+    {},  # 71
     {},  # 72
     {},  # 73
     {},  # 74
@@ -209,37 +208,36 @@ GOTOS: tuple[dict[str, int], ...] = (
     {},  # 78
     {},  # 79
     {},  # 80
-    {},  # 81
-    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 95, 'unary': 25},  # 82
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 96, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 83
-    {'and_test': 11, 'argument': 97, 'atom': 12, 'comparison': 13, 'expr': 60, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 84
+    {'atom': 12, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 94, 'unary': 24},  # 81
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 95, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 82
+    {'and_test': 11, 'argument': 96, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 83
+    {},  # 84
     {},  # 85
     {},  # 86
-    {},  # 87
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 99, 'unary': 25},  # 88
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 100, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 89
-    {},  # 90
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 103, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 91
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 70, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 104, 'sum': 23, 'test': 24, 'unary': 25},  # 92
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 98, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 87
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 99, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 88
+    {},  # 89
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 102, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 90
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 103, 'sum': 23, 'unary': 24},  # 91
+    {},  # 92
     {},  # 93
     {},  # 94
     {},  # 95
     {},  # 96
-    {},  # 97
-    {'and_test': 11, 'argument': 106, 'atom': 12, 'comparison': 13, 'expr': 60, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 98
+    {'and_test': 11, 'argument': 105, 'atom': 12, 'comparison': 13, 'expr': 59, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 97
+    {},  # 98
     {},  # 99
-    {},  # 100
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 107, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 101
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 108, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 102
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 106, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 100
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 107, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 101
+    {},  # 102
     {},  # 103
-    {},  # 104
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 70, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 110, 'sum': 23, 'test': 24, 'unary': 25},  # 105
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 69, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'subscript': 109, 'sum': 23, 'unary': 24},  # 104
+    {},  # 105
     {},  # 106
     {},  # 107
-    {},  # 108
-    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 111, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'test': 24, 'unary': 25},  # 109
+    {'and_test': 11, 'atom': 12, 'comparison': 13, 'expr': 110, 'not_test': 16, 'or_test': 17, 'postfix': 18, 'power': 19, 'product': 20, 'sum': 23, 'unary': 24},  # 108
+    {},  # 109
     {},  # 110
-    {},  # 111
 )
 
 # per rule: (name, symbols on its right, transformer method, whether a lone child is passed up ('?rule'), None or the children kept as (index, splice a '_rule', Nones before it), Nones at the end (missing [optional] parts))
@@ -253,73 +251,72 @@ RULES: tuple[tuple[str, int, str, bool, tuple[tuple[int, bool, int], ...] | None
     ('exprlist', 2, 'exprlist', False, ((0, False, 0), (1, True, 0)), 0),  # 6
     ('exprlist', 1, 'exprlist', False, None, 0),  # 7
     ('expr', 1, 'expr', True, None, 0),  # 8
-    ('test', 1, 'test', True, None, 0),  # 9
-    ('test', 5, 'if_else', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 10
-    ('or_test', 1, 'or_test', True, None, 0),  # 11
-    ('or_test', 3, 'logical_or', False, ((0, False, 0), (2, False, 0)), 0),  # 12
-    ('and_test', 1, 'and_test', True, None, 0),  # 13
-    ('and_test', 3, 'logical_and', False, ((0, False, 0), (2, False, 0)), 0),  # 14
-    ('not_test', 1, 'not_test', True, None, 0),  # 15
-    ('not_test', 2, 'logical_not', False, ((1, False, 0),), 0),  # 16
-    ('comparison', 1, 'comparison', True, None, 0),  # 17
-    ('comparison', 2, 'compare', False, ((0, False, 0), (1, True, 0)), 0),  # 18
-    ('sum', 1, 'sum', True, None, 0),  # 19
-    ('sum', 3, 'add', False, ((0, False, 0), (2, False, 0)), 0),  # 20
-    ('sum', 3, 'sub', False, ((0, False, 0), (2, False, 0)), 0),  # 21
-    ('product', 1, 'product', True, None, 0),  # 22
-    ('product', 3, 'mul', False, ((0, False, 0), (2, False, 0)), 0),  # 23
-    ('product', 3, 'div', False, ((0, False, 0), (2, False, 0)), 0),  # 24
-    ('product', 3, 'matmul', False, ((0, False, 0), (2, False, 0)), 0),  # 25
-    ('product', 3, 'floor_divide', False, ((0, False, 0), (2, False, 0)), 0),  # 26
-    ('product', 3, 'mod', False, ((0, False, 0), (2, False, 0)), 0),  # 27
-    ('unary', 1, 'unary', True, None, 0),  # 28
-    ('unary', 2, 'neg', False, ((1, False, 0),), 0),  # 29
-    ('unary', 2, 'pos', False, ((1, False, 0),), 0),  # 30
-    ('power', 1, 'power', True, None, 0),  # 31
-    ('power', 3, 'pow', False, ((0, False, 0), (2, False, 0)), 0),  # 32
-    ('postfix', 1, 'postfix', True, None, 0),  # 33
-    ('postfix', 4, 'getitem', False, ((0, False, 0), (2, False, 0)), 0),  # 34
-    ('postfix', 2, 'superscript', False, None, 0),  # 35
-    ('postfix', 4, 'call', False, ((0, False, 0), (2, False, 0)), 0),  # 36
-    ('postfix', 3, 'call', False, ((0, False, 0),), 1),  # 37
-    ('atom', 1, 'number', False, None, 0),  # 38
-    ('atom', 1, 'string', False, None, 0),  # 39
-    ('atom', 1, 'name', False, None, 0),  # 40
-    ('atom', 3, 'atom', True, ((1, False, 0),), 0),  # 41
-    ('atom', 3, 'array', False, ((1, False, 0),), 0),  # 42
-    ('atom', 2, 'array', False, (), 1),  # 43
-    ('arguments', 2, 'arguments', False, ((0, False, 0), (1, True, 0)), 0),  # 44
-    ('arguments', 1, 'arguments', False, None, 0),  # 45
-    ('argument', 1, 'argument', True, None, 0),  # 46
-    ('argument', 3, 'keyword', False, ((0, False, 0), (2, False, 0)), 0),  # 47
-    ('subscripts', 2, 'subscripts', False, ((0, False, 0), (1, True, 0)), 0),  # 48
-    ('subscripts', 1, 'subscripts', False, None, 0),  # 49
-    ('subscript', 1, 'subscript', True, None, 0),  # 50
-    ('subscript', 5, 'slice', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 51
-    ('subscript', 4, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 52
-    ('subscript', 3, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 53
-    ('subscript', 4, 'slice', False, ((0, False, 0), (3, False, 1)), 0),  # 54
-    ('subscript', 3, 'slice', False, ((0, False, 0),), 2),  # 55
-    ('subscript', 2, 'slice', False, ((0, False, 0),), 2),  # 56
-    ('subscript', 4, 'slice', False, ((1, False, 1), (3, False, 0)), 0),  # 57
-    ('subscript', 3, 'slice', False, ((1, False, 1),), 1),  # 58
-    ('subscript', 2, 'slice', False, ((1, False, 1),), 1),  # 59
-    ('subscript', 3, 'slice', False, ((2, False, 2),), 0),  # 60
-    ('subscript', 2, 'slice', False, (), 3),  # 61
-    ('subscript', 1, 'slice', False, (), 3),  # 62
-    ('subscript', 1, 'ellipsis', False, (), 0),  # 63
-    ('__start_star_0', 2, '__start_star_0', False, ((0, False, 0),), 0),  # 64
-    ('__start_star_0', 1, '__start_star_0', False, (), 0),  # 65
-    ('__start_star_0', 3, '__start_star_0', False, ((0, True, 0), (1, False, 0)), 0),  # 66
-    ('__start_star_0', 2, '__start_star_0', False, ((0, True, 0),), 0),  # 67
-    ('__exprlist_star_1', 2, '__exprlist_star_1', False, ((1, False, 0),), 0),  # 68
-    ('__exprlist_star_1', 3, '__exprlist_star_1', False, ((0, True, 0), (2, False, 0)), 0),  # 69
-    ('__comparison_plus_2', 2, '__comparison_plus_2', False, None, 0),  # 70
-    ('__comparison_plus_2', 3, '__comparison_plus_2', False, ((0, True, 0), (1, False, 0), (2, False, 0)), 0),  # 71
-    ('__arguments_star_3', 2, '__arguments_star_3', False, ((1, False, 0),), 0),  # 72
-    ('__arguments_star_3', 3, '__arguments_star_3', False, ((0, True, 0), (2, False, 0)), 0),  # 73
-    ('__subscripts_star_4', 2, '__subscripts_star_4', False, ((1, False, 0),), 0),  # 74
-    ('__subscripts_star_4', 3, '__subscripts_star_4', False, ((0, True, 0), (2, False, 0)), 0),  # 75
+    ('expr', 5, 'if_else', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 9
+    ('or_test', 1, 'or_test', True, None, 0),  # 10
+    ('or_test', 3, 'logical_or', False, ((0, False, 0), (2, False, 0)), 0),  # 11
+    ('and_test', 1, 'and_test', True, None, 0),  # 12
+    ('and_test', 3, 'logical_and', False, ((0, False, 0), (2, False, 0)), 0),  # 13
+    ('not_test', 1, 'not_test', True, None, 0),  # 14
+    ('not_test', 2, 'logical_not', False, ((1, False, 0),), 0),  # 15
+    ('comparison', 1, 'comparison', True, None, 0),  # 16
+    ('comparison', 2, 'compare', False, ((0, False, 0), (1, True, 0)), 0),  # 17
+    ('sum', 1, 'sum', True, None, 0),  # 18
+    ('sum', 3, 'add', False, ((0, False, 0), (2, False, 0)), 0),  # 19
+    ('sum', 3, 'sub', False, ((0, False, 0), (2, False, 0)), 0),  # 20
+    ('product', 1, 'product', True, None, 0),  # 21
+    ('product', 3, 'mul', False, ((0, False, 0), (2, False, 0)), 0),  # 22
+    ('product', 3, 'div', False, ((0, False, 0), (2, False, 0)), 0),  # 23
+    ('product', 3, 'matmul', False, ((0, False, 0), (2, False, 0)), 0),  # 24
+    ('product', 3, 'floor_divide', False, ((0, False, 0), (2, False, 0)), 0),  # 25
+    ('product', 3, 'mod', False, ((0, False, 0), (2, False, 0)), 0),  # 26
+    ('unary', 1, 'unary', True, None, 0),  # 27
+    ('unary', 2, 'neg', False, ((1, False, 0),), 0),  # 28
+    ('unary', 2, 'pos', False, ((1, False, 0),), 0),  # 29
+    ('power', 1, 'power', True, None, 0),  # 30
+    ('power', 3, 'pow', False, ((0, False, 0), (2, False, 0)), 0),  # 31
+    ('postfix', 1, 'postfix', True, None, 0),  # 32
+    ('postfix', 4, 'getitem', False, ((0, False, 0), (2, False, 0)), 0),  # 33
+    ('postfix', 2, 'superscript', False, None, 0),  # 34
+    ('postfix', 4, 'call', False, ((0, False, 0), (2, False, 0)), 0),  # 35
+    ('postfix', 3, 'call', False, ((0, False, 0),), 1),  # 36
+    ('atom', 1, 'number', False, None, 0),  # 37
+    ('atom', 1, 'string', False, None, 0),  # 38
+    ('atom', 1, 'name', False, None, 0),  # 39
+    ('atom', 3, 'atom', True, ((1, False, 0),), 0),  # 40
+    ('atom', 3, 'array', False, ((1, False, 0),), 0),  # 41
+    ('atom', 2, 'array', False, (), 1),  # 42
+    ('arguments', 2, 'arguments', False, ((0, False, 0), (1, True, 0)), 0),  # 43
+    ('arguments', 1, 'arguments', False, None, 0),  # 44
+    ('argument', 1, 'argument', True, None, 0),  # 45
+    ('argument', 3, 'keyword', False, ((0, False, 0), (2, False, 0)), 0),  # 46
+    ('subscripts', 2, 'subscripts', False, ((0, False, 0), (1, True, 0)), 0),  # 47
+    ('subscripts', 1, 'subscripts', False, None, 0),  # 48
+    ('subscript', 1, 'subscript', True, None, 0),  # 49
+    ('subscript', 5, 'slice', False, ((0, False, 0), (2, False, 0), (4, False, 0)), 0),  # 50
+    ('subscript', 4, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 51
+    ('subscript', 3, 'slice', False, ((0, False, 0), (2, False, 0)), 1),  # 52
+    ('subscript', 4, 'slice', False, ((0, False, 0), (3, False, 1)), 0),  # 53
+    ('subscript', 3, 'slice', False, ((0, False, 0),), 2),  # 54
+    ('subscript', 2, 'slice', False, ((0, False, 0),), 2),  # 55
+    ('subscript', 4, 'slice', False, ((1, False, 1), (3, False, 0)), 0),  # 56
+    ('subscript', 3, 'slice', False, ((1, False, 1),), 1),  # 57
+    ('subscript', 2, 'slice', False, ((1, False, 1),), 1),  # 58
+    ('subscript', 3, 'slice', False, ((2, False, 2),), 0),  # 59
+    ('subscript', 2, 'slice', False, (), 3),  # 60
+    ('subscript', 1, 'slice', False, (), 3),  # 61
+    ('subscript', 1, 'ellipsis', False, (), 0),  # 62
+    ('__start_star_0', 2, '__start_star_0', False, ((0, False, 0),), 0),  # 63
+    ('__start_star_0', 1, '__start_star_0', False, (), 0),  # 64
+    ('__start_star_0', 3, '__start_star_0', False, ((0, True, 0), (1, False, 0)), 0),  # 65
+    ('__start_star_0', 2, '__start_star_0', False, ((0, True, 0),), 0),  # 66
+    ('__exprlist_star_1', 2, '__exprlist_star_1', False, ((1, False, 0),), 0),  # 67
+    ('__exprlist_star_1', 3, '__exprlist_star_1', False, ((0, True, 0), (2, False, 0)), 0),  # 68
+    ('__comparison_plus_2', 2, '__comparison_plus_2', False, None, 0),  # 69
+    ('__comparison_plus_2', 3, '__comparison_plus_2', False, ((0, True, 0), (1, False, 0), (2, False, 0)), 0),  # 70
+    ('__arguments_star_3', 2, '__arguments_star_3', False, ((1, False, 0),), 0),  # 71
+    ('__arguments_star_3', 3, '__arguments_star_3', False, ((0, True, 0), (2, False, 0)), 0),  # 72
+    ('__subscripts_star_4', 2, '__subscripts_star_4', False, ((1, False, 0),), 0),  # 73
+    ('__subscripts_star_4', 3, '__subscripts_star_4', False, ((0, True, 0), (2, False, 0)), 0),  # 74
 )
 
 # every terminal's name (a transformer method of that name is called on its tokens)
@@ -381,19 +378,19 @@ LEXERS: tuple[tuple[str, tuple[str, ...], dict[str, dict[str, str]]], ...] = (
     ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)', (), {}),  # 11
     ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_SEP>(?:\r?\n|;))', ('_SEP',), {}),  # 12
     ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<ELSE>else)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<AND>and)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_SEP>(?:\r?\n|;))|(?P<IF>if)|(?P<OR>or)|(?P<_MINUS>(?:\\-|−))|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<PLUS>\\+)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('AND', 'COLON', 'COMMA', 'COMPARE', 'ELSE', 'EQUAL', 'IF', 'OR', 'PLUS', 'RPAR', 'RSQB', '_MINUS', '_SEP'), {}),  # 13
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_SEP>(?:\r?\n|;))|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('COLON', 'COMMA', 'EQUAL', 'RPAR', 'RSQB', '_SEP'), {}),  # 14
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<RPAR>\\))', ('RPAR',), {}),  # 15
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<RSQB>\\])', ('RSQB',), {}),  # 16
-    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RPAR>\\))', ('LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RPAR', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 17
-    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_ELLIPSIS>\\.\\.\\.)|(?P<_MINUS>(?:\\-|−))|(?P<COLON>:)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)', ('COLON', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'STRING', '_ELLIPSIS', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 18
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<ELSE>else)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<AND>and)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_SEP>(?:\r?\n|;))|(?P<IF>if)|(?P<OR>or)|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('AND', 'COLON', 'COMMA', 'COMPARE', 'ELSE', 'EQUAL', 'IF', 'OR', 'RPAR', 'RSQB', '_SEP'), {}),  # 19
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<SUPERSCRIPT>[⁰¹²³⁴-⁹]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<AND>and)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_POW>(?:\\*\\*|\\^))|(?P<IF>if)|(?P<OR>or)|(?P<_FLOOR_DIVIDE>//)|(?P<_TIMES>(?:\\*|×|·|⋅))|(?P<_MINUS>(?:\\-|−))|(?P<_DIVIDE>(?:/|÷))|(?P<AT>@)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PERCENT>%)|(?P<PLUS>\\+)|(?P<RPAR>\\))', ('AND', 'AT', 'COMMA', 'COMPARE', 'EQUAL', 'IF', 'LPAR', 'LSQB', 'OR', 'PERCENT', 'PLUS', 'RPAR', 'SUPERSCRIPT', '_DIVIDE', '_FLOOR_DIVIDE', '_MINUS', '_POW', '_TIMES'), {}),  # 20
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COMMA>,)|(?P<RPAR>\\))', ('COMMA', 'RPAR'), {}),  # 21
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<ELSE>else)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<OR>or)', ('ELSE', 'OR'), {}),  # 22
-    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<COLON>:)|(?P<COMMA>,)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RSQB>\\])', ('COLON', 'COMMA', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RSQB', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 23
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COMMA>,)|(?P<RSQB>\\])', ('COMMA', 'RSQB'), {}),  # 24
-    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COLON>:)|(?P<COMMA>,)|(?P<RSQB>\\])', ('COLON', 'COMMA', 'RSQB'), {}),  # 25
-    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<COMMA>,)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RSQB>\\])', ('COMMA', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RSQB', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 26
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<RPAR>\\))', ('RPAR',), {}),  # 14
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<RSQB>\\])', ('RSQB',), {}),  # 15
+    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RPAR>\\))', ('LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RPAR', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 16
+    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_ELLIPSIS>\\.\\.\\.)|(?P<_MINUS>(?:\\-|−))|(?P<COLON>:)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)', ('COLON', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'STRING', '_ELLIPSIS', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 17
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<ELSE>else)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<AND>and)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_SEP>(?:\r?\n|;))|(?P<IF>if)|(?P<OR>or)|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('AND', 'COLON', 'COMMA', 'COMPARE', 'ELSE', 'EQUAL', 'IF', 'OR', 'RPAR', 'RSQB', '_SEP'), {}),  # 18
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<SUPERSCRIPT>[⁰¹²³⁴-⁹]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<AND>and)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_POW>(?:\\*\\*|\\^))|(?P<IF>if)|(?P<OR>or)|(?P<_FLOOR_DIVIDE>//)|(?P<_TIMES>(?:\\*|×|·|⋅))|(?P<_MINUS>(?:\\-|−))|(?P<_DIVIDE>(?:/|÷))|(?P<AT>@)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PERCENT>%)|(?P<PLUS>\\+)|(?P<RPAR>\\))', ('AND', 'AT', 'COMMA', 'COMPARE', 'EQUAL', 'IF', 'LPAR', 'LSQB', 'OR', 'PERCENT', 'PLUS', 'RPAR', 'SUPERSCRIPT', '_DIVIDE', '_FLOOR_DIVIDE', '_MINUS', '_POW', '_TIMES'), {}),  # 19
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COMMA>,)|(?P<RPAR>\\))', ('COMMA', 'RPAR'), {}),  # 20
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<ELSE>else)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<OR>or)', ('ELSE', 'OR'), {}),  # 21
+    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<COLON>:)|(?P<COMMA>,)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RSQB>\\])', ('COLON', 'COMMA', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RSQB', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 22
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COMMA>,)|(?P<RSQB>\\])', ('COMMA', 'RSQB'), {}),  # 23
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<COLON>:)|(?P<COMMA>,)|(?P<RSQB>\\])', ('COLON', 'COMMA', 'RSQB'), {}),  # 24
+    ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_MINUS>(?:\\-|−))|(?P<COMMA>,)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PLUS>\\+)|(?P<RSQB>\\])', ('COMMA', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PLUS', 'RSQB', 'STRING', '_MINUS'), {'NAME': {'not': 'NOT'}}),  # 25
+    ('(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_SEP>(?:\r?\n|;))|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('COLON', 'COMMA', 'EQUAL', 'RPAR', 'RSQB', '_SEP'), {}),  # 26
     ('(?P<NUMBER>([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<NAME>[^\\W\\d¹²³⁰⁴-⁹][^\\W¹²³⁰⁴-⁹]*)|(?P<STRING>"[^"\n]*"|\'[^\'\n]*\')|(?P<__IGNORE_1>[ \t\x0c\xa0\u2000-\u200b\u202f\u205f\u3000]+)|(?P<SUPERSCRIPT>[⁰¹²³⁴-⁹]+)|(?P<COMMENT>#[^\n]*)|(?P<__IGNORE_2>\\\\\r?\n)|(?P<_ELLIPSIS>\\.\\.\\.)|(?P<COMPARE>[<>]=?|[=!]=|[≤≥≠])|(?P<_POW>(?:\\*\\*|\\^))|(?P<_SEP>(?:\r?\n|;))|(?P<_FLOOR_DIVIDE>//)|(?P<_TIMES>(?:\\*|×|·|⋅))|(?P<_MINUS>(?:\\-|−))|(?P<_DIVIDE>(?:/|÷))|(?P<AT>@)|(?P<COLON>:)|(?P<COMMA>,)|(?P<EQUAL>=)|(?P<LPAR>\\()|(?P<LSQB>\\[)|(?P<PERCENT>%)|(?P<PLUS>\\+)|(?P<RPAR>\\))|(?P<RSQB>\\])', ('AT', 'COLON', 'COMMA', 'COMPARE', 'EQUAL', 'LPAR', 'LSQB', 'NAME', 'NUMBER', 'PERCENT', 'PLUS', 'RPAR', 'RSQB', 'STRING', 'SUPERSCRIPT', '_DIVIDE', '_ELLIPSIS', '_FLOOR_DIVIDE', '_MINUS', '_POW', '_SEP', '_TIMES'), {'NAME': {'else': 'ELSE', 'and': 'AND', 'not': 'NOT', 'if': 'IF', 'or': 'OR'}}),  # 27
 )
 
@@ -423,94 +420,93 @@ STATE_LEXER: tuple[int, ...] = (
     11,  # 21
     12,  # 22
     13,  # 23
-    14,  # 24
-    10,  # 25
-    15,  # 26
-    4,  # 27
+    10,  # 24
+    14,  # 25
+    4,  # 26
+    15,  # 27
     16,  # 28
-    17,  # 29
-    6,  # 30
+    6,  # 29
+    10,  # 30
     10,  # 31
-    10,  # 32
-    0,  # 33
-    12,  # 34
+    0,  # 32
+    12,  # 33
+    1,  # 34
     1,  # 35
-    1,  # 36
-    7,  # 37
+    7,  # 36
+    1,  # 37
     1,  # 38
     1,  # 39
-    1,  # 40
-    18,  # 41
-    4,  # 42
+    17,  # 40
+    4,  # 41
+    5,  # 42
     5,  # 43
     5,  # 44
     5,  # 45
     5,  # 46
     5,  # 47
-    5,  # 48
-    0,  # 49
+    0,  # 48
+    5,  # 49
     5,  # 50
     5,  # 51
-    5,  # 52
-    19,  # 53
+    18,  # 52
+    4,  # 53
     4,  # 54
-    4,  # 55
-    20,  # 56
-    4,  # 57
-    21,  # 58
-    15,  # 59
-    21,  # 60
-    0,  # 61
-    6,  # 62
-    7,  # 63
-    1,  # 64
-    12,  # 65
-    22,  # 66
-    6,  # 67
+    19,  # 55
+    4,  # 56
+    20,  # 57
+    14,  # 58
+    20,  # 59
+    0,  # 60
+    6,  # 61
+    7,  # 62
+    1,  # 63
+    12,  # 64
+    21,  # 65
+    6,  # 66
+    22,  # 67
     23,  # 68
     24,  # 69
-    25,  # 70
-    24,  # 71
-    16,  # 72
+    23,  # 70
+    15,  # 71
+    10,  # 72
     10,  # 73
     10,  # 74
     10,  # 75
     10,  # 76
     10,  # 77
-    10,  # 78
-    13,  # 79
+    13,  # 78
+    10,  # 79
     10,  # 80
-    10,  # 81
-    5,  # 82
+    5,  # 81
+    1,  # 82
     1,  # 83
-    1,  # 84
-    21,  # 85
-    4,  # 86
-    7,  # 87
-    1,  # 88
-    26,  # 89
-    25,  # 90
-    23,  # 91
-    18,  # 92
-    24,  # 93
-    4,  # 94
-    13,  # 95
-    21,  # 96
-    21,  # 97
-    1,  # 98
-    14,  # 99
-    24,  # 100
-    26,  # 101
-    26,  # 102
-    25,  # 103
-    24,  # 104
-    18,  # 105
-    21,  # 106
-    24,  # 107
-    24,  # 108
-    26,  # 109
-    24,  # 110
-    24,  # 111
+    20,  # 84
+    4,  # 85
+    7,  # 86
+    1,  # 87
+    25,  # 88
+    24,  # 89
+    22,  # 90
+    17,  # 91
+    23,  # 92
+    4,  # 93
+    13,  # 94
+    20,  # 95
+    20,  # 96
+    1,  # 97
+    26,  # 98
+    23,  # 99
+    25,  # 100
+    25,  # 101
+    24,  # 102
+    23,  # 103
+    17,  # 104
+    20,  # 105
+    23,  # 106
+    23,  # 107
+    25,  # 108
+    23,  # 109
+    23,  # 110
 )
 
 # the lexer of all terminals, to name what is found where a state's fail

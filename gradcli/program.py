@@ -237,7 +237,7 @@ class Program:
                     again[k] = execute(k, again)
 
 
-class _Overlay(dict):  # type: ignore[type-arg,unused-ignore]
+class _Overlay(dict[int, Any]):
     """Slots computed again, over the slots of the run they came from."""
 
     def __init__(self, slots: Any) -> None:
@@ -278,32 +278,39 @@ def _plan(
     ``where`` its value reaches, so the branch can be computed again there.
     """
     n = len(ops)
+    masking = {
+        i: _branches(op) for i, op in enumerate(ops) if op.spec is not None and op.spec.cls.masks_gradient
+    }
     loud = [False] * n
     reach = [-1] * n  # the last loud where a value reaches through branches (-1: none)
     last = [-1] * n
     for s in outputs:
         loud[s] = True
     quiet: set[int] = set()
-    branches: tuple[int, ...]
     for i in range(n - 1, -1, -1):
         op = ops[i]
-        is_quiet = not loud[i] and reach[i] >= 0 and op.kind in (CALL, UNPACK)
-        if is_quiet:  # what a quiet instruction reads flows on to the same where
-            quiet.add(i)
-            at, branches = reach[i], ()
-        else:
-            at, branches = i, _branches(op)
+        if reach[i] >= 0 and not loud[i] and op.kind in (CALL, UNPACK):
+            quiet.add(i)  # what a quiet instruction reads flows on to the same where
+            at = reach[i]
+            for j in op.args:
+                if last[j] < at:
+                    last[j] = at
+                if reach[j] < at:
+                    reach[j] = at
+            continue
+        branches = masking.get(i, ())
         for k, j in enumerate(op.args):
-            if last[j] < at:
-                last[j] = at
-            if is_quiet or k in branches:
-                reach[j] = max(reach[j], at)
+            if last[j] < i:
+                last[j] = i
+            if k in branches:
+                if reach[j] < i:
+                    reach[j] = i
             else:
                 loud[j] = True
     guards: dict[int, tuple[int, ...]] = {}
-    for i, op in enumerate(ops):
+    for i, branches in masking.items():
         if i not in quiet:
-            quiet_branches = tuple(op.args[k] for k in _branches(op) if op.args[k] in quiet)
+            quiet_branches = tuple(ops[i].args[k] for k in branches if ops[i].args[k] in quiet)
             if quiet_branches:
                 guards[i] = quiet_branches
     keep = set(outputs)

@@ -1,6 +1,8 @@
 """What users type for what gradcli has under another name or as an operator: the suggestions of
-an "unknown function" error, tried before spellings that are merely close (``mod`` is nearer
-``sigmoid`` than ``%`` to difflib). Imported only when a name is unknown."""
+an "unknown function" error, tried before spellings that are merely close (``fmod`` is nearer
+``mod`` than ``%`` to difflib, ``clamp`` nearer nothing than ``clip``). Names that simply stand
+for a function are aliases in the registry instead (``ln``, ``arctan``). Imported only when a name
+is unknown."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import difflib
 from collections.abc import Set
 
 MEANINGS: dict[str, str] = {
-    **dict.fromkeys(["mod", "fmod", "remainder"], "%"),
+    **dict.fromkeys(["fmod", "remainder", "modulo"], "%"),
     **dict.fromkeys(["floordiv", "floor_div", "idiv"], "//"),
     "power": "**",
     **dict.fromkeys(["multiply", "mult", "times"], "*"),
@@ -17,9 +19,8 @@ MEANINGS: dict[str, str] = {
     **dict.fromkeys(["subtract", "minus"], "-"),
     **dict.fromkeys(["mm", "matrix_multiply"], "@"),
     **{"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "neq": "!="},
-    **dict.fromkeys(["ln", "loge"], "log"),
-    **{f"arc{f}": f"a{f}" for f in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "tan2")},
-    **dict.fromkeys(["absolute", "fabs"], "abs"),
+    **dict.fromkeys(["loge", "log_e"], "log"),
+    "absolute": "abs",
     **dict.fromkeys(["negative", "negate"], "neg"),
     **dict.fromkeys(["sq", "sqr"], "square"),
     "amax": "max",

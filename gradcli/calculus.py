@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import batching
+from . import batching, tape
 from .backend import as_array
 from .engine import Variable, as_variable, using_grad
 from .engine import grad as _engine_grad
@@ -318,9 +318,16 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
 
     A non-scalar output's gradient is that of the sum of its elements (DeZero seeds backward
     with ones). One backward pass per output; gradients are keyed by the ``wrt`` names (default:
-    all inputs) in input order.
+    all inputs) in input order. An expression runs on a tape (:mod:`gradcli.tape`) when it can:
+    ``outputs`` and ``variables`` then hold the values without a graph behind them.
     """
     p = _problem(f, values, wrt)
+    if p.program is not None and tape.runs_on_tape(p.program):
+        # A tape over the instructions: the same rules, on arrays, without building a graph.
+        values_out, grads = tape.first_order(p.program, p.arrays, p.wrt)
+        outputs = [Variable(v, requires_grad=False) for v in values_out]
+        leaves = {n: Variable(a, name=n, requires_grad=False) for n, a in p.arrays.items()}
+        return Evaluation(values_out, grads, p.wrt, outputs, leaves)
     leaves = p.leaves()
     outs = p.forward(leaves)
     grads = []

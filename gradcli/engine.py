@@ -552,29 +552,18 @@ def backward(
     visited = 0
     strong_zeros = False
 
-    def accumulate(x: Variable, g: Any) -> None:
-        if x not in grads:
-            grads[x] = g
-        elif not raw:
-            grads[x] = grads[x] + g
-        elif x in owned:
-            total = grads[x]
-            if type(total) is np.ndarray and total.shape == np.shape(g):
-                np.add(total, g, out=total)
-            else:
-                grads[x] = total + g
-        else:
-            grads[x] = grads[x] + g
-            owned.add(x)
-
     with using_grad(create_graph), paused_gc():
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:
-                g = _filled(y.data, 1.0) if g is None else as_array(data_of(g))
+                g = seed_like(y.data, 1.0) if g is None else as_array(data_of(g))
             else:
                 g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
-            accumulate(y, g)
+            if y not in grads:
+                grads[y] = g
+            else:  # the same output twice
+                grads[y] = gradient_sum(grads[y], g, raw and y in owned)
+                owned.add(y)
             f = y.creator
             if f is not None and f not in seen:
                 seen.add(f)
@@ -592,7 +581,7 @@ def backward(
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
                 if g is None:
-                    g = _filled(f.inputs[0].data, 0.0, f._out_shapes[k])
+                    g = seed_like(f.inputs[0].data, 0.0, f._out_shapes[k])
                     if not raw:
                         g = Variable(g, requires_grad=False)
                 else:
@@ -611,24 +600,11 @@ def backward(
                         fitted.append(None)
                     continue
                 if raw:
-                    if type(gx) is Variable:
-                        gx = gx.data
-                    shape = x.data.shape
-                    try:
-                        if gx.shape != shape:
-                            gx = _fit_array(gx, shape)
-                    except AttributeError:  # a rule gave a plain number
-                        gx = _fit_array(as_array(gx), shape)
+                    gx = fit_array(gx, x.data.shape)
                     if x not in grads:
                         grads[x] = gx
-                    elif x in owned:
-                        total = grads[x]
-                        if type(total) is np.ndarray and total.shape == gx.shape:
-                            np.add(total, gx, out=total)
-                        else:
-                            grads[x] = total + gx
                     else:
-                        grads[x] = grads[x] + gx
+                        grads[x] = gradient_sum(grads[x], gx, x in owned)
                         owned.add(x)
                 else:
                     if not isinstance(gx, Variable):
@@ -649,7 +625,7 @@ def backward(
     # that no function consumed.
     kept.update(grads)
     if raw:
-        kept = {v: Variable(_owned(g), requires_grad=False) for v, g in kept.items()}
+        kept = {v: Variable(own(g), requires_grad=False) for v, g in kept.items()}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -660,7 +636,7 @@ def backward(
     return None
 
 
-def _filled(like: Any, value: float, shape: tuple[int, ...] | None = None) -> Any:
+def seed_like(like: Any, value: float = 1.0, shape: tuple[int, ...] | None = None) -> Any:
     """An array of ``value`` shaped like ``like`` (or ``shape``), in its array library. For NumPy a
     read-only broadcast of one number: a seed of ones costs no memory and no pass over it."""
     shape = like.shape if shape is None else shape
@@ -669,11 +645,41 @@ def _filled(like: Any, value: float, shape: tuple[int, ...] | None = None) -> An
     return np.full_like(like, value, shape=shape)
 
 
-def _owned(g: Any) -> Any:
+def own(g: Any) -> Any:
     """A gradient handed to the caller as an array of its own (not a read-only broadcast)."""
     if type(g) is np.ndarray and not g.flags.writeable:
         return g.copy()
     return g
+
+
+def apply_rule(
+    f: Function, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...], strong_zeros: bool
+) -> tuple[Any, ...]:
+    """``f``'s rule on arrays (``raw_vjp``), as a first-order pass runs it: after a masking
+    function (``strong_zeros``), an elementwise rule keeps a zero incoming gradient zero."""
+    if strong_zeros and f.elementwise:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gxs = _as_tuple(f.vjp(gys, xs, ys))
+        return tuple([None if gx is None else _strong_zero(gx, gys[0]) for gx in gxs])
+    return _as_tuple(f.vjp(gys, xs, ys))
+
+
+def fit_array(g: Any, shape: tuple[int, ...]) -> Any:
+    """A gradient on arrays with the shape of its input (what broadcasting added, summed away)."""
+    if type(g) is Variable:
+        g = g.data
+    try:
+        return g if g.shape == shape else _fit_array(g, shape)
+    except AttributeError:  # a rule gave a plain number
+        return _fit_array(as_array(g), shape)
+
+
+def gradient_sum(total: Any, g: Any, owned: bool) -> Any:
+    """``total + g``, added into ``total`` itself when the pass allocated it (``owned``)."""
+    if owned and type(total) is np.ndarray and total.shape == np.shape(g):
+        np.add(total, g, out=total)
+        return total
+    return total + g
 
 
 def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[Any, ...]:
@@ -691,12 +697,7 @@ def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[An
         gys = [Variable(g, requires_grad=False) for g in gys]
         ys = tuple([r() for r in f.outputs])
         xs = f.inputs
-    if strong_zeros and f.elementwise:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gxs = f.vjp(tuple(gys), xs, ys)
-        gxs = _as_tuple(gxs)
-        return tuple([None if gx is None else _strong_zero(gx, gys[0]) for gx in gxs])
-    return _as_tuple(f.vjp(tuple(gys), xs, ys))
+    return apply_rule(f, tuple(gys), xs, ys, strong_zeros)
 
 
 def _as_tuple(gxs: Any) -> tuple[Any, ...]:

@@ -24,10 +24,13 @@ from .engine import Function
 def _where() -> str:
     """The running function: the innermost ``backward`` on the stack if any (a backward is built
     from other functions, but the user thinks of it as that function's derivative), else the
-    innermost ``forward``."""
+    innermost ``forward`` (a frame with a local ``forward_of``, where a tape runs one)."""
     found = "numpy"
     frame = sys._getframe(2)
     while frame is not None:
+        running = frame.f_locals.get("forward_of")  # a tape runs forwards outside any method
+        if isinstance(running, Function) and found == "numpy":
+            found = running.name
         owner = frame.f_locals.get("self")
         if isinstance(owner, Function):
             if frame.f_code.co_name in ("backward", "vjp"):

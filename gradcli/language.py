@@ -206,7 +206,15 @@ class _Builder:
         spec = REGISTRY.get(name)
         if spec is None:
             raise self.error(f"this needs the function {name!r}, which is not registered", pos)
+        if len(args) == 2 and not (_is_string(args[0]) or _is_string(args[1])) and spec.arity == (2, 2):
+            # An operator: two inputs and no options, without call's sorting of arguments (most
+            # instructions of a long expression are these).
+            slots = (self.value(args[0]), self.value(args[1]))
+            return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=_NO_OPTIONS, where=pos)), pos)
         return self.call(spec, args, pos)
+
+
+_NO_OPTIONS: dict[str, Any] = {}  # shared by every call without options: never written to
 
 
 def _is_string(ref: Any) -> bool:

@@ -110,12 +110,17 @@ class Program:
             op.value for op in sorted((op for op in ops if op.kind == INPUT), key=_first_appearance)
         )
         self._frees, self.quiet, self.guards = _plan(ops, outputs)
+        self._input_slots = {op.value: i for i, op in enumerate(ops) if op.kind == INPUT}
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
         self.differentiates_inside = any(op.kind == GRAD for op in ops)
 
     def __repr__(self) -> str:
         return f"Program({self.text!r}, inputs={self.inputs}, ops={len(self.ops)})"
+
+    def input_slot(self, name: str) -> int | None:
+        """The instruction that reads the input ``name`` (None: the expression has no such input)."""
+        return self._input_slots.get(name)
 
     def run(self, values: Mapping[str, Any]) -> Run:
         """Evaluate on ``values`` (name -> number or array), recording the graph for backward."""

@@ -1,0 +1,247 @@
+"""First derivatives of a Program by a tape: forward over its instructions on plain arrays, then
+one reverse sweep, building no graph.
+
+A Program is already a topological order (SSA, in the order the parser reduced it), so reverse
+mode needs no heap and no Variables: each instruction's value is kept in its slot, and its
+function's rule, the same one the engine runs (:meth:`gradcli.engine.Function.vjp` on arrays),
+turns the gradient of its output into those of its inputs, from the last instruction to the
+first. It serves ``gradcli eval`` and :func:`gradcli.calculus.evaluate`; the Variable/Function
+graph remains for higher orders, ``grad()`` inside expressions, ``explain``, ``graph`` and the
+Python API. A Program that a tape cannot run (``grad()`` inside, or a plugin whose backward is
+written with Variables) says so with :func:`runs_on_tape`, and goes through the graph instead.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .backend import as_array
+from .engine import Function, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
+from .program import CALL, CONST, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
+
+
+class _Needs:
+    """What a rule reads of an input on a tape, in place of its Variable: whether it needs a
+    gradient (``Function.needs_input_grad`` and table rules read ``inputs[k].requires_grad``)."""
+
+    __slots__ = ("requires_grad",)
+
+    def __init__(self, requires_grad: bool) -> None:
+        self.requires_grad = requires_grad
+
+
+_NEEDED, _CONSTANT = _Needs(True), _Needs(False)
+
+
+def runs_on_tape(program: Program) -> bool:
+    """Whether every instruction can run on a tape: no ``grad()`` inside, and every function's
+    rule runs on arrays (``raw_vjp``: the library's own; plugins' backward wants Variables)."""
+    cached = getattr(program, "_runs_on_tape", None)
+    if cached is None:
+        cached = all(
+            op.kind != GRAD and (op.kind != CALL or (op.spec is not None and op.spec.cls.raw_vjp))
+            for op in program.ops
+        )
+        program._runs_on_tape = cached  # type: ignore[attr-defined]
+    return bool(cached)
+
+
+def first_order(
+    program: Program, arrays: Mapping[str, Any], wrt: Sequence[str]
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The outputs of ``program`` at ``arrays`` and, for each output, the gradient of the sum of
+    its elements with respect to each input named in ``wrt`` (zeros where it does not reach)."""
+    with paused_gc():
+        tape = _forward(program, arrays, set(wrt))
+        outputs = [tape.slots[j] for j in program.outputs]
+        grads = [_reverse(program, tape, j, wrt, arrays) for j in program.outputs]
+    return outputs, grads
+
+
+class _Tape:
+    """What the forward pass leaves for the reverse sweep: each slot's value, the function of
+    each call that needs a gradient, which slots need one, and generations (as the engine's)."""
+
+    __slots__ = ("slots", "functions", "needs", "generation")
+
+    def __init__(self, n: int) -> None:
+        self.slots: list[Any] = [None] * n
+        self.functions: list[Function | None] = [None] * n
+        self.needs = [False] * n
+        self.generation = [0] * n
+
+
+def _forward(program: Program, arrays: Mapping[str, Any], live: set[str]) -> _Tape:
+    ops = program.ops
+    tape = _Tape(len(ops))
+    slots, functions, needs, generation = tape.slots, tape.functions, tape.needs, tape.generation
+    quiet, guards = program.quiet, program.guards
+    for i, op in enumerate(ops):
+        kind = op.kind
+        if kind == CALL:
+            need = False
+            for j in op.args:
+                if needs[j]:
+                    need = True
+            f = _function(op)
+            if quiet and i in quiet:
+                with np.errstate(all="ignore"):
+                    slots[i] = _call(program, i, f, slots)
+            else:
+                slots[i] = _call(program, i, f, slots)
+            if need:
+                f.inputs = tuple([_NEEDED if needs[j] else _CONSTANT for j in op.args])  # type: ignore[misc]
+                functions[i] = f
+                needs[i] = True
+                generation[i] = 1 + max([generation[j] for j in op.args])
+            if guards and i in guards:
+                program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
+        elif kind == INPUT:
+            slots[i] = arrays[op.value]
+            needs[i] = op.value in live
+        elif kind == CONST:
+            slots[i] = op.value.data
+        elif kind == UNPACK:
+            whole = slots[op.args[0]]
+            index, count = op.value
+            got = len(whole) if isinstance(whole, tuple) else 1
+            if got != count:
+                raise EvaluationError(
+                    f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names",
+                    program.text,
+                    op.where,
+                )
+            slots[i] = whole[index]
+            needs[i] = needs[op.args[0]]
+            generation[i] = generation[op.args[0]]
+        else:
+            raise EvaluationError(
+                "grad() inside an expression needs the graph, not a tape", program.text, op.where
+            )
+    return tape
+
+
+def _function(op: Any) -> Function:
+    """A new Function object for a call instruction (its options given)."""
+    spec = op.spec
+    assert spec is not None
+    return spec.cls(**op.params)
+
+
+def _call(program: Program, i: int, forward_of: Function, slots: Any) -> Any:
+    """Instruction ``i`` (a call of ``forward_of``) on the arrays in ``slots``, its errors as the
+    graph's run reports them. (The local's name tells floating-point warnings which function
+    ran: gradcli.fpe.)"""
+    op = program.ops[i]
+    try:
+        out = forward_of.forward(*[slots[j] for j in op.args])
+    except ExpressionError:
+        raise
+    except (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        name = op.spec.name if op.spec is not None else op.kind
+        shapes = ", ".join(str(tuple(np.shape(slots[j]))) for j in op.args)
+        detail = str(exc).removeprefix(f"{name}: ")
+        raise EvaluationError(f"{name} of shapes {shapes}: {detail}", program.text, op.where) from exc
+    if type(out) is tuple:
+        if op.n_outputs == 1:
+            raise EvaluationError(
+                f"{op.spec.name}() has {len(out)} outputs: unpack them, e.g. "  # type: ignore[union-attr]
+                f"{', '.join('abcdefgh'[: len(out)])} = {op.spec.name}(...)",  # type: ignore[union-attr]
+                program.text,
+                op.where,
+            )
+        return tuple([_float64(y) for y in out])
+    return _float64(out)
+
+
+def _float64(y: Any) -> Any:
+    kind = type(y)
+    if kind is np.float64 or kind is np.ndarray and y.ndim and y.dtype == np.float64:
+        return y
+    return as_array(y)
+
+
+def _reverse(
+    program: Program, tape: _Tape, output: int, wrt: Sequence[str], arrays: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One reverse sweep from slot ``output`` (seeded with ones): the gradient of each ``wrt``.
+
+    Functions run in the engine's order (highest generation first, ties in the order they were
+    reached), so gradients add up in the same order and the numbers are the graph's, bit for bit.
+    """
+    ops, slots, functions, needs, generation = (
+        program.ops,
+        tape.slots,
+        tape.functions,
+        tape.needs,
+        tape.generation,
+    )
+    grads: dict[int, Any] = {}
+    owned: set[int] = set()  # slots whose gradient buffer this sweep allocated: added to in place
+    outputs_of = _unpacked(ops)
+    heap: list[tuple[int, int, int]] = []
+    seen: set[int] = set()
+    tie = itertools.count()
+
+    def reach(j: int) -> None:
+        c = j if ops[j].kind == CALL else ops[j].args[0] if ops[j].kind == UNPACK else -1
+        if c >= 0 and functions[c] is not None and c not in seen:
+            seen.add(c)
+            heapq.heappush(heap, (-(generation[c] - 1), next(tie), c))
+
+    if needs[output]:
+        grads[output] = seed_like(slots[output])
+        reach(output)
+    strong_zeros = False
+    while heap:
+        c = heapq.heappop(heap)[2]
+        op, f = ops[c], functions[c]
+        assert f is not None
+        if op.n_outputs > 1:
+            out = slots[c]
+            gys = tuple(
+                grads.pop(u, None) if u is not None and u in grads else seed_like(y, 0.0)
+                for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
+            )
+            ys = out
+        else:
+            gys = (grads.pop(c),)
+            ys = (slots[c],)
+        owned.discard(c)
+        gxs = apply_rule(
+            f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
+        )
+        if f.masks_gradient:
+            strong_zeros = True
+        for j, gx in zip(op.args, gxs):
+            if gx is None or not needs[j]:
+                continue
+            gx = fit_array(gx, np.shape(slots[j]))
+            if j not in grads:
+                grads[j] = gx
+            else:
+                grads[j] = gradient_sum(grads[j], gx, j in owned)
+                owned.add(j)
+            reach(j)
+    result = {}
+    for name in wrt:
+        slot = program.input_slot(name)
+        g = grads.get(slot) if slot is not None else None
+        result[name] = np.zeros_like(arrays[name]) if g is None else own(g)
+    return result
+
+
+def _unpacked(ops: list[Any]) -> dict[int, list[int | None]]:
+    """For each call with several outputs, the slot that holds each of its outputs (None where
+    no name took it)."""
+    out: dict[int, list[int | None]] = {}
+    for i, op in enumerate(ops):
+        if op.kind == UNPACK:
+            index, count = op.value
+            out.setdefault(op.args[0], [None] * count)[index] = i
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import batching, tape
 from .backend import as_array
-from .engine import Variable, as_variable, using_grad
+from .engine import GraphTooLarge, Variable, as_variable, node_limit, pass_sizes, using_grad
 from .engine import grad as _engine_grad
 from .functions.registry import Spec
 
@@ -479,12 +479,30 @@ def _batched_pure_partials(p: _Problem, name: str, orders: list[Any]) -> None:
         leaves, outs = p.run_rows({name: _copies(p.arrays[name], count)})
         y = outs[0]  # one scalar per row: checked on the unbatched run
         seeds = Variable(_basis(start, count, shape), requires_grad=False)
-        g = _backward_from(leaves, (name,), y, create_graph=True)[name]
         picked = np.arange(count), np.arange(start, start + count)
-        for k in range(1, len(orders)):
-            g = _backward_from(leaves, (name,), g, seeds, create_graph=k < len(orders) - 1)[name]
-            flat = g.data.reshape(count, size)
-            orders[k].reshape(-1)[start : start + count] = flat[picked]
+        with pass_sizes() as sizes:
+            g = _backward_from(leaves, (name,), y, create_graph=True)[name]
+            for k in range(1, len(orders)):
+                _refuse_growth(sizes, len(orders) - k)
+                g = _backward_from(leaves, (name,), g, seeds, create_graph=k < len(orders) - 1)[name]
+                flat = g.data.reshape(count, size)
+                orders[k].reshape(-1)[start : start + count] = flat[picked]
+
+
+def _refuse_growth(sizes: list[int], passes_left: int) -> None:
+    """Refuse, before the work, a chain of differentiable passes whose graphs grow so fast that
+    one still to come would pass the node limit (``tanh(x)`` triples per order: order 64 would
+    need 10^30 functions). The growth is the mean over the last two passes, once four have run
+    (the first ones are too small to tell); ``passes_left`` more will follow."""
+    limit = node_limit()
+    if limit is None or len(sizes) < 4 or sizes[-3] == 0:
+        return
+    growth = (sizes[-1] / sizes[-3]) ** 0.5
+    if growth <= 1.0:
+        return
+    predicted = sizes[-1] * growth ** min(passes_left, 200)
+    if predicted > limit:
+        raise GraphTooLarge(int(min(predicted, 1e300)), limit, predicted=True)
 
 
 class HessianResult(NamedTuple):

@@ -35,6 +35,7 @@ from .backend import as_array
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradcli_grad_enabled", default=True)
 _node_limit: ContextVar[int | None] = ContextVar("gradcli_node_limit", default=None)
+_pass_sizes: ContextVar[list[int] | None] = ContextVar("gradcli_pass_sizes", default=None)
 
 
 @contextlib.contextmanager
@@ -76,14 +77,39 @@ def is_grad_enabled() -> bool:
 
 
 class GraphTooLarge(RuntimeError):  # noqa: N818 - a limit reached, named as such
-    """A differentiable backward pass grew past the node limit (see :func:`limited_nodes`)."""
+    """A differentiable backward pass grew past the node limit (see :func:`limited_nodes`), or
+    would, by the growth of the passes before it (``predicted``)."""
 
-    def __init__(self, visited: int, limit: int) -> None:
-        super().__init__(
-            f"a differentiable backward pass visited more than {limit:,} functions "
-            f"(the graph of each derivative is larger than the last)"
-        )
-        self.visited, self.limit = visited, limit
+    def __init__(self, visited: int, limit: int, predicted: bool = False) -> None:
+        if predicted:
+            text = (
+                f"a differentiable backward pass would visit about {visited:,} functions, more than "
+                f"{limit:,} (the graph of each derivative is several times larger than the last)"
+            )
+        else:
+            text = (
+                f"a differentiable backward pass visited more than {limit:,} functions "
+                f"(the graph of each derivative is larger than the last)"
+            )
+        super().__init__(text)
+        self.visited, self.limit, self.predicted = visited, limit, predicted
+
+
+def node_limit() -> int | None:
+    """The limit of :func:`limited_nodes` in force here (None: none)."""
+    return _node_limit.get()
+
+
+@contextlib.contextmanager
+def pass_sizes() -> Iterator[list[int]]:
+    """Inside the block, the number of Functions each differentiable backward pass visits is
+    appended to the list yielded: how the graph of each order of derivatives grows."""
+    sizes: list[int] = []
+    token = _pass_sizes.set(sizes)
+    try:
+        yield sizes
+    finally:
+        _pass_sizes.reset(token)
 
 
 @contextlib.contextmanager
@@ -549,6 +575,7 @@ def backward(
     kept: dict[Variable, Any] = {}
     push = heapq.heappush
     limit = _node_limit.get() if create_graph else None
+    sizes = _pass_sizes.get() if create_graph else None
     visited = 0
     strong_zeros = False
 
@@ -572,9 +599,9 @@ def backward(
         pop = heapq.heappop
         while heap:
             f = pop(heap)[2]
-            if limit is not None:
+            if create_graph:
                 visited += 1
-                if visited > limit:
+                if limit is not None and visited > limit:
                     raise GraphTooLarge(visited, limit)
             gys = []
             for k, ref in enumerate(f.outputs):
@@ -621,6 +648,8 @@ def backward(
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
 
+    if sizes is not None:
+        sizes.append(visited)
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
     kept.update(grads)

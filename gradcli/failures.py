@@ -38,6 +38,12 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     if engine is None:  # no Function has run, so neither a graph nor a plugin can have failed
         return None
     if isinstance(exc, engine.GraphTooLarge):
+        if exc.predicted:  # refused before the work, from how fast the graph grows per order
+            return (
+                f"the graph of derivatives would grow past --max-nodes {exc.limit:,} functions "
+                f"(about {exc.visited:.2g} by the last order): {NODES_ADVICE}",
+                2,
+            )
         return f"the graph of derivatives grew past --max-nodes {exc.limit:,} functions: {NODES_ADVICE}", 2
     from .plugins import failure
 

@@ -314,8 +314,9 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
             if s.rule:
                 lines.append(f"  {'':<{width}}    {s.rule}")
     if group is None:
-        lines += ["", "special forms:"]
-        lines += [f"  {name}(EXPR, NAME)  {doc}" for name, doc in SPECIAL_FORMS.items()]
+        width = max(map(len, SPECIAL_FORMS))
+        lines += ["", "forms of the language:"]
+        lines += [f"  {form:<{width}}  {doc}" for form, doc in SPECIAL_FORMS.items()]
     sink.line("\n".join(lines))
 
 

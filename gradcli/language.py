@@ -38,7 +38,15 @@ CONSTANTS: dict[str, Any] = {
     "False": False,
     "None": None,
 }
-SPECIAL_FORMS = {"grad": "grad(EXPR, NAME): the derivative of EXPR with respect to NAME, as a value"}
+#: Forms the language reads itself (beyond calls of registered functions), as written, with their docs.
+SPECIAL_FORMS = {
+    "grad(EXPR, NAME)": "the derivative of EXPR with respect to NAME, as a value (itself differentiable)",
+    "max(a, b, ...)": "the elementwise largest of two or more expressions (max(x, axis=0) reduces)",
+    "min(a, b, ...)": "the elementwise smallest of two or more expressions (min(x, axis=0) reduces)",
+    "log(x, base)": "the logarithm to a base, log(x)/log(base), differentiable in both",
+    "a if cond else b": "where(cond, a, b): the derivative of the branch taken",
+    "[a, b, ...]": "an array of expressions (stack); of numbers only, a constant",
+}
 
 
 # --- what the callbacks pass up: a slot, a constant not yet placed, or a name not yet resolved ---

@@ -28,10 +28,20 @@ BROADCAST_SHAPES = [((3, 1), (4,)), ((4,), (3, 1))]
 RTOL, ATOL = 1e-5, 1e-7
 
 REQUIRED = (
+    # issue 2
     "neg add sub mul div pow square sqrt exp log log1p expm1 sin cos tan asin acos atan sinh cosh tanh "
     "sigmoid log_sigmoid relu abs softplus maximum minimum sum mean max min norm logsumexp softmax "
-    "log_softmax matmul dot transpose reshape linear mse clip"
+    "log_softmax matmul dot transpose reshape linear mse clip "
+    # issue 10: elementwise, piecewise, neural network
+    "log10 log2 exp2 cbrt reciprocal atan2 hypot asinh acosh atanh sec csc cot sinc deg2rad rad2deg "
+    "logaddexp logit xlogy erf erfc erfinv gamma lgamma digamma floor ceil round trunc sign heaviside "
+    "mod floor_divide gelu silu elu leaky_relu softsign hardtanh huber cross_entropy binary_cross_entropy "
+    # issue 10: reductions, linear algebra, shape, logic
+    "prod var std cumsum cumprod det slogdet inv solve trace diag outer inner einsum cross kron cholesky "
+    "eigh tril triu stack concat split squeeze expand_dims flip roll tile repeat swapaxes moveaxis ravel "
+    "less less_equal greater greater_equal equal not_equal logical_and logical_or logical_not where"
 ).split()
+ALIASES_REQUIRED = "ln arcsin arccos arctan arcsinh arccosh arctanh arctan2 fabs".split()
 
 
 def rng_for(spec: Spec, salt: str = "") -> np.random.Generator:
@@ -182,9 +192,13 @@ def test_registered_function_is_callable_by_its_name(spec: Spec) -> None:
     assert spec.name in functions.__all__
 
 
-def test_registry_holds_every_function_the_issue_requires() -> None:
+def test_registry_holds_every_function_the_issues_require() -> None:
+    from gradcli.functions.registry import ALIASES, lookup
+
     missing = [name for name in REQUIRED if name not in REGISTRY]
     assert missing == []
+    assert [name for name in ALIASES_REQUIRED if name not in ALIASES] == []
+    assert lookup("ln") is REGISTRY["log"] and lookup("arctan2") is REGISTRY["atan2"]
 
 
 def test_registry_has_at_least_two_functions_with_several_outputs() -> None:

@@ -592,6 +592,7 @@ class Sink:
 
     def write(self, data: bytes) -> None:
         start = None
+        view = memoryview(data)
         try:
             if self.fd is None:
                 assert self.stream is not None
@@ -613,8 +614,11 @@ class Sink:
             raise
         except OSError as exc:
             if start is not None:
+                # Keep the whole lines that made it (a batch writes many at once), cut the rest.
+                written = len(data) - len(view)
+                whole = data.rfind(b"\n", 0, written) + 1
                 try:
-                    os.ftruncate(self.fd, start)  # type: ignore[arg-type]
+                    os.ftruncate(self.fd, start + whole)  # type: ignore[arg-type]
                 except OSError:
                     pass
             if self.path is None:

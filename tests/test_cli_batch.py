@@ -203,3 +203,72 @@ def test_a_file_size_limit_leaves_whole_lines_only(tmp_path: Path) -> None:
     text = out.read_text()
     assert text.endswith("\n") and len(text) <= 8192
     assert [r["value"][0] for r in records(text)] == [2.0 * k for k in range(len(text.splitlines()))]
+
+
+# -- runs of lines as one batch -----------------------------------------------------------------------
+
+
+def test_runs_of_lines_with_the_same_shapes_give_what_each_line_gives_alone() -> None:
+    """Lines are evaluated together where their shapes agree; the text is the same as one by one
+    (the scalar template, arrays, a bad line and a shape change in the middle of the stream)."""
+    lines = [
+        '{"x": 1.5, "y": 2}',
+        '{"x": -0.25, "y": 3}',
+        '{"x": 2, "y": [1, 2]}',
+        '{"x": 3, "y": [4, 5]}',
+        "not json",
+        '{"x": 0, "y": 0}',
+        '{"x": 1e300, "y": 1e300}',
+    ]
+    rc, together, _ = invoke("eval", "x*y + sin(x)", "--batch", input="\n".join(lines) + "\n")
+    alone = [invoke("eval", "x*y + sin(x)", "--batch", input=line + "\n")[1] for line in lines]
+    # Alone, each is line 1: number them as in the stream.
+    alone = [a.replace('{"line": 1,', f'{{"line": {k},') for k, a in enumerate(alone, start=1)]
+    assert rc == 1 and together == "".join(alone)
+
+
+def test_strict_flags_each_line_of_a_run_in_its_place() -> None:
+    text = '{"x": 1}\n{"x": 0}\n{"x": 2}\n'
+    rc, out, _ = invoke("eval", "log(x)", "--strict", "--batch", input=text)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1 and "error" not in records[0] and "error" not in records[2]
+    assert records[1] == {"line": 2, "error": "--strict: a value or gradient is NaN or infinite"}
+
+
+def test_a_run_that_fails_as_a_whole_is_answered_line_by_line() -> None:
+    """inv of a singular matrix fails the whole batch; each line then gets its own answer."""
+    text = '{"a": [[1, 0], [0, 1]]}\n{"a": [[1, 2], [2, 4]]}\n{"a": [[2, 0], [0, 2]]}\n'
+    rc, out, _ = invoke("eval", "sum(inv(a))", "--batch", input=text)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1 and [r.get("value") for r in records] == [2.0, None, 1.0]
+    assert records[1]["line"] == 2 and "singular" in records[1]["error"].lower()
+
+
+@pytest.mark.slow
+def test_an_interactive_pipe_is_answered_line_by_line_without_waiting_for_more() -> None:
+    """A reader that waits for each answer before it writes the next line must get it: the batch
+    reader takes what has arrived, never a full chunk."""
+    import select
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcli", "eval", "x*y", "--y", "2", "--batch"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=subprocess_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for x in (1, 2, 3):
+            proc.stdin.write(f'{{"x": {x}}}\n'.encode())
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            assert ready, f"no answer to line {x} while the pipe stays open"
+            assert json.loads(proc.stdout.readline())["value"] == 2.0 * x
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0

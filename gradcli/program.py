@@ -19,6 +19,11 @@ from .functions.registry import Spec
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
 
 
+#: What a function raises for inputs it cannot take (shapes, domains, singular matrices): an
+#: evaluation error at the instruction, not a bug.
+FAILURES = (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError)
+
+
 class ExpressionError(ValueError):
     """A problem located in the expression text: shown with the line and a caret under it."""
 
@@ -154,16 +159,30 @@ class Program:
                     slots[i] = self._execute(i, op, slots, variables)
             except ExpressionError:
                 raise
-            except (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError) as exc:
-                name = op.spec.name if op.spec is not None else op.kind
-                shapes = ", ".join(str(tuple(slots[j].shape)) for j in op.args if hasattr(slots[j], "shape"))
-                detail = str(exc).removeprefix(f"{name}: ")
-                raise EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where) from exc
+            except FAILURES as exc:
+                raise self.failed(op, slots, exc) from exc
             if i in guards:
                 self.warn_where_taken(i, slots, lambda k, s: self._execute(k, self.ops[k], s, variables))
             for j in frees[i]:
                 slots[j] = None
         return [slots[j] for j in self.outputs]
+
+    def failed(self, op: Op, slots: Any, exc: BaseException) -> EvaluationError:
+        """An instruction's failure (shapes, domains, singular matrices) in words, at its place."""
+        name = op.spec.name if op.spec is not None else op.kind
+        shapes = ", ".join(str(tuple(np.shape(data_of(slots[j])))) for j in op.args)
+        detail = str(exc).removeprefix(f"{name}: ")
+        return EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where)
+
+    def unpacked(self, op: Op, whole: Any) -> Any:
+        """The output an UNPACK instruction takes of a function's outputs (``whole``)."""
+        index, count = op.value
+        got = len(whole) if isinstance(whole, tuple) else 1
+        if got != count:
+            raise EvaluationError(
+                f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names", self.text, op.where
+            )
+        return whole[index]
 
     def _execute(self, i: int, op: Op, slots: Any, variables: Mapping[str, Variable]) -> Any:
         """Instruction ``i``'s value, its arguments read from ``slots``."""
@@ -185,16 +204,7 @@ class Program:
         elif kind == CONST:
             out = op.value
         elif kind == UNPACK:
-            whole = slots[op.args[0]]
-            index, count = op.value
-            got = len(whole) if isinstance(whole, tuple) else 1
-            if got != count:
-                raise EvaluationError(
-                    f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names",
-                    self.text,
-                    op.where,
-                )
-            out = whole[index]
+            out = self.unpacked(op, slots[op.args[0]])
             if i in self.names:
                 out.name = self.names[i]
         else:  # GRAD: d(slot a)/d(slot b), itself differentiable

@@ -22,7 +22,7 @@ import numpy as np
 
 from .backend import as_array
 from .engine import Function, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
-from .program import CALL, CONST, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
+from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
 
 
 class _Needs:
@@ -107,16 +107,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str]) -> _Ta
         elif kind == CONST:
             slots[i] = op.value.data
         elif kind == UNPACK:
-            whole = slots[op.args[0]]
-            index, count = op.value
-            got = len(whole) if isinstance(whole, tuple) else 1
-            if got != count:
-                raise EvaluationError(
-                    f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names",
-                    program.text,
-                    op.where,
-                )
-            slots[i] = whole[index]
+            slots[i] = program.unpacked(op, slots[op.args[0]])
             needs[i] = needs[op.args[0]]
             generation[i] = generation[op.args[0]]
         else:
@@ -142,11 +133,8 @@ def _call(program: Program, i: int, forward_of: Function, slots: Any) -> Any:
         out = forward_of.forward(*[slots[j] for j in op.args])
     except ExpressionError:
         raise
-    except (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        name = op.spec.name if op.spec is not None else op.kind
-        shapes = ", ".join(str(tuple(np.shape(slots[j]))) for j in op.args)
-        detail = str(exc).removeprefix(f"{name}: ")
-        raise EvaluationError(f"{name} of shapes {shapes}: {detail}", program.text, op.where) from exc
+    except FAILURES as exc:
+        raise program.failed(op, slots, exc) from exc
     if type(out) is tuple:
         if op.n_outputs == 1:
             raise EvaluationError(

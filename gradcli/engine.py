@@ -457,7 +457,7 @@ class Primitive(Function):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> tuple[Any, ...]:
         out = ys[0] if ys else None
-        if out is None and self.uses_outputs:
+        if out is None and self.uses_outputs and self.reads_output():
             out = self.forward(*[data_of(x) for x in xs])
         values = (gys[0], *xs, out, *self.params.values())
         gxs: list[Any] = []
@@ -467,6 +467,22 @@ class Primitive(Function):
             else:
                 gxs.append(rule(*pick(values)))
         return tuple(gxs)
+
+    def reads_output(self) -> bool:
+        """Whether a rule that will run (for an input that needs a gradient) reads ``out``."""
+        at = len(self.input_names) + 1
+        return any(at in args and x.requires_grad for args, x in zip(self._rule_args, self.inputs))
+
+    def reads_inputs(self) -> set[int]:
+        """The positions of the inputs that the rules that will run read."""
+        n = len(self.input_names)
+        return {
+            a - 1
+            for args, x in zip(self._rule_args, self.inputs)
+            if x.requires_grad
+            for a in args
+            if 0 < a <= n
+        }
 
     def backward(self, gy: Any) -> Any:
         gxs = self.vjp((gy,), self.inputs, (self.outputs[0](),))

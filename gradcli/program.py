@@ -114,7 +114,7 @@ class Program:
         self.inputs: tuple[str, ...] = tuple(
             op.value for op in sorted((op for op in ops if op.kind == INPUT), key=_first_appearance)
         )
-        self._frees, self.quiet, self.guards = _plan(ops, outputs)
+        self.frees, self.quiet, self.guards = _plan(ops, outputs)
         self._input_slots = {op.value: i for i, op in enumerate(ops) if op.kind == INPUT}
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
@@ -149,7 +149,7 @@ class Program:
 
     def _run(self, variables: Mapping[str, Variable]) -> list[Variable]:
         slots: list[Any] = [None] * len(self.ops)
-        frees, quiet, guards = self._frees, self.quiet, self.guards
+        frees, quiet, guards = self.frees, self.quiet, self.guards
         for i, op in enumerate(self.ops):
             try:
                 if i in quiet:

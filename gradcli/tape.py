@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backend import as_array
-from .engine import Function, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
+from .engine import Function, Primitive, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
 from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
 
 
@@ -59,7 +59,8 @@ def first_order(
     with paused_gc():
         tape = _forward(program, arrays, set(wrt))
         outputs = [tape.slots[j] for j in program.outputs]
-        grads = [_reverse(program, tape, j, wrt, arrays) for j in program.outputs]
+        last = len(program.outputs) - 1
+        grads = [_reverse(program, tape, j, wrt, arrays, k == last) for k, j in enumerate(program.outputs)]
     return outputs, grads
 
 
@@ -67,20 +68,33 @@ class _Tape:
     """What the forward pass leaves for the reverse sweep: each slot's value, the function of
     each call that needs a gradient, which slots need one, and generations (as the engine's)."""
 
-    __slots__ = ("slots", "functions", "needs", "generation")
+    __slots__ = ("slots", "shapes", "functions", "needs", "generation")
 
     def __init__(self, n: int) -> None:
         self.slots: list[Any] = [None] * n
+        self.shapes: list[tuple[int, ...]] = [()] * n
         self.functions: list[Function | None] = [None] * n
         self.needs = [False] * n
         self.generation = [0] * n
 
 
-def _forward(program: Program, arrays: Mapping[str, Any], live: set[str]) -> _Tape:
+def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_all: bool = False) -> _Tape:
+    """Run every instruction, keeping what the reverse sweep needs. A value no rule will read
+    (``x*y``'s output, or ``neg``'s input) is dropped after its last use in forward, as the
+    graph's own run does without a graph: a big-array expression holds fewer arrays at once."""
     ops = program.ops
     tape = _Tape(len(ops))
-    slots, functions, needs, generation = tape.slots, tape.functions, tape.needs, tape.generation
-    quiet, guards = program.quiet, program.guards
+    slots, shapes, functions, needs, generation = (
+        tape.slots,
+        tape.shapes,
+        tape.functions,
+        tape.needs,
+        tape.generation,
+    )
+    quiet, guards, frees = program.quiet, program.guards, program.frees
+    read = [keep_all] * len(ops)  # whether a rule that will run reads the slot
+    for j in program.outputs:
+        read[j] = True
     for i, op in enumerate(ops):
         kind = op.kind
         if kind == CALL:
@@ -99,6 +113,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str]) -> _Ta
                 functions[i] = f
                 needs[i] = True
                 generation[i] = 1 + max([generation[j] for j in op.args])
+                _mark_read(f, i, op.args, read)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -114,7 +129,28 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str]) -> _Ta
             raise EvaluationError(
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
+        value = slots[i]
+        if type(value) is not tuple:
+            shapes[i] = np.shape(value)
+        for j in frees[i]:
+            if not read[j] and type(slots[j]) is not tuple:
+                slots[j] = None
     return tape
+
+
+def _mark_read(f: Function, i: int, args: tuple[int, ...], read: list[bool]) -> None:
+    """Mark the slots ``f``'s rules will read: the inputs and output that table rules name, or
+    all of them for a rule of its own (a class's ``vjp``)."""
+    if isinstance(f, Primitive):
+        for k in f.reads_inputs():
+            read[args[k]] = True
+        if f.reads_output():
+            read[i] = True
+        return
+    for j in args:
+        read[j] = True
+    if f.uses_outputs:
+        read[i] = True
 
 
 def _function(op: Any) -> Function:
@@ -155,7 +191,7 @@ def _float64(y: Any) -> Any:
 
 
 def _reverse(
-    program: Program, tape: _Tape, output: int, wrt: Sequence[str], arrays: Mapping[str, Any]
+    program: Program, tape: _Tape, output: int, wrt: Sequence[str], arrays: Mapping[str, Any], last: bool
 ) -> dict[str, Any]:
     """One reverse sweep from slot ``output`` (seeded with ones): the gradient of each ``wrt``.
 
@@ -209,7 +245,7 @@ def _reverse(
         for j, gx in zip(op.args, gxs):
             if gx is None or not needs[j]:
                 continue
-            gx = fit_array(gx, np.shape(slots[j]))
+            gx = fit_array(gx, tape.shapes[j])
             if j not in grads:
                 grads[j] = gx
             else:

@@ -211,7 +211,7 @@ def test_a_program_without_where_has_nothing_quiet() -> None:
 def test_values_kept_for_a_branch_to_be_computed_again_are_freed_after_the_where() -> None:
     program = parse("where(x > 0, sqrt(x), 0) + 1")
     where_at = next(i for i, op in enumerate(program.ops) if op.spec is not None and op.spec.name == "where")
-    freed_by_where = {program.ops[j].spec.name for j in program._frees[where_at] if program.ops[j].spec}
+    freed_by_where = {program.ops[j].spec.name for j in program.frees[where_at] if program.ops[j].spec}
     assert "sqrt" in freed_by_where
 
 

@@ -318,9 +318,10 @@ def run(
     evaluation). Returns the outputs, each with a batch axis (an output that depends on no batched
     input is broadcast to one, so every output has its rows). ``seen``, if given, is called with
     every value the run computes."""
-    from .program import CALL, CONST, GRAD, INPUT, UNPACK
+    from .program import CALL, CONST, GRAD, INPUT, UNPACK, constant_in, constants_namespace
 
     size = batch_size(variables, batched)
+    xp = constants_namespace(program, variables)
     wanted = set(batched)
     inside = getattr(program, "differentiates_inside", False)
     ops = program.ops
@@ -339,7 +340,7 @@ def run(
                 # grad(EXPR, x) inside must see each row's own x, not one x shared by all rows.
                 slots[i], flags[i] = _expand(slots[i], size), True
         elif kind == CONST:
-            slots[i] = op.value
+            slots[i] = op.value if xp is np else constant_in(op.value, xp)
         elif kind == UNPACK:
             index, _count = op.value
             slots[i] = slots[op.args[0]][index]
@@ -368,7 +369,7 @@ def elements_per_run(program: Any, variables: Mapping[str, Variable]) -> int:
     def count(value: Any) -> None:
         nonlocal total
         for v in value if isinstance(value, tuple) else (value,):
-            total += int(np.size(data_of(v)))
+            total += int(np.prod(np.shape(data_of(v))))  # np.size would compute a Dask array
 
     run(program, variables, (), count)
     return total

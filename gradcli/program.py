@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .engine import Variable, grad, paused_gc
 from .functions.registry import Spec
 
@@ -106,6 +107,7 @@ class Program:
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
         self.differentiates_inside = any(op.kind == GRAD for op in ops)
+        self.has_array_constants = any(op.kind == CONST and op.value.ndim for op in ops)
 
     def __repr__(self) -> str:
         return f"Program({self.text!r}, inputs={self.inputs}, ops={len(self.ops)})"
@@ -130,6 +132,7 @@ class Program:
             return self._run(variables)
 
     def _run(self, variables: Mapping[str, Variable]) -> list[Variable]:
+        xp = constants_namespace(self, variables)
         slots: list[Any] = [None] * len(self.ops)
         frees = self._frees
         for i, op in enumerate(self.ops):
@@ -150,7 +153,7 @@ class Program:
                 elif kind == INPUT:
                     out = variables[op.value]
                 elif kind == CONST:
-                    out = op.value
+                    out = op.value if xp is np else constant_in(op.value, xp)
                 elif kind == UNPACK:
                     whole = slots[op.args[0]]
                     index, count = op.value
@@ -184,6 +187,19 @@ class Program:
             for j in frees[i]:
                 slots[j] = None
         return [slots[j] for j in self.outputs]
+
+
+def constants_namespace(program: Program, variables: Mapping[str, Variable]) -> Any:
+    """The array module the program's array constants must be in to mix with the inputs."""
+    if not program.has_array_constants:
+        return np
+    return backend.common_namespace([v.data for v in variables.values()])
+
+
+def constant_in(value: Variable, xp: Any) -> Variable:
+    """A constant of the program in the array module ``xp`` (CuPy refuses NumPy arrays)."""
+    data = backend.moved(value.data, xp)
+    return value if data is value.data else Variable(data, requires_grad=False)
 
 
 def _last_uses(ops: list[Op], outputs: tuple[int, ...]) -> list[tuple[int, ...]]:

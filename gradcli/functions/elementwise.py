@@ -38,8 +38,7 @@ def whole_number(function: str, option: str, value: Any, least: int | None = Non
 def _nonzero(v: Any) -> Any:
     """``v`` with its exact zeros replaced by 1: a divisor where the quotient is taken as 0 there
     (the numerator is 0 too), so that no 0/0 is ever formed."""
-    zero = data_of(v) == 0
-    return v + zero * 1.0 if zero.any() else v
+    return v + (data_of(v) == 0) * 1.0
 
 
 # --- powers, exponentials, logarithms -------------------------------------------------------------

@@ -42,7 +42,7 @@ class Mean(_Reduction):
 
     def forward(self, x: Any) -> Any:
         y = x.mean(axis=self.axis)
-        self.n = x.size // max(np.size(y), 1)
+        self.n = x.size // max(y.size, 1)
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -85,9 +85,8 @@ class Norm(_Reduction):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (x,), (y,) = xs, ys
-        zero = data_of(y) == 0
-        if zero.any():  # the minimum-norm subgradient at 0 is 0: divide by 1 there, times x = 0
-            y = y + zero * 1.0
+        # The minimum-norm subgradient at 0 is 0: divide by 1 there, times x = 0.
+        y = y + (data_of(y) == 0) * 1.0
         return x * unreduce(gys[0] / y, x.shape, self.axis)
 
 

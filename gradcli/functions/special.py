@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import via_numpy
 from ..engine import data_of
 from .elementwise import EXP_LOG, NN, TRIG, exp, whole_number
 from .registry import Spec, alias, binary, define, unary
@@ -93,7 +94,7 @@ digamma: Spec = unary(
 def _polygamma(x: Any, n: Any) -> Any:
     n = whole_number("polygamma", "n", n, least=0)
     special = _scipy()
-    return special.psi(x) if n == 0 else special.polygamma(n, x)
+    return special.psi(x) if n == 0 else via_numpy(lambda v: special.polygamma(n, v), x)
 
 
 polygamma: Spec = define(
@@ -113,7 +114,8 @@ polygamma: Spec = define(
 
 
 def _spherical_jn(x: Any, n: Any) -> Any:
-    return _scipy().spherical_jn(whole_number("spherical_jn", "n", n, least=0), x)
+    n = whole_number("spherical_jn", "n", n, least=0)
+    return via_numpy(lambda v: _scipy().spherical_jn(n, v), x)
 
 
 def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:

@@ -68,6 +68,13 @@ def is_foreign_array(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__array_function__")
 
 
+def maybe_any(mask: Any) -> bool:
+    """Whether any element of ``mask`` is true, for a choice between a path that is right for
+    every value and a faster one that is right only when none is: True when that cannot be known
+    without computing (a lazy array), so that the general path is taken."""
+    return True if _is_dask(mask) else bool(mask.any())
+
+
 def is_lazy(x: Any) -> bool:
     """True for arrays whose values are computed only when asked for (Dask's)."""
     return _is_dask(x)
@@ -103,6 +110,13 @@ def as_array(x: Any) -> Any:
 def _check_real(dtype: Any) -> None:
     if np.dtype(dtype).kind not in "biuf":
         raise TypeError(f"expected real numbers, got an array of {dtype}")
+
+
+def diagonal_mask(xp: Any, rows: int, cols: int, k: int = 0) -> Any:
+    """A rows x cols boolean array of the module ``xp``, true on diagonal ``k`` (where
+    ``np.eye(rows, cols, k)`` has its ones). Made by comparing positions: Dask's ``eye`` loses
+    blocks when there are more columns than rows."""
+    return xp.arange(rows)[:, None] + k == xp.arange(cols)[None, :]
 
 
 def to_numpy(x: Any) -> Any:
@@ -164,6 +178,33 @@ def reshape(x: Any, shape: tuple[int, ...]) -> Any:
         return x.reshape(-1).reshape(shape)
 
 
+def take(x: Any, index: Any) -> Any:
+    """``x[index]``. Dask takes one index array at a time; several are taken there point by point
+    (``vindex``), which is NumPy's meaning when the index holds nothing but arrays."""
+    try:
+        return x[index]
+    except NotImplementedError:
+        if not _is_dask(x):
+            raise
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(isinstance(p, (list, np.ndarray)) for p in parts):
+            raise IndexError("on Dask arrays, index arrays go with no slices beside them") from None
+        return x.vindex[index]
+
+
+def gufunc(function: Callable[..., Any], signature: str, *arrays: Any, outputs: int = 1) -> Any:
+    """``function(*arrays)`` for a NumPy function of the last axes that maps over the leading
+    ones, as ``numpy.linalg``'s do (a generalized ufunc of ``signature``, e.g. ``"(n,n)->()"``):
+    called as it is (it dispatches: CuPy has its own), and on Dask once per block, the core axes
+    of each block whole."""
+    if not any(_is_dask(a) for a in arrays):
+        return function(*arrays)
+    import dask.array as da
+
+    dtypes = (np.float64,) * outputs if outputs > 1 else np.float64
+    return da.apply_gufunc(function, signature, *arrays, output_dtypes=dtypes, allow_rechunk=True)
+
+
 def _is_basic(index: Any) -> bool:
     """An index of whole numbers, slices, None and Ellipsis only: it picks each element at most
     once."""
@@ -184,5 +225,6 @@ def scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     import dask.array as da
 
     size = int(np.prod(shape))
-    targets = da.arange(size, chunks=gx.reshape(-1).chunks).reshape(shape)[index]
-    return da.bincount(targets.reshape(-1), weights=g.reshape(-1), minlength=size).reshape(shape)
+    weights = g.reshape(-1)
+    targets = take(reshape(da.arange(size), shape), index).reshape(-1).rechunk(weights.chunks)
+    return da.bincount(targets, weights=weights, minlength=size).reshape(shape)

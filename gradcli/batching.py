@@ -318,40 +318,58 @@ def run(
     evaluation). Returns the outputs, each with a batch axis (an output that depends on no batched
     input is broadcast to one, so every output has its rows). ``seen``, if given, is called with
     every value the run computes."""
-    from .program import CALL, CONST, GRAD, INPUT, UNPACK, constant_in, constants_namespace
+    from .program import CALL, CONST, GRAD, INPUT, UNPACK, constant_in
 
     size = batch_size(variables, batched)
-    xp = constants_namespace(program, variables)
     wanted = set(batched)
     inside = getattr(program, "differentiates_inside", False)
     ops = program.ops
     slots: list[Any] = [None] * len(ops)
     flags = [False] * len(ops)
-    for i, op in enumerate(ops):
+
+    def execute(i: int, slots: Any) -> Any:
+        op = ops[i]
         kind = op.kind
         if kind == CALL:
             args = [slots[j] for j in op.args]
             flags[i] = any(flags[j] for j in op.args)
-            slots[i] = apply(op.spec, args, [flags[j] for j in op.args], op.params, size)
+            out = apply(op.spec, args, [flags[j] for j in op.args], op.params, size)
         elif kind == INPUT:
-            slots[i] = variables[op.value]
+            out = variables[op.value]
             flags[i] = op.value in wanted
             if not flags[i] and inside:
                 # grad(EXPR, x) inside must see each row's own x, not one x shared by all rows.
-                slots[i], flags[i] = _expand(slots[i], size), True
+                out, flags[i] = _expand(out, size), True
         elif kind == CONST:
-            slots[i] = op.value if xp is np else constant_in(op.value, xp)
+            out = constant_in(op.value, variables) if op.value.ndim else op.value
         elif kind == UNPACK:
             index, _count = op.value
-            slots[i] = slots[op.args[0]][index]
+            out = slots[op.args[0]][index]
             flags[i] = flags[op.args[0]]
         elif kind == GRAD:
             y, x = slots[op.args[0]], slots[op.args[1]]
             # Rows are independent, so d(sum over rows)/dx gives each row its own derivative.
-            slots[i] = grad([y], [x], create_graph=True)[0]
+            out = grad([y], [x], create_graph=True)[0]
             flags[i] = flags[op.args[1]]
         else:
             raise BatchError(f"cannot batch the instruction {kind!r}")
+        if getattr(op, "leaf", False) and not out.requires_grad:
+            # A name assigned a constant that a grad(EXPR, NAME) differentiates by: a leaf, one per row.
+            out = Variable(data_of(out))
+            if not flags[i]:
+                out, flags[i] = _expand(out, size), True
+        return out
+
+    quiet: frozenset[int] = getattr(program, "quiet", frozenset())
+    guards: dict[int, tuple[int, ...]] = getattr(program, "guards", {})
+    for i in range(len(ops)):
+        if i in quiet:  # a where's branch: see Program.warn_where_taken
+            with np.errstate(all="ignore"):
+                slots[i] = execute(i, slots)
+        else:
+            slots[i] = execute(i, slots)
+        if i in guards:
+            program.warn_where_taken(i, slots, execute)
         if seen is not None:
             seen(slots[i])
     outs = []

@@ -47,7 +47,7 @@ def render_nodes(program: Any) -> int:
 
 def guard_render(program: Any, fmt: str, limit: int) -> None:
     """Refuse, before evaluating or starting ``dot``, to lay out more than ``limit`` nodes."""
-    from .cli import fail
+    from .command import fail
 
     nodes = render_nodes(program)
     if nodes > limit:

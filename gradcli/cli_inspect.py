@@ -3,21 +3,11 @@ learning backpropagation. Loaded only when one of them is invoked (see ``LAZY_CO
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from . import budget, caps
-from .cli import (
-    ExpressionCommand,
-    collect_values,
-    emit,
-    expression_options,
-    fail,
-    fp_warnings,
-    load_program,
-    translate_errors,
-)
+from .command import Request, Sink, expression_command, fail
+from .render import Output, TextOutput
 
 DOT_MISSING = (
     "the 'dot' program (Graphviz) is not installed, so --format {fmt} cannot be rendered: "
@@ -26,37 +16,6 @@ DOT_MISSING = (
 )
 # How long Graphviz may take before we give up (a huge graph can make dot's layout crawl).
 DOT_TIMEOUT_S = 300
-
-
-def _values_all_or_none(program: Any, args: list[str], vars_text: str | None) -> dict[str, Any] | None:
-    """Values for every variable, or None when none were given (draw the structure only); some
-    but not all is a usage error, since a half-evaluated graph cannot be drawn."""
-    values = collect_values(program, args, vars_text, required=False)
-    if not values and program.inputs:
-        return None
-    missing = [n for n in program.inputs if n not in values]
-    if missing:
-        fail(
-            f"missing value for {', '.join('--' + n for n in missing)}: give values for every variable "
-            f"({', '.join(program.inputs)}) or for none (the structure only)",
-            2,
-        )
-    return values
-
-
-def _write(data: str | bytes, output: str | None) -> None:
-    if output is None:
-        click.echo(data, nl=isinstance(data, str) and not data.endswith("\n"))
-        return
-    try:
-        if isinstance(data, bytes):
-            with open(output, "wb") as fh:
-                fh.write(data)
-        else:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(data if data.endswith("\n") else data + "\n")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}", 1)
 
 
 def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
@@ -90,8 +49,7 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     return proc.stdout
 
 
-@click.command("graph", cls=ExpressionCommand)
-@expression_options
+@expression_command("graph", values="all_or_none", wrt=False, json=False, output=False, batch=False)
 @click.option(
     "--format",
     "fmt",
@@ -108,36 +66,24 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     show_default=True,
     help="Refuse to lay out (svg, png) a graph of more nodes: Graphviz takes minutes and gigabytes.",
 )
-@click.pass_context
-@translate_errors
-def graph_command(
-    ctx: click.Context,
-    expr: str | None,
-    expr_file: Any,
-    vars_text: str | None,
-    plugins: tuple[str, ...],
-    fmt: str,
-    output: str | None,
-    max_render_nodes: int,
-) -> None:
+def graph_command(req: Request, fmt: str, output: str | None, max_render_nodes: int) -> None:
     """Draw the computational graph of EXPR.
 
     Variables are ellipses (inputs filled, constants dashed, outputs doubled), functions are
-    boxes, and edges go the way data flows. With values for the variables, each variable shows
-    its shape, value and gradient; without values, the structure only. Node ids come from the
-    position in the expression, so they are the same on every run.
+    boxes, and edges go the way data flows, labelled #1, #2, ... by argument position when a
+    function has several. With values for the variables, each variable shows its shape, value
+    and gradient; without values, the structure only. Node ids come from the position in the
+    expression, so they are the same on every run.
 
     \b
-      gradcli graph "add(square(x), square(y))" --x 2 --y 3 | dot -Tsvg > g.svg
+      gradcli graph "add(square(x), square(y))" --x 2 --y 3
       gradcli graph "x*x + x" --format text
-      gradcli graph "sum(x * w)" --x "[1, 2]" --w "[3, 4]" --format png -o g.png
+      gradcli graph "sum(x * w)" --x "[1, 2]" --w "[3, 4]" --format svg -o g.svg
     """
     import shutil
 
     from .graph import evaluate, structure, to_dot, to_text
 
-    program = load_program(expr, expr_file, plugins)
-    values = _values_all_or_none(program, ctx.args, vars_text)
     dot_program = None
     if fmt in ("svg", "png"):
         dot_program = shutil.which("dot")
@@ -145,46 +91,45 @@ def graph_command(
             fail(DOT_MISSING.format(fmt=fmt), 1)
         if fmt == "png" and output is None:
             fail("--format png writes a binary image: give -o FILE", 2)
-        caps.guard_render(program, fmt, max_render_nodes)
-    if values is None:
-        graph = structure(program)
-    else:
-        with fp_warnings():
-            graph = evaluate(program, values)
+        caps.guard_render(req.program, fmt, max_render_nodes)
+    graph = (
+        evaluate(req.program, req.values) if req.values or not req.program.inputs else structure(req.program)
+    )
     if fmt == "text":
-        _write(to_text(graph), output)
-        return
-    text = to_dot(graph)
-    if dot_program is None:
-        _write(text, output)
-        return
-    _write(render_with_dot(dot_program, text, fmt), output)
+        text = to_text(graph, req.style)
+    else:
+        text = to_dot(graph, req.style)
+    data = text.encode("utf-8") if dot_program is None else render_with_dot(dot_program, text, fmt)
+    if not data.endswith(b"\n") and dot_program is None:
+        data += b"\n"
+    sink = Sink(output)
+    sink.write(data)
+    sink.close()
 
 
-@click.command("explain", cls=ExpressionCommand)
-@expression_options
-@click.pass_context
-@translate_errors
-def explain_command(
-    ctx: click.Context, expr: str | None, expr_file: Any, vars_text: str | None, plugins: tuple[str, ...]
-) -> None:
+@expression_command("explain", wrt=False, output=False, batch=False)
+def explain_command(req: Request) -> Output:
     """Narrate the forward and backward passes of EXPR at the given values.
 
-    The forward pass one instruction per line, then the backward pass in the order the engine
-    really runs it (highest generation first): for each function, the gradient arriving at its
-    outputs and the gradient it sends to each input, with "+=" where a variable receives
-    gradient a second time. Backward is seeded with ones at each output: with a non-scalar
-    output or several outputs, the gradients are those of the sum of all their elements.
+    The forward pass one instruction per line (with the functions that a grad(...) builds),
+    then the backward pass in the order the engine really runs it (highest generation first):
+    for each function, the gradient arriving at its outputs and, for each input, the local rule
+    with its numbers, e.g. "grad x = grad t1 * cos(x) = 2 * 0.5403023058681398", with "+="
+    where a variable receives gradient a second time. Backward is seeded with ones at each
+    output: with a non-scalar output or several outputs, the gradients are those of the sum of
+    all their elements.
 
     \b
       gradcli explain "add(square(x), square(y))" --x 2 --y 3
       gradcli explain "t = x0 + x1; x0 + t" --x0 1 --x1 2
+      gradcli explain "grad(x**3, x)" --x 2 --json
+
+    JSON: {"forward": [{"name": .., "definition": .., "value": ..}, ..], "backward": [{"step":
+    .., "generation": .., "outputs": [{"name": .., "grad": ..}], "inputs": [{"name": .., "rule":
+    .., "grad": .., "total": ..}]}, ..], "value": .., "grad": {..}}.
     """
-    from .explain import explain
+    from .explain import explain, explain_json
     from .graph import evaluate
 
-    program = load_program(expr, expr_file, plugins)
-    values = collect_values(program, ctx.args, vars_text)
-    with fp_warnings():
-        graph = evaluate(program, values)
-    emit(explain(graph))
+    graph = evaluate(req.program, req.values)
+    return TextOutput(lambda style: explain(graph, style), lambda: explain_json(graph))

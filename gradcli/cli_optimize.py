@@ -2,7 +2,9 @@
 when one of them is invoked; SciPy, matplotlib and uniplot only when what was asked needs them.
 
 The work is done by :mod:`gradcli.optimize` and :mod:`gradcli.plotting`; here options are parsed
-and results written.
+and results written. ``minimize`` and ``root`` are expression commands like ``eval``
+(:func:`gradcli.command.expression_command`); ``plot``, which reads ranges where other commands
+read values, builds on the same pieces.
 """
 
 from __future__ import annotations
@@ -14,25 +16,25 @@ from typing import Any
 
 import click
 
-from .cli import (
-    MAX_OUTPUT,
+from .command import (
     ExpressionCommand,
+    Request,
     collect_values,
-    emit,
-    expression_options,
+    common_options,
+    current_settings,
+    expression_command,
     fail,
     fp_warnings,
-    guard_count,
-    guard_output,
     load_program,
-    no_such_variable,
-    parse_wrt,
-    setting,
-    split_variable_args,
+    missing_value,
+    no_variable,
+    read_expression,
     translate_errors,
+    variable_texts,
 )
 from .optimize import MINIMIZE_METHODS, ROOT_METHODS, Solution
 from .plotting import FORMATS, MAX_SAMPLES
+from .render import Output, Style
 
 _TRACE_HELP = "Also every iteration: its point, value and norm (a table; one JSON line each with --json)."
 _MAX_ITER_HELP = "Stop after this many iterations [default: 1000 for gd and newton, SciPy's for the others]."
@@ -76,20 +78,20 @@ def _bounds(texts: Sequence[str], names: tuple[str, ...]) -> dict[str, tuple[flo
             if not eq:
                 fail(f"--bounds {item}: expected NAME=LOW:HIGH, e.g. x=0:1 (an end may be empty)", 2)
             if name not in names:
-                no_such_variable(f"--bounds {item}", name, names)
+                fail(f"--bounds {item}: {no_variable(name, names)}", 2)
             if name in out:
                 fail(f"--bounds: {name!r} is bounded twice", 2)
             out[name] = _interval(interval, f"--bounds {item}", open_ends=True)
     return out
 
 
-def _guard_hessian(method: str, names: Sequence[str], values: Mapping[str, Any]) -> None:
+def _guard_hessian(method: str, req: Request) -> None:
     """Refuse a method that solves with the full Hessian when it would not fit, before computing
     it (the cap of the hessian command: --max-output numbers)."""
     import numpy as np
 
-    n = sum(int(np.size(values[name])) for name in names)
-    limit = setting("max_output", MAX_OUTPUT)
+    n = sum(int(np.size(req.values[name])) for name in req.variables)
+    limit = req.settings.max_output
     if n * n > limit:
         fail(
             f"--method {method} needs the Hessian of {n:,} unknowns, {n * n:,} numbers, more than "
@@ -123,13 +125,13 @@ def _solution_text(sol: Solution) -> str:
     return _aligned(rows)
 
 
-def _solution_json(sol: Solution) -> str:
+def _solution_json(sol: Solution) -> dict[str, Any]:
     from . import render
 
     data: dict[str, Any] = {"point": {n: render.to_jsonable(a) for n, a in sol.point.items()}}
     data.update(render.eval_json(sol.value, sol.grad))
     data.update(iterations=sol.iterations, converged=sol.converged, method=sol.method)
-    return render.dumps(data)
+    return data
 
 
 def _trace_text(sol: Solution, norm: str) -> str:
@@ -158,31 +160,57 @@ def _trace_text(sol: Solution, norm: str) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)).rstrip() for row in table)
 
 
-def _trace_json(sol: Solution, norm: str) -> list[str]:
-    from . import render
-
-    # dumps writes the arrays inside (and lists of them) as nested lists.
-    return [
-        render.dumps({"iteration": s.iteration, "point": s.point, "value": s.value, norm: s.norm})
-        for s in sol.trace
-    ]
+def _trace_json(sol: Solution, norm: str) -> list[dict[str, Any]]:
+    # render.dumps writes the arrays inside (and lists of them) as nested lists.
+    return [{"iteration": s.iteration, "point": s.point, "value": s.value, norm: s.norm} for s in sol.trace]
 
 
-def _report(sol: Solution, as_json: bool, trace: bool, norm: str) -> None:
-    """The trace if asked, the solution, SciPy's warnings; exit 1 if it did not converge."""
-    guard_output(sol.point, sol.value, sol.grad, *(s.point for s in sol.trace if trace))
-    for text in sol.warnings:
-        click.echo(f"warning: {sol.method}: {text}", err=True)
-    if trace:
-        emit(
-            "\n".join(_trace_json(sol, norm))
-            if as_json
-            else _trace_text(sol, "|grad|" if norm == "grad_norm" else "|residuals|")
+class SolutionOutput(Output):
+    """A solution in every shape: the trace if asked, then the point, value and derivatives;
+    an error (exit status 1, the result still shown) when it did not converge."""
+
+    def __init__(self, sol: Solution, trace: bool, norm: str) -> None:
+        import numpy as np
+
+        self.sol, self.trace, self.norm = sol, trace, norm
+        arrays = [*sol.point.values(), sol.value, sol.grad, *(s.point for s in sol.trace if trace)]
+        self.count = sum(int(np.size(a)) for a in _leaves(arrays))
+        for text in sol.warnings:
+            click.echo(f"warning: {sol.method}: {text}", err=True)
+        if not sol.converged:
+            counted = f"{sol.iterations} iteration{'s' if sol.iterations != 1 else ''}"
+            self.error = f"did not converge ({sol.method}, {counted}): {sol.message}"
+
+    def text(self, style: Style) -> str:
+        solution = _solution_text(self.sol)
+        if not self.trace:
+            return solution
+        return (
+            _trace_text(self.sol, "|grad|" if self.norm == "grad_norm" else "|residuals|") + "\n" + solution
         )
-    emit(_solution_json(sol) if as_json else _solution_text(sol))
-    if not sol.converged:
-        counted = f"{sol.iterations} iteration{'s' if sol.iterations != 1 else ''}"
-        fail(f"did not converge ({sol.method}, {counted}): {sol.message}", 1)
+
+    def data(self) -> dict[str, Any]:
+        return _solution_json(self.sol)
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [*(_trace_json(self.sol, self.norm) if self.trace else []), self.data()]
+
+    def numbers(self) -> int:
+        return self.count
+
+
+def _leaves(items: list[Any]) -> list[Any]:
+    """The arrays in ``items`` and in the lists and dicts among them (a stack, no recursion)."""
+    found, stack = [], list(items)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            found.append(item)
+    return found
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -198,18 +226,7 @@ def _method_option(table: Mapping[str, Any], default: str, help: str) -> Any:
     )
 
 
-@click.command("minimize", cls=ExpressionCommand)
-@expression_options
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help='One line of JSON: {"point": {"x": ..}, "value": .., "grad": {"x": ..}, "iterations": N, '
-    '"converged": true, "method": "bfgs"}.',
-)
-@click.option(
-    "--wrt", metavar="X,Y", help="Minimise over these variables only; the others are held constant."
-)
+@expression_command("minimize", batch=False, output=False)
 @_method_option(
     MINIMIZE_METHODS,
     "bfgs",
@@ -240,16 +257,8 @@ def _method_option(table: Mapping[str, Any], default: str, help: str) -> Any:
     help="Also draw the iterates on the contours of f (one variable: on its curve) into FILE "
     "(.png .svg .pdf).",
 )
-@click.pass_context
-@translate_errors
 def minimize_command(
-    ctx: click.Context,
-    expr: str | None,
-    expr_file: Any,
-    vars_text: str | None,
-    plugins: tuple[str, ...],
-    as_json: bool,
-    wrt: str | None,
+    req: Request,
     method: str,
     lr: float | None,
     max_iter: int | None,
@@ -257,7 +266,7 @@ def minimize_command(
     bounds_texts: tuple[str, ...],
     trace: bool,
     plot_file: str | None,
-) -> None:
+) -> Output:
     """Minimise a scalar EXPR over its variables, starting from the values given.
 
     \b
@@ -268,36 +277,33 @@ def minimize_command(
 
     Prints the point, the value and gradient there, the number of iterations, whether it
     converged and the method. Exit status 1 when it did not converge (the result is still
-    printed).
+    printed). JSON (--json): {"point": {"x": ..}, "value": .., "grad": {"x": ..}, "iterations":
+    N, "converged": true, "method": "bfgs"}, after one line per iteration with --trace.
     """
     from . import optimize
 
-    program = load_program(expr, expr_file, plugins)
-    values = collect_values(program, ctx.args, vars_text)
-    chosen = parse_wrt(wrt, program.inputs)
+    program, values, chosen = req.program, req.values, req.wrt
     bounds = _bounds(bounds_texts, program.inputs)
     if lr is not None and method != "gd":
         fail(f"--lr is the learning rate of --method gd, not of {method}", 2)
     if plot_file is not None:
-        _check_path_plot(plot_file, chosen or program.inputs, values)
+        _check_path_plot(plot_file, req.variables, values)
     if MINIMIZE_METHODS[method].hessian == "hess":
-        _guard_hessian(method, chosen or program.inputs, values)
-
-    with fp_warnings():
-        sol = optimize.minimize(
-            program,
-            values,
-            wrt=chosen,
-            method=method,
-            lr=lr,
-            max_iter=max_iter,
-            tol=tol,
-            bounds=bounds,
-            trace=trace or plot_file is not None,
-        )
-        if plot_file is not None:
-            _plot_path(program, values, sol, plot_file)
-    _report(sol, as_json, trace, "grad_norm")
+        _guard_hessian(method, req)
+    sol = optimize.minimize(
+        program,
+        values,
+        wrt=chosen,
+        method=method,
+        lr=lr,
+        max_iter=max_iter,
+        tol=tol,
+        bounds=bounds,
+        trace=trace or plot_file is not None,
+    )
+    if plot_file is not None:
+        _plot_path(program, values, sol, plot_file)
+    return SolutionOutput(sol, trace, "grad_norm")
 
 
 def _check_path_plot(plot_file: str, names: Sequence[str], values: Mapping[str, Any]) -> None:
@@ -347,15 +353,7 @@ def _write(write: Callable[[Any], None], file: str, what: str) -> None:
         fail(f"{what} {file}: {exc.strerror or exc}", 2)
 
 
-@click.command("root", cls=ExpressionCommand)
-@expression_options
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help='One line of JSON, as minimize\'s: "value" holds the residuals, "grad" the Jacobian.',
-)
-@click.option("--wrt", metavar="X,Y", help="The unknowns; the other variables are parameters held constant.")
+@expression_command("root", batch=False, output=False)
 @_method_option(
     ROOT_METHODS,
     "hybr",
@@ -364,21 +362,7 @@ def _write(write: Callable[[Any], None], file: str, what: str) -> None:
 @click.option("--max-iter", type=click.IntRange(0), default=None, help=_MAX_ITER_HELP)
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, help=_TOL_HELP)
 @click.option("--trace", is_flag=True, help=_TRACE_HELP)
-@click.pass_context
-@translate_errors
-def root_command(
-    ctx: click.Context,
-    expr: str | None,
-    expr_file: Any,
-    vars_text: str | None,
-    plugins: tuple[str, ...],
-    as_json: bool,
-    wrt: str | None,
-    method: str,
-    max_iter: int | None,
-    tol: float | None,
-    trace: bool,
-) -> None:
+def root_command(req: Request, method: str, max_iter: int | None, tol: float | None, trace: bool) -> Output:
     """Solve EXPR = 0 (several equations: "EXPR1, EXPR2"), starting from the values given.
 
     \b
@@ -388,28 +372,25 @@ def root_command(
 
     The equations have as many elements in all as the unknowns. hybr and lm (MINPACK) report no
     iterations of their own: they count evaluations of the equations, and --trace lists each.
-    Exit status 1 when it did not converge (the result is still printed).
+    Exit status 1 when it did not converge (the result is still printed). --wrt names the
+    unknowns (the other variables are parameters held constant). JSON (--json) as minimize's:
+    "value" holds the residuals, "grad" the Jacobian.
     """
     import numpy as np
 
     from . import optimize
 
-    program = load_program(expr, expr_file, plugins)
-    values = collect_values(program, ctx.args, vars_text)
-    chosen = parse_wrt(wrt, program.inputs)
     # The result holds the Jacobian at the solution: refuse one too large before solving.
-    n = sum(int(np.size(values[name])) for name in chosen or program.inputs)
-    guard_count(n * n)
-
-    with fp_warnings():
-        sol = optimize.root(
-            program, values, wrt=chosen, method=method, max_iter=max_iter, tol=tol, trace=trace
-        )
-    _report(sol, as_json, trace, "residual_norm")
+    n = sum(int(np.size(req.values[name])) for name in req.variables)
+    req.refuse_more_numbers(n * n)
+    sol = optimize.root(
+        req.program, req.values, wrt=req.wrt, method=method, max_iter=max_iter, tol=tol, trace=trace
+    )
+    return SolutionOutput(sol, trace, "residual_norm")
 
 
 @click.command("plot", cls=ExpressionCommand)
-@expression_options
+@common_options(wrt=False, json=False, output=False, batch=False, precision=False)
 @click.option(
     "--order",
     type=click.IntRange(1, 16),
@@ -432,12 +413,10 @@ def root_command(
     help="csv: the sampled values (x, f, df/dx, ...); text: drawn in characters [default: from -o's "
     "suffix, else text].",
 )
-@click.pass_context
 @translate_errors
 def plot_command(
-    ctx: click.Context,
     expr: str | None,
-    expr_file: Any,
+    expr_file: str | None,
     vars_text: str | None,
     plugins: tuple[str, ...],
     order: int,
@@ -459,24 +438,23 @@ def plot_command(
     """
     from . import plotting
 
-    program = load_program(expr, expr_file, plugins)
+    settings = current_settings()
+    program = load_program(read_expression(expr, expr_file, settings.max_expression), plugins, settings)
     ranges: dict[str, tuple[float, float]] = {}
-    rest: list[str] = []
-    for name, text in split_variable_args(ctx.args).items():
+    rest: dict[str, str] = {}
+    for name, text in variable_texts(click.get_current_context(), program.inputs).items():
         if ":" in text and not text.startswith("@"):
-            if name not in program.inputs:
-                no_such_variable(f"option --{name}", name, program.inputs)
             lo, hi = _interval(text, f"--{name} {text}", open_ends=False)
             assert lo is not None and hi is not None
             ranges[name] = (lo, hi)
         else:
-            rest += [f"--{name}", text]
-    values = collect_values(program, rest, vars_text, required=False)
+            rest[name] = text
+    values = collect_values(program, rest, vars_text)
     if len(ranges) not in (1, 2):
         fail(f"plot draws one or two variables over a range (--x -3:3); got {len(ranges)} ranges", 2)
     missing = [n for n in program.inputs if n not in values and n not in ranges]
     if missing:
-        fail(f"missing value for {', '.join('--' + n for n in missing)} (or a range: --{missing[0]} -3:3)", 2)
+        fail(f"{missing_value(missing, program.inputs)}: give a value, or a range (--{missing[0]} -3:3)", 2)
     if len(ranges) == 2 and order != 1:
         fail("--order is for one variable; over two, plot draws the gradient", 2)
     kind = _plot_format(output, fmt)

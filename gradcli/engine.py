@@ -570,7 +570,7 @@ def backward(
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:
-                g = np.ones_like(y.data) if g is None else as_array(data_of(g))
+                g = _filled(y.data, 1.0) if g is None else as_array(data_of(g))
             else:
                 g = Variable(np.ones_like(y.data), requires_grad=False) if g is None else as_variable(g)
             accumulate(y, g)
@@ -591,7 +591,7 @@ def backward(
                 o = ref()
                 g = grads.pop(o, None) if o is not None else None
                 if g is None:
-                    g = np.zeros_like(f.inputs[0].data, shape=f._out_shapes[k])
+                    g = _filled(f.inputs[0].data, 0.0, f._out_shapes[k])
                     if not raw:
                         g = Variable(g, requires_grad=False)
                 else:
@@ -647,7 +647,7 @@ def backward(
     # that no function consumed.
     kept.update(grads)
     if raw:
-        kept = {v: Variable(g, requires_grad=False) for v, g in kept.items()}
+        kept = {v: Variable(_owned(g), requires_grad=False) for v, g in kept.items()}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -656,6 +656,22 @@ def backward(
         if var.creator is None or retain_grad:
             var.grad = g if var.grad is None else var.grad + g
     return None
+
+
+def _filled(like: Any, value: float, shape: tuple[int, ...] | None = None) -> Any:
+    """An array of ``value`` shaped like ``like`` (or ``shape``), in its array library. For NumPy a
+    read-only broadcast of one number: a seed of ones costs no memory and no pass over it."""
+    shape = like.shape if shape is None else shape
+    if type(like) is np.ndarray or type(like) is np.float64:
+        return np.broadcast_to(np.float64(value), shape) if shape else np.float64(value)
+    return np.full_like(like, value, shape=shape)
+
+
+def _owned(g: Any) -> Any:
+    """A gradient handed to the caller as an array of its own (not a read-only broadcast)."""
+    if type(g) is np.ndarray and not g.flags.writeable:
+        return g.copy()
+    return g
 
 
 def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[Any, ...]:
@@ -689,7 +705,12 @@ def _strong_zero(gx: Any, gy: Any) -> Any:
     """``gx`` with 0 wherever ``gy`` is exactly 0 and ``gx`` is not finite: a zero gradient stays
     zero through an infinite or undefined local derivative (0 * inf is 0 here, not NaN)."""
     g = data_of(gx)
-    drop = ~np.isfinite(g) & (data_of(gy) == 0)
+    bad = ~np.isfinite(g)
+    if not backend.maybe_any(bad):
+        return gx
+    drop = bad & (data_of(gy) == 0)
+    if not backend.maybe_any(drop):
+        return gx
     if isinstance(gx, Variable):
         return _Masked(~drop)(gx)
     return np.where(drop, 0.0, g)
@@ -700,6 +721,7 @@ class _Masked(Function):
 
     raw_vjp = True
     uses_outputs = False
+    masks_gradient = True
 
     def __init__(self, keep: Any) -> None:
         self.keep = keep
@@ -879,13 +901,24 @@ class GetItem(_Shape):
 
     def forward(self, x: Any) -> Any:
         self.x_shape = x.shape
-        return x[self.index].copy()  # not a view: the output must not change with its input
+        # A copy, not a view: the output must not change with its input.
+        return backend.take(x, self.index).copy()
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
-        (gy,) = gys
-        if isinstance(gy, Variable):
-            return GetItemGrad(self.index, self.x_shape)(gy)
-        return backend.scatter_add(gy, self.index, self.x_shape)
+        return scatter(gys[0], self.index, self.x_shape)
+
+
+def take(x: Any, index: Any) -> Any:
+    """``x[index]`` on arrays or Variables (a graph node for a Variable), for every array library."""
+    return GetItem(index)(x) if isinstance(x, Variable) else backend.take(x, index)
+
+
+def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    """The adjoint of ``x[index]`` for an ``x`` of ``shape``: ``g`` added into zeros at ``index``
+    (repeated indices add up), on arrays or Variables."""
+    if isinstance(g, Variable):
+        return GetItemGrad(index, shape)(g)
+    return backend.scatter_add(g, index, shape)
 
 
 class GetItemGrad(_Shape):
@@ -902,7 +935,7 @@ class GetItemGrad(_Shape):
         (ggx,) = gys
         if isinstance(ggx, Variable):
             return GetItem(self.index)(ggx)
-        return ggx[self.index].copy()
+        return backend.take(ggx, self.index).copy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -941,14 +974,19 @@ def _power_rule(x: Any, y: Any) -> Any:
         if c == 1.0:
             return np.ones_like(data_of(x))
         return x * 2.0 if c == 2.0 else c * x ** (c - 1.0)
+    zero = yv == 0
+    if not backend.maybe_any(zero):
+        return y * x ** (y - 1.0)
     # Where y == 0 use the exponent 0 instead of -1: y * x**0 = 0, where 0 * 0**-1 would be NaN.
-    return y * x ** (y - (yv != 0) * 1.0)
+    return y * x ** (y - 1.0 + zero * 1.0)
 
 
 def _exponent_rule(gy: Any, x: Any, out: Any) -> Any:
     """d/dy x**y = log(x) * x**y, taken as 0 at 0**y with y >= 0 (PyTorch's choice, not NaN)."""
+    zero = data_of(x) == 0
     # log(x) where it is used; at the masked points log(1) = 0 gives the 0 above.
-    return gy * out * _log(x + (data_of(x) == 0) * 1.0)
+    base = x + zero * 1.0 if backend.maybe_any(zero) else x
+    return gy * out * _log(base)
 
 
 Pow = primitive("pow", np.power, [lambda gy, x, y: gy * _power_rule(x, y), _exponent_rule], inputs=("x", "y"))

@@ -19,7 +19,7 @@ import numpy as np
 
 from .engine import Function, Variable, backward
 from .program import CALL, CONST, GRAD, INPUT, UNPACK, Program
-from .render import as_float_array, format_array
+from .render import PLAIN, Style, format_array
 
 __all__ = [
     "Graph",
@@ -34,22 +34,28 @@ __all__ = [
     "to_text",
 ]
 
-# Arrays wider than this are summarised ("[1 2 3 ... 8 9 10]"): a graph node or a tree line is
-# not the place to read a whole array (gradcli eval --json is). Overrides of render's options.
-_COMPACT = {"threshold": 6, "edgeitems": 2, "precision": 6, "max_line_width": 40}
-_WIDE = {"threshold": 24}
+# Arrays larger than this are summarised ("[1 2 ... 9 10]"): a graph node or a tree line is not
+# the place to read a whole array (gradcli eval --json is).
+_COMPACT: dict[str, int] = {"threshold": 6, "edgeitems": 2, "width": 40}
+_WIDE: dict[str, int] = {"threshold": 24}
 # Deeper than this, the text tree stops indenting (a 100,000-deep chain would otherwise print
 # lines of 400,000 spaces) and writes the depth instead.
 MAX_TREE_INDENT = 24
+# Graphviz refuses a label over 16,384 characters; names and titles are cut well before that.
+MAX_TITLE = 200
+MAX_NAME = 60
 
 
-def format_value(a: Any, indent: int = 0, *, compact: bool = False) -> str:
-    """A scalar as its shortest exact text; an array via ``np.array2string``, summarised when
-    large, with continuation lines indented by ``indent`` (compact: short, for graph labels)."""
-    arr = as_float_array(a)
-    if compact and arr.ndim == 0 and float(arr) != round(float(arr), 6):
-        return f"{float(arr):.6g}"
-    return format_array(arr, indent, **(_COMPACT if compact else _WIDE))
+def format_value(a: Any, indent: int = 0, *, compact: bool = False, style: Style = PLAIN) -> str:
+    """A value by render's one rule for numbers: a scalar as its shortest exact text, an array
+    summarised when large (compact: shorter, for graph labels), continuation lines indented by
+    ``indent``."""
+    return format_array(a, indent, style, **(_COMPACT if compact else _WIDE))
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters, with "..." where it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class VariableNode:
@@ -70,9 +76,9 @@ class VariableNode:
 
 class FunctionNode:
     """A call: ``name`` (the registry name, or ``grad``), constant ``params``, the variable slots
-    it reads (``args``, named ``arg_names`` by the function's signature) and writes (``outputs``)."""
+    it reads (``args``) and writes (``outputs``)."""
 
-    __slots__ = ("slot", "name", "params", "args", "arg_names", "outputs")
+    __slots__ = ("slot", "name", "params", "args", "outputs")
 
     def __init__(
         self,
@@ -80,9 +86,8 @@ class FunctionNode:
         name: str,
         params: Mapping[str, Any],
         args: tuple[int, ...],
-        arg_names: tuple[str, ...],
     ) -> None:
-        self.slot, self.name, self.params, self.args, self.arg_names = slot, name, params, args, arg_names
+        self.slot, self.name, self.params, self.args = slot, name, params, args
         self.outputs: list[int] = []
 
     def call_text(self, labels: Mapping[int, str]) -> str:
@@ -116,6 +121,10 @@ class Graph:
 
     def function_slot(self, f: Function) -> int | None:
         return self._function_slots.get(id(f))
+
+    def engine_variable(self, slot: int) -> Variable | None:
+        """The engine's Variable of ``slot``, after :func:`evaluate` (None for several outputs)."""
+        return self._engine_variables.get(slot)
 
     def definition(self, slot: int) -> str:
         """How a variable came to be: ``square(x)``, ``sincos(x)[1]``; its value for a constant,
@@ -166,9 +175,9 @@ def structure(program: Program) -> Graph:
         else:  # CALL or GRAD: a function node, and its variable unless it has several outputs
             if op.kind == CALL:
                 assert op.spec is not None
-                f = FunctionNode(i, op.spec.name, op.params, op.args, op.spec.arg_names(len(op.args)))
+                f = FunctionNode(i, op.spec.name, op.params, op.args)
             else:
-                f = FunctionNode(i, "grad", {}, op.args, ("of", "wrt"))
+                f = FunctionNode(i, "grad", {}, op.args)
             graph.functions[i] = f
             if op.kind == GRAD or op.n_outputs == 1:
                 graph.variables[i] = VariableNode(i, program.names.get(i) or fresh("t"), op.kind, i)
@@ -220,17 +229,21 @@ def dot_quote(text: str) -> str:
     return f'"{body}"'
 
 
-def _variable_label(graph: Graph, node: VariableNode) -> str:
-    lines = [node.label]
+def _variable_label(graph: Graph, node: VariableNode, style: Style) -> str:
+    lines = [cut(node.label, MAX_NAME)]
     if node.kind == CONST:  # a number is its own label; an array constant shows what it holds
         if node.value is not None and node.value.ndim > 0:
-            lines += [f"shape {tuple(node.value.shape)}", f"value {format_value(node.value, compact=True)}"]
+            lines += [
+                f"shape {tuple(node.value.shape)}",
+                f"value {format_value(node.value, compact=True, style=style)}",
+            ]
     elif graph.evaluated:
         assert node.value is not None
+        grad = format_value(node.grad, compact=True, style=style) if node.grad is not None else "none"
         lines += [
             f"shape {tuple(node.value.shape)}",
-            f"value {format_value(node.value, compact=True)}",
-            f"grad {format_value(node.grad, compact=True) if node.grad is not None else 'none'}",
+            f"value {format_value(node.value, compact=True, style=style)}",
+            f"grad {grad}",
         ]
     return "\n".join(lines)
 
@@ -239,18 +252,21 @@ def _function_label(f: FunctionNode) -> str:
     return "\n".join([f.name, *(f"{k}={param_text(v)}" for k, v in f.params.items())])
 
 
-def to_dot(graph: Graph) -> str:
+def to_dot(graph: Graph, style: Style = PLAIN) -> str:
     """The graph in Graphviz's DOT language: variables as ellipses (inputs filled, constants
-    dashed, outputs doubled), functions as boxes, edges in the direction data flows."""
+    dashed, outputs doubled), functions as boxes, edges in the direction data flows, labelled
+    ``#1``, ``#2``... by argument position where a function has several (a parameter's name,
+    such as sub's ``x``, could be mistaken for a variable). The title is the expression, cut
+    when long."""
     lines = [
         "digraph gradcli {",
-        f"  label={dot_quote(graph.program.text.strip())};",
+        f"  label={dot_quote(cut(' '.join(graph.program.text.split()), MAX_TITLE))};",
         "  labelloc=t;",
         '  node [fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
     for slot, node in graph.variables.items():
-        attrs = ["shape=ellipse", f"label={dot_quote(_variable_label(graph, node))}"]
+        attrs = ["shape=ellipse", f"label={dot_quote(_variable_label(graph, node, style))}"]
         if node.kind == INPUT:
             attrs.append('style=filled, fillcolor="#dbe9f6"')
         elif node.kind == CONST:
@@ -262,9 +278,9 @@ def to_dot(graph: Graph) -> str:
         label = dot_quote(_function_label(f))
         lines.append(f'  f{slot} [shape=box, style="rounded,filled", fillcolor="#f2f2f2", label={label}];')
     for slot, f in graph.functions.items():
-        named = len(f.args) > 1
-        for a, name in zip(f.args, f.arg_names):
-            lines.append(f"  v{a} -> f{slot}" + (f" [label={dot_quote(name)}];" if named else ";"))
+        numbered = len(f.args) > 1
+        for k, a in enumerate(f.args, start=1):
+            lines.append(f"  v{a} -> f{slot}" + (f' [label="#{k}"];' if numbered else ";"))
         for o in f.outputs:
             lines.append(f"  f{slot} -> v{o};")
     lines.append("}")
@@ -274,26 +290,26 @@ def to_dot(graph: Graph) -> str:
 # --- an indented text tree -----------------------------------------------------------------------
 
 
-def _tree_line(graph: Graph, node: VariableNode) -> str:
+def _tree_line(graph: Graph, node: VariableNode, style: Style) -> str:
     head = node.label if node.creator is None else f"{node.label} = {graph.definition(node.slot)}"
     if node.kind == CONST and node.value is not None and node.value.ndim > 0:
-        head += f" = {_one_line(node.value)}"
+        head += f" = {_one_line(node.value, style)}"
     if not graph.evaluated:
         return head
     parts = [head]
     if node.value is not None and node.value.ndim > 0:
         parts.append(f"shape {tuple(node.value.shape)}")
     if node.kind != CONST:
-        parts.append(f"value {_one_line(node.value)}")
-        parts.append(f"grad {_one_line(node.grad) if node.grad is not None else 'none'}")
+        parts.append(f"value {_one_line(node.value, style)}")
+        parts.append(f"grad {_one_line(node.grad, style) if node.grad is not None else 'none'}")
     return "  ".join(parts)
 
 
-def _one_line(a: Any) -> str:
-    return " ".join(part.strip() for part in format_value(a, compact=True).split("\n"))
+def _one_line(a: Any, style: Style) -> str:
+    return " ".join(part.strip() for part in format_value(a, compact=True, style=style).split("\n"))
 
 
-def to_text(graph: Graph) -> str:
+def to_text(graph: Graph, style: Style = PLAIN) -> str:
     """The graph as an indented tree from each output down to the inputs; a variable already
     drawn is not drawn again but referred to: ``x (see above)``."""
     lines: list[str] = []
@@ -310,7 +326,7 @@ def to_text(graph: Graph) -> str:
             continue
         shown.add(slot)
         marker = f"[depth {depth}] " if depth > MAX_TREE_INDENT else ""
-        lines.append(f"{prefix}{marker}{_tree_line(graph, node)}")
+        lines.append(f"{prefix}{marker}{_tree_line(graph, node, style)}")
         if node.creator is None:
             continue
         args = graph.functions[node.creator].args

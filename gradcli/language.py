@@ -4,7 +4,9 @@ Lark's errors into messages a person reads.
 The LALR parser calls one method per grammar alternative as it reduces (Lark's ``transformer=``),
 so the Program is built bottom-up while parsing: no parse tree, no recursive walk, and a
 100,000-deep expression costs the same per node as a short one. Method names match the grammar's
-alternative names, which match the registry's function names.
+alternative names, which match the registry's function names. A few calls are language forms that
+mean more than one registry function (:data:`_FORMS`: ``grad``, ``max``/``min`` of several
+expressions, ``log(x, base)``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,17 @@ from .program import CALL, CONST, GRAD, INPUT, UNPACK, ExpressionError, Op, Prog
 
 ParseError = ExpressionError
 
-CONSTANTS = {"pi": math.pi, "e": math.e}
+# Names that stand for a value. ``None`` is only an option (axis=None) or a subscript (x[None]).
+CONSTANTS: dict[str, Any] = {
+    "pi": math.pi,
+    "π": math.pi,
+    "e": math.e,
+    "inf": math.inf,
+    "nan": math.nan,
+    "True": True,
+    "False": False,
+    "None": None,
+}
 SPECIAL_FORMS = {"grad": "grad(EXPR, NAME): the derivative of EXPR with respect to NAME, as a value"}
 
 
@@ -94,24 +106,38 @@ class _Builder:
         if isinstance(ref, Slot):
             return ref.index
         if isinstance(ref, Const):
+            value = ref.value
+            if isinstance(value, str):
+                raise self.error(
+                    'a string is an option of a function (einsum("ij,jk->ik", a, b)), not a value', ref.pos
+                )
             try:
-                value = Variable(ref.value, requires_grad=False)
+                variable = Variable(value, requires_grad=False)
             except (TypeError, ValueError) as exc:
                 raise self.error(f"not an array of numbers: {exc}", ref.pos) from None
-            return self.emit(Op(CONST, value=value, where=ref.pos))
+            return self.emit(Op(CONST, value=variable, where=ref.pos))
         if isinstance(ref, Name):
-            if ref.name in self.assigned:
-                return self.assigned[ref.name]
-            if ref.name in CONSTANTS:
-                return self.emit(
-                    Op(CONST, value=Variable(CONSTANTS[ref.name], requires_grad=False), where=ref.pos)
-                )
-            if ref.name not in self.input_slots:
-                self.input_slots[ref.name] = self.emit(Op(INPUT, value=ref.name, where=ref.pos))
-            return self.input_slots[ref.name]
+            name = ref.name
+            if name in self.assigned:
+                return self.assigned[name]
+            if name in CONSTANTS:
+                constant = CONSTANTS[name]
+                if constant is None:
+                    raise self.error("None is an option (axis=None) or in x[None, :], not a value", ref.pos)
+                return self.emit(Op(CONST, value=Variable(constant, requires_grad=False), where=ref.pos))
+            slot = self.input_slots.get(name)
+            if slot is None:
+                self.input_slots[name] = slot = self.emit(Op(INPUT, value=name, where=ref.pos))
+            elif ref.pos < self.ops[slot].where:
+                # Names resolve in reduce order, not text order (x + sin(y) reduces sin(y) first):
+                # an input's place is where it first appears, which orders the inputs.
+                self.ops[slot].where = ref.pos
+            return slot
         if isinstance(ref, Keyword):
             raise self.error(f"keyword argument {ref.name}= is only allowed inside a call", ref.pos)
-        raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+        if isinstance(ref, SliceRef):
+            raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
+        raise self.error("'...' is only allowed inside [...]", ref.pos)
 
     def value(self, ref: Any) -> int:
         """The slot of ``ref`` used as one value: a function with several outputs must be unpacked."""
@@ -132,13 +158,25 @@ class _Builder:
         raise self.error(f"{what} must be a number written in the expression", _pos(ref))
 
     def call(self, spec: Spec, args: Sequence[Any], pos: int) -> Slot:
-        positional = [a for a in args if not isinstance(a, Keyword)]
-        keywords = {a.name: a for a in args if isinstance(a, Keyword)}
+        """Emit a call of ``spec``. Positional arguments are its inputs, then its options in order;
+        a string is never an input, so it fills the next option wherever it stands
+        (``einsum("ij,jk->ik", a, b)``)."""
         least, most = spec.arity
-        if most is None:  # variadic: every positional argument is an input
-            inputs, extra = positional, []
-        else:
-            inputs, extra = positional[:most], positional[most:]
+        inputs: list[Any] = []
+        extra: list[Any] = []
+        keywords: dict[str, Keyword] = {}
+        for a in args:
+            if isinstance(a, Keyword):
+                if a.name in keywords:
+                    raise self.error(f"{spec.name}() got {a.name!r} twice", a.pos)
+                keywords[a.name] = a
+            elif (most is None or len(inputs) < most) and not _is_string(a):
+                inputs.append(a)
+            else:
+                extra.append(a)
+        string = next((a for a in extra if _is_string(a)), None)
+        if string is not None and (len(inputs) < least or not spec.params):
+            self.resolve(string)  # the error that says what a string is for
         if len(inputs) < least:
             count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
             raise self.error(
@@ -162,6 +200,17 @@ class _Builder:
         params = {k: _tidy_param(v) for k, v in params.items()}
         slots = tuple(self.value(a) for a in inputs)
         return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
+
+    def apply(self, name: str, args: Sequence[Any], pos: int) -> Slot:
+        """A call of the registered function ``name``: what an operator or a language form means."""
+        spec = REGISTRY.get(name)
+        if spec is None:
+            raise self.error(f"this needs the function {name!r}, which is not registered", pos)
+        return self.call(spec, args, pos)
+
+
+def _is_string(ref: Any) -> bool:
+    return isinstance(ref, Const) and isinstance(ref.value, str)
 
 
 def _pos(ref: Any) -> int:
@@ -190,20 +239,24 @@ class _Callbacks:
     # -- leaves --------------------------------------------------------------------------
     def number(self, children: list[Any]) -> Const:
         tok = children[0]
-        text = str(tok)
-        # Integers stay exact (axis=1, x[2]); a literal beyond float64's reach becomes inf.
-        value: float | int = int(text) if text.isdigit() and len(text) <= 18 else float(text)
-        return Const(value, tok.start_pos)
+        return Const(_number(str(tok)), tok.start_pos)
+
+    def string(self, children: list[Any]) -> Const:
+        tok = children[0]
+        return Const(str(tok)[1:-1], tok.start_pos)
 
     def name(self, children: list[Any]) -> Name:
         tok = children[0]
         return Name(str(tok), tok.start_pos)
 
-    def array(self, children: list[Any]) -> Const:
+    def array(self, children: list[Any]) -> Any:
         items = children[0] if children and children[0] is not None else []
         b = _b()
-        values = [b.constant(item, "an element of an array literal [...]") for item in items]
         pos = _pos(items[0]) if items else 0
+        if not all(_is_number(b, item) for item in items):
+            # Expressions inside: the array is computed, and differentiable, as a stack.
+            return b.apply("stack", [Slot(b.value(item), _pos(item)) for item in items], pos)
+        values = [b.constant(item, "an element of an array literal [...]") for item in items]
         try:
             np.array(values, dtype=np.float64)
         except ValueError:
@@ -213,7 +266,7 @@ class _Callbacks:
     # -- operators: each is a call of the registry function of the same name -------------
     def _binary(self, name: str, children: list[Any]) -> Slot:
         a, b = children
-        return _b().call(REGISTRY[name], [a, b], _pos(b))
+        return _b().apply(name, [a, b], _pos(b))
 
     def add(self, c: list[Any]) -> Slot:
         return self._binary("add", c)
@@ -230,40 +283,74 @@ class _Callbacks:
     def matmul(self, c: list[Any]) -> Slot:
         return self._binary("matmul", c)
 
+    def floor_divide(self, c: list[Any]) -> Slot:
+        return self._binary("floor_divide", c)
+
+    def mod(self, c: list[Any]) -> Slot:
+        return self._binary("mod", c)
+
     def pow(self, c: list[Any]) -> Slot:
         return self._binary("pow", c)
 
+    def superscript(self, c: list[Any]) -> Slot:
+        x, tok = c
+        exponent = Const(_number(str(tok).translate(_SUPERSCRIPT_DIGITS)), tok.start_pos)
+        return _b().apply("pow", [x, exponent], tok.start_pos)
+
     def neg(self, c: list[Any]) -> Any:
         (x,) = c
-        if isinstance(x, Const) and not isinstance(x.value, list):
-            return Const(-x.value, x.pos)
-        return _b().call(REGISTRY["neg"], [x], _pos(x))
+        b = _b()
+        if _is_number(b, x):  # -2 and -pi are numbers, so [-1, -pi] is a constant
+            number = b.constant(x, "")
+            if isinstance(number, (int, float)):
+                return Const(-number, x.pos)
+        return b.apply("neg", [x], _pos(x))
 
     def pos(self, c: list[Any]) -> Any:
         return c[0]
+
+    # -- comparisons, logic, conditional expressions ---------------------------------------
+    def compare(self, c: list[Any]) -> Slot:
+        b = _b()
+        left, result = c[0], None
+        for k in range(1, len(c), 2):
+            tok, right = c[k], c[k + 1]
+            test = b.apply(_COMPARISONS[str(tok)], [left, right], tok.start_pos)
+            result = test if result is None else b.apply("logical_and", [result, test], tok.start_pos)
+            left = right
+        assert result is not None
+        return result
+
+    def logical_and(self, c: list[Any]) -> Slot:
+        return self._binary("logical_and", c)
+
+    def logical_or(self, c: list[Any]) -> Slot:
+        return self._binary("logical_or", c)
+
+    def logical_not(self, c: list[Any]) -> Slot:
+        (x,) = c
+        return _b().apply("logical_not", [x], _pos(x))
+
+    def if_else(self, c: list[Any]) -> Slot:
+        taken, cond, other = c
+        return _b().apply("where", [cond, taken, other], _pos(cond))
 
     # -- calls, indexing --------------------------------------------------------------------
     def call(self, children: list[Any]) -> Slot:
         tok, args = children
         args = args or []
         b = _b()
-        name = str(tok)
-        if name == "grad" and name not in REGISTRY:
-            return self._grad(args, tok.start_pos)
+        name, pos = str(tok), tok.start_pos
+        form = _FORMS.get(name)
+        if form is not None:
+            slot = form(b, args, pos)
+            if slot is not None:
+                return slot
         try:
             spec = lookup(name)
         except RegistryError as exc:
-            raise b.error(str(exc), tok.start_pos) from None
-        return b.call(spec, args, tok.start_pos)
-
-    def _grad(self, args: list[Any], pos: int) -> Slot:
-        b = _b()
-        if len(args) != 2 or any(isinstance(a, Keyword) for a in args) or not isinstance(args[1], Name):
-            raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
-        if args[1].name in CONSTANTS and args[1].name not in b.assigned:
-            raise b.error(f"grad(): {args[1].name!r} is a constant, not a variable", args[1].pos)
-        y, x = b.value(args[0]), b.value(args[1])
-        return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
+            raise b.error(str(exc), pos) from None
+        return b.call(spec, args, pos)
 
     def arguments(self, children: list[Any]) -> list[Any]:
         return children
@@ -275,14 +362,8 @@ class _Callbacks:
     def getitem(self, children: list[Any]) -> Slot:
         x, subs = children
         b = _b()
-        index = []
-        for s in subs:
-            if isinstance(s, SliceRef):
-                parts = [None if p is None else b.constant(p, "a slice bound") for p in s.parts]
-                index.append(slice(*[_int(b, p, s.pos) for p in parts]))
-            else:
-                index.append(_int(b, b.constant(s, "an index"), _pos(s)))
-        key = index[0] if len(index) == 1 else tuple(index)
+        index = tuple(_subscript(b, s) for s in subs)
+        key = index[0] if len(index) == 1 else index
         return b.call(REGISTRY["getitem"], [x, Keyword("index", Const(key, _pos(x)), _pos(x))], _pos(x))
 
     def subscripts(self, children: list[Any]) -> list[Any]:
@@ -292,6 +373,9 @@ class _Callbacks:
         start, stop, step = children
         pos = next((_pos(p) for p in children if p is not None), 0)
         return SliceRef((start, stop, step), pos)
+
+    def ellipsis(self, children: list[Any]) -> Const:
+        return Const(Ellipsis, 0)
 
     # -- statements -------------------------------------------------------------------------
     def exprlist(self, children: list[Any]) -> list[Any]:
@@ -357,14 +441,124 @@ class _Callbacks:
         b.outputs = tuple(slots)
 
 
+def _number(text: str) -> float | int:
+    """A literal's value: integers stay exact (axis=1, x[2]); one beyond float64's reach is inf."""
+    return int(text) if text.isdigit() and len(text) <= 18 else float(text)
+
+
 def _int(b: _Builder, v: Any, pos: int) -> Any:
     if v is None:
         return None
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, bool) or (isinstance(v, float) and v.is_integer()):
         v = int(v)
     if not isinstance(v, int):
         raise b.error(f"an index must be a whole number, got {v!r}", pos)
     return v
+
+
+def _subscript(b: _Builder, s: Any) -> Any:
+    """One part of ``x[...]`` as NumPy takes it: a slice, an integer, an integer array (a list of
+    numbers), ``None`` (a new axis) or ``...``."""
+    if isinstance(s, SliceRef):
+        parts = [None if p is None else b.constant(p, "a slice bound") for p in s.parts]
+        return slice(*[_int(b, p, s.pos) for p in parts])
+    v = b.constant(s, "an index")
+    if v is Ellipsis or v is None:
+        return v
+    if isinstance(v, list):
+        indices = np.array(v, dtype=np.float64)
+        if not np.all((indices == np.round(indices)) & (np.abs(indices) < 2.0**62)):
+            raise b.error("an index array must hold whole numbers", _pos(s))
+        return indices.astype(np.intp)
+    return _int(b, v, _pos(s))
+
+
+def _is_number(b: _Builder, ref: Any) -> bool:
+    """A number or array of numbers written in the text (not a string, not None, not computed)."""
+    if isinstance(ref, Const):
+        return not isinstance(ref.value, str)
+    if isinstance(ref, Name):
+        return ref.name in CONSTANTS and ref.name not in b.assigned and CONSTANTS[ref.name] is not None
+    return False
+
+
+_COMPARISONS = {
+    "<": "less",
+    "<=": "less_equal",
+    "≤": "less_equal",
+    ">": "greater",
+    ">=": "greater_equal",
+    "≥": "greater_equal",
+    "==": "equal",
+    "!=": "not_equal",
+    "≠": "not_equal",
+}
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789")
+
+
+# --- language forms: calls that mean something other than one registry function ----------------
+# Each takes the builder, the arguments and the call's offset, and returns the result, or None
+# to leave the call to the registry function of that name.
+
+
+def _grad_form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+    if "grad" in REGISTRY:  # a plugin's function of that name wins
+        return None
+    if len(args) != 2 or any(isinstance(a, Keyword) for a in args) or not isinstance(args[1], Name):
+        raise b.error("grad takes an expression and a variable name: grad(EXPR, x)", pos)
+    name = args[1]
+    if name.name in CONSTANTS and name.name not in b.assigned:
+        raise b.error(f"grad(): {name.name!r} is a constant, not a variable", name.pos)
+    y, x = b.value(args[0]), b.value(name)
+    if name.name in b.assigned:
+        # A name assigned a constant (y = 2) has no graph behind it: it becomes a leaf to
+        # differentiate with respect to.
+        b.ops[x].leaf = True
+    return Slot(b.emit(Op(GRAD, args=(y, x), where=pos)), pos)
+
+
+def _extreme_form(elementwise: str) -> Any:
+    """max/min: of several expressions elementwise (Python's max(a, b)), of one a reduction."""
+
+    def form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+        positional = [a for a in args if not isinstance(a, Keyword)]
+        if len(positional) < 2:
+            return None
+        name = "max" if elementwise == "maximum" else "min"
+        for a in args:
+            if isinstance(a, Keyword):
+                raise b.error(
+                    f"{name}() of several expressions is elementwise, as in Python: it has no option "
+                    f"{a.name}= ({name}(x, {a.name}=...) reduces one array)",
+                    a.pos,
+                )
+        result = positional[0]
+        for other in positional[1:]:
+            result = b.apply(elementwise, [result, other], pos)
+        return result
+
+    return form
+
+
+def _log_form(b: _Builder, args: list[Any], pos: int) -> Slot | None:
+    """log(x, base) = log(x) / log(base), differentiable in both."""
+    positional = [a for a in args if not isinstance(a, Keyword)]
+    keywords = [a for a in args if isinstance(a, Keyword)]
+    if len(positional) == 2 and not keywords:
+        x, base = positional
+    elif len(positional) == 1 and len(keywords) == 1 and keywords[0].name == "base":
+        x, base = positional[0], keywords[0].value
+    else:
+        return None
+    return b.apply("div", [b.apply("log", [x], pos), b.apply("log", [base], pos)], pos)
+
+
+_FORMS = {
+    "grad": _grad_form,
+    "max": _extreme_form("maximum"),
+    "min": _extreme_form("minimum"),
+    "log": _log_form,
+}
 
 
 # --- the parser, built once per process ----------------------------------------------------
@@ -384,14 +578,15 @@ def grammar_path() -> Path:  # pathlib only here: it is not needed to parse
 def _get_parser() -> Any:
     """The LALR parser, built once per process.
 
-    It is Lark's standalone parser generated from the grammar (``tools/build_parser.py``), which
-    starts without importing lark; a test keeps it in sync with ``grammars/gradcli.lark``.
+    It runs the tables Lark builds from the grammar (``tools/build_parser.py`` writes them to
+    ``_lalr_tables``) with a small driver (``_lalr``), so parsing starts without importing lark; a
+    test keeps the tables in sync with ``grammars/gradcli.lark`` and the two parsers in agreement.
     """
     global _parser
     if _parser is None:
-        from . import _parser as standalone
+        from . import _lalr, _lalr_tables
 
-        _parser = standalone.Lark_StandAlone(transformer=_Callbacks())
+        _parser = _lalr.Parser(_lalr_tables, _Callbacks())
     return _parser
 
 
@@ -422,20 +617,31 @@ _WORDS = {
     "COMMA": "','",
     "EQUAL": "'='",
     "COLON": "':'",
+    "ELSE": "'else'",
     "_SEP": "a new statement (';' or a new line)",
     "$END": "the end of the expression",
 }
-_STARTS_EXPR = {"NAME", "NUMBER"}
-_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "_POW", "LSQB", "LPAR"}
+_STARTS_EXPR = {"NAME", "NUMBER", "STRING", "NOT", "_ELLIPSIS"}
+_OPERATORS = {
+    *("PLUS", "_MINUS", "_TIMES", "_DIVIDE", "_FLOOR_DIVIDE", "PERCENT", "AT", "_POW", "SUPERSCRIPT"),
+    *("COMPARE", "AND", "OR", "IF", "LSQB", "LPAR"),
+}
+# Characters of other languages, and what gradcli writes instead.
+_INSTEAD = {"&": "'and'", "|": "'or'", "~": "'not'", "!": "'not' (and != for not equal)"}
 
 
 def _open_brackets(text: str) -> list[str]:
     """The brackets still open in ``text`` (comments skipped): the context of an error."""
     stack: list[str] = []
     comment = False
+    quote = ""
     for ch in text:
         if comment:
             comment = ch != "\n"
+        elif quote:
+            quote = "" if ch in (quote, "\n") else quote
+        elif ch in "'\"":
+            quote = ch
         elif ch == "#":
             comment = True
         elif ch in "([":
@@ -461,10 +667,12 @@ def _expected_words(expected: set[str], before: str = "") -> str:
         expected.discard("COLON")
     if stack:  # a statement cannot end inside brackets
         expected -= {"_SEP", "$END"}
+    if "ELSE" in expected and not _open_if(before):
+        expected.discard("ELSE")
     words: list[str] = []
     if expected & _STARTS_EXPR:
         words.append("an expression")
-    elif "STAR" in expected:
+    elif "_TIMES" in expected:
         words.append("an operator")
     rest = expected - _STARTS_EXPR - _OPERATORS
     if len(rest) > 1:
@@ -487,39 +695,70 @@ def _before(text: str, pos: int) -> str:
         while i > 0 and (prev[i - 1].isalnum() or prev[i - 1] in "_."):
             i -= 1
         tail = prev[i:]
-    elif prev.endswith("**"):
-        tail = "**"
+    elif tail in "'\"":  # a string
+        tail = prev[prev.rfind(tail, 0, len(prev) - 1) :]
+    elif tail in _OPERATOR_CHARACTERS:  # an operator of several characters: '**', '//', '<=', '=='
+        i = len(prev) - 1
+        while i > 0 and prev[i - 1] in _OPERATOR_CHARACTERS:
+            i -= 1
+        tail = prev[i:]
     return f" after '{tail}'"
 
 
+_OPERATOR_CHARACTERS = set("*/<>=!")
+
+
+def _open_if(text: str) -> bool:
+    """Whether ``text`` has an ``if`` still waiting for its ``else``."""
+    import re
+
+    words = re.findall(r"\b(?:if|else)\b", text)
+    return words.count("if") > words.count("else")
+
+
+def _hint(text: str, pos: int) -> str:
+    """What the character at ``pos`` may have meant, for the characters people carry over."""
+    ch = text[pos]
+    if ch in _INSTEAD:
+        return f": gradcli writes {_INSTEAD[ch]}"
+    if ch.isdigit():
+        return ": numbers are written with the digits 0-9"
+    if ch in "'\"":
+        return ": a string needs its closing quote on the same line"
+    if ch == "." and pos > 0 and (text[pos - 1].isalnum() or text[pos - 1] == "_"):
+        if _before(text, pos)[len(" after '") : -1] in _MODULES:
+            return ": functions are called by their name alone (sin(x), not np.sin(x))"
+        return ": there are no attributes; functions take the place of methods (transpose(x), not x.T)"
+    return ""
+
+
+_MODULES = {"np", "numpy", "math", "torch", "jnp", "jax", "scipy", "sp", "tf", "cmath", "F"}
+
+
 def _is_syntax_error(exc: BaseException) -> bool:
-    """Lark's UnexpectedInput, from lark itself or from the generated standalone parser."""
+    """Lark's UnexpectedInput, from lark itself (:func:`lark_parser`) or from ``_lalr``."""
     return any(c.__name__ == "UnexpectedInput" for c in type(exc).__mro__)
 
 
 def _syntax_error(text: str, exc: Any) -> ExpressionError:
-    kind = type(exc).__name__
-    if kind == "UnexpectedCharacters":
+    if type(exc).__name__ == "UnexpectedCharacters":
         pos = exc.pos_in_stream
         ch = text[pos] if pos < len(text) else ""
-        return ExpressionError(f"unexpected character {ch!r}{_before(text, pos)}", text, pos)
-    if kind == "UnexpectedToken":
-        tok = exc.token
-        at_end = tok.type == "$END"
-        pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
-        if at_end:
-            what = "the expression ended too soon"
-        elif tok.type == "_SEP":
-            what = "the statement ended too soon"
-        else:
-            what = f"unexpected {str(tok)!r}"
-        expected_text = _expected_words(set(exc.expected), text[:pos])
-        return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
-    if kind == "UnexpectedEOF":
-        pos = len(text.rstrip())
-        expected_text = _expected_words(set(exc.expected), text[:pos])
-        return ExpressionError(f"the expression ended too soon: expected {expected_text}", text, pos)
-    return ExpressionError(f"cannot parse the expression: {exc}", text, 0)
+        return ExpressionError(
+            f"unexpected character {ch!r}{_before(text, pos)}{_hint(text, pos)}", text, pos
+        )
+    # The other error an LALR parser raises: UnexpectedToken (Lark's UnexpectedEOF is Earley's).
+    tok = exc.token
+    at_end = tok.type == "$END"
+    pos = len(text.rstrip()) if at_end else (tok.start_pos or 0)
+    if at_end:
+        what = "the expression ended too soon"
+    elif tok.type == "_SEP":
+        what = "the statement ended too soon"
+    else:
+        what = f"unexpected {str(tok)!r}"
+    expected_text = _expected_words(set(exc.expected), text[:pos])
+    return ExpressionError(f"{what}: expected {expected_text}{_before(text, pos)}", text, pos)
 
 
 def parse(text: str, parser: Any = None) -> Program:

@@ -8,13 +8,13 @@ evaluations (batch mode).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import backend
-from .engine import Variable, grad, paused_gc
+from .engine import Variable, data_of, grad, no_grad, paused_gc
 from .functions.registry import Spec
 
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
@@ -67,9 +67,12 @@ def _visible(ch: str) -> str:
 
 
 class Op:
-    """One instruction. ``args`` are slots read; ``where`` is the offset in the text it came from."""
+    """One instruction. ``args`` are slots read; ``where`` is the offset in the text it came from
+    (for an input, its first appearance). ``leaf``: a value without a graph behind it (a name
+    assigned a constant) is made a differentiable leaf, because a ``grad(EXPR, NAME)`` differentiates
+    with respect to it."""
 
-    __slots__ = ("kind", "args", "spec", "params", "value", "where", "n_outputs")
+    __slots__ = ("kind", "args", "spec", "params", "value", "where", "n_outputs", "leaf")
 
     def __init__(
         self,
@@ -80,9 +83,10 @@ class Op:
         value: Any = None,
         where: int = 0,
         n_outputs: int = 1,
+        leaf: bool = False,
     ) -> None:
         self.kind, self.args, self.spec, self.params = kind, args, spec, params or {}
-        self.value, self.where, self.n_outputs = value, where, n_outputs
+        self.value, self.where, self.n_outputs, self.leaf = value, where, n_outputs, leaf
 
 
 class Run:
@@ -95,34 +99,37 @@ class Run:
 
 
 class Program:
-    """A parsed expression: ``inputs`` (names, in order of first use), instructions, outputs."""
+    """A parsed expression: ``inputs`` (names, in the order they first appear in the text),
+    instructions, outputs."""
 
     def __init__(self, text: str, ops: list[Op], outputs: tuple[int, ...], names: dict[int, str]) -> None:
         self.text = text
         self.ops = ops
         self.outputs = outputs
         self.names = names  # slot -> name given to it by an assignment
-        self.inputs: tuple[str, ...] = tuple(op.value for op in ops if op.kind == INPUT)
-        self._frees = _last_uses(ops, outputs)
+        self.inputs: tuple[str, ...] = tuple(
+            op.value for op in sorted((op for op in ops if op.kind == INPUT), key=_first_appearance)
+        )
+        self._frees, self.quiet, self.guards = _plan(ops, outputs)
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
         self.differentiates_inside = any(op.kind == GRAD for op in ops)
-        self.has_array_constants = any(op.kind == CONST and op.value.ndim for op in ops)
 
     def __repr__(self) -> str:
         return f"Program({self.text!r}, inputs={self.inputs}, ops={len(self.ops)})"
 
     def run(self, values: Mapping[str, Any]) -> Run:
         """Evaluate on ``values`` (name -> number or array), recording the graph for backward."""
+        listed = ", ".join(self.inputs) or "none"
         missing = [n for n in self.inputs if n not in values]
         if missing:
-            raise EvaluationError(f"no value given for {', '.join(repr(n) for n in missing)}")
-        extra = [n for n in values if n not in self.inputs]
-        if extra:
             raise EvaluationError(
-                f"{', '.join(repr(n) for n in extra)} {'is' if len(extra) == 1 else 'are'} not used by the "
-                f"expression (its variables: {', '.join(self.inputs) or 'none'})"
+                f"missing value for {', '.join(repr(n) for n in missing)} (variables: {listed})"
             )
+        known = set(self.inputs)  # a set: a tuple scan per name is quadratic with 40,000 variables
+        extra = [n for n in values if n not in known]
+        if extra:
+            raise EvaluationError(f"no variable {extra[0]!r} (variables: {listed})")
         variables = {n: Variable(values[n], name=n) for n in self.inputs}
         return Run(self.run_variables(variables), variables)
 
@@ -132,86 +139,187 @@ class Program:
             return self._run(variables)
 
     def _run(self, variables: Mapping[str, Variable]) -> list[Variable]:
-        xp = constants_namespace(self, variables)
         slots: list[Any] = [None] * len(self.ops)
-        frees = self._frees
+        frees, quiet, guards = self._frees, self.quiet, self.guards
         for i, op in enumerate(self.ops):
-            kind = op.kind
             try:
-                if kind == CALL:
-                    assert op.spec is not None
-                    out = op.spec.cls(**op.params)(*[slots[j] for j in op.args])
-                    if isinstance(out, tuple) and op.n_outputs == 1:
-                        raise EvaluationError(
-                            f"{op.spec.name}() has {len(out)} outputs: unpack them, e.g. "
-                            f"{', '.join('abcdefgh'[: len(out)])} = {op.spec.name}(...)",
-                            self.text,
-                            op.where,
-                        )
-                    if i in self.names and not isinstance(out, tuple):
-                        out.name = self.names[i]
-                elif kind == INPUT:
-                    out = variables[op.value]
-                elif kind == CONST:
-                    out = op.value if xp is np else constant_in(op.value, xp)
-                elif kind == UNPACK:
-                    whole = slots[op.args[0]]
-                    index, count = op.value
-                    got = len(whole) if isinstance(whole, tuple) else 1
-                    if got != count:
-                        raise EvaluationError(
-                            f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names",
-                            self.text,
-                            op.where,
-                        )
-                    out = whole[index]
-                    if i in self.names:
-                        out.name = self.names[i]
-                else:  # GRAD: d(slot a)/d(slot b), itself differentiable
-                    y, x = slots[op.args[0]], slots[op.args[1]]
-                    if not x.requires_grad:
-                        raise EvaluationError(
-                            "grad(): the second argument must be a variable, not a constant",
-                            self.text,
-                            op.where,
-                        )
-                    out = grad([y], [x], create_graph=True)[0]
+                if i in quiet:
+                    with np.errstate(all="ignore"):
+                        slots[i] = self._execute(i, op, slots, variables)
+                else:
+                    slots[i] = self._execute(i, op, slots, variables)
             except ExpressionError:
                 raise
             except (ValueError, TypeError, IndexError, ArithmeticError, np.linalg.LinAlgError) as exc:
-                name = op.spec.name if op.spec is not None else kind
+                name = op.spec.name if op.spec is not None else op.kind
                 shapes = ", ".join(str(tuple(slots[j].shape)) for j in op.args if hasattr(slots[j], "shape"))
                 detail = str(exc).removeprefix(f"{name}: ")
                 raise EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where) from exc
-            slots[i] = out
+            if i in guards:
+                self.warn_where_taken(i, slots, lambda k, s: self._execute(k, self.ops[k], s, variables))
             for j in frees[i]:
                 slots[j] = None
         return [slots[j] for j in self.outputs]
 
+    def _execute(self, i: int, op: Op, slots: Any, variables: Mapping[str, Variable]) -> Any:
+        """Instruction ``i``'s value, its arguments read from ``slots``."""
+        kind = op.kind
+        if kind == CALL:
+            assert op.spec is not None
+            out = op.spec.cls(**op.params)(*[slots[j] for j in op.args])
+            if isinstance(out, tuple) and op.n_outputs == 1:
+                raise EvaluationError(
+                    f"{op.spec.name}() has {len(out)} outputs: unpack them, e.g. "
+                    f"{', '.join('abcdefgh'[: len(out)])} = {op.spec.name}(...)",
+                    self.text,
+                    op.where,
+                )
+            if i in self.names and not isinstance(out, tuple):
+                out.name = self.names[i]
+        elif kind == INPUT:
+            out = variables[op.value]
+        elif kind == CONST:
+            out = constant_in(op.value, variables) if op.value.ndim else op.value
+        elif kind == UNPACK:
+            whole = slots[op.args[0]]
+            index, count = op.value
+            got = len(whole) if isinstance(whole, tuple) else 1
+            if got != count:
+                raise EvaluationError(
+                    f"cannot unpack {got} output{'s' if got != 1 else ''} into {count} names",
+                    self.text,
+                    op.where,
+                )
+            out = whole[index]
+            if i in self.names:
+                out.name = self.names[i]
+        else:  # GRAD: d(slot a)/d(slot b), itself differentiable
+            y, x = slots[op.args[0]], slots[op.args[1]]
+            if not x.requires_grad:
+                raise EvaluationError(
+                    "grad(): the second argument must be a variable, not a constant",
+                    self.text,
+                    op.where,
+                )
+            return grad([y], [x], create_graph=True)[0]
+        if op.leaf and not out.requires_grad:
+            out = Variable(out.data, name=self.names.get(i))
+        return out
 
-def constants_namespace(program: Program, variables: Mapping[str, Variable]) -> Any:
-    """The array module the program's array constants must be in to mix with the inputs."""
-    if not program.has_array_constants:
-        return np
-    return backend.common_namespace([v.data for v in variables.values()])
+    def warn_where_taken(self, i: int, slots: Any, execute: Callable[[int, Any], Any]) -> None:
+        """After the masking function (``where``) at ``i``: a quiet branch that holds the output's
+        own non-finite value (inf for inf, NaN for NaN) was taken there, so its floating-point
+        warnings are real. It is computed again (``execute(k, slots)`` computes instruction k),
+        with warnings on, to report them as usual; its untaken elements alone never are.
+        """
+        out = data_of(slots[i])
+        if backend.is_lazy(out):  # not computed yet; its warnings arise on the workers
+            return
+        bad = ~np.isfinite(out)
+        if not bad.any():
+            return
+        for j in self.guards[i]:
+            branch = data_of(slots[j])
+            try:
+                branch = np.broadcast_to(branch, np.shape(out))
+            except ValueError:  # shapes that line up only inside a batched call: assume taken
+                taken = not np.isfinite(branch).all()
+            else:
+                taken = (bad & ((branch == out) | (np.isnan(branch) & np.isnan(out)))).any()
+            if not taken:
+                continue
+            todo, branch_ops = [j], {j}
+            while todo:
+                for a in self.ops[todo.pop()].args:
+                    if a in self.quiet and a not in branch_ops:
+                        branch_ops.add(a)
+                        todo.append(a)
+            again = _Overlay(slots)
+            with no_grad():
+                for k in sorted(branch_ops):
+                    again[k] = execute(k, again)
 
 
-def constant_in(value: Variable, xp: Any) -> Variable:
-    """A constant of the program in the array module ``xp`` (CuPy refuses NumPy arrays)."""
+def constant_in(value: Variable, variables: Mapping[str, Variable]) -> Variable:
+    """An array constant of a program in the array library of its inputs (CuPy refuses to mix
+    NumPy arrays in)."""
+    xp = backend.common_namespace([v.data for v in variables.values()])
     data = backend.moved(value.data, xp)
     return value if data is value.data else Variable(data, requires_grad=False)
 
 
-def _last_uses(ops: list[Op], outputs: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """For each instruction, the slots it was the last reader of: freed right after it runs, so a
-    long evaluation without a graph (no_grad) holds only the arrays still to be read."""
-    last: dict[int, int] = {}
+class _Overlay(dict):  # type: ignore[type-arg]
+    """Slots computed again, over the slots of the run they came from."""
+
+    def __init__(self, slots: Any) -> None:
+        super().__init__()
+        self.slots = slots
+
+    def __missing__(self, j: int) -> Any:
+        return self.slots[j]
+
+
+def _first_appearance(op: Op) -> int:
+    return op.where
+
+
+def _branches(op: Op) -> tuple[int, ...]:
+    """The positions of a masking function's branches (where's x and y): the inputs its gradient
+    flows to. Other functions have none."""
+    if op.kind != CALL or op.spec is None or not op.spec.cls.masks_gradient:
+        return ()
+    rules = getattr(op.spec.cls, "rules", ())
+    return tuple(k for k, rule in enumerate(rules) if rule is not None)
+
+
+def _plan(
+    ops: list[Op], outputs: tuple[int, ...]
+) -> tuple[list[tuple[int, ...]], frozenset[int], dict[int, tuple[int, ...]]]:
+    """When each slot is freed, which instructions run quietly, and which branches each loud
+    ``where`` guards. One pass from the last instruction to the first.
+
+    An instruction is quiet when its value flows only into branches of a masking function
+    (``where(cond, a, b)``'s a and b), directly or through other quiet instructions: it runs with
+    floating-point warnings off, since the elements it computes for nothing (sqrt(x) where x < 0 in
+    ``where(x > 0, sqrt(x), 0)``) are not results. The loud ``where`` it reaches warns for the
+    elements it did take (:meth:`Program.warn_where_taken`).
+
+    A slot is freed right after its last reader, so a long evaluation without a graph (no_grad)
+    holds only the arrays still to be read; a quiet reader counts as reading at the last loud
+    ``where`` its value reaches, so the branch can be computed again there.
+    """
+    n = len(ops)
+    loud = [False] * n
+    reach = [-1] * n  # the last loud where a value reaches through branches (-1: none)
+    last = [-1] * n
+    for s in outputs:
+        loud[s] = True
+    quiet: set[int] = set()
+    branches: tuple[int, ...]
+    for i in range(n - 1, -1, -1):
+        op = ops[i]
+        is_quiet = not loud[i] and reach[i] >= 0 and op.kind in (CALL, UNPACK)
+        if is_quiet:  # what a quiet instruction reads flows on to the same where
+            quiet.add(i)
+            at, branches = reach[i], ()
+        else:
+            at, branches = i, _branches(op)
+        for k, j in enumerate(op.args):
+            if last[j] < at:
+                last[j] = at
+            if is_quiet or k in branches:
+                reach[j] = max(reach[j], at)
+            else:
+                loud[j] = True
+    guards: dict[int, tuple[int, ...]] = {}
     for i, op in enumerate(ops):
-        for j in op.args:
-            last[j] = i
+        if i not in quiet:
+            quiet_branches = tuple(op.args[k] for k in _branches(op) if op.args[k] in quiet)
+            if quiet_branches:
+                guards[i] = quiet_branches
     keep = set(outputs)
     frees: list[list[int]] = [[] for _ in ops]
-    for j, i in last.items():
-        if j not in keep:
+    for j, i in enumerate(last):
+        if i >= 0 and j not in keep:
             frees[i].append(j)
-    return [tuple(f) for f in frees]
+    return [tuple(f) for f in frees], frozenset(quiet), guards

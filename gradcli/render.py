@@ -1,4 +1,6 @@
-"""From results to strings: JSON for programs, aligned text for people. Pure functions.
+"""From results to strings: JSON for programs, aligned text for people, named arrays for files.
+Every shape a command's answer can take is here (graph.py and explain.py draw the graph and
+narrate the backward pass).
 
 The JSON shapes are the public contract of ../shared/design.md::
 
@@ -8,12 +10,18 @@ The JSON shapes are the public contract of ../shared/design.md::
 Arrays are nested lists, a scalar is a number, non-finite numbers are the strings "NaN",
 "Infinity" and "-Infinity" (strict JSON that Python's ``float()`` reads back). A gradient given
 as None (no gradient) is ``null`` in JSON and ``none`` in text.
+
+Numbers in text follow one rule: the shortest text that reads back as the same float64 (``13``,
+``0.1``, ``0.30000000000000004``, ``1e-05``), or, with a :class:`Style` of ``precision`` N, the
+shortest text of the number rounded to N significant digits. Text fits the style's ``width``:
+arrays wrap, matrices too wide are printed in blocks of columns, and an array too large to show
+whole is summarised with ``...`` and says how many elements it left out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +29,19 @@ import numpy as np
 from .engine import Variable
 
 __all__ = [
+    "PLAIN",
+    "CheckOutput",
+    "EvalOutput",
+    "HessianOutput",
+    "JacobianOutput",
+    "Output",
+    "Style",
+    "TextOutput",
+    "aligned",
+    "as_float_array",
     "check_json",
+    "check_text",
+    "check_verdict",
     "derivatives_text",
     "dumps",
     "eval_json",
@@ -30,23 +50,30 @@ __all__ = [
     "format_number",
     "hessian_text",
     "jacobian_text",
+    "matrix_text",
     "to_jsonable",
 ]
 
 _NON_FINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-# Fixed rather than NumPy's global print options, so that output is the same whatever a
-# plugin or a Python caller set: summarise past 1000 elements, 8 significant digits in arrays.
-_ARRAY_OPTIONS: dict[str, Any] = {
-    "precision": 8,
-    "threshold": 1000,
-    "edgeitems": 3,
-    "max_line_width": 80,
-    "floatmode": "maxprec",
-    "suppress_small": False,
-    "sign": "-",
-}
-# Up to here every integer-valued float64 is an exact integer, so it may print without ".".
-_EXACT_INT = 2.0**53
+# Arrays with more elements than this are summarised in text (gradcli eval --json has every one).
+SUMMARY_THRESHOLD = 1000
+EDGE_ITEMS = 3
+
+
+class Style:
+    """How text shows numbers: ``precision`` significant digits (None: every digit needed to read
+    the number back exactly) within ``width`` columns."""
+
+    __slots__ = ("precision", "width")
+
+    def __init__(self, precision: int | None = None, width: int = 80) -> None:
+        self.precision, self.width = precision, width
+
+    def __repr__(self) -> str:
+        return f"Style(precision={self.precision}, width={self.width})"
+
+
+PLAIN = Style()
 
 
 def as_float_array(a: Any) -> np.ndarray:
@@ -54,6 +81,9 @@ def as_float_array(a: Any) -> np.ndarray:
     if isinstance(a, Variable):
         a = a.data
     return np.asarray(a, dtype=np.float64)
+
+
+# --- JSON -----------------------------------------------------------------------------------------
 
 
 def _finite_or_name(x: float) -> float | str:
@@ -97,11 +127,11 @@ def _sanitize(obj: Any) -> Any:
         elif isinstance(value, (np.ndarray, np.generic, Variable)):
             parent[key] = to_jsonable(value)
         elif isinstance(value, Mapping):
-            parent[key] = copy = dict(value)
-            stack.extend((copy, k) for k in copy)
+            parent[key] = mapping = dict(value)
+            stack.extend((mapping, k) for k in mapping)
         elif isinstance(value, (list, tuple)):
-            parent[key] = copy = list(value)
-            stack.extend((copy, i) for i in range(len(copy)))
+            parent[key] = items = list(value)
+            stack.extend((items, i) for i in range(len(items)))
     return root[0]
 
 
@@ -136,29 +166,73 @@ def eval_json(value: Any, grad: Any) -> dict[str, Any]:
     return {"value": to_jsonable(value), "grad": {name: to_jsonable(g) for name, g in grad.items()}}
 
 
-def format_number(x: float) -> str:
-    """The shortest text that reads back as ``x``, without a useless ".0": 13.0 -> "13",
-    0.1 -> "0.1", 1e20 -> "1e+20", nan -> "nan", inf -> "inf". Negative zero prints as "0",
-    as it does inside integer arrays (JSON keeps its sign)."""
-    text = repr(float(x) + 0.0)  # + 0.0 turns -0.0 into 0.0
+# --- numbers and arrays as text ----------------------------------------------------------------
+
+
+def format_number(x: float, precision: int | None = None) -> str:
+    """The shortest text that reads back as ``x`` (rounded first to ``precision`` significant
+    digits, if given), without a useless ".0": 13.0 -> "13", 0.1 -> "0.1", 1e20 -> "1e+20",
+    nan -> "nan", inf -> "inf". Negative zero prints as "0" (JSON keeps its sign)."""
+    x = float(x)
+    if precision is not None and math.isfinite(x):
+        x = float(f"{x:.{precision}g}")
+    text = repr(x + 0.0)  # + 0.0 turns -0.0 into 0.0
     return text[:-2] if text.endswith(".0") else text
 
 
-def format_array(a: Any, indent: int = 0, **options: Any) -> str:
-    """A value for people: a scalar by :func:`format_number`, an array by ``np.array2string``
-    (integers without a trailing ".", long arrays summarised with "..."). Lines after the first
-    are indented by ``indent`` spaces, so the array stays aligned after a label that wide.
-    ``options`` override the fixed print options (e.g. a smaller ``threshold`` for graph labels)."""
+def _shown_part(arr: np.ndarray, edgeitems: int) -> np.ndarray:
+    """The elements a summary shows: along each long axis, the first and last ``edgeitems``."""
+    for axis, n in enumerate(arr.shape):
+        if n > 2 * edgeitems:
+            keep = np.r_[0:edgeitems, n - edgeitems : n]
+            arr = np.take(arr, keep, axis=axis)
+    return arr
+
+
+def format_array(
+    a: Any,
+    indent: int = 0,
+    style: Style = PLAIN,
+    *,
+    threshold: int = SUMMARY_THRESHOLD,
+    edgeitems: int = EDGE_ITEMS,
+    width: int | None = None,
+) -> str:
+    """A value for people: a scalar by :func:`format_number`, an array with every element by
+    the same rule, right-aligned in columns, wrapped to ``width`` (default: the style's).
+
+    Lines after the first are indented by ``indent`` spaces, so the array stays aligned after a
+    label that wide. An array of more than ``threshold`` elements shows ``edgeitems`` at each
+    end of each axis and ends with how many elements it left out. NumPy's global print options
+    play no part, so output is the same whatever a plugin or a Python caller set.
+    """
     if a is None:
         return "none"
     arr = as_float_array(a)
     if arr.ndim == 0:
-        return format_number(float(arr))
-    shown = arr
-    integral = arr.size and np.isfinite(arr).all() and (arr == np.round(arr)).all()
-    if integral and np.abs(arr).max() < _EXACT_INT:
-        shown = arr.astype(np.int64)
-    return np.array2string(shown, prefix=" " * indent, **{**_ARRAY_OPTIONS, **options})
+        return format_number(float(arr), style.precision)
+    summarised = arr.size > threshold
+    shown = _shown_part(arr, edgeitems) if summarised else arr
+    digits = style.precision
+    cell = max((len(format_number(v, digits)) for v in shown.ravel().tolist()), default=0)
+    line_width = width if width is not None else style.width
+    formatter: Any = {"float_kind": lambda v: format_number(v, digits).rjust(cell)}
+    text = np.array2string(
+        arr,
+        max_line_width=max(line_width, indent + cell + 4),
+        prefix=" " * indent,
+        separator=" ",
+        threshold=threshold,
+        edgeitems=edgeitems,
+        formatter=formatter,
+    )
+    if not summarised:
+        return text
+    note = f"({arr.size - shown.size:,} of {arr.size:,} elements not shown)"
+    last = text.rsplit("\n", 1)[-1]
+    if len(last) + 1 + len(note) <= line_width:
+        return f"{text} {note}"
+    return f"{text}\n{' ' * indent}{note}"
 
 
 def _text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:
@@ -171,7 +245,7 @@ def _text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:
     return rows
 
 
-def eval_text(value: Any, grad: Any) -> str:
+def eval_text(value: Any, grad: Any, style: Style = PLAIN) -> str:
     """The result of ``gradcli eval`` for a person: one labelled row per value and gradient,
     the numbers starting in one column::
 
@@ -181,18 +255,20 @@ def eval_text(value: Any, grad: Any) -> str:
 
     Several outputs (``value`` a sequence, ``grad`` a sequence of mappings) are grouped by
     output, each value followed by its gradients: ``value[0]``, ``grad[0] x``, ``value[1]``,
-    ``grad[1] x`` ... Multi-line arrays continue under the column where they started. The text
-    shows arrays to 8 significant digits; use ``--json`` for every digit.
+    ``grad[1] x`` ... Multi-line arrays continue under the column where they started.
     """
-    return _aligned(_text_rows(value, grad))
+    return aligned(_text_rows(value, grad), style)
 
 
-def _aligned(rows: list[tuple[str, Any]]) -> str:
+def aligned(rows: Sequence[tuple[str, Any]], style: Style = PLAIN) -> str:
+    """Labelled values, the values starting in one column after the longest label."""
+    if not rows:
+        return ""
     width = max(len(label) for label, _ in rows) + 1
-    return "\n".join(f"{label:<{width}}{format_array(a, width)}" for label, a in rows)
+    return "\n".join(f"{label:<{width}}{format_array(a, width, style)}" for label, a in rows)
 
 
-def derivatives_text(derivs: Mapping[str, Sequence[Any]]) -> str:
+def derivatives_text(derivs: Mapping[str, Sequence[Any]], style: Style = PLAIN) -> str:
     """Pure partial derivatives for a person, ``derivs[x][k-1]`` being d^k f / dx^k::
 
         d/dx   4
@@ -204,32 +280,54 @@ def derivatives_text(derivs: Mapping[str, Sequence[Any]]) -> str:
         for name, orders in derivs.items()
         for k, a in enumerate(orders, start=1)
     ]
-    return _aligned(rows) if rows else ""
+    return aligned(rows, style)
 
 
-# --- Hessians, Jacobians and checks -----------------------------------------------------------
+# --- matrices: Hessians, Jacobians and checks ----------------------------------------------------
 
 
-def _cell(x: float) -> str:
-    # 8 significant digits, as inside arrays; format_number then drops what is not needed.
-    return format_number(float(f"{float(x):.8g}"))
-
-
-def _matrix(corner: str, rows: Sequence[str], columns: Sequence[str], cells: Any) -> list[str]:
-    """A labelled matrix: ``corner`` above the row labels, numbers right-aligned under their
-    column headers."""
-    texts = [[_cell(x) for x in row] for row in np.asarray(cells, dtype=np.float64)]
-    lw = max(len(corner), *map(len, rows))
-    widths = [max(len(c), *(len(t[j]) for t in texts)) for j, c in enumerate(columns)]
+def _table(
+    corner: str, rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequence[str]]
+) -> list[str]:
+    """Rows of text cells under column headers, labels left-aligned and cells right-aligned."""
+    lw = max(len(corner), *map(len, rows)) if rows else len(corner)
+    widths = [max(len(c), *(len(t[j]) for t in cells)) if cells else len(c) for j, c in enumerate(columns)]
     head = " ".join([f"{corner:<{lw}}", *(f"{c:>{w}}" for c, w in zip(columns, widths))])
     body = [
         " ".join([f"{label:<{lw}}", *(f"{t:>{w}}" for t, w in zip(row, widths))])
-        for label, row in zip(rows, texts)
+        for label, row in zip(rows, cells)
     ]
     return [head.rstrip(), *body]
 
 
-def hessian_text(value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapping[str, Any]]) -> str:
+def matrix_text(
+    corner: str, rows: Sequence[str], columns: Sequence[str], numbers: Any, style: Style = PLAIN
+) -> list[str]:
+    """A labelled matrix of numbers: ``corner`` above the row labels, numbers right-aligned under
+    their column headers. When it is wider than the style's width, it is printed as several
+    blocks of whole columns, each under its own header (as R prints a wide matrix)."""
+    texts = [
+        [format_number(x, style.precision) for x in row] for row in np.asarray(numbers, dtype=np.float64)
+    ]
+    lw = max(len(corner), *map(len, rows)) if rows else len(corner)
+    widths = [max(len(c), *(len(t[j]) for t in texts)) for j, c in enumerate(columns)]
+    blocks: list[list[int]] = [[]]
+    used = lw
+    for j, w in enumerate(widths):
+        if blocks[-1] and used + 1 + w > style.width:
+            blocks.append([])
+            used = lw
+        blocks[-1].append(j)
+        used += 1 + w
+    lines: list[str] = []
+    for block in blocks:
+        lines += _table(corner, rows, [columns[j] for j in block], [[t[j] for j in block] for t in texts])
+    return lines
+
+
+def hessian_text(
+    value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapping[str, Any]], style: Style = PLAIN
+) -> str:
     """Value, gradient and Hessian for a person.
 
     With scalar variables the Hessian is a square matrix labelled by the variable names::
@@ -242,30 +340,30 @@ def hessian_text(value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapp
         y       0 2
 
     With an array variable, one labelled block per pair, ``hessian x y`` of shape
-    ``x.shape + y.shape``, aligned as in :func:`eval_text`. Numbers show 8 significant digits.
+    ``x.shape + y.shape``, aligned as in :func:`eval_text`.
     """
     names = list(hessian)
     if all(as_float_array(g).ndim == 0 for g in grad.values()):
         cells = [[float(as_float_array(hessian[a][b])) for b in names] for a in names]
-        lines = [eval_text(value, grad), *(_matrix("hessian", names, names, cells) if names else [])]
-        return "\n".join(lines)
+        matrix = matrix_text("hessian", names, names, cells, style) if names else []
+        return "\n".join([eval_text(value, grad, style), *matrix])
     rows = _text_rows(value, grad)
     rows += [(f"hessian {a} {b}", hessian[a][b]) for a in names for b in names]
-    return _aligned(rows)
+    return aligned(rows, style)
 
 
 def _element_labels(prefix: str, shape: tuple[int, ...]) -> list[str]:
     return [prefix + (f"[{','.join(map(str, i))}]" if i else "") for i in np.ndindex(shape)]
 
 
-def jacobian_text(value: Any, jacobian: Any) -> str:
+def jacobian_text(value: Any, jacobian: Any, style: Style = PLAIN) -> str:
     """Values and Jacobian for a person; one output gives a value and a mapping name -> block,
     several give sequences of those (as :func:`eval_text`).
 
     When every variable is a scalar and every output at most a vector, it is one matrix: a row
     per output element (``out[i]``; ``out0``, ``out1[i]`` with several outputs), a column per
     variable. Otherwise one labelled block per output and variable, of shape
-    ``output.shape + x.shape``. Numbers show 8 significant digits.
+    ``output.shape + x.shape``.
     """
     several = _several(jacobian)
     values = list(value) if several else [value]
@@ -282,12 +380,12 @@ def jacobian_text(value: Any, jacobian: Any) -> str:
             labels += _element_labels(f"out{k}" if several else "out", shape)
             columns = [as_float_array(block[n]).reshape(-1) for n in names]
             cells += [[float(c[i]) for c in columns] for i in range(int(np.prod(shape)))]
-        table = _matrix("jacobian", labels, names, cells) if names else []
-        return "\n".join([_aligned(value_rows), *table])
+        table = matrix_text("jacobian", labels, names, cells, style) if names else []
+        return "\n".join([aligned(value_rows, style), *table])
     rows = list(value_rows)
     for k, block in enumerate(blocks):
         rows += [(f"jacobian[{k}] {n}" if several else f"jacobian {n}", b) for n, b in block.items()]
-    return _aligned(rows)
+    return aligned(rows, style)
 
 
 def check_json(report: Any) -> dict[str, Any]:
@@ -324,3 +422,205 @@ def check_json(report: Any) -> dict[str, Any]:
             for r in report.rows
         ],
     }
+
+
+def check_verdict(report: Any) -> str:
+    """One line: whether every derivative agrees with central differences, and the tolerances."""
+    bad, total = len(report.failures), len(report.rows)
+    tol = f"rtol {format_number(report.rtol)}, atol {format_number(report.atol)}"
+    if bad:
+        return f"{bad} of {total} derivatives differ from central differences ({tol})"
+    return f"all {total} derivatives agree with central differences ({tol})"
+
+
+# Errors are estimates of how far apart two numbers are: two significant digits say it.
+_ERROR_DIGITS = 2
+
+
+def check_text(report: Any, style: Style = PLAIN) -> str:
+    """The check as a table, one row per derivative, and the verdict on the last line::
+
+    derivative analytic numeric abs err rel err ok
+    d/dx              4       4 1.4e-10 3.5e-11 ok
+    """
+    several = report.n_outputs > 1
+    labels = [(f"out{r.output} " if several else "") + r.label for r in report.rows]
+    cells = [
+        [
+            format_number(r.analytic, style.precision),
+            format_number(r.numeric, style.precision),
+            format_number(r.abs_error, _ERROR_DIGITS),
+            format_number(r.rel_error, _ERROR_DIGITS),
+            "ok" if r.ok else "FAIL",
+        ]
+        for r in report.rows
+    ]
+    table = _table("derivative", labels, ["analytic", "numeric", "abs err", "rel err", "ok"], cells)
+    return "\n".join([*table, check_verdict(report)])
+
+
+# --- one command's answer in every shape ----------------------------------------------------------
+
+
+class Output:
+    """What an expression command computed, ready to be shown in any of the shapes a user asks
+    for: :meth:`text` for people, :meth:`data` for one line of JSON, :meth:`arrays` for a
+    ``.npz`` file (names like ``value``, ``grad/x``) and, through :attr:`primary`, ``.npy``.
+
+    ``failed`` says why the command did not pass although it ran (a check that found a wrong
+    derivative: exit status 1, the output still shown); ``error`` is an error found in a result
+    (``--strict``): reported after the output, and in batch mode in place of it.
+    """
+
+    #: The prefix of the arrays a ``.npy`` file may hold (when there is exactly one of them).
+    primary = ""
+    failed: str | None = None
+    error: str | None = None
+
+    def text(self, style: Style) -> str:
+        raise NotImplementedError
+
+    def data(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """What ``--json`` writes, one line each: :meth:`data`, after any lines that lead to it
+        (the iterations of ``minimize --trace``)."""
+        return [self.data()]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def numbers(self) -> int:
+        """How many numbers the JSON holds (for ``--max-output``)."""
+        return sum(int(np.size(a)) for a in self.arrays().values())
+
+
+def _value_and_blocks(several: bool, value: Any, blocks: Any, prefix: str) -> dict[str, np.ndarray]:
+    """``value`` and ``{prefix}/x`` for one output; ``value/0``, ``{prefix}/0/x``, ... for several."""
+    values, rows = (value, blocks) if several else ([value], [blocks])
+    out: dict[str, np.ndarray] = {}
+    for k, (v, row) in enumerate(zip(values, rows)):
+        out[f"value/{k}" if several else "value"] = as_float_array(v)
+        head = f"{prefix}/{k}/" if several else f"{prefix}/"
+        out.update({head + n: as_float_array(a) for n, a in row.items()})
+    return out
+
+
+class EvalOutput(Output):
+    """``gradcli eval``: values and gradients of every output; with ``derivs`` (``--order``) the
+    pure partial derivatives of each order too."""
+
+    primary = "grad"
+
+    def __init__(self, value: Sequence[Any], grad: Sequence[Mapping[str, Any]], derivs: Any = None) -> None:
+        self.several = len(value) > 1
+        self.value: Any = list(value) if self.several else value[0]
+        self.grad: Any = list(grad) if self.several else grad[0]
+        self.derivs = derivs
+
+    def text(self, style: Style) -> str:
+        text = eval_text(self.value, self.grad, style)
+        if self.derivs is not None:
+            text += "\n" + derivatives_text(self.derivs, style)
+        return text
+
+    def data(self) -> dict[str, Any]:
+        data = eval_json(self.value, self.grad)
+        if self.derivs is not None:
+            data["derivatives"] = {n: [to_jsonable(d) for d in ds] for n, ds in self.derivs.items()}
+        return data
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = _value_and_blocks(self.several, self.value, self.grad, "grad")
+        for n, ds in (self.derivs or {}).items():
+            out[f"derivatives/{n}"] = np.stack([as_float_array(d) for d in ds])
+        return out
+
+
+class HessianOutput(Output):
+    """``gradcli hessian``: value, gradient and Hessian blocks ``hessian[x][y]``."""
+
+    primary = "hessian"
+
+    def __init__(self, value: Any, grad: Mapping[str, Any], hessian: Mapping[str, Mapping[str, Any]]) -> None:
+        self.value, self.grad, self.hessian = value, grad, hessian
+
+    def text(self, style: Style) -> str:
+        return hessian_text(self.value, self.grad, self.hessian, style)
+
+    def data(self) -> dict[str, Any]:
+        data = eval_json(self.value, self.grad)
+        data["hessian"] = {a: {b: to_jsonable(h) for b, h in row.items()} for a, row in self.hessian.items()}
+        return data
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"value": as_float_array(self.value)}
+        out.update({f"grad/{n}": as_float_array(g) for n, g in self.grad.items()})
+        out.update(
+            {f"hessian/{a}/{b}": as_float_array(h) for a, row in self.hessian.items() for b, h in row.items()}
+        )
+        return out
+
+
+class JacobianOutput(Output):
+    """``gradcli jacobian``: values and Jacobian blocks of one output (a mapping) or several
+    (a list of mappings)."""
+
+    primary = "jacobian"
+
+    def __init__(self, value: Any, jacobian: Any) -> None:
+        self.value: Any = value
+        self.jacobian: Any = jacobian
+        self.several = _several(jacobian)
+
+    def text(self, style: Style) -> str:
+        return jacobian_text(self.value, self.jacobian, style)
+
+    def data(self) -> dict[str, Any]:
+        if self.several:
+            return {
+                "value": [to_jsonable(v) for v in self.value],
+                "jacobian": [{n: to_jsonable(b) for n, b in block.items()} for block in self.jacobian],
+            }
+        return {
+            "value": to_jsonable(self.value),
+            "jacobian": {n: to_jsonable(b) for n, b in self.jacobian.items()},
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _value_and_blocks(self.several, self.value, self.jacobian, "jacobian")
+
+
+class CheckOutput(Output):
+    """``gradcli check``: every analytic derivative beside its central difference; failed when
+    one of them does not agree."""
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+        self.failed = None if report.ok else check_verdict(report)
+
+    def text(self, style: Style) -> str:
+        return check_text(self.report, style)
+
+    def data(self) -> dict[str, Any]:
+        return check_json(self.report)
+
+    def numbers(self) -> int:
+        return 4 * len(self.report.rows)
+
+
+class TextOutput(Output):
+    """An answer that is text for people and JSON data computed on demand (``explain``)."""
+
+    def __init__(self, text: Callable[[Style], str], data: Callable[[], dict[str, Any]]) -> None:
+        self._text, self._data = text, data
+
+    def text(self, style: Style) -> str:
+        return self._text(style)
+
+    def data(self) -> dict[str, Any]:
+        return self._data()
+
+    def numbers(self) -> int:
+        return 0

@@ -2,8 +2,8 @@
 
 CuPy refuses every implicit mix with NumPy arrays (cupy#1694): an operation between a CuPy array
 and a NumPy ndarray, 0-d arrays included, raises ``TypeError``; Python numbers and NumPy scalars
-(``np.float64(2.0)``) are accepted. Reductions and indexing give 0-d CuPy arrays, not NumPy
-scalars. :class:`StrictArray` follows the same rules on the CPU, so code that builds a constant
+(``np.float64(2.0)``) are accepted, and so are NumPy integer arrays as indices (it copies them
+over). Reductions and indexing give 0-d CuPy arrays, not NumPy scalars. :class:`StrictArray` follows the same rules on the CPU, so code that builds a constant
 or a buffer with NumPy instead of in the input's namespace fails here as it would on a GPU.
 
     x = strict(np.arange(3.0))
@@ -62,7 +62,7 @@ class StrictArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         where = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-        args = [_unwrap(x, where) for x in inputs]
+        args = [x if method == "at" and k == 1 else _unwrap(x, where) for k, x in enumerate(inputs)]
         if "out" in kwargs:
             kwargs["out"] = tuple(_unwrap(o, where) for o in kwargs["out"])
         if "where" in kwargs:

@@ -1,8 +1,9 @@
 """Results stay what they were: every number of ``tools/results_snapshot.py`` (the reference cases'
 values, gradients and Hessians; each registered function's value, gradient and Hessian-vector
 product at fixed points) is compared with the snapshot in ``tests/data/results_snapshot.json``,
-taken before the engine ran its rules on arrays. Equal bits, or at most one ulp apart where a
-change reorders floating-point operations. Functions added since the snapshot are not in it.
+taken before the engine ran its rules on arrays (commit 5e5de71, with one deliberate change
+applied there: sigmoid's accurate formula). Equal bits, or at most one ulp apart where a change
+reorders floating-point operations. Functions added since the snapshot are not in it.
 
 One exception, measured: Hessians of expressions are computed on a batch axis (all rows at
 once), and NumPy's vectorised kernels for transcendental functions (used on arrays) can differ

@@ -154,7 +154,7 @@ def test_a_lower_limit_set_by_the_user_stays(x40k: Path) -> None:
 
 @pytest.mark.parametrize("value", ["lots", "0", "-5G"])
 def test_a_budget_that_is_not_a_size_is_a_usage_error(value: str) -> None:
-    from helpers_cli import invoke
+    from conftest import invoke
 
     rc, _, err = invoke("--max-memory", value, "eval", "x", "--x", "1")
     assert rc == 2 and "--max-memory" in err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_cli import invoke
+from conftest import invoke
 
 
 def test_expression_longer_than_the_cap_is_a_usage_error() -> None:

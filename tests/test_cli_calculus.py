@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers_cli import REPO, invoke, run_cli
+from conftest import REPO, invoke, run_cli
 
 from gradcli.functions import REGISTRY
 
@@ -389,12 +389,14 @@ def test_commands_are_listed_by_the_group() -> None:
 # -- a real process per command ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subprocess_eval_order() -> None:
     rc, out, err = run_cli("eval", "tanh(x)", "--x", "1", "--order", "6", "--json")
     assert rc == 0, err
     assert json.loads(out)["derivatives"]["x"][-2:] == pytest.approx(TANH1_ORDERS_5_6, rel=1e-11)
 
 
+@pytest.mark.slow
 def test_subprocess_hessian() -> None:
     rc, out, err = run_cli("hessian", "x**2*y + sin(x*y)", "--x", "1", "--y", "2", "--json")
     assert rc == 0, err
@@ -402,12 +404,14 @@ def test_subprocess_hessian() -> None:
     assert h["x"]["y"] == h["y"]["x"]
 
 
+@pytest.mark.slow
 def test_subprocess_jacobian() -> None:
     rc, out, err = run_cli("jacobian", "x * [1, 2, 3]", "--x", "2", "--json")
     assert rc == 0, err
     assert json.loads(out) == {"value": [2.0, 4.0, 6.0], "jacobian": {"x": [1.0, 2.0, 3.0]}}
 
 
+@pytest.mark.slow
 def test_subprocess_check_exit_codes(tmp_path: Path) -> None:
     rc, out, err = run_cli("check", "sum(line(w, x, b))", "--plugin", LINE, *VECTOR_WXB)
     assert rc == 0, out + err
@@ -418,6 +422,7 @@ def test_subprocess_check_exit_codes(tmp_path: Path) -> None:
     assert "FAIL" in out and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_subprocess_hessian_non_scalar_error() -> None:
     rc, out, err = run_cli("hessian", "x * [1, 2, 3]", "--x", "2")
     assert rc == 2

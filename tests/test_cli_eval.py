@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers_cli import invoke, run_cli
+from conftest import invoke, run_cli
 
 import gradcli
 from gradcli.functions import REGISTRY
@@ -38,6 +38,7 @@ def test_seed_example_prints_exact_json() -> None:
     assert invoke("eval", "x**2 + y**2", "--x", "2", "--y", "3", "--json") == (0, SEED_JSON, "")
 
 
+@pytest.mark.slow
 def test_seed_example_in_a_subprocess() -> None:
     assert run_cli("eval", *SEED) == (0, SEED_TEXT, "")
     assert run_cli("eval", *SEED, "--json") == (0, SEED_JSON, "")
@@ -92,12 +93,10 @@ def test_value_from_a_json_file(tmp_path: Path) -> None:
     assert eval_json("sum(x)", "--x", f"@{path}") == {"value": 10.0, "grad": {"x": [[1.0, 1.0], [1.0, 1.0]]}}
 
 
-def test_missing_value_is_a_usage_error_naming_the_option() -> None:
+def test_missing_value_is_a_usage_error_naming_the_variable() -> None:
     rc, out, err = invoke("eval", "x + y", "--x", "2")
-    assert rc == 2
-    assert out == ""
-    assert "--y" in err
-    assert "--x" not in err.replace("--x 2", "")  # names only what is missing
+    assert (rc, out) == (2, "")
+    assert err == "error: missing value for 'y' (variables: x, y)\n"
 
 
 def test_value_for_a_name_the_expression_does_not_use_is_an_error() -> None:
@@ -165,10 +164,14 @@ def test_vars_combined_with_an_option_for_another_variable() -> None:
     }
 
 
-def test_same_variable_in_vars_and_as_an_option_is_an_error() -> None:
-    rc, _, err = invoke("eval", "x", "--vars", '{"x": 2}', "--x", "3")
-    assert rc == 2
-    assert "x" in err
+def test_an_option_overrides_the_same_variable_in_vars(tmp_path: Path) -> None:
+    path = tmp_path / "vars.json"
+    path.write_text('{"x": 2, "y": 3}')
+    assert eval_json("x * y", "--vars", f"@{path}", "--x", "5") == {
+        "value": 15.0,
+        "grad": {"x": 3.0, "y": 5.0},
+    }
+    assert eval_json("x * y", "--x", "5", "--vars", f"@{path}")["value"] == 15.0  # whatever the order
 
 
 def test_vars_with_an_unused_name_is_an_error() -> None:
@@ -211,6 +214,7 @@ def test_expression_from_stdin() -> None:
     assert eval_json("-f", "-", "--x", "2", "--y", "3", input="x*y\n")["value"] == 6.0
 
 
+@pytest.mark.slow
 def test_expression_from_stdin_in_a_subprocess() -> None:
     rc, out, err = run_cli("eval", "-f", "-", "--x=2", "--y=3", "--json", input="x**2 + y**2\n")
     assert (rc, out, err) == (0, SEED_JSON, "")
@@ -316,6 +320,7 @@ def test_shape_mismatch_exits_1_with_a_short_message() -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_shape_mismatch_in_a_subprocess_has_no_traceback() -> None:
     rc, out, err = run_cli("eval", "x + y", "--x", "[1, 2]", "--y", "[1, 2, 3]")
     assert rc == 1
@@ -335,6 +340,7 @@ def test_parse_error_exits_2_with_the_expression_and_a_caret() -> None:
     assert caret.index("^") == line.index("*")
 
 
+@pytest.mark.slow
 def test_parse_error_in_a_subprocess() -> None:
     rc, out, err = run_cli("eval", "sin(x", "--x", "1")
     assert rc == 2
@@ -383,6 +389,7 @@ def test_floating_point_warning_is_one_line_naming_the_function() -> None:
     assert all(line.startswith("warning: log") for line in lines)
 
 
+@pytest.mark.slow
 def test_floating_point_warning_in_a_subprocess_has_no_python_warning_text() -> None:
     rc, out, err = run_cli("eval", "log(x)", "--x", "0", "--json")
     assert rc == 0
@@ -400,6 +407,7 @@ def test_version() -> None:
     assert out.strip() == f"gradcli, version {gradcli.__version__}"
 
 
+@pytest.mark.slow
 def test_python_dash_m_gradcli_is_the_command() -> None:
     rc, out, err = run_cli("--version")
     assert (rc, out.strip(), err) == (0, f"gradcli, version {gradcli.__version__}", "")
@@ -414,11 +422,31 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert "Traceback" not in err
 
 
-def test_functions_lists_every_registry_name() -> None:
+def test_functions_lists_every_registry_name_under_its_group() -> None:
     rc, out, _ = invoke("functions")
     assert rc == 0
-    listed = {line.split("(")[0] for line in out.splitlines() if line[:1].isalpha()}
+    listed = {
+        line.split("(")[0].strip() for line in out.splitlines() if line[:3].strip() and line[2:3].isalpha()
+    }
     assert set(REGISTRY) <= listed
+    groups = {getattr(spec, "group", None) or "other" for spec in REGISTRY.values()}
+    assert {
+        line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")
+    } >= groups
+
+
+def test_functions_of_one_group_fit_a_screen() -> None:
+    groups = {getattr(spec, "group", None) or "other" for spec in REGISTRY.values()}
+    assert len(groups) > 5
+    for group in groups:
+        rc, out, err = invoke("functions", group.replace(" ", "-"))
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[0] == f"{group}:" and len(lines) <= 40
+        names = {s.name for s in REGISTRY.values() if (getattr(s, "group", None) or "other") == group}
+        assert {line.split("(")[0].strip() for line in lines[1:] if line[2:3].isalpha()} == names
+    rc, _, err = invoke("functions", "no-such-group")
+    assert rc == 2 and err.startswith("error: no group 'no-such-group' (groups: ")
 
 
 def test_functions_json_describes_every_registry_function() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import sys
 from pathlib import Path
 
 import pytest
-from helpers_cli import REPO, run_cli
+from conftest import REPO, run_cli
 
 LINE = str(REPO / "examples" / "line.py")
 MATRICES = ["--w", "[[1, 2], [3, 4]]", "--x", "[[5, 6], [7, 8]]", "--b", "1"]
@@ -21,11 +19,13 @@ grad b 4
 """
 
 
+@pytest.mark.slow
 def test_readme_plugin_example_on_2x2_matrices() -> None:
     rc, out, err = run_cli("eval", "sum(line(w, x, b))", "--plugin", LINE, *MATRICES)
     assert (rc, out, err) == (0, README_OUTPUT, "")
 
 
+@pytest.mark.slow
 def test_plugin_from_the_environment_variable() -> None:
     rc, out, _ = run_cli(
         "eval", "sum(line(w, x, b))", *MATRICES, "--json", env_extra={"GRADCLI_PLUGINS": LINE}
@@ -33,45 +33,17 @@ def test_plugin_from_the_environment_variable() -> None:
     assert rc == 0 and out.startswith('{"value": 74.0')
 
 
+@pytest.mark.slow
 def test_plugin_function_is_listed_with_its_rule() -> None:
     rc, out, _ = run_cli("functions", "--plugin", LINE)
     assert rc == 0
     assert "line(w, x, b)" in out and "d/dw = x, d/dx = w, d/db = 1" in out
 
 
+@pytest.mark.slow
 def test_without_the_switch_the_plugin_function_is_unknown() -> None:
     rc, _, err = run_cli("eval", "sum(line(w, x, b))", *MATRICES)
     assert rc == 2 and "unknown function 'line'" in err
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_batch_shows_a_progress_bar_when_stderr_is_a_terminal_and_input_is_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from gradcli.cli import _progress
-
-    path = tmp_path / "points.ndjson"
-    path.write_text('{"x": 1}\n' * 100)
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    with path.open() as stream, _progress(stream, str(path)) as advance:
-        for line in stream:
-            advance(len(line))
-    assert "batch" in terminal.getvalue() and "100%" in terminal.getvalue()
-
-
-def test_batch_shows_no_progress_bar_for_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gradcli.cli import _progress
-
-    terminal = _Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    with _progress(io.StringIO("{}\n"), "-") as advance:
-        advance(3)
-    assert terminal.getvalue() == ""
 
 
 # -- a plugin's failures are one line, never a traceback ---------------------------------------------
@@ -107,12 +79,14 @@ def _write(tmp_path: Path, name: str, source: str) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_plugin_function_without_backward_says_so(tmp_path: Path) -> None:
     plugin = _write(tmp_path, "noback.py", NO_BACKWARD)
     rc, out, err = run_cli("eval", "noback(x)", "--x", "1", "--plugin", plugin)
     assert (rc, out, err) == (1, "", "error: noback has no backward\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("raise_it", "shown"),
     [
@@ -128,6 +102,7 @@ def test_whatever_a_plugin_raises_is_one_line_naming_it(tmp_path: Path, raise_it
     assert (rc, out, err) == (1, "", f"error: fussy (a plugin) failed in forward: {shown}\n")
 
 
+@pytest.mark.slow
 def test_a_plugin_failing_on_one_batch_line_is_that_lines_error(tmp_path: Path) -> None:
     plugin = _write(tmp_path, "fussy.py", FAILING.format(raise_it="raise SystemExit(3)"))
     rc, out, err = run_cli(
@@ -141,6 +116,7 @@ def test_a_plugin_failing_on_one_batch_line_is_that_lines_error(tmp_path: Path) 
     ]
 
 
+@pytest.mark.slow
 def test_a_plugin_raising_base_exception_while_loading_is_one_line(tmp_path: Path) -> None:
     plugin = _write(tmp_path, "bad.py", "raise BaseException('at import')\n")
     rc, out, err = run_cli("eval", "x", "--x", "1", "--plugin", plugin)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers_cli import invoke, subprocess_env
+from conftest import invoke, subprocess_env
 
 from gradcli import Variable
 from gradcli.engine import grad

@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import invoke
 
-from gradcli.graph import dot_quote, evaluate, structure, to_dot, to_text
+from gradcli.graph import MAX_TITLE, dot_quote, evaluate, structure, to_dot, to_text
 from gradcli.language import parse
+from gradcli.render import Style
 
 SEED = "add(square(x), square(y))"
 SEED_VALUES = ["--x", "2", "--y", "3"]
@@ -19,13 +20,6 @@ NODE = re.compile(r"^  ([vf]\d+) \[(.*)\];$")
 EDGE = re.compile(r"^  ([vf]\d+) -> ([vf]\d+)( \[.*\])?;$")
 DOT = shutil.which("dot")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz's dot is not installed")
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    from gradcli.cli import main
-
-    result = CliRunner().invoke(main, list(args), prog_name="gradcli")
-    return result.exit_code, result.stdout, result.stderr
 
 
 def parse_dot(text: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -110,6 +104,28 @@ def test_function_parameters_appear_in_the_box() -> None:
     assert 'label="getitem\\nindex=1:"' in nodes["f2"]
 
 
+def test_edges_are_numbered_by_argument_position_not_named_like_variables() -> None:
+    text = to_dot(structure(parse("y - x")))
+    assert '  v0 -> f2 [label="#1"];' in text  # y, the first argument of sub(x, y)
+    assert '  v1 -> f2 [label="#2"];' in text
+    assert 'label="x"];' not in text.split("f2 [")[1]
+
+
+def test_a_long_expression_gives_a_short_title_and_a_long_name_a_short_label() -> None:
+    name = "v" * 20_000
+    program = parse(" + ".join([name] + [f"x{k}" for k in range(5000)]))
+    text = to_dot(structure(program))
+    title = text.splitlines()[1]
+    assert title.startswith('  label="') and len(title) <= MAX_TITLE + 12 and title.endswith('...";')
+    assert max(len(line) for line in text.splitlines()) <= MAX_TITLE + 12
+
+
+def test_labels_follow_the_precision() -> None:
+    graph = evaluate(parse("x / 3"), {"x": 1.0})
+    assert "value 0.3333333333333333" in to_dot(graph)
+    assert "value 0.333\\n" in to_dot(graph, Style(precision=3))
+
+
 @pytest.mark.parametrize(
     ("text", "quoted"),
     [
@@ -148,6 +164,22 @@ def test_dot_accepts_the_graph(expr: str, values: dict[str, object]) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert "<svg" in proc.stdout
+
+
+@needs_dot
+def test_dot_accepts_the_graph_of_a_very_long_expression() -> None:
+    # Graphviz refuses labels over 16,384 characters: the title (the expression) and the names
+    # are cut.
+    program = parse(f"{'v' * 20_000} * w + w  # {'a comment ' * 2000}")
+    proc = subprocess.run(
+        [DOT, "-Tsvg"],
+        input=to_dot(structure(program)),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
 
 
 @needs_dot
@@ -205,7 +237,7 @@ def test_graph_writes_dot_to_a_file(tmp_path: Path) -> None:
 def test_some_values_but_not_all_is_a_usage_error() -> None:
     rc, out, err = invoke("graph", SEED, "--x", "2")
     assert rc == 2 and out == ""
-    assert "missing value for --y" in err and "or for none" in err
+    assert "missing value for 'y'" in err and "or for none" in err
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers_cli import run_cli
+from conftest import run_cli
 
 from gradcli import calculus
 from gradcli.language import parse
@@ -27,14 +27,17 @@ def test_recursion_limit_is_far_below_the_depths_tested() -> None:
     assert sys.getrecursionlimit() < CHAIN
 
 
+@pytest.mark.slow
 def test_hundred_thousand_nested_parentheses() -> None:
     assert evaluate("(" * N + "x" + ")" * N, 0.5) == (0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_hundred_thousand_nested_parentheses_around_an_operation() -> None:
     assert evaluate("(" * N + "x*x" + ")" * N + " + 1", 3.0) == (10.0, 6.0)
 
 
+@pytest.mark.slow
 def test_hundred_thousand_term_sum() -> None:
     assert evaluate(" + ".join(["x"] * N), 0.5) == (N * 0.5, float(N))
 
@@ -49,6 +52,7 @@ def test_ten_thousand_deep_chain_of_calls() -> None:
     assert grad == pytest.approx(g, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_hundred_thousand_unary_minus() -> None:
     # An odd count: -(-(...(-x))) * x is -x**2, so a dropped or doubled minus shows.
     assert evaluate("-" * (N + 1) + "x*x", 3.0) == (-9.0, -6.0)
@@ -65,6 +69,7 @@ def test_deep_expression_runs_many_times_from_one_parse() -> None:
         np.testing.assert_equal(program.run({"x": x}).outputs[0].data, x)
 
 
+@pytest.mark.slow
 def test_deep_expression_through_the_command_line() -> None:
     text = "(" * N + "sin(" * CHAIN + "x" + ")" * CHAIN + ")" * N
     # Through stdin: one argv string is limited to 128 KiB on Linux.

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds a wheel and a virtual environment: left out of the quick loop.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 README_COMMAND = ["eval", "add(square(x), square(y))", "--x", "2", "--y", "3"]
 

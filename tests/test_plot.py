@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from helpers_cli import invoke
+from conftest import invoke
 
 from gradcli import calculus, parse
 from gradcli.plotting import evaluate_points, nonfinite, path_ranges, sample
@@ -227,7 +227,10 @@ def test_text_plot_to_a_file(tmp_path: Path) -> None:
         ([QUARTIC, "--x", "3:-3"], "the low end 3 must be below the high end -3"),
         ([QUARTIC, "--x", "a:1"], "the low end 'a' is not a number"),
         ([QUARTIC, "--x", "0:inf"], "must be a finite number"),
-        (["x * a", "--x", "0:1"], "missing value for --a"),
+        (
+            ["x * a", "--x", "0:1"],
+            "missing value for 'a' (variables: x, a): give a value, or a range (--a -3:3)",
+        ),
         (["x * a", "--x", "0:1", "--b", "1"], "no variable 'b'"),
         (["x * y", "--x", "0:1", "--y", "0:1", "--order", "2"], "--order is for one variable"),
         ([QUARTIC, "--x", "0:1", "-o", "plot.jpg"], "name a file ending in .png"),

@@ -13,15 +13,15 @@ import shlex
 from pathlib import Path
 
 import pytest
-from helpers_cli import REPO, invoke
+from conftest import REPO, invoke
 
 SECTION = "## Use the gradients"
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
-def examples() -> list[tuple[str, list[str]]]:
+def examples(section: str = SECTION) -> list[tuple[str, list[str]]]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    start = text.index(SECTION)
+    start = text.index(section)
     end = text.find("\n## ", start + 1)
     lines = text[start : end if end != -1 else len(text)].splitlines()
     found: list[tuple[str, list[str]]] = []

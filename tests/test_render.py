@@ -10,6 +10,7 @@ import pytest
 
 from gradcli import Variable
 from gradcli.render import (
+    Style,
     check_json,
     derivatives_text,
     dumps,
@@ -19,6 +20,7 @@ from gradcli.render import (
     format_number,
     hessian_text,
     jacobian_text,
+    matrix_text,
     to_jsonable,
 )
 
@@ -138,7 +140,7 @@ def test_text_aligns_multi_line_arrays_under_their_column() -> None:
     assert text.splitlines() == [
         "value  [[ 1  2]",
         "        [ 3 40]]",
-        "grad x [[ 0.5  1. ]",
+        "grad x [[ 0.5    1]",
         "        [ nan -inf]]",
     ]
 
@@ -162,19 +164,56 @@ def test_text_shows_missing_gradient_as_none() -> None:
     ("a", "text"),
     [
         (np.array([1.0, 2.0]), "[1 2]"),
-        (np.array([0.1, 1 / 3]), "[0.1        0.33333333]"),
-        (np.array([1.0, 2**60]), "[1.0000000e+00 1.1529215e+18]"),
-        (np.array([1.0, math.inf]), "[ 1. inf]"),
+        (np.array([0.1, 1 / 3]), "[               0.1 0.3333333333333333]"),
+        (np.array([3e-4, 1.0]), "[0.0003      1]"),
+        (np.array([1.0, 2**60]), "[                    1 1.152921504606847e+18]"),
+        (np.array([1.0, math.inf]), "[  1 inf]"),
+        (np.array([-0.0, 2.5]), "[  0 2.5]"),
         (np.zeros(0), "[]"),
     ],
 )
-def test_format_array_prints_integers_plainly_and_floats_as_numpy_does(a: np.ndarray, text: str) -> None:
+def test_array_elements_follow_the_same_rule_as_scalars(a: np.ndarray, text: str) -> None:
     assert format_array(a) == text
+    for element in a:
+        assert format_number(element) in text
+
+
+@pytest.mark.parametrize(
+    ("x", "precision", "text"),
+    [
+        (1 / 3, 3, "0.333"),
+        (2 / 3, 1, "0.7"),
+        (123456.0, 2, "120000"),
+        (1.23456e-7, 2, "1.2e-07"),
+        (13.0, 5, "13"),
+        (math.nan, 3, "nan"),
+    ],
+)
+def test_precision_rounds_to_significant_digits_then_prints_the_shortest_text(
+    x: float, precision: int, text: str
+) -> None:
+    assert format_number(x, precision) == text
+    assert format_array(np.array([x, x]), style=Style(precision=precision)) == f"[{text} {text}]"
 
 
 def test_text_does_not_follow_numpy_global_print_options() -> None:
     with np.printoptions(precision=2, threshold=5):
-        assert format_array(np.array([1 / 3, 2.0])) == "[0.33333333 2.        ]"
+        assert format_array(np.array([1 / 3, 2.0])) == "[0.3333333333333333                  2]"
+
+
+def test_a_summarised_array_says_how_many_elements_it_left_out() -> None:
+    text = format_array(np.arange(2000.0))
+    assert text == "[   0    1    2 ... 1997 1998 1999] (1,994 of 2,000 elements not shown)"
+    matrix = format_array(np.arange(2000.0).reshape(40, 50))
+    assert matrix.endswith("(1,964 of 2,000 elements not shown)") and matrix.count("\n") == 6
+
+
+@pytest.mark.parametrize("width", [40, 80, 120])
+def test_arrays_wrap_to_the_width(width: int) -> None:
+    text = format_array(np.linspace(0, 1, 30), indent=7, style=Style(width=width))
+    lines = text.splitlines()
+    assert len(lines) > 1
+    assert all(len(line) + (7 if i == 0 else 0) <= width for i, line in enumerate(lines))
 
 
 def test_derivatives_text_lists_orders_per_variable_aligned() -> None:
@@ -182,7 +221,7 @@ def test_derivatives_text_lists_orders_per_variable_aligned() -> None:
     assert derivatives_text(derivs).splitlines() == [
         "d/dx   4",
         "d2/dx2 2",
-        "d/dy   [6.  1.5]",
+        "d/dy   [  6 1.5]",
         "d2/dy2 [2 0]",
     ]
 
@@ -210,17 +249,35 @@ def test_a_32_dimensional_array_renders_without_recursion_trouble() -> None:
 # -- Hessians, Jacobians, checks -------------------------------------------------------------------
 
 
-def test_hessian_matrix_shows_eight_significant_digits_and_non_finite_names() -> None:
+def test_hessian_matrix_shows_every_digit_and_non_finite_names() -> None:
     text = hessian_text(
         np.array(1.0),
         {"x": np.array(0.0), "yy": np.array(0.0)},
         {"x": {"x": 1 / 3, "yy": math.nan}, "yy": {"x": math.nan, "yy": -math.inf}},
     )
     assert text.splitlines()[-3:] == [
-        "hessian          x   yy",
-        "x       0.33333333  nan",
-        "yy             nan -inf",
+        "hessian                  x   yy",
+        "x       0.3333333333333333  nan",
+        "yy                     nan -inf",
     ]
+
+
+def test_hessian_matrix_rounds_to_the_precision() -> None:
+    text = hessian_text(np.array(1.0), {"x": np.array(0.0)}, {"x": {"x": 1 / 3}}, Style(precision=4))
+    assert text.splitlines()[-2:] == ["hessian      x", "x       0.3333"]
+
+
+@pytest.mark.parametrize("width", [60, 120, 200])
+def test_a_wide_matrix_is_printed_in_blocks_of_columns_that_fit(width: int) -> None:
+    names = [f"x{i}" for i in range(10)]
+    numbers = np.random.default_rng(0).normal(size=(10, 10))
+    lines = matrix_text("hessian", names, names, numbers, Style(width=width))
+    assert max(map(len, lines)) <= width
+    headers = [line.split() for line in lines if line.startswith("hessian")]
+    assert [c for h in headers for c in h[1:]] == names  # every column once, in order
+    for i, name in enumerate(names):  # every number once, exactly
+        cells = [float(c) for line in lines if line.split()[0] == name for c in line.split()[1:]]
+        assert cells == numbers[i].tolist()
 
 
 def test_hessian_text_without_variables_is_the_value_alone() -> None:

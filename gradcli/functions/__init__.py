@@ -9,7 +9,7 @@ Importing this package fills the registry (see :mod:`gradcli.functions.registry`
 
 from __future__ import annotations
 
-from . import arithmetic, elementwise, linalg, losses, reductions, special  # noqa: F401 - they register
+from . import arithmetic, elementwise, linalg, logic, losses, reductions, shape, special  # noqa: F401 - they register
 from .registry import REGISTRY, RegistryError, Spec, lookup, register
 
 __all__ = ["REGISTRY", "RegistryError", "Spec", "lookup", "register", *REGISTRY]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import maybe_any
 from ..engine import Function, Log, data_of
 from .registry import REGISTRY, Spec, alias, binary, define, register, unary
 
@@ -38,7 +39,8 @@ def whole_number(function: str, option: str, value: Any, least: int | None = Non
 def _nonzero(v: Any) -> Any:
     """``v`` with its exact zeros replaced by 1: a divisor where the quotient is taken as 0 there
     (the numerator is 0 too), so that no 0/0 is ever formed."""
-    return v + (data_of(v) == 0) * 1.0
+    zero = data_of(v) == 0
+    return v + zero * 1.0 if maybe_any(zero) else v
 
 
 # --- powers, exponentials, logarithms -------------------------------------------------------------
@@ -264,7 +266,10 @@ atanh = unary(
 
 
 def _sigmoid(x: Any) -> Any:
-    return 0.5 * np.tanh(0.5 * x) + 0.5
+    # exp of -|x| only: never overflows, and keeps full relative accuracy far out on the left
+    # (sigmoid(-40) = 4.2e-18, where 0.5*tanh(x/2) + 0.5 rounds to 0).
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
 def _softplus(x: Any) -> Any:
@@ -276,7 +281,7 @@ sigmoid: Spec = unary(
     _sigmoid,
     lambda gy, out: gy * out * (1.0 - out),
     "sigmoid(x)*(1 - sigmoid(x))",
-    doc="1/(1+exp(-x)), computed as 0.5*tanh(x/2)+0.5 so it stays finite for any x",
+    doc="1/(1+exp(-x)), computed without overflow and accurate for large negative x",
     **NN,
 )
 softplus = unary(

@@ -150,7 +150,8 @@ _CLAMPED_BELOW = math.exp(_LOG_FLOOR)
 def _clamped_log(z: Any) -> Any:
     """max(log(z), -100) for z >= 0 (PyTorch's binary cross-entropy): finite at z = 0."""
     low = data_of(z) <= _CLAMPED_BELOW
-    # Where not low: log(z + 0) * 1 + -100 * 0 is log(z), bit for bit.
+    if not backend.maybe_any(low):
+        return log(z)
     return log(z + low * 1.0) * (1.0 - low) + _LOG_FLOOR * low
 
 

@@ -268,16 +268,17 @@ def alias(name: str, target: str) -> None:
 
 
 def lookup(name: str) -> Spec:
-    """The Spec for ``name`` (or an alias of it), or a RegistryError that suggests the closest
-    names."""
-    try:
-        return REGISTRY[name] if name in REGISTRY else REGISTRY[ALIASES[name]]
-    except KeyError:
-        import difflib
+    """The Spec for ``name`` (or an alias of it), or a RegistryError that suggests what the user
+    may have meant: a name of the same meaning (``mod`` -> ``%``, ``arctan`` -> ``atan``), else
+    the closest spellings."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if name in ALIASES:
+        return REGISTRY[ALIASES[name]]
+    from .meanings import suggestion
 
-        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise RegistryError(f"unknown function {name!r}{hint}") from None
+    hint = suggestion(name, {*REGISTRY, *ALIASES})
+    raise RegistryError(f"unknown function {name!r}{hint} (`gradcli functions` lists them all)")
 
 
 def call(name: str, *inputs: Variable, **params: Any) -> Any:

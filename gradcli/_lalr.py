@@ -1,0 +1,419 @@
+"""Run Lark's LALR(1) tables for a grammar without Lark: a table-driven parser and its contextual lexer.
+
+The tables are what Lark itself builds from the grammar (``tools/build_parser.py`` writes them as
+a module of literals, e.g. ``gradcli/_lalr_tables.py``); this module only runs them, doing what
+``Lark(grammar, parser="lalr", maybe_placeholders=True, transformer=t).parse(text)`` does:
+
+- the contextual lexer: in each parser state only the terminals that state accepts are tried, in
+  Lark's order (priority, then longest possible match, then longest pattern, then name), with
+  ``%ignore`` terminals skipped; a name-like string terminal (a keyword such as ``"if"``) is
+  matched as the regex terminal it collides with (``NAME``) and retyped when the text is exactly
+  the keyword, where that state accepts both; where a state's terminals do not match, the
+  grammar's full set of terminals is tried so the error names the token found there;
+- each reduction calls the transformer's method named after the rule's alias or rule (or builds a
+  :class:`Tree` where it has none) with the children Lark would pass: anonymous and ``_UNDERSCORE``
+  terminals filtered out, ``_rule`` children spliced in, ``None`` for each missing ``[optional]``
+  part, and a ``?rule``'s single child passed up as it is; a transformer method named after a
+  terminal is called on each token of that terminal as it is shifted (methods take the list of
+  children as they are: Lark's ``v_args`` wrappers and ``__default__`` are not looked for);
+- errors are :class:`UnexpectedCharacters` and :class:`UnexpectedToken` with Lark's attributes,
+  expected sets and positions.
+
+The parse is one loop over an explicit stack, so nesting depth is bounded by memory, not by Python's
+recursion limit. Regular expressions are compiled on first use, one per distinct set of terminals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+
+class Token(str):
+    """A piece of the text, as ``lark.Token``: a ``str`` with its terminal's name and position."""
+
+    __slots__ = ("type", "start_pos", "value", "line", "column", "end_line", "end_column", "end_pos")
+
+    type: str
+    start_pos: int | None
+    value: Any
+    line: int | None
+    column: int | None
+    end_line: int | None
+    end_column: int | None
+    end_pos: int | None
+
+    def __repr__(self) -> str:
+        return f"Token({self.type!r}, {self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Token) and self.type != other.type:
+            return False
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _token(
+    kind: str,
+    value: str,
+    start_pos: int | None = None,
+    line: int | None = None,
+    column: int | None = None,
+    end_line: int | None = None,
+    end_column: int | None = None,
+    end_pos: int | None = None,
+) -> Token:
+    token = str.__new__(Token, value)
+    token.type = kind
+    token.start_pos = start_pos
+    token.value = value
+    token.line = line
+    token.column = column
+    token.end_line = end_line
+    token.end_column = end_column
+    token.end_pos = end_pos
+    return token
+
+
+def _advance(text: str, start: int, end: int, line: int, line_start: int) -> tuple[int, int]:
+    """The line and where it starts after the text from ``start`` to ``end`` (Lark's line counter)."""
+    count = text.count("\n", start, end)
+    if count:
+        return line + count, text.rindex("\n", start, end) + 1
+    return line, line_start
+
+
+# A token before it is built: terminal, start, line, column, end line, end column, end.
+_Last = tuple[str, int, int, int, int, int, int]
+
+
+def _rebuild(text: str, last: _Last) -> Token:
+    kind, start, line, column, end_line, end_column, end = last
+    return _token(kind, text[start:end], start, line, column, end_line, end_column, end)
+
+
+def _lookahead(text: str, kind: str, last: _Last | None, token: Token | None) -> Token:
+    """The token the parser could not take, as Lark builds it: ``$END`` at the last token."""
+    if kind != "$END":
+        assert last is not None
+        return _rebuild(text, last) if token is None else token
+    if last is None:
+        return _token("$END", "", 0, 1, 1)
+    return _token("$END", "", *last[1:])
+
+
+class Tree:
+    """What a reduction builds where the transformer has no method for the rule, as ``lark.Tree``.
+
+    Rules whose names start with ``_`` always get one: their children are spliced into the parent.
+    """
+
+    __slots__ = ("data", "children")
+
+    def __init__(self, data: str, children: list[Any]) -> None:
+        self.data = data
+        self.children = children
+
+    def __repr__(self) -> str:
+        return f"Tree({self.data!r}, {self.children!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tree):
+            return NotImplemented
+        return self.data == other.data and self.children == other.children
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+class UnexpectedInput(Exception):  # noqa: N818 - Lark's names, which language.py maps to messages
+    """A syntax error, as ``lark.UnexpectedInput``: where it is (``pos_in_stream``, ``line``,
+    ``column``) and what the parser was doing (``state``: the stack of parser states)."""
+
+    pos_in_stream: int | None
+    line: int | str
+    column: int | str
+    state: Any
+    token_history: list[Any] | None
+
+    def get_context(self, text: str, span: int = 40) -> str:
+        """The line of ``text`` around the error with a caret under it."""
+        pos = self.pos_in_stream or 0
+        before = text[max(pos - span, 0) : pos].rsplit("\n", 1)[-1]
+        after = text[pos : pos + span].split("\n", 1)[0]
+        return before + after + "\n" + " " * len(before.expandtabs()) + "^\n"
+
+
+class UnexpectedCharacters(UnexpectedInput):
+    """No terminal the parser accepts here matches the text at ``pos_in_stream``.
+
+    ``allowed`` holds the names of the terminals that were tried.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        pos: int,
+        line: int,
+        column: int,
+        allowed: set[str],
+        state: Any = None,
+        token_history: list[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.line = line
+        self.column = column
+        self.pos_in_stream = pos
+        self.state = state
+        self.allowed = allowed
+        self.considered_tokens = None
+        self.considered_rules = None
+        self.token_history = token_history
+        self.char = text[pos]
+        self._context = self.get_context(text)
+
+    def __str__(self) -> str:
+        message = (
+            f"No terminal matches {self.char!r} in the current parser context, "
+            f"at line {self.line} col {self.column}\n\n{self._context}"
+        )
+        if self.allowed:
+            message += "Expected one of: \n\t* " + "\n\t* ".join(sorted(self.allowed)) + "\n"
+        if self.token_history:
+            message += "\nPrevious tokens: " + ", ".join(map(repr, self.token_history)) + "\n"
+        return message
+
+
+class UnexpectedToken(UnexpectedInput):
+    """The parser cannot take ``token`` here; ``expected`` holds the terminal names it could take
+    (``$END`` where the text may end)."""
+
+    def __init__(
+        self,
+        token: Token,
+        expected: set[str],
+        state: Any = None,
+        token_history: list[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.line = getattr(token, "line", "?")
+        self.column = getattr(token, "column", "?")
+        self.pos_in_stream = getattr(token, "start_pos", None)
+        self.state = state
+        self.token = token
+        self.expected = expected
+        self.considered_rules = None
+        self.interactive_parser = None
+        self.token_history = token_history
+
+    def __str__(self) -> str:
+        message = (
+            f"Unexpected token {self.token!r} at line {self.line}, column {self.column}.\n"
+            "Expected one of: \n\t* " + "\n\t* ".join(sorted(self.expected)) + "\n"
+        )
+        if self.token_history:
+            message += f"Previous tokens: {self.token_history!r}\n"
+        return message
+
+
+# -- what a reduction passes to the transformer, as Lark's parse-tree builder -------------------
+
+
+def _expand_single_child(build: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    """A ``?rule`` without an alias: a lone child is passed up in place of a node."""
+
+    def reduce(children: list[Any]) -> Any:
+        return children[0] if len(children) == 1 else build(children)
+
+    return reduce
+
+
+def _child_filter(
+    include: tuple[tuple[int, bool, int], ...], trailing: int, build: Callable[[list[Any]], Any]
+) -> Callable[[list[Any]], Any]:
+    """Keep the children at ``include`` (index, splice a ``_rule``'s children, Nones before it),
+    then ``trailing`` Nones: placeholders for the ``[optional]`` parts this alternative lacks."""
+
+    def reduce(children: list[Any]) -> Any:
+        kept: list[Any] = []
+        for i, splice, nones in include:
+            if nones:
+                kept += [None] * nones
+            if not splice:
+                kept.append(children[i])
+            elif kept:
+                kept += children[i].children
+            else:  # a left-recursive list grows in place, as in Lark
+                kept = children[i].children
+        if trailing:
+            kept += [None] * trailing
+        return build(kept)
+
+    return reduce
+
+
+class Parser:
+    """Parse text with the tables in ``tables`` (a module or namespace written by
+    ``tools/build_parser.py``), calling ``transformer``'s methods as Lark's ``transformer=`` does."""
+
+    def __init__(self, tables: Any, transformer: Any = None) -> None:
+        self._actions: tuple[dict[str, int], ...] = tables.ACTIONS
+        self._gotos: tuple[dict[str, int], ...] = tables.GOTOS
+        self._start: int = tables.START
+        self._end: int = tables.END
+        self._ignore: frozenset[str] = tables.IGNORE
+        self._newlines: frozenset[str] = tables.NEWLINES
+        self._lexers: tuple[tuple[str, tuple[str, ...], dict[str, dict[str, str]]], ...] = tables.LEXERS
+        self._state_lexer: tuple[int, ...] = tables.STATE_LEXER
+        self._root_lexer: int = tables.ROOT_LEXER
+        self._compiled: list[Callable[..., Any] | None] = [None] * len(self._lexers)
+        # Per state, its lexer's ``match`` (compiled on first use) and keywords.
+        self._matchers: list[Callable[..., Any] | None] = [None] * len(self._actions)
+        self._keywords = [self._lexers[i][2] for i in self._state_lexer]
+        # (state below, top state, terminal) -> the top state after the unit reductions it causes
+        self._unit_chains: dict[tuple[int, int, str], int] = {}
+        self._reducers: list[tuple[str, int, Callable[[list[Any]], Any] | None]] = []
+        for lhs, size, name, expand_single, include, trailing in tables.RULES:
+            build: Callable[[list[Any]], Any] | None
+            if expand_single and include is None and size == 1:
+                build = None  # a lone child, passed up as it is: the stack's top stays
+            else:
+                try:
+                    build = getattr(transformer, name)
+                except AttributeError:
+                    build = partial(Tree, name)
+                if expand_single:
+                    build = _expand_single_child(build)
+                if include is not None:
+                    build = _child_filter(include, trailing, build)
+            self._reducers.append((lhs, size, build))
+        self._token_callbacks: dict[str, Callable[[Any], Any]] = {}
+        for terminal in tables.TERMINALS:
+            callback = getattr(transformer, terminal, None)
+            if callback is not None:
+                self._token_callbacks[terminal] = callback
+        # Tokens of other terminals are filtered out of every rule: the parser never builds them.
+        self._kept = tables.KEPT | frozenset(self._token_callbacks)
+
+    def _match(self, lexer: int) -> Callable[..., Any]:
+        match = self._compiled[lexer]
+        if match is None:
+            match = self._compiled[lexer] = re.compile(self._lexers[lexer][0]).match
+        return match
+
+    def _state_match(self, state: int) -> Callable[..., Any]:
+        match = self._matchers[state] = self._match(self._state_lexer[state])
+        return match
+
+    def _unexpected_characters(
+        self, text: str, pos: int, line: int, line_start: int, states: list[int], last: _Last | None
+    ) -> UnexpectedInput:
+        """No terminal of the state's lexer matches at ``pos``. As Lark's contextual lexer, try all
+        the terminals: if one matches, the error is that token, unexpected here."""
+        allowed = set(self._lexers[self._state_lexer[states[-1]]][1]) or {"<END-OF-FILE>"}
+        previous = None if last is None else _rebuild(text, last)
+        error = UnexpectedCharacters(
+            text,
+            pos,
+            line,
+            pos - line_start + 1,
+            allowed,
+            tuple(states),
+            None if previous is None else [previous],
+        )
+        m = self._match(self._root_lexer)(text, pos)
+        if m is None or m.lastgroup in self._ignore:  # an %ignore terminal would have matched above
+            return error
+        name, end = m.lastgroup, m.end()
+        kind = self._lexers[self._root_lexer][2].get(name, {}).get(text[pos:end], name)
+        end_line, end_start = line, line_start
+        if name in self._newlines:
+            end_line, end_start = _advance(text, pos, end, line, line_start)
+        found = (kind, pos, line, pos - line_start + 1, end_line, end - end_start + 1, end)
+        return UnexpectedToken(_rebuild(text, found), error.allowed, tuple(states), [previous])
+
+    def parse(self, text: str) -> Any:
+        """What the transformer's method for the start rule returns (a :class:`Tree` without one)."""
+        actions, gotos, reducers, chains = self._actions, self._gotos, self._reducers, self._unit_chains
+        matchers, keywords, ignore, newlines = self._matchers, self._keywords, self._ignore, self._newlines
+        kept, callbacks, end_state = self._kept, self._token_callbacks, self._end
+        states = [self._start]
+        values: list[Any] = []
+        pos, size = 0, len(text)
+        line, line_start = 1, 0  # where the lexer is, as Lark counts lines (see NEWLINES)
+        last: _Last | None = None
+        token: Token | None = None  # the last token, where a rule keeps its terminal
+        while True:
+            top = states[-1]
+            match = matchers[top] or self._state_match(top)
+            while pos < size:
+                m = match(text, pos)
+                if m is None:
+                    raise self._unexpected_characters(text, pos, line, line_start, states, last)
+                name = m.lastgroup
+                if name in ignore:
+                    if name in newlines:
+                        line, line_start = _advance(text, pos, m.end(), line, line_start)
+                    pos = m.end()
+                    continue
+                start, pos = pos, m.end()
+                start_line, start_column = line, start - line_start + 1
+                if name in newlines:
+                    line, line_start = _advance(text, start, pos, line, line_start)
+                end_column = pos - line_start + 1
+                retype = keywords[top].get(name)
+                kind = name if retype is None else retype.get(text[start:pos], name)
+                last = (kind, start, start_line, start_column, line, end_column, pos)
+                if kind in kept:
+                    token = _token(
+                        kind, text[start:pos], start, start_line, start_column, line, end_column, pos
+                    )
+                else:
+                    token = None
+                break
+            else:
+                kind = "$END"
+            while True:
+                action = actions[top].get(kind)
+                if action is None:
+                    expected = {name for name in actions[top] if name.isupper()}
+                    raise UnexpectedToken(_lookahead(text, kind, last, token), expected, tuple(states))
+                if action >= 0:
+                    break
+                lhs, length, build = reducers[~action]
+                if build is None:
+                    key = (states[-2], top, kind)
+                    chained = chains.get(key)
+                    if chained is None:
+                        chained = chains[key] = self._unit_chain(*key)
+                    states[-1] = top = chained
+                else:
+                    if length:
+                        children = values[-length:]
+                        del values[-length:]
+                        del states[-length:]
+                    else:
+                        children = []
+                    values.append(build(children))
+                    top = gotos[states[-1]][lhs]
+                    states.append(top)
+                if top == end_state:
+                    return values[-1]
+            states.append(action)
+            values.append(callbacks[kind](token) if kind in callbacks else token)
+
+    def _unit_chain(self, below: int, top: int, kind: str) -> int:
+        """The top state after the unit reductions (``?a: b``) that ``kind`` causes in state ``top``
+        over state ``below``: they call nothing, and only replace the top of the stack."""
+        actions, gotos, reducers = self._actions, self._gotos, self._reducers
+        while top != self._end:
+            action = actions[top].get(kind)
+            if action is None or action >= 0:
+                break
+            lhs, _, build = reducers[~action]
+            if build is not None:
+                break
+            top = gotos[below][lhs]
+        return top

@@ -1,0 +1,205 @@
+"""``--batch`` on every expression command: as many lines out as in, in order, a bad line
+reported in its place whatever its bytes, one summary line on stderr, and output that cannot be
+written reported once (exit 1) with no half-written line left behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import invoke, run_shell
+
+from gradcli import batch
+
+POINTS = '{"x": 1, "y": 2}\n{"x": 3}\n{"x": 3, "y": 4}\n'
+
+
+def records(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+# --- every expression command -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "first"),
+    [
+        ("eval", "grad", {"x": 2.0, "y": 1.0}),
+        ("hessian", "hessian", {"x": {"x": 0.0, "y": 1.0}, "y": {"x": 1.0, "y": 0.0}}),
+        ("jacobian", "jacobian", {"x": 2.0, "y": 1.0}),
+        ("check", "ok", True),
+    ],
+)
+def test_every_expression_command_answers_each_line_in_order(command: str, key: str, first: Any) -> None:
+    rc, out, err = invoke(command, "x*y", "--batch", input=POINTS)
+    assert rc == 1
+    got = records(out)
+    assert len(got) == 3
+    assert got[0][key] == first
+    assert got[1] == {"line": 2, "error": "missing value for 'y' (variables: x, y)"}
+    assert key in got[2]
+    assert err == "error: 1 of 3 lines failed (first: line 2, missing value for 'y' (variables: x, y))\n"
+
+
+def test_every_line_good_is_exit_0_and_nothing_on_stderr() -> None:
+    assert invoke("eval", "x*2", "--batch", input='{"x": 1}\n{"x": 2}\n') == (
+        0,
+        '{"value": 2.0, "grad": {"x": 2.0}}\n{"value": 4.0, "grad": {"x": 2.0}}\n',
+        "",
+    )
+
+
+def test_a_check_that_fails_on_a_line_keeps_its_result_and_counts_as_failed(tmp_path: Path) -> None:
+    rc, out, err = invoke("check", "exp(x)", "--eps", "1", "--batch", input='{"x": 0}\n{"x": -30}\n')
+    assert rc == 1
+    bad, good = records(out)
+    assert bad["ok"] is False and bad["failures"] == 1 and good["ok"] is True
+    assert err.startswith("error: 1 of 2 lines failed (first: line 1, 1 of 1 derivatives differ")
+
+
+def test_strict_reports_the_line_in_place() -> None:
+    rc, out, err = invoke("eval", "log(x)", "--strict", "--batch", input='{"x": 1}\n{"x": 0}\n')
+    assert rc == 1
+    assert records(out)[1] == {"line": 2, "error": "--strict: a value or gradient is NaN or infinite"}
+    assert err.splitlines()[-1] == (
+        "error: 1 of 2 lines failed (first: line 2, --strict: a value or gradient is NaN or infinite)"
+    )
+
+
+def test_wrt_and_order_apply_to_every_line() -> None:
+    rc, out, _ = invoke("eval", "x**3 * y", "--wrt", "x", "--order", "2", "--batch", input=POINTS)
+    first = records(out)[0]
+    assert first == {"value": 2.0, "grad": {"x": 6.0}, "derivatives": {"x": [6.0, 12.0]}}
+
+
+def test_output_to_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "results.ndjson"
+    rc, out, _ = invoke("jacobian", "x*y", "--batch", "-o", str(path), input=POINTS)
+    assert (rc, out) == (1, "")
+    assert [("error" in r) for r in records(path.read_text())] == [False, True, False]
+
+
+def test_arrays_files_are_refused_in_batch_mode(tmp_path: Path) -> None:
+    rc, _, err = invoke("eval", "x", "--batch", "-o", str(tmp_path / "r.npz"), input='{"x": 1}\n')
+    assert rc == 2 and "-o FILE takes a JSON file here" in err
+
+
+# --- whatever the bytes -----------------------------------------------------------------------
+
+GOOD = b'{"x": 1}\n'
+
+
+def _same_from_stdin_and_file(tmp_path: Path, data: bytes) -> tuple[int, list[dict[str, Any]]]:
+    path = tmp_path / "points.ndjson"
+    path.write_bytes(data)
+    from_file = invoke("eval", "x*2", "--batch", str(path))
+    from_stdin = invoke("eval", "x*2", "--batch", input=data)
+    assert from_file == from_stdin
+    return from_file[0], records(from_file[1])
+
+
+def test_invalid_utf8_is_an_error_in_its_line_only(tmp_path: Path) -> None:
+    data = GOOD * 200 + b'{"x": "\xff"}\n' + GOOD * 178
+    rc, got = _same_from_stdin_and_file(tmp_path, data)
+    assert rc == 1 and len(got) == 379
+    assert got[200] == {"line": 201, "error": "not UTF-8 text (byte 0xff at column 8)"}
+    assert all(r["value"] == 2.0 for k, r in enumerate(got) if k != 200)
+
+
+@pytest.mark.parametrize(
+    ("data", "values"),
+    [
+        (b'{"x": 1}\r\n{"x": 2}\r\n', [2.0, 4.0]),
+        (b'{"x": 1}\n{"x": 2}', [2.0, 4.0]),  # no newline at the end
+        (b'\xef\xbb\xbf{"x": 1}\n{"x": 2}\n', [2.0, 4.0]),  # a byte-order mark
+        (b'{"x": 1}\r{"x": 2}\n{"x": 3}\n', [None, 6.0]),  # a lone \r does not end a line
+        (b'{"x": 1}\r\r\n', [2.0]),  # one \r is removed, the other is JSON whitespace
+    ],
+    ids=["crlf", "no final newline", "bom", "lone cr", "cr cr lf"],
+)
+def test_lines_end_at_newline_the_same_from_stdin_and_from_a_file(
+    tmp_path: Path, data: bytes, values: list[float | None]
+) -> None:
+    _, got = _same_from_stdin_and_file(tmp_path, data)
+    assert [r.get("value") for r in got] == values
+    assert all(r["line"] == k for k, r in enumerate(got, start=1) if "error" in r)
+
+
+def test_a_line_too_long_is_an_error_in_place_and_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "MAX_LINE_BYTES", 100)
+    long_line = b'{"x": [' + b"1, " * 10_000 + b"1]}\n"
+    rc, out, _ = invoke("eval", "sum(x)", "--batch", input=GOOD + long_line + GOOD)
+    assert rc == 1
+    assert records(out) == [
+        {"value": 1.0, "grad": {"x": 1.0}},
+        {"line": 2, "error": "the line is longer than 100 bytes"},
+        {"value": 1.0, "grad": {"x": 1.0}},
+    ]
+
+
+def test_reading_takes_a_long_line_in_pieces() -> None:
+    stream = io.BytesIO(b"a" * 1000 + b"\nb\n")
+    assert list(batch.read_lines(stream, limit=10)) == [(None, 1001), (b"b", 2)]
+
+
+# --- the progress bar ---------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("source", "results_to_terminal", "shown"),
+    [("file", False, True), ("file", True, False), ("-", False, False)],
+)
+def test_progress_bar_only_for_a_file_and_never_on_the_terminal_of_the_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, results_to_terminal: bool, shown: bool
+) -> None:
+    path = tmp_path / "points.ndjson"
+    path.write_bytes(GOOD * 100)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    name = str(path) if source == "file" else "-"
+    with path.open("rb") as stream, batch.Progress(stream, name, results_to_terminal) as advance:
+        for line in stream:
+            advance(len(line))
+    assert ("batch" in terminal.getvalue() and "100%" in terminal.getvalue()) == shown
+    assert shown or terminal.getvalue() == ""
+
+
+# --- output that cannot be written ------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_mode", [False, True], ids=["one result", "batch"])
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [(">&-", "standard output is closed"), ("> /dev/full", "No space left on device")],
+    ids=["stdout closed", "disk full"],
+)
+def test_output_that_cannot_be_written_is_one_error_with_exit_1(
+    redirect: str, reason: str, batch_mode: bool
+) -> None:
+    command = "printf '{\"x\": 1}\\n' | gradcli eval x --batch" if batch_mode else "gradcli eval x --x 1"
+    rc, out, err = run_shell(f"{command} {redirect}")
+    assert rc == 1
+    assert err == f"error: cannot write the output: {reason}\n"
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_leaves_whole_lines_only(tmp_path: Path) -> None:
+    points = tmp_path / "points.ndjson"
+    points.write_text("".join(json.dumps({"x": [k] * 7}) + "\n" for k in range(3000)))
+    out = tmp_path / "out.ndjson"
+    rc, _, err = run_shell(f"ulimit -f 8; gradcli eval 'x*2' --batch {points} > {out}")
+    assert rc == 1
+    assert err == "error: cannot write the output: File too large\n"
+    text = out.read_text()
+    assert text.endswith("\n") and len(text) <= 8192
+    assert [r["value"][0] for r in records(text)] == [2.0 * k for k in range(len(text.splitlines()))]

@@ -1,0 +1,129 @@
+"""Each form of the language through the CLI, as a user types it: the JSON it prints, and for each
+form a mistake and the one-line error (exit status 2) that it gets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from helpers_cli import invoke
+from helpers_functions import stand_ins
+
+FORMS: list[tuple[str, list[str], dict[str, Any]]] = [
+    ("x > 1", ["--x", "2"], {"value": 1.0, "grad": {"x": 0.0}}),
+    ("0 <= x < 1", ["--x", "[-1, 0, 0.5, 1]"], {"value": [0.0, 1.0, 1.0, 0.0], "grad": {"x": [0.0] * 4}}),
+    ("x == y", ["--x", "1", "--y", "1"], {"value": 1.0, "grad": {"x": 0.0, "y": 0.0}}),
+    ("x != 0 and not y", ["--x", "2", "--y", "0"], {"value": 1.0, "grad": {"x": 0.0, "y": 0.0}}),
+    ("x < 0 or y > 0", ["--x", "1", "--y", "-1"], {"value": 0.0, "grad": {"x": 0.0, "y": 0.0}}),
+    ("(x > 0) * x**2", ["--x", "3"], {"value": 9.0, "grad": {"x": 6.0}}),
+    ("where(x > 0, x, -x)", ["--x", "-3"], {"value": 3.0, "grad": {"x": -1.0}}),
+    ("x if x > 0 else -x", ["--x", "-3"], {"value": 3.0, "grad": {"x": -1.0}}),
+    ("where(x > 0, sqrt(x), 0)", ["--x", "-1"], {"value": 0.0, "grad": {"x": 0.0}}),
+    ("where(x != 0, sin(x)/x, 1)", ["--x", "0"], {"value": 1.0, "grad": {"x": 0.0}}),
+    ("max(x, y)", ["--x", "1", "--y", "2"], {"value": 2.0, "grad": {"x": 0.0, "y": 1.0}}),
+    ("min(x, y, 0)", ["--x", "1", "--y", "2"], {"value": 0.0, "grad": {"x": 0.0, "y": 0.0}}),
+    (
+        "max(x, axis=0)",
+        ["--x", "[[1, 4], [3, 2]]"],
+        {"value": [3.0, 4.0], "grad": {"x": [[0.0, 1.0], [1.0, 0.0]]}},
+    ),
+    ("[x, y]", ["--x", "1", "--y", "2"], {"value": [1.0, 2.0], "grad": {"x": 1.0, "y": 1.0}}),
+    (
+        "[[x, 0], [0, y]] @ [1, 2]",
+        ["--x", "3", "--y", "4"],
+        {"value": [3.0, 8.0], "grad": {"x": 1.0, "y": 2.0}},
+    ),
+    ("log(x, 2)", ["--x", "8"], {"value": 3.0, "grad": {"x": 0.18033688011112042}}),
+    ("x[[0, 2]]", ["--x", "[1, 2, 3]"], {"value": [1.0, 3.0], "grad": {"x": [1.0, 0.0, 1.0]}}),
+    ("x[None, :]", ["--x", "[1, 2]"], {"value": [[1.0, 2.0]], "grad": {"x": [1.0, 1.0]}}),
+    (
+        "x[..., 0]",
+        ["--x", "[[1, 2], [3, 4]]"],
+        {"value": [1.0, 3.0], "grad": {"x": [[1.0, 0.0], [1.0, 0.0]]}},
+    ),
+    ("sum(x, axis=None)", ["--x", "[1, 2]"], {"value": 3.0, "grad": {"x": [1.0, 1.0]}}),
+    ("θ² · r − 1", ["--θ", "2", "--r", "3"], {"value": 11.0, "grad": {"θ": 12.0, "r": 4.0}}),
+    ("x × y ÷ 4", ["--x", "2", "--y", "6"], {"value": 3.0, "grad": {"x": 1.5, "y": 0.5}}),
+    ("x ≤ 1", ["--x", "1"], {"value": 1.0, "grad": {"x": 0.0}}),
+    ("π·x", ["--x", "1"], {"value": 3.141592653589793, "grad": {"x": 3.141592653589793}}),
+    ("x + sin(y)", ["--y", "0", "--x", "1"], {"value": 1.0, "grad": {"x": 1.0, "y": 1.0}}),
+    ("y = 2; grad(x*y, y)", ["--x", "3"], {"value": 3.0, "grad": {"x": 1.0}}),
+]
+
+
+@pytest.mark.parametrize(("text", "args", "expected"), FORMS, ids=[f[0] for f in FORMS])
+def test_each_form_through_the_cli(text: str, args: list[str], expected: dict[str, Any]) -> None:
+    rc, out, err = invoke("eval", text, *args, "--json")
+    assert (rc, err) == (0, "")
+    data = json.loads(out)
+    assert data == expected
+    assert list(data["grad"]) == list(expected["grad"])  # the order of the text
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "expected"),
+    [
+        ("x % 3", ["--x", "-7"], {"value": 2.0, "grad": {"x": 1.0}}),
+        ("x // 2", ["--x", "-7"], {"value": -4.0, "grad": {"x": 0.0}}),
+        ("x % y", ["--x", "7", "--y", "-3"], {"value": -2.0, "grad": {"x": 1.0, "y": 3.0}}),
+    ],
+)
+def test_modulo_and_floor_division_through_the_cli(
+    text: str, args: list[str], expected: dict[str, Any]
+) -> None:
+    with stand_ins("mod", "floor_divide"):
+        rc, out, err = invoke("eval", text, *args, "--json")
+    assert (rc, err, json.loads(out)) == (0, "", expected)
+
+
+def test_hessian_rows_and_columns_follow_the_order_of_the_text() -> None:
+    rc, out, _ = invoke("hessian", "x*y + sin(y)", "--y", "2", "--x", "1", "--json")
+    data = json.loads(out)
+    assert rc == 0 and list(data["grad"]) == ["x", "y"] and list(data["hessian"]) == ["x", "y"]
+    assert list(data["hessian"]["y"]) == ["x", "y"]
+
+
+MISTAKES = [
+    # text, extra arguments, the error's first line, the offset of the caret in the text
+    ("x <", [], "error: the expression ended too soon: expected an expression after '<'", 3),
+    ("x if x > 0", [], "error: the expression ended too soon: expected 'else' after '0'", 10),
+    ("x > 0 && x < 1", [], "error: unexpected character '&' after '0': gradcli writes 'and'", 6),
+    ("not", [], "error: the expression ended too soon: expected an expression after 'not'", 3),
+    ("where(x > 0, x)", [], "error: where() takes 3 inputs, got 2: where(cond, x, y)", 0),
+    ("max(x, y, axis=0)", [], "error: max() of several expressions is elementwise", 10),
+    ("[x, 'a']", [], "error: a string is an option of a function", 4),
+    ("x[[0.5]]", [], "error: an index array must hold whole numbers", 3),
+    ("x[None + 1]", [], "error: None is an option (axis=None) or in x[None, :], not a value", 2),
+    ("x*１٠", [], "error: unexpected character '１' after '*': numbers are written with the digits 0-9", 2),
+    (
+        "np.exp(x)",
+        [],
+        "error: unexpected character '.' after 'np': functions are called by their name alone",
+        2,
+    ),
+    ("clamp(x, 0, 1)", [], "error: unknown function 'clamp'; did you mean 'clip'?", 0),
+    ("zzz(x)", [], "error: unknown function 'zzz' (`gradcli functions` lists them all)", 0),
+    ("log(x, 2, 3)", [], "error: log() got too many arguments", 10),
+]
+
+
+@pytest.mark.parametrize(("text", "args", "first", "pos"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_each_form_has_a_one_line_error_with_a_caret(
+    text: str, args: list[str], first: str, pos: int
+) -> None:
+    rc, out, err = invoke("eval", text, "--x", "1", "--y", "1", *args)
+    lines = err.splitlines()
+    assert (rc, out) == (2, "")
+    assert lines[0].startswith(first), err
+    assert lines[1:] == [f"  {text}", "  " + " " * pos + "^"]
+    assert "Traceback" not in err
+
+
+def test_an_operator_without_its_function_says_which_function() -> None:
+    from gradcli.functions import REGISTRY
+
+    if "mod" in REGISTRY:
+        pytest.skip("mod is registered")
+    rc, _, err = invoke("eval", "x % 2", "--x", "1")
+    assert rc == 2 and err.splitlines()[0] == "error: this needs the function 'mod', which is not registered"

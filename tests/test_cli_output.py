@@ -1,0 +1,288 @@
+"""What commands write and where: one rule for numbers (``--precision``), the terminal's width,
+``-o FILE`` (JSON, .npy, .npz), ``check -q``, shell completion, help texts whose examples run,
+and what a plain ``gradcli eval`` loads."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.shell_completion import BashComplete
+from conftest import REPO, invoke, run_shell, subprocess_env
+
+from gradcli.cli import LAZY_COMMANDS, main
+
+# --- numbers ----------------------------------------------------------------------------------
+
+
+def test_text_shows_every_digit_needed_and_precision_rounds() -> None:
+    assert invoke("eval", "x / 3", "--x", "1")[1] == "value  0.3333333333333333\ngrad x 0.3333333333333333\n"
+    assert invoke("eval", "x / 3", "--x", "1", "--precision", "3")[1] == "value  0.333\ngrad x 0.333\n"
+    rc, out, _ = invoke("eval", "x / 3", "--x", "[1, 2]", "--precision", "2")
+    assert out == "value  [0.33 0.67]\ngrad x [0.33 0.33]\n"
+
+
+def test_precision_leaves_json_exact() -> None:
+    rc, out, _ = invoke("eval", "x / 3", "--x", "1", "--precision", "3", "--json")
+    assert json.loads(out)["value"] == 1 / 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "x * 3e-4", "--x", "[1, 2]"],
+        ["hessian", "x**3 * y / 7", "--x", "1.5", "--y", "2"],
+        ["jacobian", "x * [0.1, 0.2]", "--x", "1"],
+        ["check", "sin(x)", "--x", "0.1"],
+        ["explain", "x / 7", "--x", "1"],
+        ["graph", "x / 7", "--x", "1", "--format", "text"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_every_command_prints_numbers_by_the_same_rule(args: list[str]) -> None:
+    rc, out, err = invoke(*args)
+    assert rc == 0, err
+    assert "e-04" not in out and "00000" not in out  # no fixed-width or padded scientific forms
+    for token in re.findall(r"-?\d[\d.e+-]*", out):
+        if "." in token or "e" in token:
+            assert repr(float(token)).removesuffix(".0") == token
+
+
+# --- the terminal's width -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", ["50", "100", "160"])
+def test_text_follows_the_terminal_width(columns: str) -> None:
+    rc, out, _ = invoke("eval", "x / 7", "--x", json.dumps(list(range(60))), env={"COLUMNS": columns})
+    assert rc == 0
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= int(columns)
+    assert max(map(len, lines)) > int(columns) - 25  # and uses it
+
+
+def test_a_ten_by_ten_hessian_fits_a_120_column_terminal() -> None:
+    names = [f"x{k}" for k in range(10)]
+    expr = " + ".join(f"{k + 1}/3 * x{k} * x{(k + 1) % 10}" for k in range(10)) + " + sum_sq"
+    expr = expr.replace(" + sum_sq", "")
+    values = {n: 1.0 for n in names}
+    rc, out, err = invoke("hessian", expr, "--vars", json.dumps(values), env={"COLUMNS": "120"})
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 120
+    data = json.loads(invoke("hessian", expr, "--vars", json.dumps(values), "--json")[1])["hessian"]
+    for a in names:  # every entry is there, exactly
+        row = next(line for line in lines if line.split()[0] == a and not line.startswith("grad"))
+        assert [float(c) for c in row.split()[1:]] == [data[a][b] for b in names][: len(row.split()) - 1]
+
+
+def test_a_summarised_array_says_how_many_elements_it_left_out() -> None:
+    rc, out, _ = invoke("eval", "x * 2", "--x", json.dumps(list(range(5000))))
+    assert rc == 0
+    assert out.count("(4,994 of 5,000 elements not shown)") == 2
+
+
+# --- -o FILE ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "keys"),
+    [
+        (["eval", "x * y", "--x", "[1, 2]", "--y", "3"], ["value", "grad/x", "grad/y"]),
+        (
+            ["eval", "x * y, x + y", "--x", "1", "--y", "2"],
+            ["value/0", "value/1", "grad/0/x", "grad/0/y", "grad/1/x", "grad/1/y"],
+        ),
+        (["eval", "x**3", "--x", "2", "--order", "3"], ["value", "grad/x", "derivatives/x"]),
+        (
+            ["hessian", "x**2 * y", "--x", "1", "--y", "2"],
+            ["value", "grad/x", "grad/y", "hessian/x/x", "hessian/x/y", "hessian/y/x", "hessian/y/y"],
+        ),
+        (["jacobian", "x * [1, 2]", "--x", "3"], ["value", "jacobian/x"]),
+    ],
+    ids=["eval", "eval several outputs", "eval order", "hessian", "jacobian"],
+)
+def test_output_npz_holds_every_array_by_name(tmp_path: Path, args: list[str], keys: list[str]) -> None:
+    path = tmp_path / "result.npz"
+    rc, out, err = invoke(*args, "-o", str(path))
+    assert (rc, out, err) == (0, "", "")
+    data = json.loads(invoke(*args, "--json")[1])
+    with np.load(path) as npz:
+        assert sorted(npz.files) == sorted(keys)
+        if "grad/x" in keys:
+            np.testing.assert_array_equal(npz["grad/x"], data["grad"]["x"])
+        if "hessian/x/y" in keys:
+            assert float(npz["hessian/x/y"]) == data["hessian"]["x"]["y"]
+        if "derivatives/x" in keys:
+            np.testing.assert_array_equal(npz["derivatives/x"], data["derivatives"]["x"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["eval", "sum(x * x)", "--x", "[1, 2]"], [2.0, 4.0]),
+        (["eval", "x * y", "--x", "2", "--y", "3", "--wrt", "y"], 2.0),
+        (["hessian", "sum(x * x * x)", "--x", "[1, 2]"], [[6.0, 0.0], [0.0, 12.0]]),
+        (["jacobian", "x * [1, 2]", "--x", "3"], [1.0, 2.0]),
+    ],
+    ids=["eval", "eval wrt", "hessian", "jacobian"],
+)
+def test_output_npy_holds_the_one_derivative(tmp_path: Path, args: list[str], expected: object) -> None:
+    path = tmp_path / "d.npy"
+    assert invoke(*args, "-o", str(path)) == (0, "", "")
+    np.testing.assert_array_equal(np.load(path), expected)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["eval", "x * y", "--x", "1", "--y", "2"], ["jacobian", "x, 2*x", "--x", "1"]],
+    ids=["two variables", "two outputs"],
+)
+def test_output_npy_with_several_derivatives_says_to_use_npz_or_wrt(tmp_path: Path, args: list[str]) -> None:
+    rc, _, err = invoke(*args, "-o", str(tmp_path / "d.npy"))
+    assert rc == 2
+    assert ".npz" in err and "--wrt" in err
+
+
+def test_output_any_other_file_is_the_json_line(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    assert invoke("eval", "x*x", "--x", "3", "-o", str(path)) == (0, "", "")
+    assert path.read_text() == '{"value": 9.0, "grad": {"x": 6.0}}\n'
+
+
+def test_output_to_a_file_that_cannot_be_written_is_exit_1(tmp_path: Path) -> None:
+    rc, _, err = invoke("eval", "x", "--x", "1", "-o", str(tmp_path / "missing" / "r.json"))
+    assert rc == 1 and err.startswith(f"error: cannot write {tmp_path / 'missing' / 'r.json'}: ")
+
+
+# --- check -q -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "status"), [([], 0), (["--eps", "1"], 1)])
+def test_check_quiet_says_it_by_the_exit_status_only(options: list[str], status: int) -> None:
+    assert invoke("check", "exp(x)", "--x", "0", "-q", *options) == (status, "", "")
+
+
+def test_check_quiet_still_reports_errors() -> None:
+    rc, out, err = invoke("check", "x + y", "--x", "0", "-q")
+    assert (rc, out) == (2, "") and err.startswith("error: missing value for 'y'")
+
+
+# --- shell completion -------------------------------------------------------------------------------
+
+
+def completions(args: list[str], incomplete: str) -> list[tuple[str, str]]:
+    complete = BashComplete(main, {}, "gradcli", "_GRADCLI_COMPLETE")
+    return [(item.type, item.value) for item in complete.get_completions(args, incomplete)]
+
+
+def test_completion_offers_the_variables_of_the_expression_after_dashes() -> None:
+    got = [value for _, value in completions(["eval", "x*y + sin(zeta)", "--x", "1"], "--")]
+    assert {"--y", "--zeta", "--json", "--batch"} <= set(got)
+    assert "--x" not in got and "--sin" not in got
+    assert [v for _, v in completions(["hessian", "alpha*beta"], "--al")] == ["--alpha"]
+
+
+def test_completion_offers_file_names_after_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert completions(["eval", "sum(w)", "--w"], "@exa") == [("plain", "@examples/")]
+    assert ("plain", "@examples/line.py") in completions(["eval", "sum(w)", "--w"], "@examples/")
+    assert ("plain", "@examples/line.py") in completions(["eval", "sum(w)", "--vars"], "@examples/")
+
+
+@pytest.mark.parametrize("option", ["-f", "--batch", "-o"])
+def test_completion_offers_files_for_file_options(option: str) -> None:
+    assert completions(["eval", "x", option], "ab") == [("file", "ab")]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_clicks_script_for_the_shell(shell: str) -> None:
+    rc, out, _ = invoke("completion", shell)
+    assert rc == 0 and "_GRADCLI_COMPLETE" in out and f"{shell}_complete" in out
+
+
+@pytest.mark.slow
+def test_completion_script_for_bash_is_valid_bash() -> None:
+    rc, out, _ = invoke("completion", "bash")
+    assert subprocess.run(["bash", "-n"], input=out, text=True, capture_output=True).returncode == 0
+
+
+# --- help texts ---------------------------------------------------------------------------------
+
+
+def _all_commands() -> list[str]:
+    return sorted({*main.commands, *LAZY_COMMANDS})
+
+
+def _help(command: str) -> str:
+    rc, out, err = invoke(command, "--help", env={"COLUMNS": "200"})
+    assert rc == 0, err
+    return out
+
+
+def _examples(command: str) -> list[str]:
+    """The command lines that a help text shows (the indented lines that start gradcli)."""
+    lines = [line.strip() for line in _help(command).splitlines() if line.startswith("    ")]
+    return [line for line in lines if re.match(r"(gradcli |printf .*\| gradcli )", line)]
+
+
+@pytest.mark.parametrize("command", _all_commands())
+def test_every_command_has_a_help_text_with_examples_of_itself(command: str) -> None:
+    text = _help(command)
+    assert text.startswith(f"Usage: gradcli {command} ")
+    assert all(f"gradcli {command}" in example for example in _examples(command)), text
+
+
+def test_help_shows_the_printf_example_on_one_line() -> None:
+    assert 'printf \'{"x": 1, "y": 2}\\n{"x": 3, "y": 4}\\n\' | gradcli eval "x*y" --batch' in _help("eval")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", _all_commands())
+def test_every_example_in_a_help_text_runs(command: str, tmp_path: Path) -> None:
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    for example in _examples(command):
+        rc, out, err = run_shell(example, cwd=tmp_path)
+        # 1 is an answer too: a check that fails, a minimisation that did not converge.
+        assert rc in (0, 1) and "Traceback" not in err, f"{example}\n{err}"
+        assert rc == 0 or err.startswith("error: "), f"{example}\n{err}"
+        assert out or len(list(tmp_path.iterdir())) > 1, f"{example}: no output"
+
+
+# --- what a plain eval loads --------------------------------------------------------------------
+
+NOT_LOADED_BY_EVAL = [
+    "json",
+    "difflib",
+    "shutil",
+    "subprocess",
+    "inspect_x",
+    "gradcli.batch",
+    "gradcli.cli_calculus",
+    "gradcli.cli_inspect",
+    "gradcli.explain",
+    "gradcli.graph",
+    "click.shell_completion",
+    "scipy",
+    "matplotlib",
+]
+
+
+@pytest.mark.slow
+def test_a_plain_eval_loads_only_what_it_needs() -> None:
+    code = (
+        "import sys\nfrom gradcli.cli import run\n"
+        "status = run(['eval', 'x*y', '--x', '2', '--y', '3'])\n"
+        f"print(status, [m for m in {NOT_LOADED_BY_EVAL!r} if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.stdout.splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+def test_examples_are_found_in_help_texts() -> None:
+    assert shlex.split(_examples("eval")[0])[:2] == ["gradcli", "eval"]

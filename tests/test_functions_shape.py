@@ -1,0 +1,124 @@
+"""Shape functions: values against references built here with indexing and loops, derivatives
+against central differences, and the errors users see for options that do not fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from derivative_checks import as_tuple, assert_derivatives
+from conftest import invoke
+
+from gradcli import Variable
+from gradcli.functions import REGISTRY
+
+X = np.arange(24.0).reshape(2, 3, 4) / 7.0 - 1.0
+M = X[0]
+
+Case = tuple[tuple[np.ndarray, ...], dict[str, Any], Callable[..., Any]]
+
+
+def _moved(x: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """x with out[idx] = x[idx permuted back]: an axis permutation spelled out element by element."""
+    out = np.empty(tuple(x.shape[a] for a in order))
+    for idx in np.ndindex(out.shape):
+        src = [0] * x.ndim
+        for k, a in enumerate(order):
+            src[a] = idx[k]
+        out[idx] = x[tuple(src)]
+    return out
+
+
+#: name -> cases (inputs, options, reference). Every function of the group has an entry.
+REFERENCES: dict[str, list[Case]] = {
+    "transpose": [((X,), {}, lambda x: _moved(x, (2, 1, 0)))],
+    "reshape": [((M,), {"shape": (4, 3)}, lambda x: np.array(list(x.flat)).reshape(4, 3))],
+    "split": [((M,), {"sections": 3}, lambda x: (x[0:1], x[1:2], x[2:3]))],
+    "concat": [((M, M), {"axis": 1}, lambda a, b: np.array([list(r) + list(s) for r, s in zip(a, b)]))],
+    "stack": [
+        ((M, M), {"axis": -1}, lambda a, b: np.array([[[u, v] for u, v in zip(r, s)] for r, s in zip(a, b)]))
+    ],
+    "getitem": [((X,), {"index": (1, slice(None), 0)}, lambda x: np.array([x[1, i, 0] for i in range(3)]))],
+    "squeeze": [((X[:, :1],), {}, lambda x: x[:, 0]), ((X[:1],), {"axis": 0}, lambda x: x[0])],
+    "expand_dims": [
+        ((M,), {"axis": 1}, lambda x: x[:, None]),
+        ((M,), {"axis": (0, -1)}, lambda x: x[None, :, :, None]),
+    ],
+    "ravel": [((X,), {}, lambda x: np.array(list(x.flat)))],
+    "flip": [((X,), {"axis": 1}, lambda x: x[:, ::-1]), ((M,), {}, lambda x: x[::-1, ::-1])],
+    "roll": [
+        ((M,), {"shift": 1, "axis": 1}, lambda x: np.concatenate([x[:, -1:], x[:, :-1]], axis=1)),
+        ((M,), {"shift": -2}, lambda x: np.array(list(x.flat)[2:] + list(x.flat)[:2]).reshape(3, 4)),
+    ],
+    "tile": [
+        ((M,), {"reps": 2}, lambda x: np.concatenate([x, x], axis=1)),
+        ((M[0],), {"reps": (2, 1)}, lambda x: np.array([list(x), list(x)])),
+    ],
+    "repeat": [
+        ((M,), {"repeats": 2, "axis": 0}, lambda x: np.array([r for r in x for _ in range(2)])),
+        ((M[0],), {"repeats": (0, 1, 2, 3)}, lambda x: np.array([x[1], x[2], x[2], x[3], x[3], x[3]])),
+        ((M[:2, :2],), {"repeats": 2}, lambda x: np.array([v for v in x.flat for _ in range(2)])),
+    ],
+    "swapaxes": [((X,), {"axis1": 0, "axis2": -1}, lambda x: _moved(x, (2, 1, 0)))],
+    "moveaxis": [
+        ((X,), {"source": 0, "destination": -1}, lambda x: _moved(x, (1, 2, 0))),
+        ((X,), {"source": (0, 1), "destination": (2, 0)}, lambda x: _moved(x, (1, 2, 0))),
+    ],
+}
+
+
+def test_every_shape_function_has_a_value_reference() -> None:
+    group = {name for name, spec in REGISTRY.items() if spec.group == "shape"}
+    assert group == set(REFERENCES)
+
+
+def test_shape_functions_fit_their_page_of_the_listing() -> None:
+    assert len(REFERENCES) <= 20
+
+
+@pytest.mark.parametrize(
+    ("name", "case"), [(n, c) for n, cases in REFERENCES.items() for c in cases], ids=lambda v: str(v)[:30]
+)
+def test_shape_function_values_match_the_reference_and_differentiate(name: str, case: Case) -> None:
+    arrays, params, reference = case
+    want = as_tuple(reference(*arrays))
+    got = as_tuple(REGISTRY[name](*arrays, **params))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        np.testing.assert_array_equal(g, w)
+    assert_derivatives(name, list(arrays), **params)
+
+
+def test_repeat_with_counts_adds_the_gradient_of_every_copy() -> None:
+    x = Variable(np.array([1.0, 2.0, 3.0]))
+    y = REGISTRY["repeat"](x, repeats=(3, 0, 2))
+    (y * np.arange(5.0)).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0 + 1.0 + 2.0, 0.0, 3.0 + 4.0])
+
+
+def test_tile_adds_the_gradient_of_every_copy() -> None:
+    x = Variable(np.array([1.0, 2.0]))
+    y = REGISTRY["tile"](x, reps=(2, 3))
+    (y * np.arange(12.0).reshape(2, 6)).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0 + 2 + 4 + 6 + 8 + 10, 1 + 3 + 5 + 7 + 9 + 11])
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("squeeze(x, axis=0)", "squeeze of shapes (2,): cannot select an axis to squeeze out"),
+        ("moveaxis(x, source=3, destination=0)", "moveaxis of shapes (2,): source: axis 3 is out of bounds"),
+        ("repeat(x, repeats=[1, 2, 3])", "repeat of shapes (2,): repeats must be one count or a list of 2"),
+        ("swapaxes(x, axis1=0, axis2=1)", "swapaxes of shapes (2,): axis2: axis 1 is out of bounds"),
+        ("tile(x, reps=[50000, 50000, 50000])", "out of memory"),
+    ],
+)
+def test_options_that_do_not_fit_are_one_clear_error_line(expr: str, message: str) -> None:
+    rc, out, err = invoke("eval", expr, "--x", "[1, 2]")
+    first, *excerpt = err.splitlines()
+    assert (rc, out) == (1, "")
+    assert first.startswith("error: ") and message in first, err
+    assert "Traceback" not in err and len(excerpt) in (0, 2)

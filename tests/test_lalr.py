@@ -1,0 +1,187 @@
+"""gradcli/_lalr.py runs the tables of any grammar as Lark's LALR parser does, not only gradcli's
+today: on a grammar using the Lark features gradcli's grammar uses or may come to use (keywords that
+are also names, terminal priorities, ``?rule``, ``_rule``, ``!rule``, templates, aliases,
+``[optional]`` placeholders, unicode, several ``%ignore``, terminals that only some states accept),
+the driver and Lark give the same tree or the same error, and call the same transformer methods in
+the same order with the same children."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers_parser import build_parser, outcome, shape, tables
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_fuzz import EXAMPLES, FUZZ
+
+from gradcli import _lalr
+
+GRAMMAR = r"""
+start: _NL* (_stmt _NL*)*
+_stmt: if_stmt | for_stmt | assign | print_stmt | expr_stmt
+if_stmt: "if" expr ":" block ["else" ":" block]
+for_stmt: "for" NAME "in" expr ":" block
+block: "{" _NL* (_stmt _NL*)* "}"
+assign: NAME "=" expr _END
+!print_stmt: "print" _args{expr} _END
+?expr_stmt: expr _END
+_args{item}: item ("," item)*
+?expr: or_test ["if" or_test "else" expr]
+?or_test: or_test "or" and_test -> or_
+        | and_test
+?and_test: and_test "and" not_test -> and_
+         | not_test
+?not_test: "not" not_test -> not_
+         | comparison
+?comparison: sum (COMPARE sum)*
+?sum: sum ("+"|"-") term -> add
+    | term
+?term: term MULOP atom -> mul
+     | atom
+?atom: NAME -> var
+     | NUMBER -> number
+     | HEX -> number
+     | STRING
+     | "(" expr ")"
+     | "[" [_args{expr}] "]" -> list
+     | NAME "(" [_args{expr}] ")" -> call
+     | KW_TRUE
+MULOP: "*" | "/" | "//" | "%" | "×"
+COMPARE: "<" | ">" | "==" | "!=" | "<=" | ">=" | "≤"
+KW_TRUE.2: "True"
+HEX.3: /0x[0-9a-f]+/i
+NUMBER: /\d+(\.\d+)?/
+STRING: /"[^"\n]*"/
+NAME: /[^\W\d]\w*/
+_END: ";" | /\r?\n/
+_NL: /\r?\n/
+COMMENT: /#[^\n]*/
+%ignore COMMENT
+%ignore /[ \t\u00a0]+/
+"""
+
+SEEDS = [
+    "x = 1;\nprint x, y + 2;\n",
+    "if a < b <= c ≤ d: { y = [1, 2, f(x), []]\n } else: { print not x and y or z; }\n",
+    "for i in [0x1F, 2]: { x = x * i // 2 % 3 × 4;\n }\n",
+    "x = a if b else c if d else e;",
+    "True; Truth; iffy; index; fore; notx;\n",
+    "for x index: {}\n",  # where only the keyword fits, "index" starts with it
+    'θ = "s" + f();  # comment\r\n\n',
+    "if x: {} else: {}\nprint (x);",
+]
+# Each fails in its own way: a keyword glued to a name, a token no state here takes, one that
+# exists but not here, a character no terminal starts with, an unfinished string, the end too soon.
+BROKEN = ["Truex;", "x = ;", "if x: { print }", "for x in y {}", "x $ y;", 'print "s;\n', "x = (1"]
+TOKENS = [
+    *("if", "else", "for", "in", "print", "not", "and", "or", "True", "Truex", "iffy", "index"),
+    *("x", "y1", "θ", "_", "0x1F", "0XAB", "12", "3.5", '"s"', '"', "+", "-", "*", "/", "//"),
+    *("%", "×", "<", "<=", "≤", "==", "!=", "=", "(", ")", "[", "]", "{", "}", ",", ":", ";"),
+    *("\n", "\r\n", "# c\n", " ", "\u00a0", "\t", "$", "\\", "é", "0"),
+]
+
+
+def _lark(transformer: Any = None) -> Any:
+    from lark import Lark
+
+    return Lark(GRAMMAR, parser="lalr", maybe_placeholders=True, transformer=transformer)
+
+
+TABLES = tables(GRAMMAR)
+OURS, THEIRS = _lalr.Parser(TABLES).parse, _lark().parse
+
+
+class Recorder:
+    """A transformer with methods for some rules and one terminal: it notes each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    def _note(self, name: str, children: Any) -> tuple[str, int]:
+        self.calls.append((name, shape(children)))
+        return (name, len(self.calls))
+
+    def assign(self, children: list[Any]) -> Any:
+        return self._note("assign", children)
+
+    def add(self, children: list[Any]) -> Any:
+        return self._note("add", children)
+
+    def call(self, children: list[Any]) -> Any:
+        return self._note("call", children)
+
+    def if_stmt(self, children: list[Any]) -> Any:
+        return self._note("if_stmt", children)
+
+    def print_stmt(self, children: list[Any]) -> Any:
+        return self._note("print_stmt", children)
+
+    def NAME(self, token: Any) -> Any:  # noqa: N802 - named after the terminal, as Lark requires
+        return self._note("NAME", token)
+
+
+OUR_RECORDER, THEIR_RECORDER = Recorder(), Recorder()
+OURS_RECORDING = _lalr.Parser(TABLES, OUR_RECORDER).parse
+THEIRS_RECORDING = _lark(THEIR_RECORDER).parse
+
+
+def _same_calls(text: str) -> tuple[Any, Any]:
+    OUR_RECORDER.calls.clear()
+    THEIR_RECORDER.calls.clear()
+    ours = outcome(OURS_RECORDING, text)
+    theirs = outcome(THEIRS_RECORDING, text)
+    return (ours, list(OUR_RECORDER.calls)), (theirs, list(THEIR_RECORDER.calls))
+
+
+soup = st.lists(st.sampled_from(TOKENS), min_size=1, max_size=30).map("".join)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(text)))
+        piece = draw(st.sampled_from(TOKENS) | st.just(""))
+        text = text[:i] + piece + text[i + draw(st.integers(0, 3)) :]
+    return text
+
+
+@pytest.mark.parametrize("text", SEEDS)
+def test_valid_programs_give_the_same_tree(text: str) -> None:
+    ours = outcome(OURS, text)
+    assert ours[0] == "ok", ours
+    assert ours == outcome(THEIRS, text)
+
+
+@pytest.mark.parametrize("text", BROKEN)
+def test_broken_programs_give_the_same_error(text: str) -> None:
+    ours = outcome(OURS, text)
+    assert ours[0] == "error", ours
+    assert ours == outcome(THEIRS, text)
+
+
+@settings(FUZZ, max_examples=5 * EXAMPLES)
+@given(text=soup | mutated())
+def test_any_text_gives_the_same_tree_or_error(text: str) -> None:
+    assert outcome(OURS, text) == outcome(THEIRS, text)
+
+
+@pytest.mark.parametrize("text", SEEDS)
+def test_the_same_transformer_methods_are_called_with_the_same_children(text: str) -> None:
+    ours, theirs = _same_calls(text)
+    assert ours[1], "the transformer was never called"
+    assert ours == theirs
+
+
+@settings(FUZZ, max_examples=2 * EXAMPLES)
+@given(text=mutated())
+def test_broken_programs_call_the_same_methods_before_the_error(text: str) -> None:
+    ours, theirs = _same_calls(text)
+    assert ours == theirs
+
+
+def test_a_case_insensitive_keyword_is_refused_at_build_time() -> None:
+    generator = build_parser()
+    with pytest.raises(generator.UnsupportedGrammarError, match="flags"):
+        generator.build('start: "select"i NAME\nNAME: /[a-z]+/\n%ignore " "\n')

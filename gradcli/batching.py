@@ -267,6 +267,115 @@ def _loss(name: str, line_up: bool) -> Rule:
     return rule
 
 
+def _flat_rows(x: Any) -> Any:
+    """Each row flattened: what ``axis=None`` means for cumsum, roll and repeat."""
+    return x.reshape((int(np.shape(data_of(x))[0]), -1))
+
+
+def _flattening(name: str) -> Rule:
+    """A function whose ``axis=None`` works on the flattened array (cumsum, cumprod, repeat)."""
+
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        spec = REGISTRY[name]
+        options = {**dict(spec.params), **params}
+        if options.get("axis") is None:
+            return spec(_flat_rows(args[0]), **{**options, "axis": 1})
+        options["axis"] = _shift_axis(options["axis"], ndim_of(args[0], True), False)
+        return spec(args[0], **options)
+
+    return rule
+
+
+def _roll(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    options = {**dict(REGISTRY["roll"].params), **params}
+    if options.get("axis") is None:
+        shape = np.shape(data_of(args[0]))
+        return REGISTRY["roll"](_flat_rows(args[0]), shift=options["shift"], axis=1).reshape(shape)
+    options["axis"] = _shift_axis(options["axis"], ndim_of(args[0], True), False)
+    return REGISTRY["roll"](args[0], **options)
+
+
+def _squeeze(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    axis = params.get("axis")
+    if axis is None:  # every axis of length 1 of a row, never the batch axis (B may be 1)
+        row = _per_row_shape(args[0], True)
+        axis = tuple(i for i, n in enumerate(row) if n == 1)
+    return REGISTRY["squeeze"](args[0], axis=_shift_axis(axis, ndim_of(args[0], True), False))
+
+
+def _ravel(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    return _flat_rows(args[0])
+
+
+def _moved(name: str, *options: str) -> Rule:
+    """A function whose options name axes of a row (swapaxes, moveaxis, trace)."""
+
+    def rule(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+        spec = REGISTRY[name]
+        given = {**dict(spec.params), **params}
+        rank = ndim_of(args[0], True)
+        for o in options:
+            given[o] = _shift_axis(given[o], rank, False)
+        return spec(args[0], **given)
+
+    return rule
+
+
+def _tile(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    reps = params.get("reps")
+    reps = tuple(reps) if isinstance(reps, (tuple, list)) else (reps,)
+    x = args[0]
+    rank = ndim_of(x, True)
+    if len(reps) > rank:  # NumPy puts new axes in front: behind the batch axis here
+        x, rank = _lift(x, len(reps)), len(reps)
+    reps = (1,) * (rank - len(reps)) + reps
+    return REGISTRY["tile"](x, reps=(1, *reps))
+
+
+def _outer(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    a, b = args
+    a = a.reshape((size, -1, 1)) if batched[0] else a.reshape((-1, 1))
+    b = b.reshape((size, 1, -1)) if batched[1] else b.reshape((1, -1))
+    return REGISTRY["mul"](a, b)
+
+
+def _inner(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    if all(ndim_of(a, b) == 1 for a, b in zip(args, batched)):
+        return REGISTRY["sum"](REGISTRY["mul"](*args), axis=-1)
+    return _lines(REGISTRY["inner"])(args, batched, params, size)
+
+
+def _solve(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    a, b = args
+    if batched[1] and ndim_of(b, True) == 1:  # a batch of vectors, as columns
+        x = REGISTRY["solve"](a, b.reshape((*np.shape(data_of(b)), 1)))
+        return _drop_axis(x, -1)
+    if batched[0] and not batched[1] and np.ndim(data_of(b)) == 2:
+        b = b.reshape((1, *np.shape(data_of(b))))
+    return REGISTRY["solve"](a, b)
+
+
+def _cross(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    rank = max(ndim_of(a, b) for a, b in zip(args, batched))
+    lifted = [_lift(a, rank) if b else a for a, b in zip(args, batched)]
+    axis = params.get("axis", -1)
+    return REGISTRY["cross"](*lifted, axis=axis + 1 if axis >= 0 else axis)
+
+
+def _einsum(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    subscripts = params.get("subscripts", "").replace(" ", "")
+    inputs, arrow, output = subscripts.partition("->")
+    terms = inputs.split(",")
+    if not arrow:  # implicit output: the letters used once, in order, after any '...'
+        letters = [c for c in inputs if c.isalpha()]
+        output = ("..." if "..." in inputs else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1)
+        )
+    free = next(c for c in "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA" if c not in subscripts)
+    terms = [free + t if b else t for t, b in zip(terms, batched)]
+    return REGISTRY["einsum"](*args, subscripts=f"{','.join(terms)}->{free}{output}")
+
+
 #: The batching rule of each function that is not elementwise.
 RULES: dict[str, str | Rule] = {
     "sum": "reduce",
@@ -288,6 +397,35 @@ RULES: dict[str, str | Rule] = {
     "dot": _dot,
     "linear": _linear,
     "mse": _mse,
+    "prod": "reduce",
+    "var": "reduce",
+    "std": "reduce",
+    "flip": "reduce",
+    "expand_dims": "axis",
+    "cross": _cross,
+    "det": "leading",
+    "slogdet": "leading",
+    "inv": "leading",
+    "cholesky": "leading",
+    "eigh": "leading",
+    "tril": "leading",
+    "triu": "leading",
+    "cumsum": _flattening("cumsum"),
+    "cumprod": _flattening("cumprod"),
+    "repeat": _flattening("repeat"),
+    "roll": _roll,
+    "squeeze": _squeeze,
+    "ravel": _ravel,
+    "swapaxes": _moved("swapaxes", "axis1", "axis2"),
+    "moveaxis": _moved("moveaxis", "source", "destination"),
+    "trace": _moved("trace", "axis1", "axis2"),
+    "tile": _tile,
+    "outer": _outer,
+    "inner": _inner,
+    "solve": _solve,
+    "einsum": _einsum,
+    "diag": "lines",
+    "kron": "lines",
     "huber": _loss("huber", line_up=True),
     "binary_cross_entropy": _loss("binary_cross_entropy", line_up=True),
     "cross_entropy": _loss("cross_entropy", line_up=False),

@@ -651,7 +651,7 @@ class CheckRow(NamedTuple):
     d2(output)/d variable[index] d other[other_index] (order 2)."""
 
     variable: str
-    index: tuple[int, ...]
+    index: tuple[int, ...]  # type: ignore[assignment]  # the element compared (shadows tuple.index)
     analytic: float
     numeric: float
     abs_error: float

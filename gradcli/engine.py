@@ -117,6 +117,8 @@ class Variable:
     # ==; compare .data instead.)
     __hash__ = object.__hash__
 
+    data: Any
+
     def __init__(self, data: Any, name: str | None = None, requires_grad: bool = True) -> None:
         if isinstance(data, Variable):
             data = data.data
@@ -433,7 +435,7 @@ class Primitive(Function):
         if out is None and self.uses_outputs:
             out = self.forward(*[data_of(x) for x in xs])
         values = (gys[0], *xs, out, *self.params.values())
-        gxs = []
+        gxs: list[Any] = []
         for rule, pick, x in zip(self.rules, self._pickers, self.inputs):
             if rule is None or not x.requires_grad:
                 gxs.append(None)
@@ -441,7 +443,7 @@ class Primitive(Function):
                 gxs.append(rule(*pick(values)))
         return tuple(gxs)
 
-    def backward(self, gy: Any) -> Any:  # type: ignore[override]
+    def backward(self, gy: Any) -> Any:
         gxs = self.vjp((gy,), self.inputs, (self.outputs[0](),))
         return gxs if len(gxs) > 1 else gxs[0]
 
@@ -465,7 +467,7 @@ def primitive(
         raise ValueError(f"{name}: {len(inputs)} inputs need {len(inputs)} rules, got {len(rules)}")
     defaults = tuple((params or {}).items())
     sources = ("gy", *inputs, "out", *(p for p, _ in defaults))
-    rule_args = []
+    rule_args: list[tuple[int, ...]] = []
     for rule in rules:
         if rule is None:
             rule_args.append(())
@@ -595,6 +597,7 @@ def backward(
                     if not raw:
                         g = Variable(g, requires_grad=False)
                 else:
+                    assert o is not None  # a gradient is only ever kept for a live output
                     owned.discard(o)
                     if retain_grad or o in wanted:
                         kept[o] = g
@@ -602,7 +605,7 @@ def backward(
             gxs = _vjp(f, gys, raw, strong_zeros)
             if f.masks_gradient:
                 strong_zeros = True
-            fitted = [] if trace is not None else None
+            fitted: list[Any] | None = [] if trace is not None else None
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
                     if fitted is not None:
@@ -778,7 +781,7 @@ def fit_to(g: Variable, shape: tuple[int, ...]) -> Variable:
     shape = tuple(shape)
     if g.ndim >= len(shape):
         g = sum_to(g, shape)
-    return broadcast_to(g, shape)
+    return broadcast_to(g, shape)  # type: ignore[no-any-return]
 
 
 def sum_to(x: Any, shape: tuple[int, ...]) -> Any:

@@ -248,7 +248,7 @@ def constant_in(value: Variable, variables: Mapping[str, Variable]) -> Variable:
     return value if data is value.data else Variable(data, requires_grad=False)
 
 
-class _Overlay(dict):  # type: ignore[type-arg]
+class _Overlay(dict):  # type: ignore[type-arg,unused-ignore]
     """Slots computed again, over the slots of the run they came from."""
 
     def __init__(self, slots: Any) -> None:

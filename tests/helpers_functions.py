@@ -1,11 +1,7 @@
-"""Stand-ins for functions the language calls that other branches define (``mod`` and
-``floor_divide`` for ``%`` and ``//``), and small functions with string options (as ``einsum`` and
-``norm(ord=...)`` will have): registered for one test if the registry lacks them, removed after.
+"""Small functions with string options, registered for one test and removed after: they pin how
+the language passes a string to an option, apart from any real function's own checks.
 
-Once the real functions are on main the stand-ins are never registered, and the same tests run
-against the real ones (their expected values are Python's and NumPy's).
-
-    with stand_ins("mod"):
+    with stand_ins("contract"):
         ...
 """
 
@@ -17,35 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcli.engine import Function, data_of
+from gradcli.engine import Function
 from gradcli.functions import REGISTRY
-from gradcli.functions.registry import define, register
-
-
-def _mod() -> None:
-    define(
-        "mod",
-        np.mod,
-        [lambda gy: gy, lambda gy, x, y: gy * -np.floor(data_of(x) / data_of(y))],
-        ["1", "-floor(x/y)"],
-        inputs=("x", "y"),
-        doc="stand-in for x % y (Python's sign convention)",
-        group="piecewise",
-        smooth=False,
-    )
-
-
-def _floor_divide() -> None:
-    define(
-        "floor_divide",
-        np.floor_divide,
-        [None, None],
-        ["0", "0"],
-        inputs=("x", "y"),
-        doc="stand-in for x // y; zero gradient",
-        group="piecewise",
-        smooth=False,
-    )
+from gradcli.functions.registry import register
 
 
 class _Contract(Function):
@@ -69,8 +39,6 @@ class _Scaled(Function):
 
 
 STAND_INS: dict[str, Callable[[], Any]] = {
-    "mod": _mod,
-    "floor_divide": _floor_divide,
     "contract": lambda: register("contract")(_Contract),
     "scaled": lambda: register("scaled")(_Scaled),
 }

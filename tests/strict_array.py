@@ -3,8 +3,9 @@
 CuPy refuses every implicit mix with NumPy arrays (cupy#1694): an operation between a CuPy array
 and a NumPy ndarray, 0-d arrays included, raises ``TypeError``; Python numbers and NumPy scalars
 (``np.float64(2.0)``) are accepted, and so are NumPy integer arrays as indices (it copies them
-over). Reductions and indexing give 0-d CuPy arrays, not NumPy scalars. :class:`StrictArray` follows the same rules on the CPU, so code that builds a constant
-or a buffer with NumPy instead of in the input's namespace fails here as it would on a GPU.
+over). Reductions and indexing give 0-d CuPy arrays, not NumPy scalars. :class:`StrictArray`
+follows the same rules on the CPU, so code that builds a constant or a buffer with NumPy instead
+of in the input's namespace fails here as it would on a GPU.
 
     x = strict(np.arange(3.0))
     x * 2.0                 # StrictArray

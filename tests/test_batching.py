@@ -84,6 +84,16 @@ PROGRAMS = [
     ("grad(x**3 * y, x) + grad(grad(sin(x*y), y), x)", {"x": (), "y": ()}),
     ("s, c = sincos(x); sum(linear(X, W, b)) * s + c", {"x": (), "X": (2, 3), "W": (3, 2), "b": (2,)}),
     ("y = 2; x*y, sum(x*[1, 2])", {"x": ()}),
+    ("sum(cumsum(x)) + sum(cumprod(x, axis=0)) + sum(repeat(x, 2)) + sum(flip(x))", {"x": (2, 3)}),
+    ("sum(squeeze(x) * roll(ravel(x), 1)) + sum(tile(x, [2, 1, 1]))", {"x": (1, 3)}),
+    (
+        "sum(einsum('ij,j', A, v)) + sum(outer(v, v)) + inner(v, v) + sum(solve(A @ transpose(A) + 3, v))",
+        {"A": (3, 3), "v": (3,)},
+    ),
+    (
+        "trace(A) + sum(swapaxes(B, 0, 1) * moveaxis(B, 0, 1)) + sum(cross(u, A))",
+        {"A": (3, 3), "B": (2, 2, 4), "u": (3,)},
+    ),
 ]
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from derivative_checks import as_tuple, assert_derivatives
 from conftest import invoke
+from derivative_checks import as_tuple, assert_derivatives
 
 from gradcli import Variable
 from gradcli.functions import REGISTRY

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from helpers_cli import invoke
+from conftest import invoke
 from test_readme_optimize import examples, same
 
 EXAMPLES = examples("## The language")

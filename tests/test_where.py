@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers_cli import invoke
+from conftest import invoke
 
 from gradcli import calculus
 from gradcli.language import parse

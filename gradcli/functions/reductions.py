@@ -12,12 +12,14 @@ dividing the product by one of them (see :func:`products_of_others` and :func:`l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
-from ..backend import is_lazy, maybe_any
+from .. import backend
+from ..backend import is_lazy, maybe_any, namespace
 from ..engine import Function, Sum, Variable, data_of, keepdims_shape, unreduce
 from .elementwise import absolute, exp, sqrt
 from .linalg import eigh
@@ -130,8 +132,15 @@ class Norm(_Reduction):
         self.ord = ord
 
     def forward(self, x: Any) -> Any:
+        matrix_axes = (0, 1) if self.axis is None and x.ndim == 2 else self.axis
         if self.ord is None:  # numpy.linalg.norm's sum, in the order NumPy's sum adds (it uses dot)
             y = np.sqrt((x * x).sum(axis=self.axis, keepdims=self.keepdims))
+        elif self.ord in (2, -2, "nuc") and isinstance(matrix_axes, tuple) and len(matrix_axes) == 2:
+            # Singular values, matrix by matrix, as NumPy does (Dask's norm takes one matrix only).
+            m = np.moveaxis(x, matrix_axes, (-2, -1))
+            y = backend.gufunc(functools.partial(np.linalg.norm, ord=self.ord, axis=(-2, -1)), "(m,n)->()", m)
+            if self.keepdims:
+                y = y.reshape(keepdims_shape(x.shape, matrix_axes))
         else:  # NumPy checks ord against the shape
             y = np.linalg.norm(x, self.ord, self.axis, self.keepdims)  # type: ignore[arg-type]
         if self.axis is None:
@@ -140,6 +149,7 @@ class Norm(_Reduction):
         else:
             self.axes = normalized_axes(self.axis, x.ndim)
             self.matrix = len(self.axes) == 2
+        return y
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -183,10 +193,9 @@ class Norm(_Reduction):
         k = sigma.shape[-1]
         keep = sigma > sigma.max(axis=-1, keepdims=True) * (max(m.shape[-2:]) * np.finfo(np.float64).eps)
         if self.ord == "nuc":
-            taken = np.ones(k)
-        else:
-            taken = np.zeros(k)
-            taken[-1 if self.ord == 2 else 0] = 1.0  # eigh's values ascend
+            taken = 1.0
+        else:  # eigh's values ascend
+            taken = (namespace(sigma).arange(k) == (k - 1 if self.ord == 2 else 0)) * 1.0
         weight = taken * keep / sqrt(lam * keep + (1.0 - keep))
         scaled = vec * weight.reshape(weight.shape[:-1] + (1, k))
         projector = scaled @ swap_last(vec)

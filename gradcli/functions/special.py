@@ -28,7 +28,7 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 def _scipy() -> Any:
     """``scipy.special``, imported on first use (Python caches it from then on)."""
-    import scipy.special  # type: ignore[import-untyped]
+    import scipy.special  # type: ignore[import-untyped,unused-ignore]
 
     return scipy.special
 
@@ -115,7 +115,9 @@ polygamma: Spec = define(
 
 def _spherical_jn(x: Any, n: Any) -> Any:
     n = whole_number("spherical_jn", "n", n, least=0)
-    return via_numpy(lambda v: _scipy().spherical_jn(n, v), x)
+    # SciPy gives NaN for subnormal x; there j_n(x) is its series' first term, x**n / (2n+1)!!.
+    first = x**n / math.prod(range(1, 2 * n + 2, 2))
+    return np.where(np.abs(x) < 1e-100, first, via_numpy(lambda v: _scipy().spherical_jn(n, v), x))
 
 
 def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:

@@ -192,7 +192,7 @@ def main(
 # --- commands -----------------------------------------------------------------------------------
 
 
-@expression_command("eval", epilog=NON_SCALAR_NOTE)
+@expression_command("eval", dask=True, epilog=NON_SCALAR_NOTE)
 @click.option(
     "--order",
     type=click.IntRange(1, 64),

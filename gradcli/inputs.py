@@ -243,13 +243,13 @@ def _too_much_text(source: str, cap: int) -> str:
 
 
 def zarr_source(text: str) -> tuple[str, str | None] | None:
-    """``@data.zarr`` or ``@data.zarr:NAME`` (a path or URL, e.g. ``s3://bucket/d.zarr:x``) as
-    (store, array name or None); None for any other value."""
+    """``@data.zarr``, ``@data.zarr:NAME`` or ``@data.zarr/NAME`` (a path or URL, e.g.
+    ``s3://bucket/d.zarr:x``) as (store, array name or None); None for any other value."""
     m = _ZARR.fullmatch(text.strip())
     return (os.path.expanduser(m.group(1)), m.group(2)) if m else None
 
 
-_ZARR = re.compile(r"@(.+?\.zarr)[/\\]?(?::([^:]+))?", re.IGNORECASE)
+_ZARR = re.compile(r"@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?", re.IGNORECASE)
 
 
 def _load_file(spec: str, name: str) -> Any:

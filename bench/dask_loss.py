@@ -125,9 +125,7 @@ def main() -> None:
                 got, want = (a["value"] if key == "value" else a["grad"][key] for a in (answer, first))
                 assert abs(got - want) <= 1e-9 * abs(want), (key, answer, first)
     data = 2 * n * 8
-    print(
-        f"{n:,} values per array ({data / 2**30:.2f} GiB of data), chunks of {chunk:,}; {os.cpu_count()} CPUs."
-    )
+    print(f"{n:,} values per array ({data / 2**30:.2f} GiB), chunks of {chunk:,}; {os.cpu_count()} CPUs.")
     print(
         "| way | time (s) | vs NumPy | peak memory of the largest process (MiB) "
         "| client before / peak during the computation (MiB) |"

@@ -297,7 +297,7 @@ def _assert_client_memory(memory: dict[str, Any]) -> None:
         assert memory["peak"] - memory["before"] < quarter, memory
 
 
-def test_the_loss_on_a_local_cluster_gives_numpys_numbers_and_the_client_holds_none_of_it(
+def test_the_loss_on_a_local_cluster_is_numpys_and_the_client_holds_no_data(
     tmp_path: Path,
 ) -> None:
     _assert_client_memory(_must_show(tmp_path, 400_000, 20_000))

@@ -300,7 +300,7 @@ def _assert_client_memory(memory: dict[str, Any]) -> None:
 def test_the_loss_on_a_local_cluster_is_numpys_and_the_client_holds_no_data(
     tmp_path: Path,
 ) -> None:
-    _assert_client_memory(_must_show(tmp_path, 400_000, 20_000))
+    _assert_client_memory(_must_show(tmp_path, 2_000_000, 100_000))
 
 
 @pytest.mark.slow

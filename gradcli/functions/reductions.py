@@ -87,7 +87,9 @@ class Mean(_Reduction):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (x,) = xs
-        return self.spread(gys[0], x) / float(self.n)
+        # Divided before it is spread: one number, not every element (nor, on Dask, one block of
+        # the whole size).
+        return self.spread(gys[0] / float(self.n), x)
 
 
 class _Extreme(_Reduction):

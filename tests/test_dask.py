@@ -236,37 +236,19 @@ def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path)
 
 # --- on a cluster -------------------------------------------------------------------------------------
 
-# The client's own peak memory while the cluster computes: the CLI with its computation measured
-# from inside (the peak reset just before it, read just after), written to the file in argv[1].
-MEASURED_CLI = """
-import sys
-from gradcli import scale
 
-inner, report = scale._computing, sys.argv[1]
+def _measured_cli() -> str:
+    """The wrapper of bench/dask_loss.py: the CLI, with the client's resident memory just before
+    its computation and its peak during it (reset just before) written to the file in argv[1]."""
+    import importlib.util
 
+    from conftest import REPO
 
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
-
-
-def measured(collections):
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = status("VmRSS")
-    try:
-        return inner(collections)
-    finally:
-        with open(report, "w") as f:
-            f.write(f"{before} {status('VmHWM')}")
-
-
-scale._computing = measured
-from gradcli._entry import main
-
-sys.argv = ["gradcli", *sys.argv[2:]]
-main()
-"""
+    spec = importlib.util.spec_from_file_location("dask_loss", REPO / "bench" / "dask_loss.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.MEASURED)
 
 
 def _must_show(tmp_path: Path, n: int, chunk: int) -> dict[str, Any]:
@@ -278,9 +260,8 @@ def _must_show(tmp_path: Path, n: int, chunk: int) -> dict[str, Any]:
     store = tmp_path / "d.zarr"
     args = ["eval", LOSS, "--w", "0.5", "--b", "0", "--x", f"@{store}:x", "--y", f"@{store}:y"]
     args += ["--dask", "--json"]
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURED_CLI, str(report), *args], capture_output=True, text=True, timeout=600
-    )
+    command = [sys.executable, "-c", _measured_cli(), str(report), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     want = _numpy_loss(data["x"], data["y"], 0.5, 0.0)

@@ -456,7 +456,7 @@ def run(
     evaluation). Returns the outputs, each with a batch axis (an output that depends on no batched
     input is broadcast to one, so every output has its rows). ``seen``, if given, is called with
     every value the run computes."""
-    from .program import CALL, CONST, GRAD, INPUT, UNPACK
+    from .program import CALL, CONST, GRAD, INPUT, UNPACK, constant_in
 
     size = batch_size(variables, batched)
     wanted = set(batched)
@@ -479,7 +479,7 @@ def run(
                 # grad(EXPR, x) inside must see each row's own x, not one x shared by all rows.
                 out, flags[i] = _expand(out, size), True
         elif kind == CONST:
-            out = op.value
+            out = constant_in(op.value, variables) if op.value.ndim else op.value
         elif kind == UNPACK:
             index, _count = op.value
             out = slots[op.args[0]][index]
@@ -525,7 +525,7 @@ def elements_per_run(program: Any, variables: Mapping[str, Variable]) -> int:
     def count(value: Any) -> None:
         nonlocal total
         for v in value if isinstance(value, tuple) else (value,):
-            total += int(np.size(data_of(v)))
+            total += int(np.prod(np.shape(data_of(v))))  # np.size would compute a Dask array
 
     run(program, variables, (), count)
     return total

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import batching, tape
+from . import backend, batching, tape
 from .backend import as_array
 from .engine import GraphTooLarge, Variable, as_variable, node_limit, pass_sizes, using_grad
 from .engine import grad as _engine_grad
@@ -131,6 +131,8 @@ class _Problem:
     ) -> None:
         self.names, self.call, self.arrays, self.wrt = names, call, arrays, wrt
         self.inner_grad = inner_grad
+        # The array library the problem runs in: copies, seeds and results are made there.
+        self.xp = backend.common_namespace(arrays.values())
         # A parsed Program can run many points at once on a batch axis; a Python callable
         # cannot (its reductions would mix the points), so it is run point by point.
         self.program = program
@@ -246,22 +248,26 @@ def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> Variable:
     return Variable(seed, requires_grad=False)
 
 
-def _copies(a: Any, count: int) -> Any:
-    """``count`` copies of ``a`` along a new leading axis (writable: perturbations go into it)."""
-    return np.repeat(np.asarray(a)[None, ...], count, axis=0) if count else np.zeros((0, *np.shape(a)))
+def _copies(a: Any, count: int, xp: Any) -> Any:
+    """``count`` copies of ``a`` along a new leading axis, in the array library ``xp``."""
+    return xp.repeat(xp.asarray(a)[None, ...], count, axis=0)
 
 
-def _basis(offset: int, count: int, shape: tuple[int, ...]) -> np.ndarray:
-    """``count`` seeds shaped like one variable (``shape``): seed r is the unit vector of its
-    element ``offset + r``, or all zeros where that lies outside the variable (a chunk of rows
-    of an identity matrix, the columns of one variable)."""
+def _basis(offset: int, count: int, shape: tuple[int, ...], xp: Any) -> Any:
+    """``count`` seeds shaped like one variable (``shape``), in the array library ``xp``: seed r
+    is the unit vector of its element ``offset + r``, or all zeros where that lies outside the
+    variable (a chunk of rows of an identity matrix, the columns of one variable)."""
     size = int(np.prod(shape))
-    seeds = np.zeros((count, size))
-    for r in range(count):
-        col = offset + r
-        if 0 <= col < size:
-            seeds[r, col] = 1.0
-    return seeds.reshape((count, *shape))
+    return backend.reshape(backend.diagonal_mask(xp, count, size, offset) * 1.0, (count, *shape))
+
+
+def _joined(pieces: list[Any], shape: tuple[int, ...], xp: Any, axis: int = 0) -> Any:
+    """The pieces of a result computed chunk by chunk, joined along ``axis`` and given ``shape``:
+    a new array in the array library ``xp`` (Dask's stays one lazy graph); zeros when there are
+    none (an empty variable)."""
+    if not pieces:
+        return xp.zeros(shape)
+    return backend.reshape(xp.concatenate(pieces, axis=axis), shape)
 
 
 def _chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:
@@ -419,14 +425,14 @@ def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
 
 def _batched_jacobian(p: _Problem, k: int, out_shape: tuple[int, ...]) -> dict[str, Any]:
     size = int(np.prod(out_shape))
-    rows = {n: np.zeros((size, *np.shape(p.arrays[n]))) for n in p.wrt}
+    rows: dict[str, list[Any]] = {n: [] for n in p.wrt}
     for start, count in _chunks(size, p.rows_per_chunk(size)):
-        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count) for n in p.wrt})
-        seeds = Variable(_basis(start, count, out_shape), requires_grad=False)
+        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count, p.xp) for n in p.wrt})
+        seeds = Variable(_basis(start, count, out_shape, p.xp), requires_grad=False)
         gs = _backward_from(leaves, p.wrt, outs[k], seeds)
         for n in p.wrt:
-            rows[n][start : start + count] = gs[n].data
-    return {n: rows[n].reshape(out_shape + np.shape(p.arrays[n])) for n in p.wrt}
+            rows[n].append(gs[n].data)
+    return {n: _joined(rows[n], out_shape + np.shape(p.arrays[n]), p.xp) for n in p.wrt}
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,12 +462,12 @@ def derivatives(
     result: dict[str, list[Any]] = {}
     for n in p.wrt:
         x = leaves[n]
+        if p.program is not None:
+            result[n] = [first[n].data, *_batched_pure_partials(p, n, order)]
+            continue
         orders = [first[n].data] + [np.zeros_like(x.data) for _ in range(1, order)]
         result[n] = orders
         if order == 1:
-            continue
-        if p.program is not None:
-            _batched_pure_partials(p, n, orders)
             continue
         for idx in np.ndindex(x.shape):
             seed = _one_hot(x.shape, idx)
@@ -472,21 +478,24 @@ def derivatives(
     return result
 
 
-def _batched_pure_partials(p: _Problem, name: str, orders: list[Any]) -> None:
-    shape = np.shape(p.arrays[name])
+def _batched_pure_partials(p: _Problem, name: str, order: int) -> list[Any]:
+    """Orders 2..``order`` of the pure partials of ``name``, element by element: row r of a batch
+    seeded with unit vector r, of which each order keeps element r (a diagonal)."""
+    x = p.arrays[name]
+    shape = np.shape(x)
     size = int(np.prod(shape))
+    pieces: list[list[Any]] = [[] for _ in range(1, order)]
     for start, count in _chunks(size, p.rows_per_chunk(size)):
-        leaves, outs = p.run_rows({name: _copies(p.arrays[name], count)})
+        leaves, outs = p.run_rows({name: _copies(x, count, p.xp)})
         y = outs[0]  # one scalar per row: checked on the unbatched run
-        seeds = Variable(_basis(start, count, shape), requires_grad=False)
-        picked = np.arange(count), np.arange(start, start + count)
+        seeds = Variable(_basis(start, count, shape, p.xp), requires_grad=False)
         with pass_sizes() as sizes:
             g = _backward_from(leaves, (name,), y, create_graph=True)[name]
-            for k in range(1, len(orders)):
-                _refuse_growth(sizes, len(orders) - k)
-                g = _backward_from(leaves, (name,), g, seeds, create_graph=k < len(orders) - 1)[name]
-                flat = g.data.reshape(count, size)
-                orders[k].reshape(-1)[start : start + count] = flat[picked]
+            for k in range(1, order):
+                _refuse_growth(sizes, order - k)
+                g = _backward_from(leaves, (name,), g, seeds, create_graph=k < order - 1)[name]
+                pieces[k - 1].append(np.diagonal(backend.reshape(g.data, (count, size)), offset=start))
+    return [_joined(chunks, shape, p.xp) for chunks in pieces]
 
 
 def _refuse_growth(sizes: list[int], passes_left: int) -> None:
@@ -527,10 +536,10 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
     g = _backward_from(leaves, p.wrt, y, create_graph=p.program is None)
-    hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
     if p.program is not None:
-        _batched_hessian(p, hess)
+        hess = _batched_hessian(p)
     else:
+        hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
         for a in p.wrt:
             for idx in np.ndindex(g[a].shape):
                 for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
@@ -538,20 +547,20 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
 
 
-def _batched_hessian(p: _Problem, hess: dict[str, dict[str, Any]]) -> None:
+def _batched_hessian(p: _Problem) -> dict[str, dict[str, Any]]:
     shapes = {n: np.shape(p.arrays[n]) for n in p.wrt}
     sizes = {n: int(np.prod(shapes[n])) for n in p.wrt}
     total = sum(sizes.values())
     offsets = dict(zip(p.wrt, np.cumsum([0, *sizes.values()])[:-1].tolist()))
-    flat = {a: {b: hess[a][b].reshape(sizes[a], sizes[b]) for b in p.wrt} for a in p.wrt}
+    pieces: dict[str, dict[str, list[Any]]] = {a: {b: [] for b in p.wrt} for a in p.wrt}
     for start, count in _chunks(total, p.rows_per_chunk(total)):
-        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count) for n in p.wrt})
+        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count, p.xp) for n in p.wrt})
         y = outs[0]  # one scalar per row: checked on the unbatched run
         g = _backward_from(leaves, p.wrt, y, create_graph=True)
         # Row r of the chunk is seeded with unit vector start + r of all wrt elements together.
         dot = None
         for n in p.wrt:
-            seeds = _basis(start - offsets[n], count, shapes[n])
+            seeds = _basis(start - offsets[n], count, shapes[n], p.xp)
             term = (g[n] * Variable(seeds, requires_grad=False)).sum()
             dot = term if dot is None else dot + term
         assert dot is not None
@@ -561,8 +570,9 @@ def _batched_hessian(p: _Problem, hess: dict[str, dict[str, Any]]) -> None:
             if lo >= hi:
                 continue
             for b in p.wrt:
-                block = rows[b].data.reshape(count, sizes[b])
-                flat[a][b][lo - offsets[a] : hi - offsets[a]] = block[lo - start : hi - start]
+                block = backend.reshape(rows[b].data, (count, sizes[b]))
+                pieces[a][b].append(block[lo - start : hi - start])
+    return {a: {b: _joined(pieces[a][b], shapes[a] + shapes[b], p.xp) for b in p.wrt} for a in p.wrt}
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,7 +581,7 @@ def _batched_hessian(p: _Problem, hess: dict[str, dict[str, Any]]) -> None:
 
 
 def _central_steps(x: Any, eps: float | None) -> Any:
-    return np.full(np.shape(x), eps) if eps is not None else _CENTRAL_STEP * np.maximum(1.0, np.abs(x))
+    return np.full_like(x, eps) if eps is not None else _CENTRAL_STEP * np.maximum(1.0, np.abs(x))
 
 
 RowResults = Callable[[dict[str, Any]], list[Any]]
@@ -585,27 +595,29 @@ def _central_differences(p: _Problem, results: RowResults, eps: float | None) ->
     two rows, x0 + h and x0 - h; for an expression they are all evaluated in one batched run (in
     chunks when large). The caller's arrays are never written to.
     """
-    shapes = [np.shape(r)[1:] for r in results({m: _copies(p.arrays[m], 1) for m in p.wrt})]
-    out: list[dict[str, Any]] = [{n: np.zeros(s + np.shape(p.arrays[n])) for n in p.wrt} for s in shapes]
+    shapes = [np.shape(r)[1:] for r in results({m: _copies(p.arrays[m], 1, p.xp) for m in p.wrt})]
+    out: list[dict[str, Any]] = [{} for _ in shapes]
     for n in p.wrt:
-        x = np.asarray(p.arrays[n], dtype=np.float64).reshape(-1)
-        size = x.size
+        xp = p.xp
+        x = backend.reshape(xp.asarray(p.arrays[n]), (-1,))
+        size = x.shape[0]
         per_chunk = max(1, p.rows_per_chunk(2 * size) // 2) if p.program is not None else size
+        pieces: list[list[Any]] = [[] for _ in shapes]
         for start, count in _chunks(size, per_chunk):
-            idx = np.arange(start, start + count)
-            x0 = x[idx]
+            x0 = x[start : start + count]
             h = _central_steps(x0, eps)
-            rows = {m: _copies(p.arrays[m], 2 * count) for m in p.wrt}
-            flat = rows[n].reshape(2 * count, size)
-            flat[2 * np.arange(count), idx] = x0 + h
-            flat[2 * np.arange(count) + 1, idx] = x0 - h
+            # Rows 2i and 2i+1: the point with its element start + i moved to x0 + h and x0 - h.
+            moved = xp.repeat(backend.diagonal_mask(xp, count, size, start), 2, axis=0)
+            steps = xp.stack([x0 + h, x0 - h], axis=1).reshape(2 * count, 1)
+            perturbed = backend.reshape(xp.where(moved, steps, x), (2 * count, *np.shape(p.arrays[n])))
+            rows = {m: perturbed if m == n else _copies(p.arrays[m], 2 * count, p.xp) for m in p.wrt}
             # The step actually taken, after rounding x0 +- h to float64.
             width = (x0 + h) - (x0 - h)
             for k, r in enumerate(results(rows)):
-                r = np.asarray(r)
                 d = (r[0::2] - r[1::2]) / width.reshape((count,) + (1,) * (r.ndim - 1))
-                block = out[k][n].reshape(shapes[k] + (size,))
-                block[..., start : start + count] = np.moveaxis(d, 0, -1)
+                pieces[k].append(np.moveaxis(d, 0, -1))
+        for k, shape in enumerate(shapes):
+            out[k][n] = _joined(pieces[k], shape + np.shape(p.arrays[n]), xp, axis=-1)
     return out
 
 
@@ -772,8 +784,10 @@ def check(
     p = _problem(f, values, wrt)
     ev = evaluate(p.program or _ProblemModel(p), p.arrays, p.wrt)
     numeric = _central_differences(p, _output_rows(p, summed=True), eps)
+    # Every number at once (one Dask computation, one copy from a device), then entry by entry.
+    analytic, numeric = backend.computed((ev.grad, numeric))
     rows = []
-    for k, (analytic_k, numeric_k) in enumerate(zip(ev.grad, numeric, strict=True)):
+    for k, (analytic_k, numeric_k) in enumerate(zip(analytic, numeric, strict=True)):
         for n in p.wrt:
             for idx in np.ndindex(p.arrays[n].shape):
                 a, b = float(analytic_k[n][idx]), float(numeric_k[n][idx])
@@ -795,6 +809,7 @@ def _check_hessian(p: _Problem, rtol: float, atol: float, eps: float | None) -> 
     analytic = hessian(p.program or _ProblemModel(p), p.arrays, p.wrt).hessian
     # numeric[i][b] = d grad_i / d b, of shape a_i.shape + b.shape: the Hessian block (a_i, b).
     numeric = _central_differences(p, _gradient_rows(p), eps)
+    analytic, numeric = backend.computed((analytic, numeric))
     rows = []
     for a, numeric_a in zip(p.wrt, numeric, strict=True):
         for b in p.wrt:

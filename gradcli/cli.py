@@ -214,7 +214,7 @@ def _strictly(output: Output) -> Output:
     return output
 
 
-@expression_command("eval", epilog=NON_SCALAR_NOTE, rows=_eval_rows)
+@expression_command("eval", dask=True, epilog=NON_SCALAR_NOTE, rows=_eval_rows)
 @click.option(
     "--order",
     type=click.IntRange(1, 64),

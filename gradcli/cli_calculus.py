@@ -21,7 +21,7 @@ SCALAR_NOTE = (
 )
 
 
-@expression_command("hessian", epilog=SCALAR_NOTE)
+@expression_command("hessian", dask=True, epilog=SCALAR_NOTE)
 def hessian_command(req: Request) -> HessianOutput:
     """The value, gradient and full Hessian of a scalar EXPR.
 
@@ -41,7 +41,7 @@ def hessian_command(req: Request) -> HessianOutput:
     return HessianOutput(result.value, result.grad, result.hessian)
 
 
-@expression_command("jacobian")
+@expression_command("jacobian", dask=True)
 def jacobian_command(req: Request) -> JacobianOutput:
     """The value and full Jacobian of EXPR (a vector output, or several outputs: EXPR1, EXPR2).
 
@@ -60,7 +60,7 @@ def jacobian_command(req: Request) -> JacobianOutput:
     return JacobianOutput(result.value, result.jacobian)
 
 
-@expression_command("check", output=False, quiet=True)
+@expression_command("check", output=False, quiet=True, dask=True)
 @click.option(
     "--order",
     type=click.IntRange(1, 2),

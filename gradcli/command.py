@@ -632,7 +632,7 @@ class Sink:
 
 
 def _suffix(path: str | None) -> str:
-    return os.path.splitext(path)[1].lower() if path else ""
+    return os.path.splitext(path.rstrip("/" + os.sep))[1].lower() if path else ""  # out.zarr/ too
 
 
 def _npy_array(output: Output, path: str) -> Any:
@@ -676,6 +676,12 @@ def deliver(output: Output, req: Request, *, as_json: bool, path: str | None, qu
         sink.close()
     elif not quiet:
         Sink().line(output.text(req.style))
+    exit_status(output)
+
+
+def exit_status(output: Output) -> None:
+    """End with the exit status the answer calls for: 1 with its error (``--strict``) or when it
+    failed (a check that did not pass), else go on (0)."""
     if output.error is not None:
         fail(output.error, 1)
     if output.failed is not None:
@@ -696,6 +702,7 @@ _COMMON = (
     "output",
     "batch",
     "quiet",
+    "dask",
 )
 
 
@@ -707,12 +714,13 @@ def common_options(
     batch: bool = True,
     quiet: bool = False,
     precision: bool = True,
+    dask: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every expression command shares (EXPR, -f, --vars, --plugin, --precision) and
     those it has as asked, as one decorator. :func:`expression_command` uses it; a command that
     reads its variables otherwise (``plot``'s ranges) builds on it with :func:`variable_texts`,
     :func:`collect_values` and the other functions here."""
-    options = _option_list(wrt, json, output, batch, quiet, precision)
+    options = _option_list(wrt, json, output, batch, quiet, precision, dask)
 
     def apply(function: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -723,7 +731,7 @@ def common_options(
 
 
 def _option_list(
-    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool, precision: bool
+    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool, precision: bool, dask: bool
 ) -> list[Callable[..., Any]]:
     options: list[Callable[..., Any]] = [
         click.argument("expr", required=False),
@@ -775,10 +783,11 @@ def _option_list(
             click.option(
                 "-o",
                 "--output",
-                type=click.Path(dir_okay=False),
+                type=click.Path(),
                 metavar="FILE",
                 help="Write the result to FILE instead of stdout: .npy (the one derivative), .npz "
-                "(every array: value, grad/x, ...), anything else one line of JSON.",
+                "(every array: value, grad/x, ...), .zarr (every array, as a Zarr store written by "
+                "Dask), anything else one line of JSON.",
             )
         )
     if batch:
@@ -798,6 +807,19 @@ def _option_list(
         options.append(
             click.option("-q", "--quiet", is_flag=True, help="Print nothing: the exit status says it.")
         )
+    if dask:
+        options.append(
+            click.option(
+                "--dask",
+                is_flag=False,
+                flag_value="local",
+                default=None,
+                metavar="[ADDRESS]",
+                help="Compute on a Dask cluster: one started on this machine, or the scheduler at "
+                "ADDRESS (tcp://host:8786). Arrays become Dask arrays; results larger than "
+                "--max-output go to -o out.zarr.",
+            )
+        )
     return options
 
 
@@ -810,6 +832,7 @@ def expression_command(
     output: bool = True,
     batch: bool = True,
     quiet: bool = False,
+    dask: bool = False,
     epilog: str | None = None,
     rows: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., Output | None]], click.Command]:
@@ -823,7 +846,7 @@ def expression_command(
         raise ValueError(f"values is 'all' or 'all_or_none', not {values!r}")
 
     def decorate(function: Callable[..., Output | None]) -> click.Command:
-        given = {"wrt": wrt, "as_json": json, "output": output, "batch": batch, "quiet": quiet}
+        given = {"wrt": wrt, "as_json": json, "output": output, "batch": batch, "quiet": quiet, "dask": dask}
         keys = [key for key in _COMMON if given.get(key, True)]
 
         @functools.wraps(function)
@@ -832,7 +855,7 @@ def expression_command(
             _run(function, values, common, kwargs, rows)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
-        command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet)(
+        command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask)(
             translate_errors(callback)
         )
         return click.command(name, cls=ExpressionCommand, epilog=epilog)(command)
@@ -884,16 +907,19 @@ def _run(
     settings = current_settings()
     _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
-    batch_source, path = common["batch"], common["output"]
-    if batch_source is not None and _suffix(path) in (".npy", ".npz"):
+    batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
+    if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
+    if batch_source is not None and on_dask is not None:
+        fail("--dask computes one evaluation on a cluster; --batch runs many small ones here: give one", 2)
     expr = read_expression(common["expr"], common["expr_file"], settings.max_expression)
     if expr is None:
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
     values = collect_values(program, texts, common["vars_text"])
-    wrt = parse_wrt(common["wrt"], program.inputs)
+    given_wrt = common["wrt"]
+    wrt = parse_wrt(given_wrt, program.inputs) if given_wrt is not None else _without_data(texts, program)
     req = Request(program, values, wrt, settings, Style(common["precision"], terminal_width()))
     if _suffix(path) == ".npy" and len(req.variables) != 1:
         fail(f"-o {path}: a .npy file holds one derivative: choose one variable with --wrt, or write .npz", 2)
@@ -909,10 +935,52 @@ def _run(
                 else ": give values for every variable or for none (the structure only)"
             )
             fail(missing_value(missing, program.inputs) + hint, 2)
+    from .backend import is_lazy
+
+    if on_dask is not None or _suffix(path) == ".zarr" or any(is_lazy(v) for v in values.values()):
+        _run_on_dask(function, req, common, own)
+        return
     with fp_warnings():
         output = function(req, **own)
     if output is not None:
         deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
+
+
+def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...] | None:
+    """The variables differentiated when ``--wrt`` is not given: all but those read from Zarr
+    stores, which are data (as PyTorch's tensors need no gradient unless asked): a gradient the
+    size of a data set is asked for by name, and written to a store (``-o out.zarr``)."""
+    from .inputs import zarr_source
+
+    data = {n for n, text in texts.items() if zarr_source(text) is not None}
+    return tuple(n for n in program.inputs if n not in data) if data else None
+
+
+def _run_on_dask(
+    function: Callable[..., Output | None], req: Request, common: dict[str, Any], own: dict[str, Any]
+) -> None:
+    """The command on Dask arrays: its graph built, then computed in one piece (on the cluster of
+    ``--dask``, else by Dask in this process), and its answer printed or written to a Zarr store."""
+    import contextlib
+
+    from . import scale
+
+    path, on_dask = common["output"], common["dask"]
+    try:
+        with fp_warnings(), scale.cluster(scale.address_of(on_dask)) if on_dask else contextlib.nullcontext():
+            if on_dask is not None:
+                req = req.with_values(scale.lazy_inputs(req.values))
+            output = function(req, **own)
+            if output is None:
+                return
+            if _suffix(path) == ".zarr":
+                scale.write_zarr(path, output.arrays())
+                exit_status(output)
+                return
+            output = scale.finish(output, req.settings.max_output)
+    except scale.ClusterError as exc:
+        fail(str(exc), exc.status)
+    deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
 
 
 def _run_batch(

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .backend import as_array
 
 _grad_enabled: ContextVar[bool] = ContextVar("gradcli_grad_enabled", default=True)
@@ -754,10 +755,10 @@ def _strong_zero(gx: Any, gy: Any) -> Any:
     zero through an infinite or undefined local derivative (0 * inf is 0 here, not NaN)."""
     g = data_of(gx)
     bad = ~np.isfinite(g)
-    if not bad.any():
+    if not backend.maybe_any(bad):
         return gx
     drop = bad & (data_of(gy) == 0)
-    if not drop.any():
+    if not backend.maybe_any(drop):
         return gx
     if isinstance(gx, Variable):
         return _Masked(~drop)(gx)
@@ -850,7 +851,9 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
 
 
 def transpose(x: Any, axes: tuple[int, ...] | None = None) -> Any:
-    return Transpose(axes)(x) if isinstance(x, Variable) else x.transpose(axes)
+    if isinstance(x, Variable):
+        return Transpose(axes)(x)
+    return x.transpose() if axes is None else x.transpose(axes)  # Dask takes no None
 
 
 def keepdims_shape(x_shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
@@ -920,10 +923,11 @@ class Reshape(_Shape):
 
     def forward(self, x: Any) -> Any:
         self.x_shape = x.shape
-        return x.reshape(self.shape)
+        return backend.reshape(x, self.shape)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
-        return gys[0].reshape(self.x_shape)
+        (gy,) = gys
+        return Reshape(self.x_shape)(gy) if isinstance(gy, Variable) else backend.reshape(gy, self.x_shape)
 
 
 class Transpose(_Shape):
@@ -931,7 +935,7 @@ class Transpose(_Shape):
         self.axes = tuple(axes) if axes is not None else None
 
     def forward(self, x: Any) -> Any:
-        return x.transpose(self.axes)
+        return transpose(x, self.axes)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         if self.axes is None:
@@ -946,10 +950,16 @@ class GetItem(_Shape):
 
     def forward(self, x: Any) -> Any:
         self.x_shape = x.shape
-        return np.array(x[self.index], dtype=np.float64)
+        # A copy, not a view: the output must not change with its input.
+        return backend.take(x, self.index).copy()
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         return scatter(gys[0], self.index, self.x_shape)
+
+
+def take(x: Any, index: Any) -> Any:
+    """``x[index]`` on arrays or Variables (a graph node for a Variable), for every array library."""
+    return GetItem(index)(x) if isinstance(x, Variable) else backend.take(x, index)
 
 
 def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
@@ -957,13 +967,7 @@ def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     (repeated indices add up), on arrays or Variables."""
     if isinstance(g, Variable):
         return GetItemGrad(index, shape)(g)
-    return _scatter(g, index, shape)
-
-
-def _scatter(gy: Any, index: Any, shape: tuple[int, ...]) -> Any:
-    gx = np.zeros_like(gy, shape=shape)
-    np.add.at(gx, index, gy)
-    return gx
+    return backend.scatter_add(g, index, shape)
 
 
 class GetItemGrad(_Shape):
@@ -974,13 +978,13 @@ class GetItemGrad(_Shape):
         self.shape = shape
 
     def forward(self, gy: Any) -> Any:
-        return _scatter(gy, self.index, self.shape)
+        return backend.scatter_add(gy, self.index, self.shape)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (ggx,) = gys
         if isinstance(ggx, Variable):
             return GetItem(self.index)(ggx)
-        return np.array(ggx[self.index], dtype=np.float64)
+        return backend.take(ggx, self.index).copy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1012,7 +1016,7 @@ def _power_rule(x: Any, y: Any) -> Any:
     over the data.
     """
     yv = data_of(y)
-    if not (isinstance(y, Variable) and y.requires_grad) and np.ndim(yv) == 0:
+    if not (isinstance(y, Variable) and y.requires_grad) and isinstance(yv, (float, np.generic)):
         c = float(yv)
         if c == 0.0:
             return np.zeros_like(data_of(x))
@@ -1020,7 +1024,7 @@ def _power_rule(x: Any, y: Any) -> Any:
             return np.ones_like(data_of(x))
         return x * 2.0 if c == 2.0 else c * x ** (c - 1.0)
     zero = yv == 0
-    if not zero.any():
+    if not backend.maybe_any(zero):
         return y * x ** (y - 1.0)
     # Where y == 0 use the exponent 0 instead of -1: y * x**0 = 0, where 0 * 0**-1 would be NaN.
     return y * x ** (y - 1.0 + zero * 1.0)
@@ -1030,7 +1034,7 @@ def _exponent_rule(gy: Any, x: Any, out: Any) -> Any:
     """d/dy x**y = log(x) * x**y, taken as 0 at 0**y with y >= 0 (PyTorch's choice, not NaN)."""
     zero = data_of(x) == 0
     # log(x) where it is used; at the masked points log(1) = 0 gives the 0 above.
-    base = x + zero * 1.0 if zero.any() else x
+    base = x + zero * 1.0 if backend.maybe_any(zero) else x
     return gy * out * _log(base)
 
 

@@ -32,18 +32,19 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 # More nesting than NumPy allows dimensions is certainly a mistake; stop before walking it.
 _MAX_DIMS = 32
-_FILE_KINDS = ".npy, .npz, .json or .csv"
+_FILE_KINDS = ".npy, .npz, .json, .csv or .zarr"
 _JSON_NAMES = {None: "null", True: "true", False: "false"}
 # A float64 holds at most about 1.8e308; an integer with more digits (and a sign) cannot be one.
 _MAX_INT_DIGITS = 310
 
 
-def parse_value(text: str, name: str) -> np.ndarray | np.float64:
+def parse_value(text: str, name: str) -> Any:
     """Read one variable's value: a number, ``nan``/``inf``, a JSON array, or ``@FILE``.
 
     ``@FILE`` is a ``.npy`` file, a ``.npz`` file (``@f.npz:KEY``, else the array called ``name``,
     else its only array), a ``.json`` file (a number or nested list) or a ``.csv`` file (a value,
-    a row, a column or a matrix of numbers; a first line of column names is skipped).
+    a row, a column or a matrix of numbers; a first line of column names is skipped). A Zarr
+    store (``@d.zarr``, ``@d.zarr:NAME`` for an array of a group) gives a Dask array.
     """
     stripped = text.strip()
     if stripped.startswith("@"):
@@ -274,9 +275,24 @@ def _too_much_text(source: str, cap: int) -> str:
     )
 
 
-def _load_file(spec: str, name: str) -> np.ndarray | np.float64:
+def zarr_source(text: str) -> tuple[str, str | None] | None:
+    """``@data.zarr``, ``@data.zarr:NAME`` or ``@data.zarr/NAME`` (a path or URL, e.g.
+    ``s3://bucket/d.zarr:x``) as (store, array name or None); None for any other value."""
+    m = _ZARR.fullmatch(text.strip())
+    return (os.path.expanduser(m.group(1)), m.group(2)) if m else None
+
+
+_ZARR = re.compile(r"@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?", re.IGNORECASE)
+
+
+def _load_file(spec: str, name: str) -> Any:
     if not spec:
         raise InputError(f"variable {name!r}: '@' must be followed by a file name")
+    zarr = zarr_source("@" + spec)
+    if zarr is not None:  # a Dask array, read when the result is computed
+        from .scale import read_zarr
+
+        return read_zarr(*zarr, name)
     path, key = _split_npz_key(spec)
     path = os.path.expanduser(path)
     source = f"variable {name!r} from {path!r}"

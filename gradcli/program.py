@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .engine import Variable, data_of, grad, no_grad, paused_gc
 from .functions.registry import Spec
 
@@ -202,7 +203,7 @@ class Program:
         elif kind == INPUT:
             out = variables[op.value]
         elif kind == CONST:
-            out = op.value
+            out = constant_in(op.value, variables) if op.value.ndim else op.value
         elif kind == UNPACK:
             out = self.unpacked(op, slots[op.args[0]])
             if i in self.names:
@@ -227,6 +228,8 @@ class Program:
         with warnings on, to report them as usual; its untaken elements alone never are.
         """
         out = data_of(slots[i])
+        if backend.is_lazy(out):  # not computed yet; its warnings arise on the workers
+            return
         bad = ~np.isfinite(out)
         if not bad.any():
             return
@@ -250,6 +253,14 @@ class Program:
             with no_grad():
                 for k in sorted(branch_ops):
                     again[k] = execute(k, again)
+
+
+def constant_in(value: Variable, variables: Mapping[str, Variable]) -> Variable:
+    """An array constant of a program in the array library of its inputs (CuPy refuses to mix
+    NumPy arrays in)."""
+    xp = backend.common_namespace([v.data for v in variables.values()])
+    data = backend.moved(value.data, xp)
+    return value if data is value.data else Variable(data, requires_grad=False)
 
 
 class _Overlay(dict[int, Any]):

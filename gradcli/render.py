@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import is_lazy
 from .engine import Variable
 
 __all__ = [
@@ -77,9 +78,11 @@ PLAIN = Style()
 
 
 def as_float_array(a: Any) -> np.ndarray:
-    """A Variable's data, or any value, as a float64 NumPy array."""
+    """A Variable's data, or any value, as a float64 NumPy array (a Dask array stays one)."""
     if isinstance(a, Variable):
         a = a.data
+    if is_lazy(a):  # computed where it is written (a Zarr store), not here
+        return a.astype(np.float64)  # type: ignore[no-any-return]
     return np.asarray(a, dtype=np.float64)
 
 

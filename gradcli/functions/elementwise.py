@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import maybe_any
 from ..engine import Function, Log, data_of
 from .registry import REGISTRY, Spec, alias, binary, define, register, unary
 
@@ -39,7 +40,7 @@ def _nonzero(v: Any) -> Any:
     """``v`` with its exact zeros replaced by 1: a divisor where the quotient is taken as 0 there
     (the numerator is 0 too), so that no 0/0 is ever formed."""
     zero = data_of(v) == 0
-    return v + zero * 1.0 if zero.any() else v
+    return v + zero * 1.0 if maybe_any(zero) else v
 
 
 # --- powers, exponentials, logarithms -------------------------------------------------------------

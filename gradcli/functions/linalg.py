@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Function, MatMul, Variable, data_of, matmul_backward, scatter
+from .. import backend
+from ..engine import Function, MatMul, Variable, data_of, matmul_backward, scatter, take
 from .registry import REGISTRY, register
 from .shape import interleave, moveaxis, swap_last
 
@@ -56,7 +57,7 @@ def _symmetric(a: Any) -> Any:
 
 def _unused(g: Any) -> bool:
     """The gradient of an output that nothing downstream used: constant zeros."""
-    return not (isinstance(g, Variable) and g.requires_grad) and not np.any(data_of(g))
+    return not (isinstance(g, Variable) and g.requires_grad) and not backend.maybe_any(data_of(g) != 0)
 
 
 @register("dot", rule="d/da dot(a, b) = b, d/db = a", sample_shapes=((3,), (3,)), **LINALG)
@@ -111,7 +112,7 @@ class Det(_Linalg):
 
     def forward(self, a: Any) -> Any:
         _square(a)
-        return np.linalg.det(a)
+        return backend.gufunc(np.linalg.det, "(n,n)->()", a)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (a,), (y,) = gys, xs, ys
@@ -147,7 +148,7 @@ class Slogdet(_Linalg):
 
     def forward(self, a: Any) -> tuple[Any, Any]:
         _square(a)
-        sign, logabsdet = np.linalg.slogdet(a)
+        sign, logabsdet = backend.gufunc(np.linalg.slogdet, "(n,n)->(),()", a, outputs=2)
         return sign, logabsdet
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -168,10 +169,7 @@ class Inv(_Linalg):
 
     def forward(self, a: Any) -> Any:
         _square(a)
-        try:
-            return np.linalg.inv(a)
-        except LinAlgError:
-            raise LinAlgError("the matrix is singular") from None
+        return backend.gufunc(_inverse, "(n,n)->(n,n)", a)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         t = swap_last(ys[0])
@@ -191,12 +189,9 @@ class Solve(_Linalg):
 
     def forward(self, a: Any, b: Any) -> Any:
         _square(a)
-        try:
-            if b.ndim == 1:
-                return np.linalg.solve(a, b[:, None])[..., 0]
-            return np.linalg.solve(a, b)
-        except LinAlgError:
-            raise LinAlgError("the matrix is singular") from None
+        if b.ndim == 1:
+            return backend.gufunc(_solved, "(n,n),(n,k)->(n,k)", a, b[:, None])[..., 0]
+        return backend.gufunc(_solved, "(n,n),(n,k)->(n,k)", a, b)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (a, b), (x,) = gys, xs, ys
@@ -205,6 +200,28 @@ class Solve(_Linalg):
             return -(gb @ x.reshape(x.shape[:-1] + (1,) + x.shape[-1:])), gb.reshape(gy.shape)
         gb = solve(swap_last(a), gy)
         return -(gb @ swap_last(x)), gb
+
+
+# The NumPy functions as Dask runs them on each block (in a worker, so the error is told there).
+def _inverse(a: Any) -> Any:
+    try:
+        return np.linalg.inv(a)
+    except LinAlgError:
+        raise LinAlgError("the matrix is singular") from None
+
+
+def _solved(a: Any, b: Any) -> Any:
+    try:
+        return np.linalg.solve(a, b)
+    except LinAlgError:
+        raise LinAlgError("the matrix is singular") from None
+
+
+def _cholesky(a: Any) -> Any:
+    try:
+        return np.linalg.cholesky(a)
+    except LinAlgError:
+        raise LinAlgError("the matrix is not positive definite") from None
 
 
 # --- traces, diagonals, triangles -----------------------------------------------------------------
@@ -228,7 +245,8 @@ class Trace(_Linalg):
             raise ValueError(f"takes an array of at least 2 axes; got shape {x.shape}")
         y = np.trace(x, self.offset, self.axis1, self.axis2)
         self.axes = (self.axis1 % x.ndim, self.axis2 % x.ndim)
-        self.eye = np.eye(x.shape[self.axes[0]], x.shape[self.axes[1]], self.offset)
+        rows, cols = x.shape[self.axes[0]], x.shape[self.axes[1]]
+        self.eye = backend.diagonal_mask(backend.namespace(x), rows, cols, self.offset) * 1.0
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -268,7 +286,7 @@ class Diag(_Linalg):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (x,) = gys, xs
-        return gy[self.index] if x.ndim == 1 else scatter(gy, self.index, x.shape)
+        return take(gy, self.index) if x.ndim == 1 else scatter(gy, self.index, x.shape)
 
 
 class _Triangle(_Linalg):
@@ -332,7 +350,10 @@ class Inner(_Linalg):
     """sum over the last axes of a and b, for every pair of their other indices (numpy.inner)"""
 
     def forward(self, a: Any, b: Any) -> Any:
-        return np.inner(a, b)
+        xp = backend.common_namespace((a, b))
+        if hasattr(xp, "inner"):
+            return xp.inner(a, b)
+        return np.tensordot(a, b, axes=(-1, -1))  # the same sums, for libraries without inner (Dask)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (a, b) = gys, xs
@@ -362,6 +383,7 @@ class Einsum(_Linalg):
 
     def forward(self, *xs: Any) -> Any:
         self.terms, self.out = _spelled_out(self.subscripts, [x.shape for x in xs])
+        self.xp = backend.common_namespace(xs)
         return np.einsum(self.subscripts, *xs, optimize=len(xs) > 2)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -390,12 +412,12 @@ class Einsum(_Linalg):
                 fresh = next(spare)
                 target += fresh
                 extra.append(c + fresh)
-                constants.append(np.eye(n))
+                constants.append(self.xp.eye(n))
             else:
                 target += c
                 if c not in present:
                     extra.append(c)
-                    constants.append(np.ones(n))
+                    constants.append(self.xp.ones(n))
         return ",".join([self.out, *others, *extra]) + "->" + target, constants
 
 
@@ -451,7 +473,13 @@ class Cross(_Linalg):
                 raise ValueError(
                     f"takes vectors of length 3 along axis {self.axis}; got shapes {a.shape} and {b.shape}"
                 )
-        return np.cross(a, b, axis=self.axis)
+        # NumPy's own formula (the same products and differences), in functions every array
+        # library has: Dask has no cross.
+        a, b = np.moveaxis(a, self.axis, -1), np.moveaxis(b, self.axis, -1)
+        a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+        b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+        c = np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+        return np.moveaxis(c, -1, self.axis)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (a, b) = gys, xs
@@ -470,7 +498,10 @@ class Kron(_Linalg):
     def forward(self, a: Any, b: Any) -> Any:
         d = max(a.ndim, b.ndim)
         self.sa, self.sb = (1,) * (d - a.ndim) + a.shape, (1,) * (d - b.ndim) + b.shape
-        return np.kron(a, b)
+        # NumPy's own product, a_i * b_j with the axes interleaved, then merged (Dask has no kron).
+        ones = (1,) * d
+        product = a.reshape(interleave(self.sa, ones)) * b.reshape(interleave(ones, self.sb))
+        return backend.reshape(product, tuple(p * q for p, q in zip(self.sa, self.sb)))
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         # The output's axis k, split in two, is (index in a, index in b): gy = a (x) b elementwise.
@@ -500,15 +531,12 @@ class Cholesky(_Linalg):
 
     def forward(self, a: Any) -> Any:
         _square(a)
-        try:
-            return np.linalg.cholesky(_symmetric(a))
-        except LinAlgError:
-            raise LinAlgError("the matrix is not positive definite") from None
+        return backend.gufunc(_cholesky, "(n,n)->(n,n)", _symmetric(a))
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gl,), (low,) = gys, ys
-        n = low.shape[-1]
-        phi = np.tril(np.ones((n, n))) - 0.5 * np.eye(n)
+        n, xp = low.shape[-1], backend.namespace(data_of(low))
+        phi = xp.tril(xp.ones((n, n))) - 0.5 * xp.eye(n)
         low_inv = inv(low)
         g = swap_last(low_inv) @ ((swap_last(low) @ gl) * phi) @ low_inv
         return (g + swap_last(g)) * 0.5
@@ -528,7 +556,7 @@ class Eigh(_Linalg):
 
     def forward(self, a: Any) -> tuple[Any, Any]:
         _square(a)
-        w, v = np.linalg.eigh(_symmetric(a))
+        w, v = backend.gufunc(np.linalg.eigh, "(n,n)->(n),(n,n)", _symmetric(a), outputs=2)
         return w, v
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -536,7 +564,7 @@ class Eigh(_Linalg):
         if w is None or v is None:  # an output that nothing used is freed: compute both again
             w, v = eigh(xs[0])
         n = w.shape[-1]
-        eye = np.eye(n)
+        eye = backend.namespace(data_of(w)).eye(n)
         middle = gw.reshape(gw.shape[:-1] + (1, n)) * eye
         if not _unused(gv):  # eigenvalues alone have a gradient even where they repeat
             gaps = w.reshape(w.shape[:-1] + (1, n)) - w.reshape(w.shape + (1,))

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import backend
 from ..engine import Function, data_of, keepdims_shape
 from .elementwise import log, whole_number
 from .registry import lookup, register
@@ -106,10 +107,13 @@ class CrossEntropy(_Reduced):
         if target.shape == x.shape:  # class probabilities (or one-hot rows)
             self.one_hot = None
             return self.reduce(-(target * logp).sum(axis=self.ax))
-        index = self._class_indices(target, x.shape)
-        self.one_hot = np.zeros_like(x)
-        np.put_along_axis(self.one_hot, index, 1.0, axis=self.ax)
-        return self.reduce(-np.take_along_axis(logp, index, axis=self.ax).squeeze(self.ax))
+        # Each sample's class picked by comparison with every class number (no indexing, which
+        # Dask and GPU arrays do not share with NumPy): where() keeps the picked value exactly.
+        along = tuple(n if a == self.ax else 1 for a, n in enumerate(x.shape))
+        classes = backend.namespace(x).arange(x.shape[self.ax], dtype=np.float64).reshape(along)
+        hit = self._class_indices(target, x.shape) == classes
+        self.one_hot = hit * 1.0
+        return self.reduce(-np.where(hit, logp, 0.0).sum(axis=self.ax))
 
     def _class_indices(self, target: Any, shape: tuple[int, ...]) -> Any:
         """Whole numbers 0 .. C-1, one per sample, with the class axis put back (length 1)."""
@@ -120,9 +124,12 @@ class CrossEntropy(_Reduced):
                 f"{want} (class indices), got {target.shape}"
             )
         classes = shape[self.ax]
-        if not (np.all(target == np.floor(target)) and np.all((target >= 0) & (target < classes))):
-            raise ValueError(f"cross_entropy: class indices must be whole numbers from 0 to {classes - 1}")
-        return np.expand_dims(target.astype(np.intp), self.ax)
+        target = backend.checked(
+            target,
+            lambda t: (t != np.floor(t)) | (t < 0) | (t >= classes),
+            f"cross_entropy: class indices must be whole numbers from 0 to {classes - 1}",
+        )
+        return np.expand_dims(target, self.ax)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         x, target = xs
@@ -143,7 +150,7 @@ _CLAMPED_BELOW = math.exp(_LOG_FLOOR)
 def _clamped_log(z: Any) -> Any:
     """max(log(z), -100) for z >= 0 (PyTorch's binary cross-entropy): finite at z = 0."""
     low = data_of(z) <= _CLAMPED_BELOW
-    if not low.any():
+    if not backend.maybe_any(low):
         return log(z)
     return log(z + low * 1.0) * (1.0 - low) + _LOG_FLOOR * low
 
@@ -164,8 +171,11 @@ class BinaryCrossEntropy(_Reduced):
     """mean of -(t*log(p) + (1-t)*log(1-p)), p in [0, 1], each log clamped at -100 (PyTorch)"""
 
     def forward(self, p: Any, target: Any) -> Any:
-        if np.any((p < 0) | (p > 1)):
-            raise ValueError("binary_cross_entropy: p must be probabilities in [0, 1] (e.g. sigmoid(x))")
+        p = backend.checked(
+            p,
+            lambda v: (v < 0) | (v > 1),
+            "binary_cross_entropy: p must be probabilities in [0, 1] (e.g. sigmoid(x))",
+        )
         return self.reduce(-(target * _clamped_log(p) + (1.0 - target) * _clamped_log(1.0 - p)))
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:

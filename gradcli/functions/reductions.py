@@ -12,11 +12,14 @@ dividing the product by one of them (see :func:`products_of_others` and :func:`l
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
+from .. import backend
+from ..backend import is_lazy, maybe_any, namespace
 from ..engine import Function, Sum, Variable, data_of, keepdims_shape, unreduce
 from .elementwise import absolute, exp, sqrt
 from .linalg import eigh
@@ -61,7 +64,7 @@ def _ones_at_zeros(y: Any) -> Any:
     """y with 1 in place of 0. A norm (and std) at 0 has a kink whose subgradient of minimum
     norm is 0: dividing by 1 there, times the 0 that the numerator is there, gives it."""
     zero = data_of(y) == 0
-    return y + zero * 1.0 if zero.any() else y
+    return y + zero * 1.0 if maybe_any(zero) else y
 
 
 def _ties(values: Any, extreme: Any, axis: Any) -> Any:
@@ -79,12 +82,14 @@ class Mean(_Reduction):
 
     def forward(self, x: Any) -> Any:
         y = x.mean(axis=self.axis, keepdims=self.keepdims)
-        self.n = x.size // max(np.size(y), 1)
+        self.n = x.size // max(y.size, 1)
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (x,) = xs
-        return self.spread(gys[0], x) / float(self.n)
+        # Divided before it is spread: one number, not every element (nor, on Dask, one block of
+        # the whole size).
+        return self.spread(gys[0] / float(self.n), x)
 
 
 class _Extreme(_Reduction):
@@ -129,8 +134,15 @@ class Norm(_Reduction):
         self.ord = ord
 
     def forward(self, x: Any) -> Any:
+        matrix_axes = (0, 1) if self.axis is None and x.ndim == 2 else self.axis
         if self.ord is None:  # numpy.linalg.norm's sum, in the order NumPy's sum adds (it uses dot)
             y = np.sqrt((x * x).sum(axis=self.axis, keepdims=self.keepdims))
+        elif self.ord in (2, -2, "nuc") and isinstance(matrix_axes, tuple) and len(matrix_axes) == 2:
+            # Singular values, matrix by matrix, as NumPy does (Dask's norm takes one matrix only).
+            m = np.moveaxis(x, matrix_axes, (-2, -1))
+            y = backend.gufunc(functools.partial(np.linalg.norm, ord=self.ord, axis=(-2, -1)), "(m,n)->()", m)
+            if self.keepdims:
+                y = y.reshape(keepdims_shape(x.shape, matrix_axes))
         else:  # NumPy checks ord against the shape
             y = np.linalg.norm(x, self.ord, self.axis, self.keepdims)  # type: ignore[arg-type]
         if self.axis is None:
@@ -139,6 +151,7 @@ class Norm(_Reduction):
         else:
             self.axes = normalized_axes(self.axis, x.ndim)
             self.matrix = len(self.axes) == 2
+        return y
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -182,10 +195,9 @@ class Norm(_Reduction):
         k = sigma.shape[-1]
         keep = sigma > sigma.max(axis=-1, keepdims=True) * (max(m.shape[-2:]) * np.finfo(np.float64).eps)
         if self.ord == "nuc":
-            taken = np.ones(k)
-        else:
-            taken = np.zeros(k)
-            taken[-1 if self.ord == 2 else 0] = 1.0  # eigh's values ascend
+            taken = 1.0
+        else:  # eigh's values ascend
+            taken = (namespace(sigma).arange(k) == (k - 1 if self.ord == 2 else 0)) * 1.0
         weight = taken * keep / sqrt(lam * keep + (1.0 - keep))
         scaled = vec * weight.reshape(weight.shape[:-1] + (1, k))
         projector = scaled @ swap_last(vec)
@@ -223,7 +235,7 @@ class Prod(_Reduction):
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (x,), (out,) = xs, ys
-        if (data_of(x) == 0).any():
+        if maybe_any(data_of(x) == 0):
             return self.spread(gys[0], x) * products_of_others(x, self.axis)
         # No zeros: prod/x is the product of the others, here and nearby (so at every order).
         return self.spread(gys[0] * out, x) / x
@@ -260,7 +272,7 @@ class Var(_Moment):
 
     def forward(self, x: Any) -> Any:
         y = x.var(axis=self.axis, ddof=self.ddof, keepdims=self.keepdims)
-        self.n = x.size // max(np.size(y), 1)
+        self.n = x.size // max(y.size, 1)
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -280,7 +292,7 @@ class Std(_Moment):
 
     def forward(self, x: Any) -> Any:
         y = x.std(axis=self.axis, ddof=self.ddof, keepdims=self.keepdims)
-        self.n = x.size // max(np.size(y), 1)
+        self.n = x.size // max(y.size, 1)
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
@@ -343,7 +355,7 @@ class Cumprod(_Cumulative):
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (gy,), (x,), (y,) = gys, xs, ys
         line, axis = self.lined_up(x)
-        if not (data_of(x) == 0).any():  # y_i / x_j is the product without x_j, here and nearby
+        if not maybe_any(data_of(x) == 0):  # y_i / x_j is the product without x_j, here and nearby
             return (_sum_to_end(gy * y, axis) / line).reshape(x.shape)
         # d/dx_j = (x_0...x_(j-1)) * h_j with h_j = gy_j + x_(j+1) * h_(j+1): a backward scan.
         before = _shifted(y, axis, 1.0, later=True)
@@ -394,7 +406,8 @@ def _scan_arrays(a: Any, b: Any, axis: int, reverse: bool) -> Any:
         step *= 2
     if reverse:
         s = s[..., ::-1]
-    return np.ascontiguousarray(np.moveaxis(s, -1, axis))
+    s = np.moveaxis(s, -1, axis)
+    return s if is_lazy(s) else np.ascontiguousarray(s)  # a Dask array has no memory layout
 
 
 class LinearScan(Function):

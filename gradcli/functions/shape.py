@@ -75,7 +75,18 @@ class Split(_ShapeOp):
         self.axis = axis
 
     def forward(self, x: Any) -> tuple[Any, ...]:
-        return tuple(np.split(x, self.sections, axis=self.axis))
+        # Slices at np.split's cut points (which NumPy computes the same way): Dask has no split.
+        n = x.shape[self.axis]
+        if isinstance(self.sections, int):
+            if self.sections < 1:
+                raise ValueError(f"split: sections must be >= 1 (or a list of indices), got {self.sections}")
+            if n % self.sections:
+                raise ValueError("array split does not result in an equal division")
+            cuts = [n // self.sections * i for i in range(1, self.sections)]
+        else:
+            cuts = self.sections
+        ends = [0, *cuts, n]
+        return tuple(x[along(self.axis, x.ndim, slice(a, b))] for a, b in zip(ends, ends[1:]))
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         return concat_parts(gys, self.axis)

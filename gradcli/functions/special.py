@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import via_numpy
 from ..engine import data_of
 from .elementwise import EXP_LOG, NN, TRIG, exp, whole_number
 from .registry import Spec, alias, binary, define, unary
@@ -93,7 +94,7 @@ digamma: Spec = unary(
 def _polygamma(x: Any, n: Any) -> Any:
     n = whole_number("polygamma", "n", n, least=0)
     special = _scipy()
-    return special.psi(x) if n == 0 else special.polygamma(n, x)
+    return special.psi(x) if n == 0 else via_numpy(lambda v: special.polygamma(n, v), x)
 
 
 polygamma: Spec = define(
@@ -116,7 +117,7 @@ def _spherical_jn(x: Any, n: Any) -> Any:
     n = whole_number("spherical_jn", "n", n, least=0)
     # SciPy gives NaN for subnormal x; there j_n(x) is its series' first term, x**n / (2n+1)!!.
     first = x**n / math.prod(range(1, 2 * n + 2, 2))
-    return np.where(np.abs(x) < 1e-100, first, _scipy().spherical_jn(n, x))
+    return np.where(np.abs(x) < 1e-100, first, via_numpy(lambda v: _scipy().spherical_jn(n, v), x))
 
 
 def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:

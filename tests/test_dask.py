@@ -1,0 +1,330 @@
+"""Dask: every registered function on chunked Dask arrays builds a graph without computing it,
+and gives NumPy's values and derivatives once computed; Hessians, Jacobians, higher derivatives
+and checks are one graph; the command line reads Zarr stores, computes on a cluster (``--dask``)
+and writes Zarr stores; a worker lost in the middle changes nothing.
+
+"No compute" is counted by a Dask callback, which sees every computation Dask's own schedulers
+run (``bool(a)``, ``float(a)``, ``np.asarray(a)`` included). The LocalClusters are the tests' own,
+small (two workers of one thread), and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from registry_sweep import SPECS, run_in
+
+da = pytest.importorskip("dask.array")
+zarr = pytest.importorskip("zarr")
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+from dask.callbacks import Callback  # noqa: E402
+
+from gradcli import calculus  # noqa: E402
+from gradcli.engine import Variable, grad  # noqa: E402
+from gradcli.functions import REGISTRY, Spec  # noqa: E402
+from gradcli.language import parse  # noqa: E402
+
+LOSS = "mean((w*x + b - y)**2)"
+
+
+class Computations(Callback):  # type: ignore[misc]
+    """Counts the computations Dask runs while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def _start(self, dsk: Any) -> None:
+        self.count += 1
+
+
+def chunked(a: np.ndarray) -> Any:
+    """``a`` as a Dask array of two or more chunks along every axis longer than one."""
+    return da.from_array(a, chunks=tuple(max(1, (n + 1) // 2) for n in a.shape))
+
+
+# --- the library: lazy, and NumPy's numbers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_every_function_builds_a_graph_without_computing_and_gives_numpys_derivatives(spec: Spec) -> None:
+    want = run_in(spec, lambda a: a)
+    with Computations() as seen:
+        got = run_in(spec, chunked)
+    assert seen.count == 0, f"{spec.name}: {seen.count} computations before the result was asked for"
+    leaves = [v for part in got for v in part]
+    assert all(isinstance(v, da.Array) for v in leaves), f"{spec.name}: a result is not a Dask array"
+    computed = dask.compute(*leaves)
+    for g, w in zip(computed, [v for part in want for v in part]):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=spec.name)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float32, np.bool_])
+def test_integer_float32_and_boolean_dask_inputs_are_made_float64_lazily(dtype: Any) -> None:
+    x = da.from_array(np.arange(4).astype(dtype), chunks=2)
+    with Computations() as seen:
+        v = Variable(x)
+    assert seen.count == 0 and isinstance(v.data, da.Array) and v.data.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "index", [[0, 0, 3], ([0, 1, 1], [2, 0, 0]), (slice(None), [2, 2]), (1, slice(0, 3, 2))], ids=str
+)
+def test_indexing_and_its_gradient_on_dask_add_up_repeated_indices(index: Any) -> None:
+    a = np.arange(12.0).reshape(4, 3) / 7.0
+    x, x0 = Variable(chunked(a)), Variable(a)
+    with Computations() as seen:
+        (g,) = grad(REGISTRY["sum"](x[index] ** 2), [x])
+    (g0,) = grad(REGISTRY["sum"](x0[index] ** 2), [x0])
+    assert seen.count == 0
+    np.testing.assert_allclose(g.data.compute(), g0.data, rtol=1e-15)
+
+
+EXPRESSIONS = [
+    "sum(sin(x) * x**2) + s*sum(x)",
+    "sum(tanh(w @ [1.0, 2.0, 3.0]) * x)",
+    "norm(x)**s + x[1]*x[2:5][0]",
+    "mean((s*x - 1)**2) + logsumexp(w[:, 0])",
+]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_hessian_jacobian_and_derivatives_are_one_lazy_graph_and_check_computes_once(text: str) -> None:
+    rng = np.random.default_rng(2)
+    program = parse(text)
+    plain = {"x": rng.uniform(0.5, 2.0, 6), "w": rng.uniform(0.5, 2.0, (6, 3)), "s": 1.3}
+    plain = {n: plain[n] for n in program.inputs}
+    lazy = {n: chunked(v) if np.ndim(v) else v for n, v in plain.items()}
+    vector = parse(text.replace("sum(", "(").replace("mean(", "("))
+    with Computations() as seen:
+        h = calculus.hessian(program, lazy).hessian
+        j = calculus.jacobian(vector, lazy).jacobian
+        d = calculus.derivatives(program, lazy, 3)
+    assert seen.count == 0
+    (h, j, d) = dask.compute(h, j, d)
+    h0, j0, d0 = (
+        calculus.hessian(program, plain).hessian,
+        calculus.jacobian(vector, plain).jacobian,
+        calculus.derivatives(program, plain, 3),
+    )
+    for a in h0:
+        for b in h0[a]:
+            np.testing.assert_allclose(h[a][b], h0[a][b], rtol=1e-12, atol=1e-14)
+    for n in j0:
+        np.testing.assert_allclose(j[n], j0[n], rtol=1e-12, atol=1e-14)
+        for got, want in zip(d[n], d0[n]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    with Computations() as seen:
+        report = calculus.check(program, lazy, order=2)
+    assert report.ok and seen.count == 2  # one for the gradients, one for the Hessian
+
+
+# --- the command line -------------------------------------------------------------------------------
+
+
+def _write_store(path: Path, arrays: dict[str, np.ndarray], chunk: int) -> None:
+    root = zarr.open_group(str(path), mode="w")
+    for name, a in arrays.items():
+        root.create_array(name, shape=a.shape, chunks=(chunk,) * a.ndim, dtype=a.dtype)[...] = a
+
+
+def _data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    return {"x": x, "y": 3.0 * x + 1.0 + 0.1 * rng.standard_normal(n)}
+
+
+def _numpy_loss(x: np.ndarray, y: np.ndarray, w: float, b: float) -> tuple[float, float, float]:
+    r = w * x + b - y
+    return float(np.mean(r * r)), float(np.mean(2.0 * r * x)), float(np.mean(2.0 * r))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Path, dict[str, np.ndarray]]]:
+    data = _data(10_000)
+    _write_store(tmp_path / "d.zarr", data, 1000)
+    yield tmp_path / "d.zarr", data
+
+
+def _gradcli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gradcli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_zarr_inputs_are_read_lazily_and_give_numpys_value_and_gradients(store: Any) -> None:
+    from conftest import invoke
+
+    path, data = store
+    rc, out, err = invoke(
+        "eval", LOSS, "--w", "0.5", "--b", "0", "--x", f"@{path}:x", "--y", f"@{path}:y", "--json"
+    )
+    assert rc == 0, err
+    got = json.loads(out)
+    # Data from Zarr stores is held constant unless --wrt names it: w and b only.
+    assert set(got["grad"]) == {"w", "b"}
+    numbers = [got["value"], got["grad"]["w"], got["grad"]["b"]]
+    np.testing.assert_allclose(numbers, _numpy_loss(data["x"], data["y"], 0.5, 0.0), rtol=1e-12)
+
+
+def test_a_gradient_with_respect_to_zarr_data_is_written_to_a_zarr_store(store: Any, tmp_path: Path) -> None:
+    from conftest import invoke
+
+    path, data = store
+    out_path = tmp_path / "out.zarr"
+    args = ("--w", "0.5", "--b", "0", "--x", f"@{path}:x", "--y", f"@{path}:y", "--wrt", "w,x")
+    rc, out, err = invoke("eval", LOSS, *args, "-o", str(out_path))
+    assert rc == 0 and out == "", err
+    written = zarr.open_group(str(out_path), mode="r")
+    residual = 0.5 * data["x"] - data["y"]
+    np.testing.assert_allclose(written["grad/x"][...], 2.0 * residual * 0.5 / residual.size, rtol=1e-12)
+    np.testing.assert_allclose(written["value"][...], np.mean(residual**2), rtol=1e-12)
+    assert set(written["grad"].array_keys()) == {"w", "x"}
+
+
+def test_a_result_past_max_output_is_refused_before_the_work_not_pulled_in(store: Any) -> None:
+    from conftest import invoke
+
+    path, _ = store
+    args = ("--w", "0.5", "--b", "0", "--x", f"@{path}:x", "--y", f"@{path}:y", "--wrt", "x")
+    rc, out, err = invoke("--max-output", "1000", "eval", LOSS, *args)
+    assert rc == 2 and "-o out.zarr" in err and "10,001 numbers" in err  # the value and the gradient
+
+
+ZARR_ERRORS = [
+    ("@{d}/none.zarr", "no such Zarr store"),
+    ("@{d}/d.zarr", "several arrays (x, y): give"),
+    ("@{d}/d.zarr:z", "no array 'z' (arrays: x, y)"),
+    ("@{d}/d.zarr/x:y", "the store is one array"),
+    ("@{d}/text.zarr", "expected numbers"),
+]
+
+
+@pytest.mark.parametrize("value, message", ZARR_ERRORS, ids=[e[1] for e in ZARR_ERRORS])
+def test_a_zarr_input_that_cannot_be_read_is_one_line_of_error(store: Any, value: str, message: str) -> None:
+    from conftest import invoke
+
+    path, _ = store
+    zarr.open_array(str(path.parent / "text.zarr"), mode="w", shape=(2,), dtype="c16")
+    rc, out, err = invoke("eval", "sum(x)", "--x", value.format(d=path.parent))
+    assert rc == 2 and err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", np.arange(3.0))
+    code = (
+        "import sys; from gradcli._entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules))"
+    )
+    plain = ["eval", "x*y", "--x", "2", "--y", "3"]
+    for args in (plain, ["eval", "sum(v**2)", "--v", f"@{tmp_path}/v.npy", "--json"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+        assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+# --- on a cluster -------------------------------------------------------------------------------------
+
+
+def _measured_cli() -> str:
+    """The wrapper of bench/dask_loss.py: the CLI, with the client's resident memory just before
+    its computation and its peak during it (reset just before) written to the file in argv[1]."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("dask_loss", REPO / "bench" / "dask_loss.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.MEASURED)
+
+
+def _must_show(tmp_path: Path, n: int, chunk: int) -> dict[str, Any]:
+    """The issue's command on n values per array: its numbers against NumPy's on the same data,
+    and the client's memory before and during the computation."""
+    data = _data(n, seed=1)
+    _write_store(tmp_path / "d.zarr", data, chunk)
+    report = tmp_path / "memory.txt"
+    store = tmp_path / "d.zarr"
+    args = ["eval", LOSS, "--w", "0.5", "--b", "0", "--x", f"@{store}:x", "--y", f"@{store}:y"]
+    args += ["--dask", "--json"]
+    command = [sys.executable, "-c", _measured_cli(), str(report), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    want = _numpy_loss(data["x"], data["y"], 0.5, 0.0)
+    np.testing.assert_allclose([got["value"], got["grad"]["w"], got["grad"]["b"]], want, rtol=1e-9)
+    before, peak = map(int, report.read_text().split())
+    return {"data": sum(a.nbytes for a in data.values()), "before": before, "peak": peak}
+
+
+def _assert_client_memory(memory: dict[str, Any]) -> None:
+    quarter = memory["data"] // 4
+    if memory["before"] < quarter:
+        assert memory["peak"] < quarter, memory
+    else:  # Python, NumPy, Dask and distributed alone are more than a quarter of small data
+        assert memory["peak"] - memory["before"] < quarter, memory
+
+
+def test_the_loss_on_a_local_cluster_is_numpys_and_the_client_holds_no_data(
+    tmp_path: Path,
+) -> None:
+    _assert_client_memory(_must_show(tmp_path, 2_000_000, 100_000))
+
+
+@pytest.mark.slow
+def test_the_loss_on_two_times_ten_million_values_per_array(tmp_path: Path) -> None:
+    memory = _must_show(tmp_path, 20_000_000, 1_000_000)
+    _assert_client_memory(memory)
+    assert memory["peak"] < memory["data"] // 4 or memory["peak"] - memory["before"] < memory["data"] // 16
+
+
+@pytest.mark.slow  # waits out the connection timeout
+def test_dask_with_an_unreachable_scheduler_is_one_line_of_error(store: Any) -> None:
+    path, _ = store
+    done = _gradcli("eval", "sum(x)", "--x", f"@{path}:x", "--dask", "tcp://127.0.0.1:9")
+    assert done.returncode == 1 and done.stderr.startswith("error: cannot reach the Dask scheduler")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_the_middle_of_the_computation_changes_nothing() -> None:
+    data = _data(400_000, seed=3)
+    want = _numpy_loss(data["x"], data["y"], 0.5, 0.0)
+
+    def slowly(block: np.ndarray) -> np.ndarray:
+        time.sleep(0.05)
+        return block
+
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        values = {n: da.from_array(a, chunks=10_000).map_blocks(slowly) for n, a in data.items()}
+        values.update(w=0.5, b=0.0)
+        ev = calculus.evaluate(parse(LOSS), values, wrt=["w", "b"])
+        futures = client.compute([ev.value[0], ev.grad[0]["w"], ev.grad[0]["b"]])
+
+        def done_tasks(dask_scheduler: Any) -> int:
+            return sum(ts.state == "memory" for ts in dask_scheduler.tasks.values())
+
+        deadline = time.monotonic() + 60
+        while client.run_on_scheduler(done_tasks) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not all(f.done() for f in futures), "finished before a worker could be killed"
+        victim = sorted(client.run(os.getpid).values())[0]
+        os.kill(victim, signal.SIGKILL)
+        got = client.gather(futures)
+        assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
+    np.testing.assert_allclose(got, want, rtol=1e-9)

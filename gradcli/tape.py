@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .backend import as_array
 from .engine import Function, Primitive, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
 from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
@@ -93,6 +94,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     )
     quiet, guards, frees = program.quiet, program.guards, program.frees
     read = [keep_all] * len(ops)  # whether a rule that will run reads the slot
+    xp = backend.common_namespace(arrays.values())  # array constants go where the inputs are
     for j in program.outputs:
         read[j] = True
     for i, op in enumerate(ops):
@@ -120,7 +122,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             slots[i] = arrays[op.value]
             needs[i] = op.value in live
         elif kind == CONST:
-            slots[i] = op.value.data
+            slots[i] = backend.moved(op.value.data, xp)
         elif kind == UNPACK:
             slots[i] = program.unpacked(op, slots[op.args[0]])
             needs[i] = needs[op.args[0]]

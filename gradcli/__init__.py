@@ -7,7 +7,7 @@
     >>> float(x.grad.data)
     24.0
     >>> gradcli.grad("x**2 * y", {"x": 3.0, "y": 2.0})["x"]
-    array(12.)
+    np.float64(12.0)
 
 Expressions (text) and Python callables of Variables are accepted alike by ``grad``,
 ``hessian``, ``jacobian``, ``derivatives``, ``evaluate`` and ``check``.

@@ -259,7 +259,7 @@ def _answer_together(run: list[Line], answer_rows: RowsAnswer) -> list[Record] |
         texts = rows.lines()
     except KeyboardInterrupt:
         raise
-    except Exception:  # noqa: BLE001 - every line is answered again on its own
+    except BaseException:  # noqa: BLE001 - every line is answered again on its own (a plugin's SystemExit too)
         return None
     return [
         Record(line.number, text) if text is not None else _error_record(line.number, rows.failure)

@@ -549,6 +549,22 @@ def silence_stdout() -> None:
         pass
 
 
+# POSIX writes at most this many bytes to a pipe all at once or not at all.
+PIPE_BUF = 4096
+
+
+def _whole_lines(data: bytes) -> Iterator[bytes]:
+    """``data`` in pieces of whole lines of at most :data:`PIPE_BUF` bytes (a longer line alone):
+    each piece goes out whole or not at all, so a Ctrl-C between writes never cuts a line."""
+    start, size = 0, len(data)
+    while start < size:
+        end = data.rfind(b"\n", start, start + PIPE_BUF) + 1
+        if end <= start:  # one line longer than PIPE_BUF
+            end = data.find(b"\n", start) + 1 or size
+        yield data[start:end]
+        start = end
+
+
 class Sink:
     """Where answers go, whole lines (or a whole file's bytes) at a time: standard output, or
     ``-o FILE``.
@@ -592,7 +608,7 @@ class Sink:
 
     def write(self, data: bytes) -> None:
         start = None
-        view = memoryview(data)
+        written = 0  # bytes of whole pieces written
         try:
             if self.fd is None:
                 assert self.stream is not None
@@ -607,16 +623,17 @@ class Sink:
                 self.stream.flush()  # what was printed before (help, a plugin) comes first
             if self.regular:
                 start = os.lseek(self.fd, 0, os.SEEK_CUR)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            for piece in _whole_lines(data):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+                written += len(piece)
         except BrokenPipeError:
             raise
         except OSError as exc:
             if start is not None:
                 # Keep the whole lines that made it (a batch writes many at once), cut the rest.
-                written = len(data) - len(view)
-                whole = data.rfind(b"\n", 0, written) + 1
+                whole = written
                 try:
                     os.ftruncate(self.fd, start + whole)  # type: ignore[arg-type]
                 except OSError:

@@ -471,19 +471,24 @@ class Primitive(Function):
 
     def reads_output(self) -> bool:
         """Whether a rule that will run (for an input that needs a gradient) reads ``out``."""
-        at = len(self.input_names) + 1
-        return any(at in args and x.requires_grad for args, x in zip(self._rule_args, self.inputs))
+        return self.reads(tuple([x.requires_grad for x in self.inputs]))[1]
 
-    def reads_inputs(self) -> set[int]:
-        """The positions of the inputs that the rules that will run read."""
-        n = len(self.input_names)
-        return {
-            a - 1
-            for args, x in zip(self._rule_args, self.inputs)
-            if x.requires_grad
-            for a in args
-            if 0 < a <= n
-        }
+    @classmethod
+    def reads(cls, needs: tuple[bool, ...]) -> tuple[tuple[int, ...], bool]:
+        """The positions of the inputs, and whether the output, that the rules read when the
+        inputs flagged in ``needs`` want gradients (their rules run). Worked out once per class
+        and pattern."""
+        cache = cls.__dict__.get("_reads")
+        if cache is None:
+            cache = {}
+            cls._reads = cache  # type: ignore[attr-defined]
+        found = cache.get(needs)
+        if found is None:
+            n = len(cls.input_names)
+            running = [args for args, need in zip(cls._rule_args, needs) if need]
+            inputs = tuple(sorted({a - 1 for args in running for a in args if 0 < a <= n}))
+            found = cache[needs] = (inputs, any(n + 1 in args for args in running))
+        return found
 
     def backward(self, gy: Any) -> Any:
         gxs = self.vjp((gy,), self.inputs, (self.outputs[0](),))

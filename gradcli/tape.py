@@ -111,11 +111,12 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             else:
                 slots[i] = _call(program, i, f, slots)
             if need:
-                f.inputs = tuple([_NEEDED if needs[j] else _CONSTANT for j in op.args])  # type: ignore[misc]
+                pattern = tuple([needs[j] for j in op.args])
+                f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
                 functions[i] = f
                 needs[i] = True
                 generation[i] = 1 + max([generation[j] for j in op.args])
-                _mark_read(f, i, op.args, read)
+                _mark_read(f, i, op.args, pattern, read)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -140,13 +141,14 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     return tape
 
 
-def _mark_read(f: Function, i: int, args: tuple[int, ...], read: list[bool]) -> None:
+def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...], read: list[bool]) -> None:
     """Mark the slots ``f``'s rules will read: the inputs and output that table rules name, or
     all of them for a rule of its own (a class's ``vjp``)."""
     if isinstance(f, Primitive):
-        for k in f.reads_inputs():
+        inputs, output = f.reads(needs)
+        for k in inputs:
             read[args[k]] = True
-        if f.reads_output():
+        if output:
             read[i] = True
         return
     for j in args:

@@ -1,6 +1,6 @@
 """gradcli against its peers and floors: each row of issue 13's table, measured in one run.
 
-    python bench/run.py                 # full sizes (about 6 minutes on 2 cores)
+    python bench/run.py                 # full sizes (about 4 minutes on 2 CPUs)
     python bench/run.py --quick         # tiny sizes: checks that the harness works, not the speed
     python bench/run.py --write         # also put the tables into bench/README.md
     python bench/run.py --peers none --only cold,ops
@@ -50,7 +50,9 @@ SEED_EXPR = "add(square(x), square(y))"
 BATCH_EXPR = "x*y + sin(x)"
 # In the order of issue 13's table.
 WORKLOADS = ("batch", "ops", "file", "sum", "arrays", "hessian", "cold")
-TEXT_COLUMNS = {"note", "answer checked", "met", "aim", "row of issue 13", "gradcli", "peer or floor"}
+# The summary: a line per row of issue 13's table (two where a row has two aims or two routes).
+SUMMARY = ("row of issue 13", "gradcli", "peer or floor", "ratio", "aim", "met")
+TEXT_COLUMNS = {"note", "answer checked", *SUMMARY[:3], *SUMMARY[4:]}
 GB = 1e9  # the issue's "1.5 GB": decimal gigabytes
 
 
@@ -975,8 +977,9 @@ def cold_start(rep: Report, sizes: Sizes, impls: list[Impl], tmp: Path) -> None:
 METHOD_NOTES = [
     "Processes run with bytecode caching on (`PYTHONDONTWRITEBYTECODE` is removed from their "
     "environment), so the untimed first run of each command caches what it imports.",
-    "PyTorch runs with its default intra-op threads (all CPUs listed above) on the big arrays; NumPy, "
-    "autograd and gradcli use one thread.",
+    "PyTorch runs with its default intra-op threads (all CPUs listed above) on the big arrays and the "
+    "chain, one thread on the Hessian (see `bench/peers/torch_eager.py`); NumPy, autograd and gradcli "
+    "use one thread.",
     "micrograd's chain time is mostly Python's cyclic garbage collector: each node's backward closure "
     "refers to the node itself, so the whole graph is cycles that the collector walks as it grows.",
 ]
@@ -1002,13 +1005,8 @@ def render(
     ]
     if args.note:
         lines += ["", f"Note: {args.note}"]
-    header = ["row of issue 13", "gradcli", "peer or floor", "ratio", "aim", "met"]
-    lines += [
-        "",
-        "### The aims",
-        "",
-        *(markdown(header, rep.aims) if rep.aims else ["(no aim measured in this run)"]),
-    ]
+    aims = markdown(SUMMARY, rep.aims) if rep.aims else ["(no aim measured in this run)"]
+    lines += ["", "### The aims", "", *aims]
     lines += ["", *("\n" + s for s in rep.sections)]
     lines += ["", "### Notes", "", *(f"- {n}" for n in METHOD_NOTES + rep.notes)]
     return "\n".join(lines) + "\n"
@@ -1069,10 +1067,8 @@ def main(argv: list[str] | None = None) -> int:
             if name in only:
                 steps[name]()
     section = render(rep, info, args, (load_start, load()), impls, time.perf_counter() - t0)
-    print(
-        "\n".join(markdown(["row of issue 13", "gradcli", "peer or floor", "ratio", "aim", "met"], rep.aims)),
-        flush=True,
-    )
+    notes = [f"- {n}" for n in METHOD_NOTES + rep.notes]
+    print("\n".join([*markdown(SUMMARY, rep.aims), "", *notes]), flush=True)
     if args.write:
         write_readme(section)
         print(f"\nwrote {README.relative_to(ROOT)}")

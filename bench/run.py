@@ -68,11 +68,16 @@ class Impl:
 
 FLOOR = Impl("numpy_hand", "floor", "by hand (floor)", None, frozenset({"chain", "arrays", "hessian"}), False)
 API, EXPR = "gradcli, Python API", "gradcli, expression"
+# Also row 3's parser, with Python's beside it.
+GRADCLI_EXPR = Impl(
+    "gradcli_expr", "gradcli", EXPR, None, frozenset({"arrays", "hessian", "parse", "phases"}), False
+)
+PYTHON_AST = Impl("python_ast", "ast", "ast.parse", None, frozenset({"parse"}), False)
 TORCH, TORCH_VECTORIZED = "PyTorch eager (CPU)", "PyTorch eager (CPU), `vectorize=True`"
 IMPLS = (
     FLOOR,
     Impl("gradcli_api", "gradcli", API, None, frozenset({"chain", "arrays", "hessian"}), False),
-    Impl("gradcli_expr", "gradcli", EXPR, None, frozenset({"arrays", "hessian"}), False),
+    GRADCLI_EXPR,
     Impl("torch_eager", "torch", TORCH, "torch", frozenset({"cold", "chain", "arrays", "hessian"})),
     Impl("torch_vectorized", "torch", TORCH_VECTORIZED, "torch", frozenset({"hessian"})),
     Impl(
@@ -85,8 +90,6 @@ IMPLS = (
     Impl("micrograd_value", "micrograd", "micrograd", "micrograd", frozenset({"cold", "chain"})),
     Impl("sympy_symbolic", "sympy", "SymPy, then NumPy", "sympy", frozenset({"cold", "arrays"})),
 )
-PYTHON_AST = Impl("python_ast", "ast", "ast.parse", None, frozenset({"parse"}), False)
-GRADCLI_EXPR = IMPLS[2]
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ class Proc:
 
 
 def environment() -> dict[str, str]:
-    """This checkout first on the path, so an uninstalled gradcli runs too; bytecode cached.
+    """This checkout first on the path, so an uninstalled gradcli runs too; gradcli's settings at
+    their defaults; bytecode cached.
 
     ``compile_bytecode`` compiles gradcli itself before anything is timed; leaving
     PYTHONDONTWRITEBYTECODE out lets the untimed first run of each command cache whatever else
@@ -159,7 +163,8 @@ def environment() -> dict[str, str]:
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("GRADCLI_PLUGINS", None)
+    for name in [n for n in env if n.startswith("GRADCLI_")]:  # gradcli's defaults: no plugins, no caps
+        del env[name]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -273,6 +278,17 @@ class Timed:
         return int(statistics.median(p.peak_kb for p in self.procs)) if self.procs else 0
 
 
+def judged(p: Proc, c: Command, out: Path, check: Callable[[Command, str], str]) -> str:
+    """Why the run ``p`` of ``c`` (its output in ``out``) is not right, or "" if it is."""
+    if p.rc:
+        return f"exit {p.rc}: {last_line(p.err)}"
+    text = out.read_text()
+    try:
+        return check(c, text)
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable output ({exc!r}): {text[:200]!r}"
+
+
 def take_turns(
     commands: Sequence[Command], runs: int, out: Path, check: Callable[[Command, str], str]
 ) -> list[Timed]:
@@ -282,8 +298,7 @@ def take_turns(
     results = []
     for c in commands:
         p = run_process(c.argv, stdin=c.stdin, pipe=c.pipe, stdout=out)
-        problem = f"exit {p.rc}: {last_line(p.err)}" if p.rc else check(c, out.read_text())
-        results.append(Timed(c, [], problem))
+        results.append(Timed(c, [], judged(p, c, out, check)))
     for _ in range(runs):
         for r in results:
             if not r.problem:
@@ -464,19 +479,14 @@ def batch(rep: Report, sizes: Sizes, tmp: Path) -> None:
     def check(c: Command, text: str) -> str:
         if not c.ours:
             return "" if text == text_in else "the lines did not come back as they went in"
-        try:
-            lines = [json.loads(line) for line in text.splitlines()]
-            got = [
-                np.array([d["value"] for d in lines]),
-                *(np.array([d["grad"][v] for d in lines]) for v in "xy"),
-            ]
-        except (ValueError, KeyError, TypeError) as exc:
-            return f"unreadable output ({exc!r})"
+        lines = [json.loads(line) for line in text.splitlines()]
+        got = [
+            np.array([d["value"] for d in lines]),
+            *(np.array([d["grad"][v] for d in lines]) for v in "xy"),
+        ]
         if len(lines) != n:
             return f"{len(lines)} lines of output for {n}"
-        wrong = [
-            k for k, (g, e) in enumerate(zip(got, expected)) if not np.allclose(g, e, rtol=1e-12, atol=0)
-        ]
+        wrong = [k for k, (g, e) in enumerate(zip(got, expected)) if not agrees(g, e)]
         return f"wrong {', '.join(['value', 'grad x', 'grad y'][k] for k in wrong)}" if wrong else ""
 
     echo = [sys.executable, str(PEERS / "json_echo.py")]
@@ -715,8 +725,8 @@ def chain_file(rep: Report, sizes: Sizes, tmp: Path) -> None:
 
 def sum_terms(terms: int) -> tuple[str, float]:
     """``x*c + x*c + ...``: one plain sum of ``terms`` terms in one statement, the constants
-    cycling through 1.0000 ... 1.0999 (so none is folded away). Returns it and the sum of the
-    constants (the gradient; the value is x times it)."""
+    cycling through 1.0000 ... 1.0999. Returns it and the sum of the constants (the gradient;
+    the value is x times it)."""
     consts = [f"{1 + (i % 1000) * 1e-4:.4f}" for i in range(terms)]
     return " + ".join(f"x*{c}" for c in consts) + "\n", math.fsum(float(c) for c in consts)
 
@@ -753,7 +763,7 @@ def million_sum(rep: Report, sizes: Sizes, tmp: Path) -> None:
         for _ in range(sizes.sum_runs):
             out = tmp / "sum-out.json"
             p = run_process(c.argv, stdout=out)
-            problem = f"exit {p.rc}: {last_line(p.err)}" if p.rc else check(c, out.read_text())
+            problem = judged(p, c, out, check)
             if problem:
                 break
             procs.append(p)

@@ -1,6 +1,6 @@
-"""gradcli against the floor (NumPy by hand) and its peers, every workload of issue 6 in one run.
+"""gradcli against its peers and floors: each row of issue 13's table, measured in one run.
 
-    python bench/run.py                 # full sizes (several minutes on 2 cores)
+    python bench/run.py                 # full sizes (about 4 minutes on 2 CPUs)
     python bench/run.py --quick         # tiny sizes: checks that the harness works, not the speed
     python bench/run.py --write         # also put the tables into bench/README.md
     python bench/run.py --peers none --only cold,ops
@@ -8,8 +8,9 @@
 Every measurement runs in a process of its own (``bench/peers/worker.py`` for in-process work,
 the real command line for whole-process workloads), so one implementation's imports and memory
 never weigh on another's. A peer that is not installed is skipped with a note. Each result is
-checked against the floor's answer before its time is shown: a ratio never flatters a wrong
-answer. Linux (or another Unix with ``os.wait4``) is assumed for the per-process peak memory.
+checked against the floor's answer (or the answer worked out here) before its time is shown: a
+ratio never flatters a wrong answer. Linux (or another Unix with ``os.wait4``) is assumed for the
+per-process peak memory.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import math
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +39,21 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "peers"
+sys.path.insert(0, str(PEERS))
+from common import ARRAY_EXPR, CHAIN_START, QUADRATIC_EXPR, A, B  # noqa: E402 - after the path
+
 README = ROOT / "bench" / "README.md"
 MARK_START = "<!-- bench:run.py start -->"
 MARK_END = "<!-- bench:run.py end -->"
 
 SEED_EXPR = "add(square(x), square(y))"
-WORKLOADS = ("cold", "ops", "arrays", "graphs", "batch", "hessian")
-# Live intermediates of sin(x)*exp(-y**2) + log1p(x**2) besides its output: sin, y**2, neg, exp,
-# product, x**2, log1p. The aim allows gradcli this many arrays above the hand-written peak.
-ARRAY_INTERMEDIATES = 7
-TEXT_COLUMNS = {"note", "answer checked"}
+BATCH_EXPR = "x*y + sin(x)"
+# In the order of issue 13's table.
+WORKLOADS = ("batch", "ops", "file", "sum", "arrays", "hessian", "cold")
+# The summary: a line per row of issue 13's table (two where a row has two aims or two routes).
+SUMMARY = ("row of issue 13", "gradcli", "peer or floor", "ratio", "aim", "met")
+TEXT_COLUMNS = {"note", "answer checked", *SUMMARY[:3], *SUMMARY[4:]}
+GB = 1e9  # the issue's "1.5 GB": decimal gigabytes
 
 
 @dataclass(frozen=True)
@@ -59,24 +66,20 @@ class Impl:
     peer: bool = True
 
 
+FLOOR = Impl("numpy_hand", "floor", "by hand (floor)", None, frozenset({"chain", "arrays", "hessian"}), False)
+API, EXPR = "gradcli, Python API", "gradcli, expression"
+# Also row 3's parser, with Python's beside it.
+GRADCLI_EXPR = Impl(
+    "gradcli_expr", "gradcli", EXPR, None, frozenset({"arrays", "hessian", "parse", "phases"}), False
+)
+PYTHON_AST = Impl("python_ast", "ast", "ast.parse", None, frozenset({"parse"}), False)
+TORCH, TORCH_VECTORIZED = "PyTorch eager (CPU)", "PyTorch eager (CPU), `vectorize=True`"
 IMPLS = (
-    Impl("numpy_hand", "floor", "by hand (floor)", None, frozenset({"chain", "arrays", "hessian"}), False),
-    Impl(
-        "gradcli_api",
-        "gradcli",
-        "gradcli, Python API",
-        None,
-        frozenset({"chain", "arrays", "hessian"}),
-        False,
-    ),
-    Impl("gradcli_expr", "gradcli", "gradcli, expression", None, frozenset({"arrays", "hessian"}), False),
-    Impl(
-        "torch_eager",
-        "torch",
-        "PyTorch eager (CPU)",
-        "torch",
-        frozenset({"cold", "chain", "arrays", "hessian"}),
-    ),
+    FLOOR,
+    Impl("gradcli_api", "gradcli", API, None, frozenset({"chain", "arrays", "hessian"}), False),
+    GRADCLI_EXPR,
+    Impl("torch_eager", "torch", TORCH, "torch", frozenset({"cold", "chain", "arrays", "hessian"})),
+    Impl("torch_vectorized", "torch", TORCH_VECTORIZED, "torch", frozenset({"hessian"})),
     Impl(
         "autograd_hips",
         "autograd",
@@ -91,57 +94,54 @@ IMPLS = (
 
 @dataclass(frozen=True)
 class Sizes:
-    cold_runs: int
-    chain_n: int
-    chain_runs: int
-    array_n: int
-    array_runs: int
-    graph_nodes: tuple[int, ...]
-    graph_runs: int
-    fit_from: int  # smallest graph size in the exponent fit (below it, startup dominates)
-    parse_nodes: int
     batch_n: int
     batch_runs: int
+    chain_n: int  # the chain of rows 2 and 3
+    chain_runs: int
+    file_runs: int
+    sum_terms: int
+    sum_runs: int
+    array_n: int
+    array_runs: int
     hessian_n: int
     hessian_runs: int
+    cold_runs: int
     rounds: int  # in-process workloads: implementations take turns, this many times
 
 
 FULL = Sizes(
-    cold_runs=10,
-    chain_n=100_000,
-    chain_runs=2,
-    array_n=10_000_000,
-    array_runs=2,
-    graph_nodes=(1_000, 10_000, 100_000, 1_000_000),
-    graph_runs=3,
-    fit_from=10_000,
-    parse_nodes=100_000,
     batch_n=100_000,
     batch_runs=3,
+    chain_n=100_000,
+    chain_runs=2,
+    file_runs=3,
+    sum_terms=1_000_000,
+    sum_runs=1,
+    array_n=10_000_000,
+    array_runs=3,
     hessian_n=100,
     hessian_runs=3,
+    cold_runs=10,
     rounds=2,
 )
 QUICK = Sizes(
-    cold_runs=2,
-    chain_n=300,
-    chain_runs=2,
-    array_n=10_000,
-    array_runs=2,
-    graph_nodes=(100, 300, 1_000),
-    graph_runs=1,
-    fit_from=100,
-    parse_nodes=1_000,
     batch_n=200,
     batch_runs=1,
+    chain_n=300,
+    chain_runs=2,
+    file_runs=1,
+    sum_terms=1_000,
+    sum_runs=1,
+    array_n=10_000,
+    array_runs=2,
     hessian_n=5,
     hessian_runs=2,
+    cold_runs=2,
     rounds=1,
 )
 
 
-# --- running processes ---------------------------------------------------------------------------
+# --- running processes ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -154,15 +154,17 @@ class Proc:
 
 
 def environment() -> dict[str, str]:
-    """This checkout first on the path, so an uninstalled gradcli runs too; bytecode cached.
+    """This checkout first on the path, so an uninstalled gradcli runs too; gradcli's settings at
+    their defaults; bytecode cached.
 
-    An installed gradcli has its .pyc files from pip; a checkout run with PYTHONDONTWRITEBYTECODE
-    would compile every module of gradcli again at each start (about 30 ms, a third of NumPy's
-    import), which no user pays.
+    ``compile_bytecode`` compiles gradcli itself before anything is timed; leaving
+    PYTHONDONTWRITEBYTECODE out lets the untimed first run of each command cache whatever else
+    it imports (the peers' helper modules), as any installed program has its .pyc files.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("GRADCLI_PLUGINS", None)
+    for name in [n for n in env if n.startswith("GRADCLI_")]:  # gradcli's defaults: no plugins, no caps
+        del env[name]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -171,35 +173,140 @@ ENV = environment()
 
 
 def run_process(
-    cmd: Sequence[str], stdin: Path | None = None, stdout: Path | None = None, timeout: float = 900.0
+    cmd: Sequence[str],
+    stdin: Path | None = None,
+    stdout: Path | None = None,
+    pipe: bool = False,
+    timeout: float = 900.0,
 ) -> Proc:
-    """Wall time and peak RSS (``wait4``'s ru_maxrss, this child only) of one whole process."""
-    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
-        fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    """Wall time and peak RSS (``wait4``'s ru_maxrss, this command only) of one whole process,
+    started by ``bench/peers/spawn.py`` so that the harness's own memory does not count.
+
+    ``stdin`` is redirected from the file, or with ``pipe`` fed through ``cat FILE |``, as a
+    shell pipeline would. Output written to ``stdout`` is left there (``out`` is then empty)."""
+    with (
+        tempfile.TemporaryFile() as out_f,
+        tempfile.TemporaryFile() as err_f,
+        tempfile.NamedTemporaryFile("r", suffix=".spawn") as result,
+    ):
+        feeder = None
+        if stdin is not None and pipe:
+            feeder = subprocess.Popen(["cat", str(stdin)], stdout=subprocess.PIPE)
+            fin: Any = feeder.stdout
+        else:
+            fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
         fout = open(stdout, "wb") if stdout else out_f
+        spawn = [sys.executable, "-I", "-S", str(PEERS / "spawn.py"), result.name, *cmd]
         try:
-            t0 = time.perf_counter()
-            p = subprocess.Popen(list(cmd), stdin=fin, stdout=fout, stderr=err_f, env=ENV, cwd=ROOT)
-            killer = threading.Timer(timeout, p.kill)
+            # A session of its own, so that a timeout ends the command along with the spawner.
+            p = subprocess.Popen(
+                spawn, stdin=fin, stdout=fout, stderr=err_f, env=ENV, cwd=ROOT, start_new_session=True
+            )
+            killer = threading.Timer(timeout, _kill_group, (p.pid,))
             killer.start()
-            _, status, usage = os.wait4(p.pid, 0)
-            seconds = time.perf_counter() - t0
+            p.wait()
             killer.cancel()
-            p.returncode = os.waitstatus_to_exitcode(status)
         finally:
             for f in (fin, fout):
                 if f not in (subprocess.DEVNULL, out_f):
                     f.close()
+            if feeder is not None:
+                feeder.wait()
         out_f.seek(0)
         err_f.seek(0)
         out = out_f.read().decode(errors="replace")
         err = err_f.read().decode(errors="replace")
-    return Proc(seconds, usage.ru_maxrss, p.returncode, out, err)
+        fields = result.read().split()
+    if len(fields) != 3:  # the spawner itself failed or was killed
+        return Proc(math.nan, 0, p.returncode or 1, out, err)
+    return Proc(float(fields[0]), int(fields[1]), int(fields[2]), out, err)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def last_line(text: str, limit: int = 200) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:limit] if lines else ""
+
+
+def compile_bytecode() -> str:
+    """Compile the gradcli that the measured processes import (``python -m compileall``).
+
+    With PYTHONDONTWRITEBYTECODE set (as here) an editable install has no .pyc files, and each
+    start would time the compiler (about 30 ms, a third of NumPy's import) instead of the start.
+    Returns what was done, for the notes."""
+    where = run_process(
+        [sys.executable, "-c", "import gradcli, os; print(os.path.dirname(gradcli.__file__))"]
+    )
+    if where.rc != 0:
+        return f"gradcli does not import: {last_line(where.err)}"
+    package = where.out.strip()
+    done = run_process([sys.executable, "-m", "compileall", "-q", package])
+    if done.rc != 0:
+        return f"`python -m compileall -q {package}` failed: {last_line(done.err or done.out)}"
+    return f"`python -m compileall -q {package}` ran first, so every gradcli module has its .pyc file."
+
+
+@dataclass
+class Command:
+    """A whole process to time: its arguments, its input, and whose it is."""
+
+    label: str
+    argv: list[str]
+    stdin: Path | None = None
+    pipe: bool = False
+    ours: bool = False  # gradcli's: a failure fails the run
+
+
+@dataclass
+class Timed:
+    command: Command
+    procs: list[Proc]
+    problem: str  # "" if the answer was right and every run exited 0
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(p.seconds for p in self.procs) if self.procs else math.nan
+
+    @property
+    def peak_kb(self) -> int:
+        return int(statistics.median(p.peak_kb for p in self.procs)) if self.procs else 0
+
+
+def judged(p: Proc, c: Command, out: Path, check: Callable[[Command, str], str]) -> str:
+    """Why the run ``p`` of ``c`` (its output in ``out``) is not right, or "" if it is."""
+    if p.rc:
+        return f"exit {p.rc}: {last_line(p.err)}"
+    text = out.read_text()
+    try:
+        return check(c, text)
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable output ({exc!r}): {text[:200]!r}"
+
+
+def take_turns(
+    commands: Sequence[Command], runs: int, out: Path, check: Callable[[Command, str], str]
+) -> list[Timed]:
+    """One untimed run of each command (the OS file cache warm, as in a shell loop) whose output
+    ``check`` judges ("" if right), then ``runs`` timed runs with the commands taking turns: a burst
+    of load from elsewhere falls on all of them alike instead of on whichever was being timed."""
+    results = []
+    for c in commands:
+        p = run_process(c.argv, stdin=c.stdin, pipe=c.pipe, stdout=out)
+        results.append(Timed(c, [], judged(p, c, out, check)))
+    for _ in range(runs):
+        for r in results:
+            if not r.problem:
+                p = run_process(r.command.argv, stdin=r.command.stdin, pipe=r.command.pipe, stdout=out)
+                r.procs.append(p)
+                if p.rc:
+                    r.problem = f"exit {p.rc} on a timed run: {last_line(p.err)}"
+    return results
 
 
 @dataclass
@@ -216,10 +323,19 @@ class Measured:
         return statistics.median(self.times) if self.times else math.nan
 
 
-def work(workload: str, impl: Impl, size: int, repeats: int, text_file: Path | None = None) -> Measured:
+def work(
+    workload: str,
+    impl: Impl,
+    size: int,
+    repeats: int,
+    text_file: Path | None = None,
+    values: dict[str, float] | None = None,
+) -> Measured:
     cmd = [sys.executable, str(PEERS / "worker.py"), workload, impl.key, str(size), str(repeats)]
     if text_file is not None:
         cmd.append(str(text_file))
+    if values is not None:
+        cmd.append(json.dumps(values))
     p = run_process(cmd)
     if p.rc != 0:
         return Measured(error=f"failed (exit {p.rc}): {last_line(p.err) or last_line(p.out)}")
@@ -231,29 +347,18 @@ def work(workload: str, impl: Impl, size: int, repeats: int, text_file: Path | N
 
 
 def agrees(a: Any, b: Any) -> bool:
-    return len(a) == len(b) and bool(np.allclose(a, b, rtol=1e-8, atol=1e-12))
+    """Each number within 1e-8 of the other, relatively: no absolute slack, which would pass the
+    chain's gradient (about 3e-15) whatever it was."""
+    return len(a) == len(b) and bool(np.allclose(a, b, rtol=1e-8, atol=0.0))
 
 
-def median_process(cmd: Sequence[str], runs: int, **kw: Any) -> tuple[float, int, Proc]:
-    """Median wall time and median peak RSS over ``runs``, after one untimed run (file cache)."""
-    first = run_process(cmd, **kw)
-    if first.rc != 0:
-        return math.nan, 0, first
-    procs = [run_process(cmd, **kw) for _ in range(runs)]
-    return (
-        statistics.median(p.seconds for p in procs),
-        int(statistics.median(p.peak_kb for p in procs)),
-        procs[-1],
-    )
-
-
-# --- the report ----------------------------------------------------------------------------------
+# --- the report -----------------------------------------------------------------------------------
 
 
 @dataclass
 class Report:
     sections: list[str] = field(default_factory=list)
-    aims: list[str] = field(default_factory=list)
+    aims: list[tuple[str, ...]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # gradcli or the floor broke: the run fails
 
@@ -265,29 +370,22 @@ class Report:
         rows: list[Sequence[str]],
         after: Sequence[str] = (),
     ) -> None:
-        lines = [
-            f"### {title}",
-            "",
-            intro,
-            "",
-            "| " + " | ".join(header) + " |",
-            "|"
-            + "|".join("---" if i == 0 or h in TEXT_COLUMNS else "---:" for i, h in enumerate(header))
-            + "|",
-        ]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        if after:
-            lines += ["", *after]
-        self.sections.append("\n".join(lines))
+        self.sections.append("\n".join([f"### {title}", "", intro, "", *markdown(header, rows), *after]))
         print(self.sections[-1] + "\n", flush=True)
 
-    def aim(self, what: str, got: str, aim: str, met: bool | None) -> None:
+    def aim(self, row: str, ours: str, theirs: str, ratio: str, aim: str, met: bool | None) -> None:
+        """One line of the summary: a row of issue 13's table against its peer or floor."""
         verdict = "n/a" if met is None else ("met" if met else "**not met**")
-        self.aims.append(f"- {what}: {got} (aim: {aim}) - {verdict}")
+        self.aims.append((row, ours, theirs, ratio, aim, verdict))
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    rule = "|".join("---" if i == 0 or h in TEXT_COLUMNS else "---:" for i, h in enumerate(header))
+    return ["| " + " | ".join(header) + " |", f"|{rule}|", *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def ratio(t: float, floor: float) -> str:
-    return f"{t / floor:.2f}x" if floor > 0 and math.isfinite(t) else "-"
+    return f"{t / floor:.2f}x" if floor > 0 and math.isfinite(t) and math.isfinite(floor) else "-"
 
 
 def turns(runs: int, rounds: int) -> str:
@@ -315,14 +413,14 @@ def installed(impl: Impl, chosen: set[str] | None) -> str | None:
 
 
 def versions(impls: Sequence[Impl]) -> str:
-    parts = [f"numpy {np.__version__}"]
+    parts = {"numpy": np.__version__}
     for impl in impls:
-        if impl.peer:
+        if impl.peer and impl.needs not in parts:
             try:
-                parts.append(f"{impl.needs} {importlib.metadata.version(impl.needs or impl.short)}")
+                parts[impl.needs or impl.short] = importlib.metadata.version(impl.needs or impl.short)
             except importlib.metadata.PackageNotFoundError:
-                parts.append(f"{impl.needs} (version unknown)")
-    return ", ".join(parts)
+                parts[impl.needs or impl.short] = "(version unknown)"
+    return ", ".join(f"{k} {v}" for k, v in parts.items())
 
 
 def machine() -> dict[str, str]:
@@ -357,87 +455,84 @@ def load() -> str:
         return "unknown"
 
 
-# --- workload 1: cold start ------------------------------------------------------------------------
+def gradcli_eval(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gradcli", "eval", *args]
 
 
-def numbers(text: str) -> set[float]:
-    return {float(m) for m in re.findall(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", text)}
+def json_answer(text: str) -> tuple[float, dict[str, float]]:
+    data = json.loads(text)
+    return data["value"], data["grad"]
 
 
-def cold_start(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
-    py = sys.executable
-    gradcli_args = ["eval", SEED_EXPR, "--x", "2", "--y", "3"]
-    rows_spec: list[tuple[str, list[str], bool, bool]] = [  # label, command, is gradcli, check output
-        ('`python -c "import numpy"` (floor)', [py, "-c", "import numpy"], False, False),
-        ("`python -c pass` (the interpreter alone)", [py, "-c", "pass"], False, False),
-        ("`python -m gradcli eval ...`", [py, "-m", "gradcli", *gradcli_args], True, True),
+# --- row 1: --batch -------------------------------------------------------------------------------
+
+
+def batch(rep: Report, sizes: Sizes, tmp: Path) -> None:
+    n = sizes.batch_n
+    rng = np.random.default_rng(2)
+    xs, ys = rng.uniform(-3, 3, n), rng.uniform(-3, 3, n)
+    points = tmp / "points.ndjson"
+    text_in = "".join(json.dumps({"x": float(a), "y": float(b)}) + "\n" for a, b in zip(xs, ys))
+    points.write_text(text_in)
+    expected = [xs * ys + np.sin(xs), ys + np.cos(xs), xs]
+
+    def check(c: Command, text: str) -> str:
+        if not c.ours:
+            return "" if text == text_in else "the lines did not come back as they went in"
+        lines = [json.loads(line) for line in text.splitlines()]
+        got = [
+            np.array([d["value"] for d in lines]),
+            *(np.array([d["grad"][v] for d in lines]) for v in "xy"),
+        ]
+        if len(lines) != n:
+            return f"{len(lines)} lines of output for {n}"
+        wrong = [k for k, (g, e) in enumerate(zip(got, expected)) if not agrees(g, e)]
+        return f"wrong {', '.join(['value', 'grad x', 'grad y'][k] for k in wrong)}" if wrong else ""
+
+    echo = [sys.executable, str(PEERS / "json_echo.py")]
+    ours = gradcli_eval(BATCH_EXPR, "--batch")
+    commands = [
+        Command("stdlib loop: `json_echo.py < FILE` (floor)", echo, points),
+        Command(f'`gradcli eval "{BATCH_EXPR}" --batch FILE`', [*ours, str(points)], ours=True),
+        Command("stdlib loop: `cat FILE \\| json_echo.py` (floor)", echo, points, pipe=True),
+        Command(f'`cat FILE \\| gradcli eval "{BATCH_EXPR}" --batch`', ours, points, pipe=True, ours=True),
     ]
-    script = Path(py).parent / "gradcli"
-    if script.exists():
-        rows_spec.append(("`gradcli eval ...` (console script)", [str(script), *gradcli_args], True, True))
-    else:
-        rep.notes.append(
-            "cold start: no `gradcli` console script beside this Python (not installed): "
-            "measured through `python -m gradcli` only."
-        )
-    for impl in impls:
-        if "cold" in impl.workloads:
-            path = PEERS / "cold_start" / f"{impl.key}.py"
-            rows_spec.append(
-                (f"{impl.label}: `bench/peers/cold_start/{path.name}`", [py, str(path)], False, True)
-            )
-
+    results = take_turns(commands, sizes.batch_runs, tmp / "batch-out.ndjson", check)
     rows = []
     floor = math.nan
-    results: dict[str, float] = {}
-    # One untimed run each, then the commands take turns: a burst of load from elsewhere falls on
-    # all of them alike instead of on whichever was being timed.
-    firsts = [run_process(cmd) for _, cmd, _, _ in rows_spec]
-    procs: list[list[Proc]] = [[] for _ in rows_spec]
-    for _ in range(sizes.cold_runs):
-        for i, (_, cmd, _, _) in enumerate(rows_spec):
-            if firsts[i].rc == 0:
-                procs[i].append(run_process(cmd))
-    for (label, _, is_gradcli, check), first, runs in zip(rows_spec, firsts, procs):
-        last = runs[-1] if runs else first
-        t = statistics.median(p.seconds for p in runs) if runs else math.nan
-        peak = int(statistics.median(p.peak_kb for p in runs)) if runs else 0
-        ok = last.rc == 0 and (not check or {13.0, 4.0, 6.0} <= numbers(last.out))
-        if not ok:
-            why = (
-                f"exit {last.rc}: {last_line(last.err)}" if last.rc else f"wrong output {last.out.strip()!r}"
-            )
-            (rep.failed if is_gradcli else rep.notes).append(f"cold start, {label}: {why}")
-            rows.append((label, "-", "-", "-", f"failed ({why})"))
+    for r in results:
+        label, t = r.command.label, r.seconds
+        if not r.command.ours:
+            floor = math.nan if r.problem else t
+        if r.problem:
+            (rep.failed if r.command.ours else rep.notes).append(f"batch, {label}: {r.problem}")
+            rows.append((label, "-", "-", "-", "-", r.problem))
             continue
-        if math.isnan(floor):
-            floor = t
-        results[label] = t
-        rows.append((label, f"{1000 * t:.0f}", ratio(t, floor), mb(peak), "13, 4, 6" if check else ""))
+        rows.append((label, f"{t:.3f}", f"{n / t:,.0f}", ratio(t, floor), mb(r.peak_kb), ""))
+        if r.command.ours and math.isfinite(floor):
+            route = "a file (`--batch FILE`)" if not r.command.pipe else "a pipe (stdin)"
+            rep.aim(
+                f"`--batch` of {n:,} lines, `{BATCH_EXPR}`, from {route}",
+                f"{n / t:,.0f} points/s ({t:.2f} s)",
+                f"stdlib loop {n / floor:,.0f} points/s",
+                ratio(t, floor),
+                "at most 1.5x" if not r.command.pipe else "recorded",
+                t / floor <= 1.5 if not r.command.pipe else None,
+            )
     rep.table(
-        "1. Cold start",
-        f"`{SEED_EXPR}` at x=2, y=3 as a whole process, from launch to exit: median of "
-        f"{plural(sizes.cold_runs, 'run')} after one untimed run (so the OS file cache is warm, as in a "
-        "shell loop), the commands taking turns run by run. Peak RSS from `wait4`.",
-        ["command", "median (ms)", "vs import numpy", "peak RSS (MB)", "answer checked"],
+        f"1. `--batch`: {n:,} lines of `{BATCH_EXPR}`",
+        f"One JSON object of values per line in, one JSON result per line out, to a file; whole "
+        f"processes. The floor reads and writes the same lines with the standard library's `json` "
+        f"and nothing else (`bench/peers/json_echo.py`), from the same source: the file, or a pipe "
+        f"fed by `cat`. Each gradcli answer (every line's value and both gradients) is checked "
+        f"against NumPy's before it is timed. Median of {plural(sizes.batch_runs, 'run')} after one "
+        f"untimed run, the commands taking turns.",
+        ["route", "time (s)", "points per second", "vs floor", "peak RSS (MB)", "note"],
         rows,
     )
-    ours = [t for k, t in results.items() if "gradcli" in k]
-    peers = {k: t for k, t in results.items() if "cold_start/" in k}
-    if ours and math.isfinite(floor):
-        best = min(ours)
-        rep.aim("cold start", f"{best / floor:.2f}x `import numpy`", "at most 1.2x", best / floor <= 1.2)
-        if peers:
-            slower = [k.split(":")[0] for k, t in peers.items() if t <= best]
-            rep.aim(
-                "cold start vs peers",
-                "faster than all" if not slower else f"slower than {', '.join(slower)}",
-                "faster than every peer's script",
-                not slower,
-            )
 
 
-# --- workloads 2, 3 and the Hessian: in-process work in a worker per implementation ---------------
+# --- row 2: the chain through the Python API, in a worker per implementation ----------------------
 
 
 def compare_in_process(
@@ -461,7 +556,7 @@ def compare_in_process(
                 (rep.failed if not impl.peer else rep.notes).append(f"{workload}, {impl.label}: {m.error}")
                 out[impl.label] = m
                 continue
-            if impl.key == "numpy_hand" and floor is None:
+            if impl is FLOOR and floor is None:
                 floor = m
             if impl.label in out:
                 out[impl.label].times += m.times
@@ -471,14 +566,19 @@ def compare_in_process(
     return out
 
 
+def usable(res: dict[str, Measured], label: str) -> Measured | None:
+    m = res.get(label)
+    return m if m is not None and not m.error else None
+
+
 def per_operation(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
     n = sizes.chain_n
     res = compare_in_process(rep, "chain", impls, n, sizes.chain_runs, sizes.rounds)
-    floor = res["by hand (floor)"]
+    floor, torch = res[FLOOR.label], usable(res, TORCH)
     rows = []
     for label, m in res.items():
         if m.error:
-            rows.append((label, "-", "-", "-", "-", m.error))
+            rows.append((label, "-", "-", "-", "-", "-", m.error))
             continue
         rows.append(
             (
@@ -486,42 +586,240 @@ def per_operation(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
                 f"{m.median:.3f}",
                 f"{1e6 * m.median / n:.2f}",
                 ratio(m.median, floor.median),
+                ratio(m.median, torch.median) if torch else "-",
                 f"{1024 * m.extra_kb / n:.0f}",
                 "",
             )
         )
     rep.table(
-        "2. Per operation",
-        f"A chain of {n:,} scalar operations (`y*{0.999}`, `y+{0.01}`, `relu(y)` in turn), forward and "
-        f"backward, building and freeing the graph inside the timed region; median of "
-        f"{turns(sizes.chain_runs, sizes.rounds)}. The floor is Python floats with a list as "
-        "the tape. Graph memory: peak RSS above the start, per operation.",
-        ["implementation", "time (s)", "us per op", "vs floor", "graph memory (bytes per op)", "note"],
+        f"2. A chain of {n:,} operations, Python API",
+        f"`y*{A}`, `y+{B}`, `relu(y)` in turn from x = {CHAIN_START}, forward and backward, building "
+        f"and freeing the graph inside the timed region; median of {turns(sizes.chain_runs, sizes.rounds)}. "
+        "The floor is Python floats with a list as the tape. Graph memory: peak RSS above the start, "
+        "per operation.",
+        [
+            "implementation",
+            "time (s)",
+            "us per op",
+            "vs floor",
+            "vs PyTorch eager",
+            "graph memory (bytes per op)",
+            "note",
+        ],
         rows,
     )
-    ours = res.get("gradcli, Python API")
-    if ours is None or ours.error:
+    ours = usable(res, API)
+    if ours is not None and torch is not None:
+        rep.aim(
+            f"{n:,}-operation chain, Python API",
+            f"{1e6 * ours.median / n:.2f} us/op",
+            f"PyTorch eager {1e6 * torch.median / n:.2f} us/op",
+            ratio(ours.median, torch.median),
+            "below PyTorch eager (under 1x)",
+            ours.median < torch.median,
+        )
+
+
+# --- row 3: the chain as an expression file -------------------------------------------------------
+
+
+def chain_text(n: int) -> str:
+    """Row 2's chain as an expression file: one operation per statement, each result named
+    (``y1 = x*0.999``, ``y2 = y1 + 0.01``, ``y3 = relu(y2)``, ...), the last name the output. It
+    is valid Python as well, and no statement is deep enough to trouble either parser."""
+    lines, prev = [], "x"
+    for i in range(n):
+        step = (f"{prev}*{A}", f"{prev} + {B}", f"relu({prev})")[i % 3]
+        lines.append(f"y{i + 1} = {step}")
+        prev = f"y{i + 1}"
+    return "\n".join([*lines, prev]) + "\n"
+
+
+def chain_file(rep: Report, sizes: Sizes, tmp: Path) -> None:
+    n = sizes.chain_n
+    path = tmp / f"chain-{n}.txt"
+    path.write_text(chain_text(n))
+    text_mb = path.stat().st_size / 2**20
+    floor = work("chain", FLOOR, n, 0)  # the answer only
+    if floor.error:
+        rep.failed.append(f"chain file, the floor: {floor.error}")
         return
-    for label, limit, aim in (
-        ("PyTorch eager (CPU)", 1.0, "below PyTorch eager"),
-        ("HIPS autograd", 1.0, "below HIPS autograd"),
-        ("micrograd", 2.0, "within 2x of micrograd"),
-    ):
-        other = res.get(label)
-        if other is not None and not other.error:
-            r = ours.median / other.median
-            rep.aim(
-                f"per operation vs {label}",
-                f"{1e6 * ours.median / n:.2f} us vs {1e6 * other.median / n:.2f} us ({r:.2f}x)",
-                aim,
-                r <= limit,
+
+    def check(c: Command, text: str) -> str:
+        value, grad = json_answer(text)
+        got = [value, grad["x"]]
+        return "" if agrees(got, floor.checks) else f"wrong answer: {got} vs the floor's {floor.checks}"
+
+    whole = take_turns(
+        [
+            Command(
+                f"`gradcli eval -f FILE --x {CHAIN_START} --json`",
+                gradcli_eval("-f", str(path), "--x", str(CHAIN_START), "--json"),
+                ours=True,
             )
+        ],
+        sizes.file_runs,
+        tmp / "chain-out.json",
+        check,
+    )[0]
+    theirs = work("parse", PYTHON_AST, n, sizes.file_runs, path)
+    ours = work("parse", GRADCLI_EXPR, n, sizes.file_runs, path)
+    phases = work("phases", GRADCLI_EXPR, n, 1, path, {"x": CHAIN_START})
+    for what, problem in (("whole run", whole.problem), ("parse", ours.error), ("phases", phases.error)):
+        if problem:
+            rep.failed.append(f"chain file, {what}: {problem}")
+    if theirs.error:
+        rep.failed.append(f"chain file, ast.parse: {theirs.error}")
+        return
+    floor_t = theirs.median
+    rows = [
+        ("`ast.parse` of the text, in one process (floor)", f"{floor_t:.3f}", "1.00x", "-", ""),
+        (
+            "`gradcli.language.parse` alone, in one process",
+            f"{ours.median:.3f}" if not ours.error else "-",
+            ratio(ours.median, floor_t),
+            "-",
+            ours.error or "",
+        ),
+        (
+            whole.command.label + ", whole process",
+            f"{whole.seconds:.3f}" if not whole.problem else "-",
+            ratio(whole.seconds, floor_t),
+            mb(whole.peak_kb) if not whole.problem else "-",
+            whole.problem,
+        ),
+    ]
+    after = []
+    if not phases.error:
+        total = sum(phases.checks.values())
+        after = [
+            "",
+            "The same work in one process (the CLI's route: parse, then `calculus.evaluate` on the tape): "
+            + ", ".join(f"{k} {v:.2f} s ({100 * v / total:.0f}%)" for k, v in phases.checks.items())
+            + ".",
+        ]
+    rep.table(
+        f"3. The {n:,}-operation chain as an expression file",
+        f"Row 2's chain written one operation per statement (`y1 = x*{A}`, `y2 = y1 + {B}`, "
+        f"`y3 = relu(y2)`, ...; {text_mb:.2f} MB, valid Python too), run by `gradcli eval -f` as a "
+        f"whole process, against Python's own parser on the same text; the answer checked against the "
+        f"floor of row 2. Median of {plural(sizes.file_runs, 'run')} each (the whole run after one "
+        "untimed run; the parsers after a warm-up in their process).",
+        ["route", "time (s)", "vs ast.parse", "peak RSS (MB)", "note"],
+        rows,
+        after,
+    )
+    if not whole.problem:
+        rep.aim(
+            f"{n:,}-operation chain as an expression file, whole `gradcli eval -f`",
+            f"{whole.seconds:.2f} s" + (f" (parse {ours.median:.2f} s)" if not ours.error else ""),
+            f"`ast.parse` {floor_t:.2f} s",
+            ratio(whole.seconds, floor_t),
+            "at most 2.5x",
+            whole.seconds / floor_t <= 2.5,
+        )
+
+
+# --- row 4: a million-term sum --------------------------------------------------------------------
+
+
+def sum_terms(terms: int) -> tuple[str, float]:
+    """``x*c + x*c + ...``: one plain sum of ``terms`` terms in one statement, the constants
+    cycling through 1.0000 ... 1.0999. Returns it and the sum of the constants (the gradient;
+    the value is x times it)."""
+    consts = [f"{1 + (i % 1000) * 1e-4:.4f}" for i in range(terms)]
+    return " + ".join(f"x*{c}" for c in consts) + "\n", math.fsum(float(c) for c in consts)
+
+
+def million_sum(rep: Report, sizes: Sizes, tmp: Path) -> None:
+    n, x = sizes.sum_terms, CHAIN_START
+    scaled, total = sum_terms(n)
+    texts = {  # label: (text, the gradient with respect to x)
+        "startup: `x`": ("x\n", 1.0),
+        f"`x*c + x*c + ...`, {n:,} terms (the aim's row)": (scaled, total),
+        f"`x + x + ...`, {n:,} terms (README's limits table, tests/test_reliability.py)": (
+            " + ".join(["x"] * n) + "\n",
+            float(n),
+        ),
+    }
+    commands, expected = [], {}
+    for k, (label, (text, grad)) in enumerate(texts.items()):
+        path = tmp / f"sum-{k}.txt"
+        path.write_text(text)
+        commands.append(Command(label, gradcli_eval("-f", str(path), "--x", str(x), "--json"), ours=True))
+        expected[label] = (len(text), [x * grad, grad])
+
+    def check(c: Command, text: str) -> str:
+        value, grad = json_answer(text)
+        want = expected[c.label][1]
+        return "" if agrees([value, grad["x"]], want) else f"wrong answer: {[value, grad['x']]}, not {want}"
+
+    # Each timed run is checked as it is made (no untimed run first: at this size the file cache
+    # is a rounding error and a run takes many seconds).
+    results = []
+    for c in commands:
+        procs = []
+        problem = ""
+        for _ in range(sizes.sum_runs):
+            out = tmp / "sum-out.json"
+            p = run_process(c.argv, stdout=out)
+            problem = judged(p, c, out, check)
+            if problem:
+                break
+            procs.append(p)
+        results.append(Timed(c, procs, problem))
+    start = results[0]
+    rows = []
+    for r in results:
+        label, size = r.command.label, expected[r.command.label][0]
+        if r.problem:
+            rep.failed.append(f"sum, {label}: {r.problem}")
+            rows.append((label, f"{size / 2**20:.2f}", "-", "-", "-", "-", r.problem))
+            continue
+        per_term = r is not start and not start.problem
+        rows.append(
+            (
+                label,
+                f"{size / 2**20:.2f}",
+                f"{r.seconds:.2f}",
+                f"{1024 * r.peak_kb / GB:.2f}",
+                f"{1e6 * (r.seconds - start.seconds) / n:.1f}" if per_term else "-",
+                f"{1024 * (r.peak_kb - start.peak_kb) / n:.0f}" if per_term else "-",
+                "",
+            )
+        )
+    rep.table(
+        f"4. A {n:,}-term sum, whole `gradcli eval -f`",
+        f"`gradcli eval -f FILE --x {x} --json` as a whole process (parse, evaluate, print), the "
+        f"answer checked against the sum worked out here; median of {plural(sizes.sum_runs, 'run')}, "
+        "each checked (no untimed run first). Peak RSS from `wait4`, in GB (10^9 bytes). Per-term "
+        "columns subtract the startup row.",
+        ["text", "size (MB)", "time (s)", "peak RSS (GB)", "us per term", "bytes per term", "note"],
+        rows,
+    )
+    aimed = results[1]
+    if not aimed.problem:
+        for what, got, limit, unit in (
+            ("time", aimed.seconds, 30.0, "s"),
+            ("peak memory", 1024 * aimed.peak_kb / GB, 1.5, "GB"),
+        ):
+            rep.aim(
+                f"{n:,}-term sum `x*c + ...`, whole `gradcli eval -f`, {what}",
+                f"{got:.2f} {unit}",
+                "-",
+                f"{got / limit:.2f}x the aim",
+                f"at most {limit:g} {unit}",
+                got <= limit,
+            )
+
+
+# --- row 5: big arrays ----------------------------------------------------------------------------
 
 
 def big_arrays(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
     n = sizes.array_n
     res = compare_in_process(rep, "arrays", impls, n, sizes.array_runs, sizes.rounds)
-    floor = res["by hand (floor)"]
+    floor = res[FLOOR.label]
     array_kb = 8 * n / 1024
     rows = []
     for label, m in res.items():
@@ -539,339 +837,159 @@ def big_arrays(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
             )
         )
     rep.table(
-        "3. Big arrays",
-        f"`sin(x)*exp(-y**2) + log1p(x**2)` over two arrays of {n:,} float64 ({8 * n / 2**20:.0f} MB each), "
-        f"value and both gradients; median of {turns(sizes.array_runs, sizes.rounds)}. Memory: "
-        "peak RSS above the RSS once the inputs exist (kernel high-water mark reset just before, read from "
-        "/proc/self/status), also in units of one input-sized array.",
+        f"5. `{ARRAY_EXPR}` on {n:,} elements",
+        f"Two float64 arrays of {n:,} elements ({8 * n / 2**20:.0f} MB each), value and both gradients; "
+        f"median of {turns(sizes.array_runs, sizes.rounds)}. The floor is NumPy by hand, derivatives "
+        "worked out on paper, each shared subexpression computed once. Memory: peak RSS above the RSS "
+        "once the inputs exist (kernel high-water mark reset just before, read from /proc/self/status), "
+        "also in units of one input array.",
         ["implementation", "time (s)", "vs floor", "peak memory above inputs (MB)", "in arrays", "note"],
         rows,
     )
-    ours = res.get("gradcli, Python API")
-    if ours is None or ours.error:
-        return
-    rep.aim(
-        "big arrays, time",
-        f"{ours.median / floor.median:.2f}x the floor",
-        "within 1.3x",
-        ours.median / floor.median <= 1.3,
-    )
-    allowed = floor.extra_kb / array_kb + ARRAY_INTERMEDIATES
-    got = ours.extra_kb / array_kb
-    rep.aim(
-        "big arrays, memory",
-        f"{got:.1f} arrays (floor {floor.extra_kb / array_kb:.1f})",
-        f"at most floor + {ARRAY_INTERMEDIATES} intermediates = {allowed:.1f}",
-        got <= allowed,
-    )
-    slower = [
-        lbl
-        for lbl in ("PyTorch eager (CPU)", "HIPS autograd")
-        if lbl in res and not res[lbl].error and res[lbl].median <= ours.median
-    ]
-    peers = [lbl for lbl in ("PyTorch eager (CPU)", "HIPS autograd") if lbl in res and not res[lbl].error]
-    if peers:
+    for label in (API, EXPR):
+        ours = usable(res, label)
+        if ours is None:
+            continue
         rep.aim(
-            "big arrays vs peers",
-            "ahead of all" if not slower else f"behind {', '.join(slower)}",
-            "ahead of PyTorch eager and HIPS autograd",
-            not slower,
+            f"`{ARRAY_EXPR}`, 10^{round(math.log10(n))} elements ({label}), time",
+            f"{ours.median:.3f} s",
+            f"NumPy by hand {floor.median:.3f} s",
+            ratio(ours.median, floor.median),
+            "at most 1.1x",
+            ours.median / floor.median <= 1.1,
         )
+        got = ours.extra_kb / array_kb
+        rep.aim(
+            f"`{ARRAY_EXPR}`, 10^{round(math.log10(n))} elements ({label}), memory",
+            f"{got:.1f} arrays",
+            f"NumPy by hand {floor.extra_kb / array_kb:.1f} arrays",
+            ratio(ours.extra_kb, floor.extra_kb),
+            "at most 10 arrays",
+            got <= 10,
+        )
+
+
+# --- row 6: the Hessian of a quadratic form -------------------------------------------------------
 
 
 def hessian(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
     n = sizes.hessian_n
     res = compare_in_process(rep, "hessian", impls, n, sizes.hessian_runs, sizes.rounds)
-    floor = res["by hand (floor)"]
+    floor, vectorized = res[FLOOR.label], usable(res, TORCH_VECTORIZED)
     rows = []
     for label, m in res.items():
         if m.error:
-            rows.append((label, "-", "-", m.error))
+            rows.append((label, "-", "-", "-", m.error))
             continue
-        rows.append((label, f"{1000 * m.median:.2f}", ratio(m.median, floor.median), ""))
-    rep.table(
-        "Hessian of a quadratic form",
-        f"Value, gradient and Hessian of `0.5 * x @ A @ x` with {n} variables (A not symmetric); the "
-        f"floor is `(A + A.T) / 2` by hand. Median of {turns(sizes.hessian_runs, sizes.rounds)}.",
-        ["implementation", "time (ms)", "vs floor", "note"],
-        rows,
-    )
-    for label in ("gradcli, Python API", "gradcli, expression"):
-        ours = res.get(label)
-        if ours is not None and not ours.error:
-            rep.aim(
-                f"Hessian, {n} variables ({label})",
-                f"{1000 * ours.median:.2f} ms, {ours.median / floor.median:.0f}x the hand-written NumPy",
-                "recorded (issue 4)",
-                None,
-            )
-
-
-# --- workload 4: big graphs ------------------------------------------------------------------------
-
-
-def graph_text(nodes: int) -> str:
-    """An expression of about ``nodes`` function applications that is valid Python as well.
-
-    Terms ``x*c``, ``sin(y)``, ``x*y`` joined by ``+``, in statements of 100 terms each chained
-    through names (``t1 = t0 + ...``): the graph is one long chain, while no single statement is
-    deep enough for Python's own parser, which gives up (RecursionError) on a 50,000-term sum.
-    """
-    n_terms = max(1, (nodes + 1) // 2)  # each term is one call, and each join one add
-    kinds = ("x*{c:.4f}", "sin(y)", "x*y")
-    terms = [kinds[i % 3].format(c=1 + (i % 1000) * 1e-4) for i in range(n_terms)]
-    lines = []
-    for k, start in enumerate(range(0, n_terms, 100)):
-        body = " + ".join(terms[start : start + 100])
-        lines.append(f"t{k} = {f't{k - 1} + ' if k else ''}{body}")
-    lines.append(f"t{(n_terms - 1) // 100}")
-    return "\n".join(lines) + "\n"
-
-
-def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if y > 0]
-    if len(pts) < 2:
-        return math.nan
-    return float(np.polyfit([p[0] for p in pts], [p[1] for p in pts], 1)[0])
-
-
-def big_graphs(rep: Report, sizes: Sizes, impls: list[Impl], tmp: Path) -> None:
-    gradcli_expr = next(i for i in impls if i.key == "gradcli_expr")
-
-    def cmd(path: Path) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "gradcli",
-            "eval",
-            "-f",
-            str(path),
-            "--x",
-            "0.5",
-            "--y",
-            "0.25",
-            "--json",
-        ]
-
-    base_file = tmp / "graph-base.txt"
-    base_file.write_text("x*y\n")
-    base_t, base_kb, base_p = median_process(cmd(base_file), sizes.graph_runs)
-    rows = [("1 (startup)", f"{len('x*y') / 1024:.2f}", f"{base_t:.3f}", mb(base_kb), "-", "-")]
-    if base_p.rc != 0:
-        rep.failed.append(f"big graphs, startup: exit {base_p.rc}: {last_line(base_p.err)}")
-        return
-    sizes_done, net_t, net_kb = [], [], []
-    for nodes in sizes.graph_nodes:
-        path = tmp / f"graph-{nodes}.txt"
-        text = graph_text(nodes)
-        path.write_text(text)
-        runs = 1 if nodes >= 1_000_000 else sizes.graph_runs
-        t, kb, last = median_process(cmd(path), runs) if runs > 1 else _once(cmd(path))
-        if last.rc != 0:
-            rep.failed.append(f"big graphs, {nodes:,} nodes: exit {last.rc}: {last_line(last.err)}")
-            rows.append(
-                (f"{nodes:,}", f"{len(text) / 1024:.0f}", "-", "-", "-", f"failed: {last_line(last.err)}")
-            )
-            continue
-        sizes_done.append(nodes)
-        net_t.append(t - base_t)
-        net_kb.append(kb - base_kb)
         rows.append(
             (
-                f"{nodes:,}",
-                f"{len(text) / 1024:.0f}",
-                f"{t:.3f}",
-                mb(kb),
-                f"{1e6 * (t - base_t) / nodes:.1f}",
-                f"{1024 * (kb - base_kb) / nodes:.0f}" + (" (1 run)" if runs == 1 else ""),
+                label,
+                f"{1000 * m.median:.2f}",
+                ratio(m.median, floor.median),
+                ratio(m.median, vectorized.median) if vectorized else "-",
+                "",
             )
         )
-    fit = [(n, t, k) for n, t, k in zip(sizes_done, net_t, net_kb) if n >= sizes.fit_from]
-    e_time = fit_exponent([f[0] for f in fit], [f[1] for f in fit])
-    e_mem = fit_exponent([f[0] for f in fit], [f[2] for f in fit])
-    after = [
-        f"Growth exponent (log-log least squares over {', '.join(f'{f[0]:,}' for f in fit)} nodes, "
-        f"after subtracting the startup row): time **{e_time:.2f}**, peak memory **{e_mem:.2f}**."
-    ]
-
-    # Where the time goes, and parsing against Python's own parser, on one size in-process.
-    path = tmp / f"graph-{sizes.parse_nodes}.txt"
-    if not path.exists():
-        path.write_text(graph_text(sizes.parse_nodes))
-    text_mb = path.stat().st_size / 2**20
-    phases = work("phases", gradcli_expr, sizes.parse_nodes, 1, path)
-    if phases.error:
-        rep.failed.append(f"big graphs, phases: {phases.error}")
-    else:
-        total = sum(phases.checks.values())
-        after += [
-            "",
-            f"In one process at {sizes.parse_nodes:,} nodes: "
-            + ", ".join(f"{k} {v:.2f} s ({100 * v / total:.0f}%)" for k, v in phases.checks.items())
-            + ".",
-        ]
-    ours = work("parse", gradcli_expr, sizes.parse_nodes, sizes.graph_runs, path)
-    theirs = work(
-        "parse",
-        Impl("python_ast", "ast", "ast.parse", None, frozenset()),
-        sizes.parse_nodes,
-        sizes.graph_runs,
-        path,
-    )
-    parse_ratio = math.nan
-    if ours.error or theirs.error:
-        (rep.failed if ours.error else rep.notes).append(f"parse throughput: {ours.error or theirs.error}")
-    else:
-        parse_ratio = ours.median / theirs.median
-        after += [
-            "",
-            "| parser | time (s) | MB/s | vs ast.parse |",
-            "|---|---:|---:|---:|",
-            f"| gradcli (`gradcli.language.parse`) | {ours.median:.3f} | {text_mb / ours.median:.2f} | "
-            f"{parse_ratio:.2f}x |",
-            f"| Python (`ast.parse`) | {theirs.median:.3f} | {text_mb / theirs.median:.2f} | 1.00x |",
-        ]
     rep.table(
-        "4. Big graphs",
-        "`gradcli eval -f FILE --x 0.5 --y 0.25 --json` as a whole process (parse, evaluate, backward, "
-        f"print) on generated expressions (terms `x*c`, `sin(y)`, `x*y` summed, 100 per statement, chained "
-        f"through names); median of {plural(sizes.graph_runs, 'run')} (1 at a million nodes). Per-node "
-        "columns subtract the startup row. Parse throughput on the same text (it is valid Python), "
-        f"{sizes.parse_nodes:,} nodes ({text_mb:.2f} MB), median of {plural(sizes.graph_runs, 'run')}.",
-        ["nodes", "text (KB)", "time (s)", "peak RSS (MB)", "us per node", "bytes per node"],
+        f"6. The Hessian of a {n}-variable quadratic form",
+        f"Value, gradient and Hessian of `{QUADRATIC_EXPR}` with {n} variables (A not symmetric); the "
+        "floor is `(A + A.T) / 2` by hand. PyTorch through `torch.autograd.functional.hessian`, plainly "
+        "(a reverse pass per row) and with `vectorize=True`. Median of "
+        f"{turns(sizes.hessian_runs, sizes.rounds)}.",
+        ["implementation", "time (ms)", "vs floor", "vs torch vectorize=True", "note"],
         rows,
-        after,
     )
-    if fit:
-        worst = max(e_time, e_mem)
-        rep.aim(
-            "big graphs, growth",
-            f"exponent {e_time:.2f} (time), {e_mem:.2f} (memory)",
-            "at most 1.1",
-            worst <= 1.1 if math.isfinite(worst) else None,
-        )
-    if math.isfinite(parse_ratio):
-        rep.aim(
-            "parse throughput", f"{parse_ratio:.2f}x the time of `ast.parse`", "within 10x", parse_ratio <= 10
-        )
-
-
-def _once(cmd: list[str]) -> tuple[float, int, Proc]:
-    p = run_process(cmd)
-    return p.seconds, p.peak_kb, p
-
-
-# --- workload 5: batch -----------------------------------------------------------------------------
-
-
-def batch(rep: Report, sizes: Sizes, tmp: Path) -> None:
-    py = sys.executable
-    helptext = run_process([py, "-m", "gradcli", "eval", "--help"]).out
-    if "--batch" not in helptext:
-        rep.notes.append("batch: this gradcli has no `eval --batch` yet; workload 5 skipped.")
-        return
-    n = sizes.batch_n
-    rng = np.random.default_rng(2)
-    xs, ys = rng.uniform(-3, 3, n), rng.uniform(-3, 3, n)
-    lines_in = tmp / "points.ndjson"
-    lines_in.write_text("".join(json.dumps({"x": float(a), "y": float(b)}) + "\n" for a, b in zip(xs, ys)))
-    np.save(tmp / "x.npy", xs)
-    np.save(tmp / "y.npy", ys)
-    out = tmp / "out.txt"
-
-    def measured(cmd: list[str], stdin: Path | None, check: str) -> tuple[float, str]:
-        t, _, last = median_process(cmd, sizes.batch_runs, stdin=stdin, stdout=out)
-        if last.rc != 0:
-            return math.nan, f"failed (exit {last.rc}): {last_line(last.err)}"
-        text = out.read_text()
-        if check == "lines":
-            got = text.splitlines()
-            first = json.loads(got[0]) if got else {}
-            ok = len(got) == n and math.isclose(first.get("value", math.nan), xs[0] ** 2 + ys[0] ** 2)
-        else:
-            value = json.loads(text)["value"]
-            ok = len(value) == n and math.isclose(value[0], xs[0] ** 2 + ys[0] ** 2)
-        return t, "" if ok else "wrong or missing output"
-
-    specs = [
-        (
-            "stdlib loop: read and write each JSON line (floor)",
-            [py, str(PEERS / "json_echo.py")],
-            lines_in,
-            "echo",
-        ),
-        (
-            f'`gradcli eval "{SEED_EXPR}" --batch`',
-            [py, "-m", "gradcli", "eval", SEED_EXPR, "--batch"],
-            lines_in,
-            "lines",
-        ),
-        (
-            "NumPy by hand on x.npy, y.npy, JSON out (floor)",
-            [py, str(PEERS / "numpy_vectorized.py"), str(tmp / "x.npy"), str(tmp / "y.npy")],
-            None,
-            "array",
-        ),
-        (
-            "`gradcli eval ... --x @x.npy --y @y.npy --json`",
-            [
-                py,
-                "-m",
-                "gradcli",
-                "eval",
-                SEED_EXPR,
-                "--x",
-                f"@{tmp / 'x.npy'}",
-                "--y",
-                f"@{tmp / 'y.npy'}",
-                "--json",
-            ],
-            None,
-            "array",
-        ),
-    ]
-    rows = []
-    floor = math.nan
-    for label, cmd, stdin, check in specs:
-        if check == "echo":
-            t, _, last = median_process(cmd, sizes.batch_runs, stdin=stdin, stdout=out)
-            problem = "" if last.rc == 0 else f"failed: {last_line(last.err)}"
-        else:
-            t, problem = measured(cmd, stdin, check)
-        if "(floor)" in label:
-            floor = t
-        if problem:
-            (rep.failed if "gradcli" in label else rep.notes).append(f"batch, {label}: {problem}")
-            rows.append((label, "-", "-", "-", problem))
-            continue
-        rows.append((label, f"{t:.3f}", f"{n / t:,.0f}", ratio(t, floor), ""))
-        if "--batch" in label:
+    for label in (API, EXPR):
+        ours = usable(res, label)
+        if ours is not None and vectorized is not None:
             rep.aim(
-                "batch throughput",
-                f"{n / t:,.0f} points/s, {t / floor:.2f}x the time of the stdlib loop",
-                "recorded (no target set)",
-                None,
+                f"Hessian of a {n}-variable quadratic form ({label})",
+                f"{1000 * ours.median:.2f} ms",
+                f"torch `hessian(..., vectorize=True)` {1000 * vectorized.median:.2f} ms",
+                ratio(ours.median, vectorized.median),
+                "ahead of torch's vectorize=True (under 1x)",
+                ours.median < vectorized.median,
             )
+
+
+# --- row 7: cold start ----------------------------------------------------------------------------
+
+
+def numbers(text: str) -> set[float]:
+    return {float(m) for m in re.findall(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", text)}
+
+
+def cold_start(rep: Report, sizes: Sizes, impls: list[Impl], tmp: Path) -> None:
+    py = sys.executable
+    args = ["eval", SEED_EXPR, "--x", "2", "--y", "3"]
+    commands = [
+        Command('`python -c "import numpy"` (floor)', [py, "-c", "import numpy"]),
+        Command("`python -c pass` (the interpreter alone)", [py, "-c", "pass"]),
+        Command("`python -m gradcli eval ...`", [py, "-m", "gradcli", *args], ours=True),
+    ]
+    script = Path(py).parent / "gradcli"
+    if script.exists():
+        commands.append(Command("`gradcli eval ...` (console script)", [str(script), *args], ours=True))
+    else:
+        rep.notes.append(
+            "cold start: no `gradcli` console script beside this Python (not installed): "
+            "measured through `python -m gradcli` only."
+        )
+    for impl in impls:
+        if "cold" in impl.workloads:
+            path = PEERS / "cold_start" / f"{impl.key}.py"
+            commands.append(Command(f"{impl.label}: `bench/peers/cold_start/{path.name}`", [py, str(path)]))
+
+    answering = {c.label for c in commands[2:]}  # gradcli's and the peers' scripts print the answer
+
+    def check(c: Command, text: str) -> str:
+        if c.label not in answering or {13.0, 4.0, 6.0} <= numbers(text):
+            return ""
+        return f"wrong output {text.strip()!r}"
+
+    results = take_turns(commands, sizes.cold_runs, tmp / "cold-out.txt", check)
+    floor = results[0].seconds
+    rows = []
+    for r in results:
+        label = r.command.label
+        if r.problem:
+            (rep.failed if r.command.ours or r is results[0] else rep.notes).append(
+                f"cold start, {label}: {r.problem}"
+            )
+            rows.append((label, "-", "-", "-", f"failed ({r.problem})"))
+            continue
+        answer = "13, 4, 6" if label in answering else ""
+        rows.append((label, f"{1000 * r.seconds:.0f}", ratio(r.seconds, floor), mb(r.peak_kb), answer))
     rep.table(
-        "5. Batch",
-        f"{n:,} points of `{SEED_EXPR}`: as NDJSON lines through `--batch` (stdin and stdout are "
-        "files), against a loop that only reads and writes the same lines with the standard library; "
-        f"and the same points as two arrays in one vectorized evaluation. Whole processes, median of "
-        f"{plural(sizes.batch_runs, 'run')} after one untimed run.",
-        ["route", "time (s)", "points per second", "vs floor", "note"],
+        "7. Cold start",
+        f"`{SEED_EXPR}` at x=2, y=3 as a whole process, from launch to exit: median of "
+        f"{plural(sizes.cold_runs, 'run')} after one untimed run (so the OS file cache is warm, as in a "
+        "shell loop), the commands taking turns run by run. Peak RSS from `wait4`.",
+        ["command", "median (ms)", "vs import numpy", "peak RSS (MB)", "answer checked"],
         rows,
     )
+    ours = [r for r in results if r.command.ours and not r.problem]
+    if ours and not results[0].problem:
+        slowest = max(ours, key=lambda r: r.seconds)
+        rep.aim(
+            "cold start, seed example (the slower of `python -m gradcli` and the console script)",
+            f"{1000 * slowest.seconds:.0f} ms",
+            f"`import numpy` {1000 * floor:.0f} ms",
+            ratio(slowest.seconds, floor),
+            "at most 1.2x",
+            slowest.seconds / floor <= 1.2,
+        )
 
 
-# --- main -------------------------------------------------------------------------------------------
+# --- main -----------------------------------------------------------------------------------------
 
 
 METHOD_NOTES = [
     "Processes run with bytecode caching on (`PYTHONDONTWRITEBYTECODE` is removed from their "
-    "environment): an installed gradcli has its .pyc files, and recompiling gradcli's modules at "
-    "every start would add about 30 ms that no user pays.",
-    "PyTorch runs with its default intra-op threads (all CPUs listed above) on the big arrays; NumPy, "
-    "autograd and gradcli use one thread.",
+    "environment), so the untimed first run of each command caches what it imports.",
+    "PyTorch runs with its default intra-op threads (all CPUs listed above) on the big arrays and the "
+    "chain, one thread on the Hessian (see `bench/peers/torch_eager.py`); NumPy, autograd and gradcli "
+    "use one thread.",
     "micrograd's chain time is mostly Python's cyclic garbage collector: each node's backward closure "
     "refers to the node itself, so the whole graph is cycles that the collector walks as it grows.",
 ]
@@ -880,7 +998,6 @@ METHOD_NOTES = [
 def render(
     rep: Report,
     info: dict[str, str],
-    sizes: Sizes,
     args: argparse.Namespace,
     loads: tuple[str, str],
     impls: list[Impl],
@@ -888,27 +1005,9 @@ def render(
 ) -> str:
     quick = " --quick" if args.quick else ""
     lines = [
-        "## All workloads against the peers (issue 6)",
+        "## Issue 13's table, measured",
         "",
         "Written by `bench/run.py --write`; everything between the markers is regenerated.",
-        "",
-        "How to reproduce (peers are optional; the harness skips any that is missing):",
-        "",
-        "```sh",
-        "python -m venv /tmp/benchvenv && . /tmp/benchvenv/bin/activate",
-        "pip install -e .                       # gradcli from this checkout (numpy, click, lark)",
-        "pip install torch --index-url https://download.pytorch.org/whl/cpu   # the CPU build",
-        "pip install autograd sympy micrograd   # the other peers",
-        "python bench/run.py                    # full sizes (about 5 minutes on 2 cores)",
-        "python bench/run.py --write            # and write the tables here",
-        "python bench/run.py --quick --peers none   # tiny sizes, seconds: does the harness work?",
-        "```",
-        "",
-        "What the numbers are: wall-clock medians; ratios are to the floor of each table (the same "
-        "computation written by hand, or `import numpy` for startup), so they carry across machines "
-        "better than the seconds. Peak memory of a whole process is `ru_maxrss` from `wait4`; inside a "
-        "worker it is the kernel's high-water mark of the resident set (see `bench/peers/worker.py`). "
-        "Every answer is checked against the floor's before it is timed.",
         "",
         f"Machine: {info['cpu']}; {info['os']}; {info['python']}; {versions(impls)}. gradcli at "
         f"`{info['commit']}`. Run: `bench/run.py{quick}` in {elapsed / 60:.1f} min; load average "
@@ -916,8 +1015,9 @@ def render(
     ]
     if args.note:
         lines += ["", f"Note: {args.note}"]
-    lines += ["", "### Aims of issue 6", "", *(rep.aims or ["- (no aim measured in this run)"])]
-    lines += ["", *rep.sections]
+    aims = markdown(SUMMARY, rep.aims) if rep.aims else ["(no aim measured in this run)"]
+    lines += ["", "### The aims", "", *aims]
+    lines += ["", *("\n" + s for s in rep.sections)]
     lines += ["", "### Notes", "", *(f"- {n}" for n in METHOD_NOTES + rep.notes)]
     return "\n".join(lines) + "\n"
 
@@ -938,7 +1038,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not the speed")
     ap.add_argument("--write", action="store_true", help=f"write the tables into {README.relative_to(ROOT)}")
     ap.add_argument("--peers", default="all", help="all, none, or a list: torch,autograd,micrograd,sympy")
-    ap.add_argument("--only", default=",".join(WORKLOADS), help=f"workloads to run: {','.join(WORKLOADS)}")
+    ap.add_argument("--only", default=",".join(WORKLOADS), help=f"rows to run: {','.join(WORKLOADS)}")
     ap.add_argument("--note", default="", help="a sentence for the README (e.g. that the machine was busy)")
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -956,26 +1056,29 @@ def main(argv: list[str] | None = None) -> int:
         why = installed(impl, chosen)
         if why is None:
             impls.append(impl)
-        elif why != "not selected (--peers)":
+        elif why != "not selected (--peers)" and impl.key != "torch_vectorized":
             rep.notes.append(f"{impl.label}: {why}; skipped (`pip install {impl.needs}` to include it).")
     info = machine()
     load_start = load()
     t0 = time.perf_counter()
     print(f"{info['cpu']}; {info['python']}; {versions(impls)}; load {load_start}\n", flush=True)
+    rep.notes.append(compile_bytecode())
     with tempfile.TemporaryDirectory(prefix="gradcli-bench-") as tmp:
         steps = {
-            "cold": lambda: cold_start(rep, sizes, impls),
-            "ops": lambda: per_operation(rep, sizes, impls),
-            "arrays": lambda: big_arrays(rep, sizes, impls),
-            "graphs": lambda: big_graphs(rep, sizes, impls, Path(tmp)),
             "batch": lambda: batch(rep, sizes, Path(tmp)),
+            "ops": lambda: per_operation(rep, sizes, impls),
+            "file": lambda: chain_file(rep, sizes, Path(tmp)),
+            "sum": lambda: million_sum(rep, sizes, Path(tmp)),
+            "arrays": lambda: big_arrays(rep, sizes, impls),
             "hessian": lambda: hessian(rep, sizes, impls),
+            "cold": lambda: cold_start(rep, sizes, impls, Path(tmp)),
         }
         for name in WORKLOADS:
             if name in only:
                 steps[name]()
-    section = render(rep, info, sizes, args, (load_start, load()), impls, time.perf_counter() - t0)
-    print("\n".join(line for line in section.splitlines() if line.startswith("- ")) or "", flush=True)
+    section = render(rep, info, args, (load_start, load()), impls, time.perf_counter() - t0)
+    notes = [f"- {n}" for n in METHOD_NOTES + rep.notes]
+    print("\n".join([*markdown(SUMMARY, rep.aims), "", *notes]), flush=True)
     if args.write:
         write_readme(section)
         print(f"\nwrote {README.relative_to(ROOT)}")

@@ -12,9 +12,11 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
+# One table per row of issue 13's table, in its order.
+TABLES = ("1. `--batch`", "2. A chain", "3. The", "4. A", "5. `sin(x)", "6. The Hessian", "7. Cold start")
 
 
-def test_bench_harness_runs_on_tiny_sizes_and_prints_every_table() -> None:
+def test_bench_harness_runs_on_tiny_sizes_and_records_every_row_against_its_peer_or_floor() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--peers", "none"],
         capture_output=True,
@@ -23,7 +25,21 @@ def test_bench_harness_runs_on_tiny_sizes_and_prints_every_table() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for title in ("1. Cold start", "2. Per operation", "3. Big arrays", "4. Big graphs", "Hessian"):
-        assert f"### {title}" in done.stdout
+    titles = [line.removeprefix("### ") for line in done.stdout.splitlines() if line.startswith("### ")]
+    assert len(titles) == len(TABLES)
+    for title, start in zip(titles, TABLES):
+        assert title.startswith(start)
     assert "| by hand (floor) |" in done.stdout
     assert "| gradcli, Python API |" in done.stdout
+    # The summary: every row of the issue that needs no peer, each with a verdict.
+    summary = done.stdout[done.stdout.index("| row of issue 13 |") :].splitlines()[2:]
+    rows = [line for line in summary if line.startswith("| ")]
+    for row in (
+        "`--batch`",
+        "as an expression file",
+        "-term sum",
+        "elements (gradcli, Python API)",
+        "cold start",
+    ):
+        assert any(row in line for line in rows), row
+    assert all(line.rstrip(" |").endswith(("met", "**not met**", "n/a")) for line in rows)

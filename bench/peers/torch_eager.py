@@ -31,6 +31,17 @@ def arrays(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def hessian(a: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    return hessian_of(a, x, vectorize=False)
+
+
+def hessian_of(a: np.ndarray, x: np.ndarray, vectorize: bool) -> tuple[float, np.ndarray, np.ndarray]:
+    """Value, gradient and ``torch.autograd.functional.hessian``: one reverse pass per row of the
+    Hessian, or with ``vectorize`` the rows as one batched pass (``torch.vmap`` over the basis).
+
+    On one thread, as NumPy and gradcli run: at 100 variables a second thread only adds hand-offs,
+    and on a 2-CPU machine with other load the batched products of ``vectorize`` stalled on it
+    (0.6 ms a Hessian on one thread, 0.8 ms on two, 30 ms in some processes)."""
+    torch.set_num_threads(1)
     ta = torch.from_numpy(a)
 
     def quadratic(v: torch.Tensor) -> torch.Tensor:
@@ -39,5 +50,5 @@ def hessian(a: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray
     tx = torch.from_numpy(x).requires_grad_()
     value = quadratic(tx)
     (g,) = torch.autograd.grad(value, tx)
-    h = torch.autograd.functional.hessian(quadratic, torch.from_numpy(x))
+    h = torch.autograd.functional.hessian(quadratic, torch.from_numpy(x), vectorize=vectorize)
     return value.item(), g.numpy(), h.numpy()

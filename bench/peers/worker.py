@@ -1,6 +1,6 @@
 """Run one workload of one implementation in this process and print the result as one JSON line.
 
-    python bench/peers/worker.py WORKLOAD MODULE SIZE REPEATS [TEXT_FILE]
+    python bench/peers/worker.py WORKLOAD MODULE SIZE REPEATS [TEXT_FILE [VALUES_JSON]]
 
 Memory: the peak resident set size above the resident size once the inputs exist and one
 untimed run has warmed up, read from /proc/self/status after resetting the kernel's high-water
@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import numpy as np
-from common import CHAIN_START, make_arrays, make_quadratic
+from common import make_arrays, make_quadratic
 
 
 def _status_kb(field: str) -> int | None:
@@ -58,10 +58,10 @@ def main(argv: list[str]) -> None:
         args = make_arrays(size)
     elif workload == "hessian":
         args = make_quadratic(size)
-    else:  # parse, phases: the text of a big expression from a file
+    else:  # parse, phases: the text of a big expression from a file (phases: and its inputs)
         with open(argv[4]) as f:
             text = f.read()
-        args = (text,) if workload == "parse" else (text, {"x": CHAIN_START, "y": 0.25})
+        args = (text,) if workload == "parse" else (text, json.loads(argv[5]))
 
     result = fn(*args)  # warm-up, and the answer that is checked
     checks = result if workload == "phases" else ([] if workload == "parse" else _checks(result))

@@ -2,7 +2,7 @@
 
 The vocabulary is DeZero's (Variable, Function, generations, ``create_graph``), with its known
 mistakes fixed: gradients accumulate instead of being overwritten, backward runs in generation
-order from a heap (so shared nodes see every contribution before they pass theirs on), nothing
+order (so shared nodes see every contribution before they pass theirs on), nothing
 recurses, and the grad-mode switch is per thread and per async context (a ``ContextVar``).
 
 One derivative rule per function serves every mode. A rule is written with operators and the
@@ -19,10 +19,9 @@ This module imports nothing else of gradcli.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
-import heapq
-import itertools
 import operator
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -560,6 +559,42 @@ def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, 
 # --------------------------------------------------------------------------------------------
 
 
+class GenerationQueue:
+    """Functions in decreasing generation, first come first served within a generation: the
+    order of a heap of (-generation, arrival), in constant time. A function only ever adds
+    functions of lower generations than its own (its inputs' creators), so the highest
+    generation with work left only moves down."""
+
+    __slots__ = ("buckets", "top")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, collections.deque[Any]] = {}
+        self.top = -1
+
+    def push(self, generation: int, item: Any) -> None:
+        bucket = self.buckets.get(generation)
+        if bucket is None:
+            bucket = self.buckets[generation] = collections.deque()
+        bucket.append(item)
+        if generation > self.top:
+            self.top = generation
+
+    def pop(self) -> Any:
+        """The next item, or None when there is none left."""
+        buckets, top = self.buckets, self.top
+        while top >= 0:
+            bucket = buckets.get(top)
+            if bucket is not None:
+                item = bucket.popleft()
+                if not bucket:  # a generation done: its bucket goes (a chain has a million)
+                    del buckets[top]
+                self.top = top
+                return item
+            top -= 1
+        self.top = top
+        return None
+
+
 def backward(
     outputs: Sequence[Variable],
     grad_outputs: Sequence[Any] | None = None,
@@ -570,7 +605,7 @@ def backward(
 ) -> list[Variable] | None:
     """Backpropagate from ``outputs`` (seeded with ``grad_outputs``, default ones).
 
-    Functions are taken from a heap in decreasing generation, so each runs once, after all the
+    Functions are taken in decreasing generation (:class:`GenerationQueue`), so each runs once, after all the
     gradient for its outputs has arrived. Gradients accumulate in a table private to this call:
 
     - without ``inputs`` (``Variable.backward``): at the end each leaf's gradient is added to its
@@ -587,15 +622,14 @@ def backward(
     raw = not create_graph
     # Variables and Functions hash by identity, so they key these tables directly (and keying
     # by the object keeps it alive while its gradient is pending).
-    heap: list[tuple[int, int, Function]] = []
+    queue = GenerationQueue()
     seen: set[Function] = set()
-    tie = itertools.count()
     grads: dict[Variable, Any] = {}
     # Gradient buffers this pass allocated itself (sums): the only ones it may add into in place.
     owned: set[Variable] = set()
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Any] = {}
-    push = heapq.heappush
+    push = queue.push
     limit = _node_limit.get() if create_graph else None
     sizes = _pass_sizes.get() if create_graph else None
     visited = 0
@@ -616,11 +650,10 @@ def backward(
             f = y.creator
             if f is not None and f not in seen:
                 seen.add(f)
-                push(heap, (-f.generation, next(tie), f))
+                push(f.generation, f)
 
-        pop = heapq.heappop
-        while heap:
-            f = pop(heap)[2]
+        pop = queue.pop
+        while (f := pop()) is not None:
             if create_graph:
                 visited += 1
                 if limit is not None and visited > limit:
@@ -666,7 +699,7 @@ def backward(
                 c = x.creator
                 if c is not None and c not in seen:
                     seen.add(c)
-                    push(heap, (-c.generation, next(tie), c))
+                    push(c.generation, c)
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
 

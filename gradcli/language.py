@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from .engine import Variable
 from .functions.registry import REGISTRY, RegistryError, Spec, lookup
-from .program import CALL, CONST, GRAD, INPUT, UNPACK, ExpressionError, Op, Program
+from .program import CALL, CONST, GRAD, INPUT, NO_OPTIONS, UNPACK, ExpressionError, Op, Program
 
 ParseError = ExpressionError
 
@@ -111,7 +111,7 @@ class _Builder:
 
     def resolve(self, ref: Any) -> int:
         """The slot holding ``ref``'s value, emitting an input or constant instruction if needed."""
-        if isinstance(ref, Slot):
+        if type(ref) is Slot:
             return ref.index
         if isinstance(ref, Const):
             value = ref.value
@@ -214,15 +214,16 @@ class _Builder:
         spec = REGISTRY.get(name)
         if spec is None:
             raise self.error(f"this needs the function {name!r}, which is not registered", pos)
-        if len(args) == 2 and not (_is_string(args[0]) or _is_string(args[1])) and spec.arity == (2, 2):
+        if len(args) == 2 and spec.binary:
             # An operator: two inputs and no options, without call's sorting of arguments (most
             # instructions of a long expression are these).
-            slots = (self.value(args[0]), self.value(args[1]))
-            return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=_NO_OPTIONS, where=pos)), pos)
+            a, b = args
+            if (type(a) is not Const or type(a.value) is not str) and (
+                type(b) is not Const or type(b.value) is not str
+            ):
+                slots = (self.value(a), self.value(b))
+                return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=NO_OPTIONS, where=pos)), pos)
         return self.call(spec, args, pos)
-
-
-_NO_OPTIONS: dict[str, Any] = {}  # shared by every call without options: never written to
 
 
 def _is_string(ref: Any) -> bool:

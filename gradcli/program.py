@@ -71,6 +71,9 @@ def _visible(ch: str) -> str:
     return repr(ch)[1:-1]
 
 
+NO_OPTIONS: Mapping[str, Any] = {}  # shared by every instruction without options: never written to
+
+
 class Op:
     """One instruction. ``args`` are slots read; ``where`` is the offset in the text it came from
     (for an input, its first appearance). ``leaf``: a value without a graph behind it (a name
@@ -90,7 +93,8 @@ class Op:
         n_outputs: int = 1,
         leaf: bool = False,
     ) -> None:
-        self.kind, self.args, self.spec, self.params = kind, args, spec, params or {}
+        self.kind, self.args, self.spec = kind, args, spec
+        self.params = params if params is not None else NO_OPTIONS
         self.value, self.where, self.n_outputs, self.leaf = value, where, n_outputs, leaf
 
 
@@ -307,6 +311,12 @@ def _plan(
     masking = {
         i: _branches(op) for i, op in enumerate(ops) if op.spec is not None and op.spec.cls.masks_gradient
     }
+    if not masking:  # no where: nothing is quiet, and a slot's last reader is simply the last
+        last = [-1] * n
+        for i, op in enumerate(ops):
+            for j in op.args:
+                last[j] = i
+        return _frees(last, outputs, n), frozenset(), {}
     loud = [False] * n
     reach = [-1] * n  # the last loud where a value reaches through branches (-1: none)
     last = [-1] * n
@@ -339,9 +349,14 @@ def _plan(
             quiet_branches = tuple(ops[i].args[k] for k in branches if ops[i].args[k] in quiet)
             if quiet_branches:
                 guards[i] = quiet_branches
+    return _frees(last, outputs, n), frozenset(quiet), guards
+
+
+def _frees(last: list[int], outputs: tuple[int, ...], n: int) -> list[tuple[int, ...]]:
+    """For each instruction, the slots it is the last reader of (the outputs are kept)."""
     keep = set(outputs)
-    frees: list[list[int]] = [[] for _ in ops]
+    frees: list[tuple[int, ...]] = [()] * n
     for j, i in enumerate(last):
         if i >= 0 and j not in keep:
-            frees[i].append(j)
-    return [tuple(f) for f in frees], frozenset(quiet), guards
+            frees[i] = (*frees[i], j)
+    return frees

@@ -2,7 +2,7 @@
 one reverse sweep, building no graph.
 
 A Program is already a topological order (SSA, in the order the parser reduced it), so reverse
-mode needs no heap and no Variables: each instruction's value is kept in its slot, and its
+mode needs no Variables: each instruction's value is kept in its slot, and its
 function's rule, the same one the engine runs (:meth:`gradcli.engine.Function.vjp` on arrays),
 turns the gradient of its output into those of its inputs, from the last instruction to the
 first. It serves ``gradcli eval`` and :func:`gradcli.calculus.evaluate`; the Variable/Function
@@ -13,8 +13,6 @@ written with Variables) says so with :func:`runs_on_tape`, and goes through the 
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +20,17 @@ import numpy as np
 
 from . import backend
 from .backend import as_array
-from .engine import Function, Primitive, apply_rule, fit_array, gradient_sum, own, paused_gc, seed_like
+from .engine import (
+    Function,
+    GenerationQueue,
+    Primitive,
+    apply_rule,
+    fit_array,
+    gradient_sum,
+    own,
+    paused_gc,
+    seed_like,
+)
 from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
 
 
@@ -104,7 +112,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             for j in op.args:
                 if needs[j]:
                     need = True
-            f = _function(op)
+            f = _function(op, needs) if need else _function(op)
             if quiet and i in quiet:
                 with np.errstate(all="ignore"):
                     slots[i] = _call(program, i, f, slots)
@@ -112,7 +120,8 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 slots[i] = _call(program, i, f, slots)
             if need:
                 pattern = tuple([needs[j] for j in op.args])
-                f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
+                if not hasattr(f, "inputs"):  # a new Function, not one shared (see _function)
+                    f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
                 functions[i] = f
                 needs[i] = True
                 generation[i] = 1 + max([generation[j] for j in op.args])
@@ -157,11 +166,25 @@ def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ..
         read[i] = True
 
 
-def _function(op: Any) -> Function:
-    """A new Function object for a call instruction (its options given)."""
+def _function(op: Any, needs: list[bool] | None = None) -> Function:
+    """A Function object for a call instruction: a new one, with its options; or, for a table
+    row without options whose gradient is wanted (``needs``), one shared by every call with the
+    same inputs wanting gradients (it holds nothing else, and a tape of a million additions
+    would hold a million of them)."""
     spec = op.spec
     assert spec is not None
-    return spec.cls(**op.params)
+    cls = spec.cls
+    if needs is None or op.params or not issubclass(cls, Primitive):
+        return cls(**op.params)
+    pattern = tuple([needs[j] for j in op.args])
+    shared = _SHARED.get((cls, pattern))
+    if shared is None:
+        shared = _SHARED[(cls, pattern)] = cls()
+        shared.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])
+    return shared
+
+
+_SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
 
 
 def _call(program: Program, i: int, forward_of: Function, slots: Any) -> Any:
@@ -212,22 +235,20 @@ def _reverse(
     grads: dict[int, Any] = {}
     owned: set[int] = set()  # slots whose gradient buffer this sweep allocated: added to in place
     outputs_of = _unpacked(ops)
-    heap: list[tuple[int, int, int]] = []
+    queue = GenerationQueue()
     seen: set[int] = set()
-    tie = itertools.count()
 
     def reach(j: int) -> None:
         c = j if ops[j].kind == CALL else ops[j].args[0] if ops[j].kind == UNPACK else -1
         if c >= 0 and functions[c] is not None and c not in seen:
             seen.add(c)
-            heapq.heappush(heap, (-(generation[c] - 1), next(tie), c))
+            queue.push(generation[c] - 1, c)
 
     if needs[output]:
         grads[output] = seed_like(slots[output])
         reach(output)
     strong_zeros = False
-    while heap:
-        c = heapq.heappop(heap)[2]
+    while (c := queue.pop()) is not None:
         op, f = ops[c], functions[c]
         assert f is not None
         if op.n_outputs > 1:

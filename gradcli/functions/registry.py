@@ -66,6 +66,8 @@ class Spec:
     ) -> None:
         self.name, self.cls, self.inputs, self.optional, self.params = name, cls, inputs, optional, params
         self.variadic = variadic
+        # Two inputs and no options: what an operator calls (the parser's fast path).
+        self.binary = not variadic and optional == 0 and len(inputs) == 2 and not params
         self.doc, self.rule, self.n_outputs, self.group, self.partials = doc, rule, n_outputs, group, partials
         self.sample_domain, self.sample_shapes = sample_domain, sample_shapes
         self.sample_params = sample_params or {}

@@ -136,6 +136,7 @@ class _Problem:
         # A parsed Program can run many points at once on a batch axis; a Python callable
         # cannot (its reductions would mix the points), so it is run point by point.
         self.program = program
+        self.per_row: int | None = None  # numbers one run computes (for batches), once known
 
     def leaves(self) -> dict[str, Variable]:
         # Inputs outside ``wrt`` are constants, so no gradient is computed for them, unless the
@@ -168,9 +169,22 @@ class _Problem:
     def rows_per_chunk(self, count: int) -> int:
         """How many copies of the problem one batched run may hold: ``count`` at most, and no
         more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
-        with using_grad(False):
-            per_row = batching.elements_per_run(self.program, self.leaves())
-        return max(1, min(count, CHUNK_ELEMENTS // max(per_row, 1)))
+        if self.per_row is None:
+            with using_grad(False):
+                self.per_row = batching.elements_per_run(self.program, self.leaves())
+        return max(1, min(count, CHUNK_ELEMENTS // max(self.per_row, 1)))
+
+    def first_order(self) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Every output and its gradient with respect to each ``wrt`` input: by a tape where the
+        model is an expression that runs on one (the numbers of :func:`evaluate`, and the size of
+        one run, for :meth:`rows_per_chunk`, without a run of its own), else through the graph."""
+        if self.program is not None and tape.runs_on_tape(self.program):
+            values, grads, self.per_row = tape.first_order(self.program, self.arrays, self.wrt, sized=True)
+            return values, grads
+        leaves = self.leaves()
+        outs = self.forward(leaves)
+        grads = [{n: g.data for n, g in _backward_from(leaves, self.wrt, y).items()} for y in outs]
+        return [y.data for y in outs], grads
 
 
 def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:
@@ -330,7 +344,7 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     p = _problem(f, values, wrt)
     if p.program is not None and tape.runs_on_tape(p.program):
         # A tape over the instructions: the same rules, on arrays, without building a graph.
-        values_out, grads = tape.first_order(p.program, p.arrays, p.wrt)
+        values_out, grads = p.first_order()
         outputs = [Variable(v, requires_grad=False) for v in values_out]
         leaves = {n: Variable(a, name=n, requires_grad=False) for n, a in p.arrays.items()}
         return Evaluation(values_out, grads, p.wrt, outputs, leaves)
@@ -533,17 +547,18 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
     """
     p = _problem(f, values, wrt)
+    if p.program is not None:
+        values_out, grads = p.first_order()
+        _single_scalar([as_variable(v) for v in values_out], "the Hessian")
+        return HessianResult(values_out[0], grads[0], _batched_hessian(p))
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
-    g = _backward_from(leaves, p.wrt, y, create_graph=p.program is None)
-    if p.program is not None:
-        hess = _batched_hessian(p)
-    else:
-        hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
-        for a in p.wrt:
-            for idx in np.ndindex(g[a].shape):
-                for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
-                    hess[a][b][idx] = gb.data
+    g = _backward_from(leaves, p.wrt, y, create_graph=True)
+    hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
+    for a in p.wrt:
+        for idx in np.ndindex(g[a].shape):
+            for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
+                hess[a][b][idx] = gb.data
     return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
 
 

@@ -13,6 +13,7 @@ written with Variables) says so with :func:`runs_on_tape`, and goes through the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,16 +61,17 @@ def runs_on_tape(program: Program) -> bool:
     return bool(cached)
 
 
-def first_order(
-    program: Program, arrays: Mapping[str, Any], wrt: Sequence[str]
-) -> tuple[list[Any], list[dict[str, Any]]]:
+def first_order(program: Program, arrays: Mapping[str, Any], wrt: Sequence[str], sized: bool = False) -> Any:
     """The outputs of ``program`` at ``arrays`` and, for each output, the gradient of the sum of
-    its elements with respect to each input named in ``wrt`` (zeros where it does not reach)."""
+    its elements with respect to each input named in ``wrt`` (zeros where it does not reach).
+    With ``sized``, also how many numbers the run computed in all (what a row of a batch costs)."""
     with paused_gc():
         tape = _forward(program, arrays, set(wrt))
         outputs = [tape.slots[j] for j in program.outputs]
         last = len(program.outputs) - 1
         grads = [_reverse(program, tape, j, wrt, arrays, k == last) for k, j in enumerate(program.outputs)]
+    if sized:
+        return outputs, grads, sum(math.prod(shape) for shape in tape.shapes)
     return outputs, grads
 
 

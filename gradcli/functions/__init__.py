@@ -4,18 +4,29 @@
     y = add(sin(x), x)           # == Add()(Sin()(x), x)
     s = gradcli.functions.sum(x, axis=0)
 
-Importing this package fills the registry (see :mod:`gradcli.functions.registry`).
+Importing this package registers the operators; the other modules of functions are imported
+as their names are first looked up (see :mod:`gradcli.functions.registry`).
 """
 
 from __future__ import annotations
 
-from . import arithmetic, elementwise, linalg, logic, losses, reductions, shape, special  # noqa: F401 - they register
-from .registry import REGISTRY, RegistryError, Spec, lookup, register
+from typing import Any
 
-__all__ = ["REGISTRY", "RegistryError", "Spec", "lookup", "register", *REGISTRY]
+from .registry import REGISTRY as REGISTRY
+from .registry import RegistryError as RegistryError
+from .registry import Spec as Spec
+from .registry import _load_next
+from .registry import lookup as lookup
+from .registry import register as register
+
+_load_next()  # the operators (arithmetic): every expression has them
+
+_API = ["REGISTRY", "RegistryError", "Spec", "lookup", "register"]
 
 
-def __getattr__(name: str) -> Spec:
+def __getattr__(name: str) -> Any:
+    if name == "__all__":  # every function's name: all of them loaded
+        return [*_API, *REGISTRY]
     if name in REGISTRY:
         return REGISTRY[name]
     raise AttributeError(f"module 'gradcli.functions' has no attribute {name!r}")

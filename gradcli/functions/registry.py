@@ -131,7 +131,92 @@ def _array_call(cls: type[Function]) -> Callable[..., Any]:
     return call_class
 
 
-REGISTRY: dict[str, Spec] = {}
+# The modules of the library's own functions, imported as their names are first looked up, in
+# this order (the most used first): a start-up loads only what its expression calls. The
+# operators (``arithmetic``) come first, imported by the package itself. Anything that lists or
+# counts the registry, and every registration from outside (a plugin), loads them all first.
+_MODULES = ["arithmetic", "elementwise", "reductions", "logic", "shape", "linalg", "losses", "special"]
+_importing = 0  # > 0 while one of them is being imported: it registers, it looks nothing up
+
+
+def _load_next() -> bool:
+    """Import the next module of functions not yet imported; False when all are."""
+    global _importing
+    if not _MODULES:
+        return False
+    import importlib
+
+    _importing += 1
+    try:
+        importlib.import_module(f"gradcli.functions.{_MODULES[0]}")
+    finally:
+        _importing -= 1
+    _MODULES.pop(0)
+    return True
+
+
+def _load_until(name: str) -> None:
+    """Import modules of functions until one has registered ``name`` (or an alias of that name)."""
+    if _importing:
+        return
+    while not dict.__contains__(REGISTRY, name) and name not in ALIASES and _load_next():
+        pass
+
+
+def load_all() -> None:
+    """Import every module of the library's own functions."""
+    if not _importing:
+        while _load_next():
+            pass
+
+
+class _Registry(dict[str, "Spec"]):
+    """The table of every function by name: a dict that imports the modules of the library's
+    functions as names are looked up (``REGISTRY[name]``, ``name in REGISTRY``, ``get``), and all
+    of them before it is listed or counted."""
+
+    def __missing__(self, name: str) -> Spec:
+        _load_until(name)
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        if isinstance(name, str):
+            _load_until(name)
+        return dict.__contains__(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def __iter__(self) -> Any:
+        load_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        load_all()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        load_all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        load_all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        load_all()
+        return dict.items(self)
+
+    def copy(self) -> dict[str, Spec]:
+        load_all()
+        return dict(dict.items(self))
+
+
+REGISTRY: dict[str, Spec] = _Registry()
 
 
 def _arguments(func: Callable[..., Any]) -> tuple[list[str], tuple[Any, ...]]:
@@ -182,10 +267,10 @@ def register(
             raise RegistryError(f"register({name!r}) expects a gradcli.Function subclass, got {cls!r}")
         if not name.isidentifier():
             raise RegistryError(f"function name {name!r} is not an identifier")
-        if name in REGISTRY:
-            raise RegistryError(
-                f"function {name!r} is already registered (by {REGISTRY[name].cls.__module__})"
-            )
+        load_all()  # a plugin's name is checked against every function of the library
+        if dict.__contains__(REGISTRY, name):
+            owner = dict.__getitem__(REGISTRY, name).cls.__module__
+            raise RegistryError(f"function {name!r} is already registered (by {owner})")
         text = doc if doc is not None else (cls.__doc__ or "").strip().split("\n")[0]
         inputs, optional, variadic = _inputs_of(cls)
         REGISTRY[name] = Spec(
@@ -262,9 +347,10 @@ ALIASES: dict[str, str] = {}
 
 def alias(name: str, target: str) -> None:
     """Let ``name`` stand for the registered function ``target`` in expressions."""
-    if name in REGISTRY or name in ALIASES:
+    load_all()
+    if dict.__contains__(REGISTRY, name) or name in ALIASES:
         raise RegistryError(f"function {name!r} is already registered")
-    if target not in REGISTRY:
+    if not dict.__contains__(REGISTRY, target):
         raise RegistryError(f"alias {name!r}: no function {target!r} to stand for")
     ALIASES[name] = target
 
@@ -275,7 +361,7 @@ def lookup(name: str) -> Spec:
     the closest spellings."""
     if name in REGISTRY:
         return REGISTRY[name]
-    if name in ALIASES:
+    if name in ALIASES:  # the lookup above loaded the module that made the alias, if any
         return REGISTRY[ALIASES[name]]
     from .meanings import suggestion
 

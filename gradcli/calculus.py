@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import backend, batching, tape
+from . import backend, tape
 from .backend import as_array
 from .engine import GraphTooLarge, Variable, as_variable, node_limit, pass_sizes, using_grad
 from .engine import grad as _engine_grad
@@ -164,14 +164,14 @@ class _Problem:
         for n, a in rows.items():
             leaves[n] = Variable(a, name=n, requires_grad=leaves[n].requires_grad or n in self.wrt)
         with using_grad(True):
-            return leaves, batching.run(self.program, leaves, list(rows))
+            return leaves, _batching().run(self.program, leaves, list(rows))
 
     def rows_per_chunk(self, count: int) -> int:
         """How many copies of the problem one batched run may hold: ``count`` at most, and no
         more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
         if self.per_row is None:
             with using_grad(False):
-                self.per_row = batching.elements_per_run(self.program, self.leaves())
+                self.per_row = _batching().elements_per_run(self.program, self.leaves())
         return max(1, min(count, CHUNK_ELEMENTS // max(self.per_row, 1)))
 
     def first_order(self) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -185,6 +185,13 @@ class _Problem:
         outs = self.forward(leaves)
         grads = [{n: g.data for n, g in _backward_from(leaves, self.wrt, y).items()} for y in outs]
         return [y.data for y in outs], grads
+
+
+def _batching() -> Any:
+    """:mod:`gradcli.batching`, imported on first use: a plain evaluation has no batch axis."""
+    from . import batching
+
+    return batching
 
 
 def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:

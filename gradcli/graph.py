@@ -144,6 +144,10 @@ def param_text(v: Any) -> str:
         return text.removesuffix(":") if v.step is None else text
     if isinstance(v, tuple):
         return "(" + ", ".join(param_text(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if v is Ellipsis:
+        return "..."
+    if hasattr(v, "tolist"):  # an array of indices: as it was written, [0, 2]
+        return str(v.tolist())
     return repr(v)
 
 

@@ -116,7 +116,7 @@ def _solution_text(sol: Solution) -> str:
     from . import render
 
     rows: list[tuple[str, Any]] = [(f"point {n}", a) for n, a in sol.point.items()]
-    rows += render._text_rows(sol.value, sol.grad)
+    rows += render.text_rows(sol.value, sol.grad)
     rows += [
         ("iterations", str(sol.iterations)),
         ("converged", "yes" if sol.converged else "no"),

@@ -253,7 +253,9 @@ def format_array(
     return f"{text}\n{' ' * indent}{note}"
 
 
-def _text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:
+def text_rows(value: Any, grad: Any) -> list[tuple[str, Any]]:
+    """The labelled rows of a value and its gradients (several outputs: grouped by output), for
+    :func:`aligned`."""
     if not _several(grad):
         return [("value", value), *((f"grad {name}", g) for name, g in grad.items())]
     rows: list[tuple[str, Any]] = []
@@ -275,7 +277,7 @@ def eval_text(value: Any, grad: Any, style: Style = PLAIN) -> str:
     output, each value followed by its gradients: ``value[0]``, ``grad[0] x``, ``value[1]``,
     ``grad[1] x`` ... Multi-line arrays continue under the column where they started.
     """
-    return aligned(_text_rows(value, grad), style)
+    return aligned(text_rows(value, grad), style)
 
 
 def aligned(rows: Sequence[tuple[str, Any]], style: Style = PLAIN) -> str:
@@ -365,7 +367,7 @@ def hessian_text(
         cells = [[float(as_float_array(hessian[a][b])) for b in names] for a in names]
         matrix = matrix_text("hessian", names, names, cells, style) if names else []
         return "\n".join([eval_text(value, grad, style), *matrix])
-    rows = _text_rows(value, grad)
+    rows = text_rows(value, grad)
     rows += [(f"hessian {a} {b}", hessian[a][b]) for a in names for b in names]
     return aligned(rows, style)
 

@@ -10,7 +10,7 @@
     np.float64(12.0)
 
 Expressions (text) and Python callables of Variables are accepted alike by ``grad``,
-``hessian``, ``jacobian``, ``derivatives``, ``evaluate`` and ``check``.
+``hessian``, ``jacobian``, ``derivatives``, ``evaluate``, ``check``, ``minimize`` and ``root``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ _FROM = {
     "using_grad": "engine",
     "register": "functions.registry",
 }
-# The calculus API, which also accepts expression text.
-_CALCULUS = ("grad", "hessian", "jacobian", "derivatives", "evaluate", "check", "numerical_grad")
+# The calculus API and the solvers on it, which also accept expression text, by module.
+_ACCEPTING_TEXT = {
+    **dict.fromkeys(
+        ("grad", "hessian", "jacobian", "derivatives", "evaluate", "check", "numerical_grad"), "calculus"
+    ),
+    **dict.fromkeys(("minimize", "root"), "optimize"),
+}
 
 __all__ = [
     "Function",
@@ -47,10 +52,12 @@ __all__ = [
     "hessian",
     "is_grad_enabled",
     "jacobian",
+    "minimize",
     "no_grad",
     "numerical_grad",
     "parse",
     "register",
+    "root",
     "using_grad",
 ]
 
@@ -72,7 +79,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{_FROM[name]}", __name__), name)
     elif name == "functions":
         value = importlib.import_module(".functions", __name__)
-    elif name in _CALCULUS:
+    elif name in _ACCEPTING_TEXT:
         value = _accepting_text(name)
     else:
         raise AttributeError(f"module 'gradcli' has no attribute {name!r}")
@@ -81,9 +88,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _accepting_text(name: str) -> Any:
-    from . import calculus
-
-    func = getattr(calculus, name)
+    func = getattr(importlib.import_module(f".{_ACCEPTING_TEXT[name]}", __name__), name)
 
     def accepting_text(f: Any, *args: Any, **kwargs: Any) -> Any:
         return func(parse(f) if isinstance(f, str) else f, *args, **kwargs)

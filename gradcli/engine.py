@@ -270,6 +270,24 @@ def _new_variable(data: Any, requires_grad: bool) -> Variable:
     return v
 
 
+_CONSTANTS: dict[Any, Variable] = {}
+
+
+def _constant(x: Any) -> Variable:
+    """A number or array mixed into an operation, as a constant Variable. The Python numbers of a
+    program's loop (``y * 0.999`` a million times) share one: a constant holds nothing that
+    changes, and the garbage collector then has one object less per operation to scan."""
+    kind = type(x)
+    if (kind is float or kind is int) and x == x and x != 0:  # no NaN, and 0.0 is not -0.0
+        known = _CONSTANTS.get(x)
+        if known is None:
+            if len(_CONSTANTS) >= 4096:
+                _CONSTANTS.clear()
+            known = _CONSTANTS[x] = _new_variable(x, False)
+        return known
+    return _new_variable(x, False)
+
+
 def as_variable(x: Any) -> Variable:
     """``x`` itself if it is a Variable, else a constant (no gradient) holding it."""
     return x if isinstance(x, Variable) else Variable(x, requires_grad=False)
@@ -301,9 +319,10 @@ class Function:
 
     # Slots for what every node of a graph holds: one object less per operation for the garbage
     # collector to scan (a dict appears only for attributes of a subclass's own).
-    __slots__ = ("inputs", "outputs", "generation", "__dict__", "__weakref__")
+    __slots__ = ("inputs", "_outputs", "generation", "__dict__", "__weakref__")
     inputs: tuple[Variable, ...]
-    outputs: tuple[weakref.ref[Variable], ...]
+    # One weak reference, or a tuple of them for several outputs (one object less per node).
+    _outputs: weakref.ref[Variable] | tuple[weakref.ref[Variable], ...]
     generation: int
     _saved: tuple[Any, ...] = ()
     _out_shapes: tuple[tuple[int, ...], ...] = ()
@@ -320,7 +339,7 @@ class Function:
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation: plain loops, no generators (they cost here).
-        ins = tuple([x if isinstance(x, Variable) else _new_variable(x, False) for x in inputs])
+        ins = tuple([x if isinstance(x, Variable) else _constant(x) for x in inputs])
         self.inputs = ins
         ys = self.forward(*[x.data for x in ins])
         record = False
@@ -334,12 +353,12 @@ class Function:
         if type(ys) is not tuple:
             out = _new_variable(ys, record)
             if record:
-                if hasattr(self, "outputs"):
+                if hasattr(self, "_outputs"):
                     raise _reused(self)
                 self.generation = gen
                 out.creator = self
                 out.generation = gen + 1
-                self.outputs = (weakref.ref(out),)
+                self._outputs = weakref.ref(out)
                 if self._saved:
                     self._saved_outputs = {id(ys): 0}
             else:
@@ -348,13 +367,13 @@ class Function:
             return out
         outs = tuple([_new_variable(y, record) for y in ys])
         if record:
-            if hasattr(self, "outputs"):
+            if hasattr(self, "_outputs"):
                 raise _reused(self)
             self.generation = gen
             for o in outs:
                 o.creator = self
                 o.generation = gen + 1
-            self.outputs = tuple([weakref.ref(o) for o in outs])
+            self._outputs = tuple([weakref.ref(o) for o in outs])
             # A single output is alive whenever backward reaches its function; one of several
             # may have been dropped, and then its gradient is zeros of its shape.
             self._out_shapes = tuple([o.data.shape for o in outs])
@@ -364,6 +383,12 @@ class Function:
             self._saved = ()
             del self.inputs
         return outs if len(outs) > 1 else outs[0]
+
+    @property
+    def outputs(self) -> tuple[weakref.ref[Variable], ...]:
+        """Weak references to the outputs (a graph holds its nodes through inputs only)."""
+        refs = self._outputs
+        return refs if type(refs) is tuple else (refs,)  # type: ignore[return-value]
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError(f"{self.name} has no forward")

@@ -6,6 +6,9 @@ codes set by the interpreter and what reaches the real stderr)::
     rc, out, err = invoke("eval", "x*y", "--x", "2", "--y", "3")
     rc, out, err = run_cli("eval", "x*y", "--x", "2", "--y", "3")
 
+and loading a script of the repository that is not part of the package (``tools/``, ``bench/``)
+as a module: ``load_script("tools/results_snapshot.py")``.
+
 Tests that start subprocesses or work at the 100,000 scale are marked ``slow``: the quick loop
 is ``pytest -m "not slow"``.
 """
@@ -17,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -30,6 +34,18 @@ COLUMNS = "80"
 def fixed_terminal_width(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("COLUMNS", COLUMNS)
     yield
+
+
+def load_script(path: str) -> Any:
+    """The file ``path`` (relative to the repository) imported as a module of its own."""
+    import importlib.util
+
+    file = REPO / path
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def invoke(

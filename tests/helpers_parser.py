@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -13,11 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build_parser() -> ModuleType:
     """tools/build_parser.py, the generator of the tables."""
-    spec = importlib.util.spec_from_file_location("build_parser", ROOT / "tools" / "build_parser.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from conftest import load_script
+
+    return load_script("tools/build_parser.py")  # type: ignore[no-any-return]
 
 
 def tables(grammar: str) -> SimpleNamespace:

@@ -14,7 +14,6 @@ differ by up to HESSIAN_ULPS.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -22,17 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT / "tests" / "data" / "results_snapshot.json"
 
 
 def _tool() -> Any:
-    spec = importlib.util.spec_from_file_location("results_snapshot", ROOT / "tools" / "results_snapshot.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/results_snapshot.py")
 
 
 def _ulps(a: str, b: str) -> float:

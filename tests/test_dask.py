@@ -240,15 +240,9 @@ def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path)
 def _measured_cli() -> str:
     """The wrapper of bench/dask_loss.py: the CLI, with the client's resident memory just before
     its computation and its peak during it (reset just before) written to the file in argv[1]."""
-    import importlib.util
+    from conftest import load_script
 
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("dask_loss", REPO / "bench" / "dask_loss.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.MEASURED)
+    return str(load_script("bench/dask_loss.py").MEASURED)
 
 
 def _must_show(tmp_path: Path, n: int, chunk: int) -> dict[str, Any]:

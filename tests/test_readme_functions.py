@@ -3,19 +3,16 @@ aliases and the language's own forms (written by ``tools/readme_functions.py --w
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tool() -> Any:
-    spec = importlib.util.spec_from_file_location("readme_functions", ROOT / "tools" / "readme_functions.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/readme_functions.py")
 
 
 def test_readme_lists_every_registered_function_by_group() -> None:

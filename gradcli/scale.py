@@ -43,10 +43,41 @@ class ClusterError(RuntimeError):
 # --- inputs ---------------------------------------------------------------------------------------
 
 
+def dask_array() -> Any:
+    """``dask.array``, imported without SciPy unless SciPy is loaded already.
+
+    dask.array imports ``scipy.sparse`` and ``scipy.fftpack`` when it can (to recognise sparse
+    blocks, and for its FFT wrappers): 25 MiB that the client of a cluster, which only builds a
+    graph, would hold for nothing, a third of its memory. gradcli uses neither; its special
+    functions import SciPy themselves when an expression names one, and the workers import
+    dask.array as it is.
+    """
+    if "dask.array" not in sys.modules and "scipy" not in sys.modules:
+        sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy fails, for now
+        try:
+            import dask.array
+        finally:
+            del sys.modules["scipy"]
+    import dask.array
+
+    return dask.array
+
+
 def read_zarr(store: str, member: str | None, name: str) -> Any:
     """The array of ``store`` (a path or URL ending in .zarr; ``member`` names an array of a
-    group) as a Dask array in the store's own chunks, read when computed."""
-    import dask.array as da
+    group) as a Dask array in the store's own chunks, read when computed.
+
+    A store of the usual kinds (Zarr v2 or v3 metadata, a regular chunk grid, numbers) is
+    described from its metadata alone and read by zarr where each block is computed: on the
+    workers, with ``--dask``, so that the client neither imports zarr (a tenth of its memory)
+    nor needs to see the store. Anything else, and every error, goes through zarr here.
+    """
+    da = dask_array()
+    described = _described(store, member)
+    if described is not None:
+        token = f"from-zarr-{described.token()}"
+        meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
+        return da.from_array(described, chunks=described.chunks, name=token, meta=meta)
     import zarr
 
     source = f"variable {name!r} from {store!r}"
@@ -77,10 +108,106 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
     return da.from_zarr(node)
 
 
+class ZarrBlocks:
+    """One array of a Zarr store as Dask's ``from_array`` sees it: its shape, dtype and chunks
+    from the store's metadata, and blocks read by zarr in the process that computes them (opened
+    there once; a copy sent to another process opens it anew)."""
+
+    def __init__(
+        self, store: str, path: str, shape: tuple[int, ...], dtype: np.dtype[Any], chunks: tuple[int, ...]
+    ) -> None:
+        self.store, self.path = store, path
+        self.shape, self.dtype, self.chunks = shape, dtype, chunks
+        self.ndim = len(shape)
+        self._array: Any = None
+
+    def token(self) -> str:
+        from dask.base import tokenize
+
+        return str(tokenize(self.store, self.path, self.shape, str(self.dtype), self.chunks))
+
+    def __getitem__(self, key: Any) -> Any:
+        if self._array is None:
+            import zarr
+
+            self._array = zarr.open_array(self.store, path=self.path, mode="r")
+        return self._array[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**vars(self), "_array": None}
+
+
+def _described(store: str, member: str | None) -> ZarrBlocks | None:
+    """The array ``member`` of ``store`` (or its only array) from the metadata alone, or None
+    where the store is of another kind or cannot be read that way (zarr then says why)."""
+    import json
+
+    from fsspec.core import url_to_fs
+    from fsspec.implementations.local import LocalFileSystem
+
+    try:
+        fs, root = url_to_fs(store)
+        root = root.rstrip("/")
+
+        def metadata(path: str) -> dict[str, Any] | None:
+            for name in ("zarr.json", ".zarray", ".zgroup"):
+                try:
+                    found = json.loads(fs.cat_file(f"{path}/{name}" if path else name))
+                except OSError:  # not there, or a file where a folder would be
+                    continue
+                if name == ".zarray":
+                    found["node_type"] = "array"
+                elif name == ".zgroup":
+                    found["node_type"] = "group"
+                return found if isinstance(found, dict) else None
+            return None
+
+        node = metadata(root)
+        path = ""
+        if node is not None and node.get("node_type") == "group":
+            if member is None:  # its only array, as zarr's array_keys() would list it
+                children = [c.rstrip("/").rsplit("/", 1)[-1] for c in fs.ls(root, detail=False)]
+                arrays = [c for c in children if (metadata(f"{root}/{c}") or {}).get("node_type") == "array"]
+                if len(arrays) != 1:
+                    return None
+                path = arrays[0]
+            else:
+                path = member.strip("/")
+            node = metadata(f"{root}/{path}")
+        elif member is not None:
+            return None
+        if node is None or node.get("node_type") != "array":
+            return None
+        shape = tuple(int(n) for n in node["shape"])
+        chunks = _chunk_shape(node)
+        dtype = np.dtype(node["data_type"] if "data_type" in node else node["dtype"])
+    except Exception:  # metadata of another kind, or unreadable: zarr has the last word
+        return None
+    if chunks is None or len(chunks) != len(shape) or dtype.kind not in "biuf":
+        return None
+    # A local store by its absolute path, so that worker processes find it wherever they run.
+    return ZarrBlocks(root if isinstance(fs, LocalFileSystem) else store, path, shape, dtype, chunks)
+
+
+def _chunk_shape(node: dict[str, Any]) -> tuple[int, ...] | None:
+    """The shape of the blocks zarr reads (the inner chunks of a sharded v3 array), or None for
+    a chunk grid that is not regular."""
+    if "chunks" in node:  # v2
+        return tuple(int(n) for n in node["chunks"])
+    grid = node["chunk_grid"]
+    if grid.get("name") != "regular":
+        return None
+    shape = grid["configuration"]["chunk_shape"]
+    for codec in node.get("codecs", ()):
+        if isinstance(codec, dict) and codec.get("name") == "sharding_indexed":
+            shape = codec["configuration"]["chunk_shape"]
+    return tuple(int(n) for n in shape)
+
+
 def lazy_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` for a run on Dask: arrays as Dask arrays (in chunks Dask chooses), numbers as
     they are (they mix with Dask arrays as constants)."""
-    import dask.array as da
+    da = dask_array()
 
     return {n: v if is_lazy(v) or np.ndim(v) == 0 else da.from_array(v) for n, v in values.items()}
 

@@ -202,6 +202,100 @@ def test_a_result_past_max_output_is_refused_before_the_work_not_pulled_in(store
     assert rc == 2 and "-o out.zarr" in err and "10,001 numbers" in err  # the value and the gradient
 
 
+def _stores(tmp_path: Path, a: np.ndarray) -> dict[str, str]:
+    """``a`` in Zarr stores of every layout the metadata reader knows, each as an ``@`` value."""
+    stores = {}
+    for fmt in (2, 3):
+        group = zarr.open_group(str(tmp_path / f"g{fmt}.zarr"), mode="w", zarr_format=fmt)
+        group.create_array("a", shape=a.shape, chunks=(3, 2), dtype=a.dtype)[...] = a
+        stores[f"v{fmt} group, its one array"] = f"@{tmp_path}/g{fmt}.zarr"
+        stores[f"v{fmt} group, array by name"] = f"@{tmp_path}/g{fmt}.zarr:a"
+        stores[f"v{fmt} group, array by path"] = f"@{tmp_path}/g{fmt}.zarr/a"
+        alone = zarr.open_array(
+            str(tmp_path / f"a{fmt}.zarr"),
+            mode="w",
+            shape=a.shape,
+            chunks=(4, 3),
+            dtype=a.dtype,
+            zarr_format=fmt,
+        )
+        alone[...] = a
+        stores[f"v{fmt} array"] = f"@{tmp_path}/a{fmt}.zarr"
+    sharded = zarr.create_array(
+        str(tmp_path / "s.zarr"), shape=a.shape, chunks=(2, 2), shards=(4, 4), dtype=a.dtype
+    )
+    sharded[...] = a
+    stores["v3 sharded array"] = f"@{tmp_path}/s.zarr"
+    return stores
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int32"])
+def test_a_zarr_store_is_described_from_its_metadata_in_zarrs_own_chunks(tmp_path: Path, dtype: str) -> None:
+    from gradcli import scale
+    from gradcli.inputs import zarr_source
+
+    a = np.arange(54).reshape(9, 6).astype(dtype)
+    for layout, value in _stores(tmp_path, a).items():
+        source = zarr_source(value)
+        assert source is not None
+        store, member = source
+        described = scale._described(store, member)
+        assert described is not None, layout
+        lazy = scale.read_zarr(store, member, "a")
+        node = zarr.open(store, mode="r")
+        want = (
+            node
+            if member is None and isinstance(node, zarr.Array)
+            else zarr.open_array(store, path=described.path)
+        )
+        assert lazy.chunks == da.from_zarr(want).chunks and lazy.dtype == a.dtype, layout
+        np.testing.assert_array_equal(lazy.compute(), a, err_msg=layout)
+
+
+def test_the_client_of_a_cluster_imports_neither_zarr_nor_scipy(store: Any) -> None:
+    """The client builds the graph from the stores' metadata; the workers read the data."""
+    path, data = store
+    code = (
+        "import sys; from gradcli._entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('zarr', 'scipy') if m in sys.modules))"
+    )
+    args = [
+        "eval",
+        LOSS,
+        "--w",
+        "0.5",
+        "--b",
+        "0",
+        "--x",
+        f"@{path}:x",
+        "--y",
+        f"@{path}:y",
+        "--dask",
+        "--json",
+    ]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answer, modules = done.stdout.strip().splitlines()
+    got = json.loads(answer)
+    numbers = [got["value"], got["grad"]["w"], got["grad"]["b"]]
+    np.testing.assert_allclose(numbers, _numpy_loss(data["x"], data["y"], 0.5, 0.0), rtol=1e-12)
+    assert modules == "[]"
+
+
+def test_a_special_function_on_zarr_data_imports_scipy_when_it_is_named(store: Any) -> None:
+    from conftest import invoke
+    from scipy.special import erf
+
+    path, data = store
+    rc, out, err = invoke("eval", "sum(w*erf(x))", "--w", "2", "--x", f"@{path}:x", "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    np.testing.assert_allclose(
+        [got["value"], got["grad"]["w"]], [2 * erf(data["x"]).sum(), erf(data["x"]).sum()], rtol=1e-12
+    )
+
+
 ZARR_ERRORS = [
     ("@{d}/none.zarr", "no such Zarr store"),
     ("@{d}/d.zarr", "several arrays (x, y): give"),
@@ -281,8 +375,7 @@ def test_the_loss_on_a_local_cluster_is_numpys_and_the_client_holds_no_data(
 @pytest.mark.slow
 def test_the_loss_on_two_times_ten_million_values_per_array(tmp_path: Path) -> None:
     memory = _must_show(tmp_path, 20_000_000, 1_000_000)
-    _assert_client_memory(memory)
-    assert memory["peak"] < memory["data"] // 4 or memory["peak"] - memory["before"] < memory["data"] // 16
+    assert memory["peak"] < memory["data"] // 4, memory  # the issue's aim: 76 MiB for 305 MiB of data
 
 
 @pytest.mark.slow  # waits out the connection timeout

@@ -284,5 +284,23 @@ def test_a_plain_eval_loads_only_what_it_needs() -> None:
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
+LIBRARY_MODULES = ["arithmetic", "elementwise", "reductions", "logic", "shape", "linalg", "losses", "special"]
+
+
+@pytest.mark.parametrize("module", LIBRARY_MODULES)
+def test_each_module_of_functions_imports_on_its_own_before_the_registry_has_loaded(module: str) -> None:
+    """The library's modules load as their names are looked up; one imported directly first (as
+    a reader of the source might) must not load the others before the names they import exist."""
+    code = (
+        f"import gradcli.functions.{module}\n"
+        "from gradcli.functions import REGISTRY\n"
+        "print(len(REGISTRY), REGISTRY['det'].name, REGISTRY['sin'].name)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    count, *names = proc.stdout.split()
+    assert int(count) > 100 and names == ["det", "sin"]
+
+
 def test_examples_are_found_in_help_texts() -> None:
     assert shlex.split(_examples("eval")[0])[:2] == ["gradcli", "eval"]

@@ -21,6 +21,7 @@ graph node; with arrays only it computes on arrays. Rules therefore run in both 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -136,7 +137,21 @@ def _array_call(cls: type[Function]) -> Callable[..., Any]:
 # operators (``arithmetic``) come first, imported by the package itself. Anything that lists or
 # counts the registry, and every registration from outside (a plugin), loads them all first.
 _MODULES = ["arithmetic", "elementwise", "reductions", "logic", "shape", "linalg", "losses", "special"]
+_LIBRARY = tuple(f"gradcli.functions.{m}" for m in _MODULES)
 _importing = 0  # > 0 while one of them is being imported: it registers, it looks nothing up
+
+
+def _library_importing() -> bool:
+    """Whether one of the library's modules is being imported (by ``_load_next``, or directly:
+    ``import gradcli.functions.linalg``); the others it imports must not be loaded from inside
+    it, before the names they import from it exist."""
+    if _importing:
+        return True
+    for name in _LIBRARY:
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if getattr(spec, "_initializing", False):  # importlib's mark of a module mid-import
+            return True
+    return False
 
 
 def _load_next() -> bool:
@@ -157,15 +172,15 @@ def _load_next() -> bool:
 
 def _load_until(name: str) -> None:
     """Import modules of functions until one has registered ``name`` (or an alias of that name)."""
-    if _importing:
+    if dict.__contains__(REGISTRY, name) or name in ALIASES or _library_importing():
         return
-    while not dict.__contains__(REGISTRY, name) and name not in ALIASES and _load_next():
+    while _load_next() and not dict.__contains__(REGISTRY, name) and name not in ALIASES:
         pass
 
 
 def load_all() -> None:
     """Import every module of the library's own functions."""
-    if not _importing:
+    if not _library_importing():
         while _load_next():
             pass
 

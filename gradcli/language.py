@@ -152,7 +152,9 @@ class _Builder:
 
     def value(self, ref: Any) -> int:
         """The slot of ``ref`` used as one value: a function with several outputs must be unpacked."""
-        slot = ref.index if type(ref) is Slot else self.resolve(ref)
+        if type(ref) is not Slot:  # a name or a constant: never several outputs (see assign)
+            return self.resolve(ref)
+        slot = ref.index
         op = self.ops[slot]
         if op.kind == CALL and op.spec is not None and op.spec.n_outputs > 1:
             name = op.spec.name
@@ -260,7 +262,7 @@ def _binary(name: str) -> Callable[[Any, list[Any]], Slot]:
     at the right operand (one call deep: most reductions of a long expression are these)."""
 
     def callback(self: Any, children: list[Any]) -> Slot:
-        return _current.get().apply(name, children, _pos(children[1]))
+        return _current.get().apply(name, children, getattr(children[1], "pos", 0))
 
     callback.__name__ = callback.__qualname__ = name
     return callback

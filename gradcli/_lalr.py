@@ -387,7 +387,7 @@ class Parser:
                 kind = name if retype is None else retype.get(text[start:pos], name)
                 end_column = pos - line_start + 1
                 last = (kind, start, start_line, start_column, line, end_column, pos)
-                if kind in kept:
+                if kind in kept:  # _token's work, without a call per token
                     value = text[start:pos]
                     token = new_str(Token, value)
                     token.type, token.value, token.start_pos, token.end_pos = kind, value, start, pos

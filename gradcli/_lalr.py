@@ -88,6 +88,12 @@ def _advance(text: str, start: int, end: int, line: int, line_start: int) -> tup
 
 # A token before it is built: terminal, start, line, column, end line, end column, end.
 _Last = tuple[str, int, int, int, int, int, int]
+# A lexer's ``match``, and per terminal: its keywords (text -> terminal, or None), whether it is
+# %ignore'd, whether it may hold a newline (Lark counts lines only in those).
+_Scanner = tuple[Callable[..., Any], dict[str, tuple[dict[str, str] | None, bool, bool]]]
+# A rule: its left-hand side, length, what a reduction calls (None: a unit rule, which calls
+# nothing), and the positions of the filtered terminals to delete from the children, last first.
+_Reducer = tuple[str, int, Callable[[list[Any]], Any] | None, tuple[int, ...]]
 
 
 def _rebuild(text: str, last: _Last) -> Token:
@@ -269,14 +275,16 @@ class Parser:
         self._state_lexer: tuple[int, ...] = tables.STATE_LEXER
         self._root_lexer: int = tables.ROOT_LEXER
         self._compiled: list[Callable[..., Any] | None] = [None] * len(self._lexers)
-        # Per state, its lexer's ``match`` (compiled on first use) and keywords.
-        self._matchers: list[Callable[..., Any] | None] = [None] * len(self._actions)
-        self._keywords = [self._lexers[i][2] for i in self._state_lexer]
+        # Per lexer and per state (built on first use): its regex's ``match``, and for each of its
+        # terminals what the lexer does with a match of it, looked up once per token.
+        self._scanners: list[_Scanner | None] = [None] * len(self._lexers)
+        self._state_scanners: list[_Scanner | None] = [None] * len(self._actions)
         # (state below, top state, terminal) -> the top state after the unit reductions it causes
         self._unit_chains: dict[tuple[int, int, str], int] = {}
-        self._reducers: list[tuple[str, int, Callable[[list[Any]], Any] | None]] = []
+        self._reducers: list[_Reducer] = []
         for lhs, size, name, expand_single, include, trailing in tables.RULES:
             build: Callable[[list[Any]], Any] | None
+            drop: tuple[int, ...] = ()
             if expand_single and include is None and size == 1:
                 build = None  # a lone child, passed up as it is: the stack's top stays
             else:
@@ -286,9 +294,13 @@ class Parser:
                     build = partial(Tree, name)
                 if expand_single:
                     build = _expand_single_child(build)
-                if include is not None:
+                if include is not None and trailing == 0 and not any(s or n for _, s, n in include):
+                    # Only filtered terminals to leave out: the driver deletes them from the list.
+                    kept = {i for i, _, _ in include}
+                    drop = tuple(i for i in range(size - 1, -1, -1) if i not in kept)
+                elif include is not None:
                     build = _child_filter(include, trailing, build)
-            self._reducers.append((lhs, size, build))
+            self._reducers.append((lhs, size, build, drop))
         self._token_callbacks: dict[str, Callable[[Any], Any]] = {}
         for terminal in tables.TERMINALS:
             callback = getattr(transformer, terminal, None)
@@ -303,9 +315,18 @@ class Parser:
             match = self._compiled[lexer] = re.compile(self._lexers[lexer][0]).match
         return match
 
-    def _state_match(self, state: int) -> Callable[..., Any]:
-        match = self._matchers[state] = self._match(self._state_lexer[state])
-        return match
+    def _state_scanner(self, state: int) -> _Scanner:
+        lexer = self._state_lexer[state]
+        scanner = self._scanners[lexer]
+        if scanner is None:
+            pattern, _, keywords = self._lexers[lexer]
+            terminals = {
+                name: (keywords.get(name), name in self._ignore, name in self._newlines)
+                for name in re.compile(pattern).groupindex
+            }
+            scanner = self._scanners[lexer] = (self._match(lexer), terminals)
+        self._state_scanners[state] = scanner
+        return scanner
 
     def _unexpected_characters(
         self, text: str, pos: int, line: int, line_start: int, states: list[int], last: _Last | None
@@ -337,8 +358,9 @@ class Parser:
     def parse(self, text: str) -> Any:
         """What the transformer's method for the start rule returns (a :class:`Tree` without one)."""
         actions, gotos, reducers, chains = self._actions, self._gotos, self._reducers, self._unit_chains
-        matchers, keywords, ignore, newlines = self._matchers, self._keywords, self._ignore, self._newlines
-        kept, callbacks, end_state = self._kept, self._token_callbacks, self._end
+        scanners, kept, callbacks = self._state_scanners, self._kept, self._token_callbacks
+        end_state = self._end
+        new_str, count, rindex = str.__new__, text.count, text.rindex
         states = [self._start]
         values: list[Any] = []
         pos, size = 0, len(text)
@@ -347,28 +369,33 @@ class Parser:
         token: Token | None = None  # the last token, where a rule keeps its terminal
         while True:
             top = states[-1]
-            match = matchers[top] or self._state_match(top)
+            match, terminals = scanners[top] or self._state_scanner(top)
             while pos < size:
                 m = match(text, pos)
                 if m is None:
                     raise self._unexpected_characters(text, pos, line, line_start, states, last)
                 name = m.lastgroup
-                if name in ignore:
-                    if name in newlines:
-                        line, line_start = _advance(text, pos, m.end(), line, line_start)
-                    pos = m.end()
-                    continue
                 start, pos = pos, m.end()
+                retype, ignored, newline = terminals[name]
                 start_line, start_column = line, start - line_start + 1
-                if name in newlines:
-                    line, line_start = _advance(text, start, pos, line, line_start)
-                end_column = pos - line_start + 1
-                retype = keywords[top].get(name)
+                if newline:
+                    newlines = count("\n", start, pos)
+                    if newlines:
+                        line, line_start = line + newlines, rindex("\n", start, pos) + 1
+                if ignored:
+                    continue
                 kind = name if retype is None else retype.get(text[start:pos], name)
+                end_column = pos - line_start + 1
                 last = (kind, start, start_line, start_column, line, end_column, pos)
-                if kind in kept:
-                    token = _token(
-                        kind, text[start:pos], start, start_line, start_column, line, end_column, pos
+                if kind in kept:  # _token's work, without a call per token
+                    value = text[start:pos]
+                    token = new_str(Token, value)
+                    token.type, token.value, token.start_pos, token.end_pos = kind, value, start, pos
+                    token.line, token.column, token.end_line, token.end_column = (
+                        start_line,
+                        start_column,
+                        line,
+                        end_column,
                     )
                 else:
                     token = None
@@ -382,7 +409,7 @@ class Parser:
                     raise UnexpectedToken(_lookahead(text, kind, last, token), expected, tuple(states))
                 if action >= 0:
                     break
-                lhs, length, build = reducers[~action]
+                lhs, length, build, drop = reducers[~action]
                 if build is None:
                     key = (states[-2], top, kind)
                     chained = chains.get(key)
@@ -394,6 +421,8 @@ class Parser:
                         children = values[-length:]
                         del values[-length:]
                         del states[-length:]
+                        for i in drop:
+                            del children[i]
                     else:
                         children = []
                     values.append(build(children))
@@ -412,7 +441,7 @@ class Parser:
             action = actions[top].get(kind)
             if action is None or action >= 0:
                 break
-            lhs, _, build = reducers[~action]
+            lhs, _, build, _ = reducers[~action]
             if build is not None:
                 break
             top = gotos[below][lhs]

@@ -12,7 +12,7 @@ expressions, ``log(x, base)``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pathlib import Path
 
-from .engine import Variable
+from .engine import Variable, paused_gc
 from .functions.registry import REGISTRY, RegistryError, Spec, lookup
 from .program import CALL, CONST, GRAD, INPUT, NO_OPTIONS, UNPACK, ExpressionError, Op, Program
 
@@ -111,45 +111,50 @@ class _Builder:
 
     def resolve(self, ref: Any) -> int:
         """The slot holding ``ref``'s value, emitting an input or constant instruction if needed."""
-        if type(ref) is Slot:
+        kind = type(ref)
+        if kind is Slot:
             return ref.index
-        if isinstance(ref, Const):
+        if kind is Name:
+            name = ref.name
+            slot = self.assigned.get(name)
+            if slot is not None:
+                return slot
+            slot = self.input_slots.get(name)
+            if slot is not None:
+                if ref.pos < self.ops[slot].where:
+                    # Names resolve in reduce order, not text order (x + sin(y) reduces sin(y)
+                    # first): an input's place is where it first appears, which orders the inputs.
+                    self.ops[slot].where = ref.pos
+                return slot
+            if name in CONSTANTS:
+                constant = CONSTANTS[name]
+                if constant is None:
+                    raise self.error("None is an option (axis=None) or in x[None, :], not a value", ref.pos)
+                return self.emit(Op(CONST, (), None, NO_OPTIONS, Variable(constant, None, False), ref.pos))
+            self.input_slots[name] = slot = self.emit(Op(INPUT, (), None, NO_OPTIONS, name, ref.pos))
+            return slot
+        if kind is Const:
             value = ref.value
             if isinstance(value, str):
                 raise self.error(
                     'a string is an option of a function (einsum("ij,jk->ik", a, b)), not a value', ref.pos
                 )
             try:
-                variable = Variable(value, requires_grad=False)
+                variable = Variable(value, None, False)
             except (TypeError, ValueError) as exc:
                 raise self.error(f"not an array of numbers: {exc}", ref.pos) from None
-            return self.emit(Op(CONST, value=variable, where=ref.pos))
-        if isinstance(ref, Name):
-            name = ref.name
-            if name in self.assigned:
-                return self.assigned[name]
-            if name in CONSTANTS:
-                constant = CONSTANTS[name]
-                if constant is None:
-                    raise self.error("None is an option (axis=None) or in x[None, :], not a value", ref.pos)
-                return self.emit(Op(CONST, value=Variable(constant, requires_grad=False), where=ref.pos))
-            slot = self.input_slots.get(name)
-            if slot is None:
-                self.input_slots[name] = slot = self.emit(Op(INPUT, value=name, where=ref.pos))
-            elif ref.pos < self.ops[slot].where:
-                # Names resolve in reduce order, not text order (x + sin(y) reduces sin(y) first):
-                # an input's place is where it first appears, which orders the inputs.
-                self.ops[slot].where = ref.pos
-            return slot
-        if isinstance(ref, Keyword):
+            return self.emit(Op(CONST, (), None, NO_OPTIONS, variable, ref.pos))
+        if kind is Keyword:
             raise self.error(f"keyword argument {ref.name}= is only allowed inside a call", ref.pos)
-        if isinstance(ref, SliceRef):
+        if kind is SliceRef:
             raise self.error("a slice (':') is only allowed inside [...]", ref.pos)
         raise self.error("'...' is only allowed inside [...]", ref.pos)
 
     def value(self, ref: Any) -> int:
         """The slot of ``ref`` used as one value: a function with several outputs must be unpacked."""
-        slot = self.resolve(ref)
+        if type(ref) is not Slot:  # a name or a constant: never several outputs (see assign)
+            return self.resolve(ref)
+        slot = ref.index
         op = self.ops[slot]
         if op.kind == CALL and op.spec is not None and op.spec.n_outputs > 1:
             name = op.spec.name
@@ -211,9 +216,10 @@ class _Builder:
 
     def apply(self, name: str, args: Sequence[Any], pos: int) -> Slot:
         """A call of the registered function ``name``: what an operator or a language form means."""
-        spec = REGISTRY.get(name)
-        if spec is None:
-            raise self.error(f"this needs the function {name!r}, which is not registered", pos)
+        try:
+            spec = REGISTRY[name]
+        except KeyError:
+            raise self.error(f"this needs the function {name!r}, which is not registered", pos) from None
         if len(args) == 2 and spec.binary:
             # An operator: two inputs and no options, without call's sorting of arguments (most
             # instructions of a long expression are these).
@@ -221,8 +227,9 @@ class _Builder:
             if (type(a) is not Const or type(a.value) is not str) and (
                 type(b) is not Const or type(b.value) is not str
             ):
-                slots = (self.value(a), self.value(b))
-                return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=NO_OPTIONS, where=pos)), pos)
+                ops = self.ops
+                ops.append(Op(CALL, (self.value(a), self.value(b)), spec, NO_OPTIONS, None, pos))
+                return Slot(len(ops) - 1, pos)
         return self.call(spec, args, pos)
 
 
@@ -250,13 +257,24 @@ def _b() -> _Builder:
     return _current.get()
 
 
+def _binary(name: str) -> Callable[[Any, list[Any]], Slot]:
+    """The callback of an operator of two operands: a call of the registry function ``name``,
+    at the right operand (one call deep: most reductions of a long expression are these)."""
+
+    def callback(self: Any, children: list[Any]) -> Slot:
+        return _current.get().apply(name, children, getattr(children[1], "pos", 0))
+
+    callback.__name__ = callback.__qualname__ = name
+    return callback
+
+
 class _Callbacks:
     """Called by the LALR parser at each reduction; one method per named grammar alternative."""
 
     # -- leaves --------------------------------------------------------------------------
     def number(self, children: list[Any]) -> Const:
         tok = children[0]
-        return Const(_number(str(tok)), tok.start_pos)
+        return Const(_number(tok.value), tok.start_pos)
 
     def string(self, children: list[Any]) -> Const:
         tok = children[0]
@@ -264,7 +282,7 @@ class _Callbacks:
 
     def name(self, children: list[Any]) -> Name:
         tok = children[0]
-        return Name(str(tok), tok.start_pos)
+        return Name(tok.value, tok.start_pos)
 
     def array(self, children: list[Any]) -> Any:
         items = children[0] if children and children[0] is not None else []
@@ -281,33 +299,14 @@ class _Callbacks:
         return Const(values, pos)
 
     # -- operators: each is a call of the registry function of the same name -------------
-    def _binary(self, name: str, children: list[Any]) -> Slot:
-        a, b = children
-        return _b().apply(name, [a, b], _pos(b))
-
-    def add(self, c: list[Any]) -> Slot:
-        return self._binary("add", c)
-
-    def sub(self, c: list[Any]) -> Slot:
-        return self._binary("sub", c)
-
-    def mul(self, c: list[Any]) -> Slot:
-        return self._binary("mul", c)
-
-    def div(self, c: list[Any]) -> Slot:
-        return self._binary("div", c)
-
-    def matmul(self, c: list[Any]) -> Slot:
-        return self._binary("matmul", c)
-
-    def floor_divide(self, c: list[Any]) -> Slot:
-        return self._binary("floor_divide", c)
-
-    def mod(self, c: list[Any]) -> Slot:
-        return self._binary("mod", c)
-
-    def pow(self, c: list[Any]) -> Slot:
-        return self._binary("pow", c)
+    add = _binary("add")
+    sub = _binary("sub")
+    mul = _binary("mul")
+    div = _binary("div")
+    matmul = _binary("matmul")
+    floor_divide = _binary("floor_divide")
+    mod = _binary("mod")
+    pow = _binary("pow")
 
     def superscript(self, c: list[Any]) -> Slot:
         x, tok = c
@@ -338,11 +337,8 @@ class _Callbacks:
         assert result is not None
         return result
 
-    def logical_and(self, c: list[Any]) -> Slot:
-        return self._binary("logical_and", c)
-
-    def logical_or(self, c: list[Any]) -> Slot:
-        return self._binary("logical_or", c)
+    logical_and = _binary("logical_and")
+    logical_or = _binary("logical_or")
 
     def logical_not(self, c: list[Any]) -> Slot:
         (x,) = c
@@ -787,13 +783,16 @@ def parse(text: str, parser: Any = None) -> Program:
         raise ExpressionError("the expression is empty")
     builder = _Builder(text)
     token = _current.set(builder)
-    try:
-        (parser or _get_parser()).parse(text)
-    except Exception as exc:
-        if not _is_syntax_error(exc):
-            raise
-        raise _syntax_error(text, exc) from None
-    finally:
-        _current.reset(token)
-    assert builder.outputs is not None
-    return Program(text, builder.ops, builder.outputs, builder.names)
+    # The instructions are long-lived objects made in bulk, and a long text makes millions: the
+    # collector's full collections would rescan them all (a fifth of the parse at 200,000 terms).
+    with paused_gc():
+        try:
+            (parser or _get_parser()).parse(text)
+        except Exception as exc:
+            if not _is_syntax_error(exc):
+                raise
+            raise _syntax_error(text, exc) from None
+        finally:
+            _current.reset(token)
+        assert builder.outputs is not None
+        return Program(text, builder.ops, builder.outputs, builder.names)

@@ -116,14 +116,21 @@ class Program:
         self.ops = ops
         self.outputs = outputs
         self.names = names  # slot -> name given to it by an assignment
-        self.inputs: tuple[str, ...] = tuple(
-            op.value for op in sorted((op for op in ops if op.kind == INPUT), key=_first_appearance)
-        )
-        self.frees, self.quiet, self.guards = _plan(ops, outputs)
-        self._input_slots = {op.value: i for i, op in enumerate(ops) if op.kind == INPUT}
+        input_ops: list[tuple[int, Op]] = []  # (slot, instruction) of each input
         # grad(EXPR, NAME) inside: any input may be differentiated with respect to, even one
         # the caller holds constant.
-        self.differentiates_inside = any(op.kind == GRAD for op in ops)
+        self.differentiates_inside = False
+        for i, op in enumerate(ops):  # one pass: a long expression has millions of instructions
+            kind = op.kind
+            if kind == CALL:
+                continue
+            if kind == INPUT:
+                input_ops.append((i, op))
+            elif kind == GRAD:
+                self.differentiates_inside = True
+        self.inputs: tuple[str, ...] = tuple(op.value for _, op in sorted(input_ops, key=_first_appearance))
+        self._input_slots = {op.value: i for i, op in input_ops}
+        self.frees, self.quiet, self.guards = _plan(ops, outputs)
 
     def __repr__(self) -> str:
         return f"Program({self.text!r}, inputs={self.inputs}, ops={len(self.ops)})"
@@ -278,8 +285,8 @@ class _Overlay(dict[int, Any]):
         return self.slots[j]
 
 
-def _first_appearance(op: Op) -> int:
-    return op.where
+def _first_appearance(input_op: tuple[int, Op]) -> int:
+    return input_op[1].where
 
 
 def _branches(op: Op) -> tuple[int, ...]:
@@ -308,15 +315,25 @@ def _plan(
     ``where`` its value reaches, so the branch can be computed again there.
     """
     n = len(ops)
+    # Without a where, nothing is quiet, and a slot's last reader is simply the last: the first
+    # met going backwards.
+    read = bytearray(n)
+    for s in outputs:
+        read[s] = True  # the outputs are kept
+    frees: list[tuple[int, ...]] = [()] * n
+    for i in range(n - 1, -1, -1):
+        op = ops[i]
+        if op.spec is not None and op.spec.cls.masks_gradient:
+            break
+        for j in op.args:
+            if not read[j]:
+                read[j] = True
+                frees[i] = (*frees[i], j)
+    else:
+        return frees, frozenset(), {}
     masking = {
         i: _branches(op) for i, op in enumerate(ops) if op.spec is not None and op.spec.cls.masks_gradient
     }
-    if not masking:  # no where: nothing is quiet, and a slot's last reader is simply the last
-        last = [-1] * n
-        for i, op in enumerate(ops):
-            for j in op.args:
-                last[j] = i
-        return _frees(last, outputs, n), frozenset(), {}
     loud = [False] * n
     reach = [-1] * n  # the last loud where a value reaches through branches (-1: none)
     last = [-1] * n

@@ -110,24 +110,26 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     for i, op in enumerate(ops):
         kind = op.kind
         if kind == CALL:
-            need = False
-            for j in op.args:
-                if needs[j]:
-                    need = True
-            f = _function(op, needs) if need else _function(op)
+            args = op.args
+            pattern = tuple([needs[j] for j in args])
+            need = True in pattern
+            f = _function(op, pattern if need else None)
             if quiet and i in quiet:
                 with np.errstate(all="ignore"):
                     slots[i] = _call(program, i, f, slots)
             else:
                 slots[i] = _call(program, i, f, slots)
             if need:
-                pattern = tuple([needs[j] for j in op.args])
                 if not hasattr(f, "inputs"):  # a new Function, not one shared (see _function)
                     f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
                 functions[i] = f
                 needs[i] = True
-                generation[i] = 1 + max([generation[j] for j in op.args])
-                _mark_read(f, i, op.args, pattern, read)
+                below = 0
+                for j in args:
+                    if generation[j] > below:
+                        below = generation[j]
+                generation[i] = below + 1
+                _mark_read(f, i, args, pattern, read)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -144,7 +146,10 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
         value = slots[i]
-        if type(value) is not tuple:
+        held = type(value)
+        if held is np.float64 or held is np.ndarray:
+            shapes[i] = value.shape
+        elif held is not tuple:
             shapes[i] = np.shape(value)
         for j in frees[i]:
             if not read[j] and type(slots[j]) is not tuple:
@@ -168,17 +173,16 @@ def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ..
         read[i] = True
 
 
-def _function(op: Any, needs: list[bool] | None = None) -> Function:
+def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
     """A Function object for a call instruction: a new one, with its options; or, for a table
-    row without options whose gradient is wanted (``needs``), one shared by every call with the
-    same inputs wanting gradients (it holds nothing else, and a tape of a million additions
-    would hold a million of them)."""
+    row without options whose gradient is wanted (``pattern``: which inputs want one), one shared
+    by every call with the same inputs wanting gradients (it holds nothing else, and a tape of a
+    million additions would hold a million of them)."""
     spec = op.spec
     assert spec is not None
     cls = spec.cls
-    if needs is None or op.params or not issubclass(cls, Primitive):
+    if pattern is None or op.params or not issubclass(cls, Primitive):
         return cls(**op.params)
-    pattern = tuple([needs[j] for j in op.args])
     shared = _SHARED.get((cls, pattern))
     if shared is None:
         shared = _SHARED[(cls, pattern)] = cls()
@@ -227,23 +231,35 @@ def _reverse(
     Functions run in the engine's order (highest generation first, ties in the order they were
     reached), so gradients add up in the same order and the numbers are the graph's, bit for bit.
     """
-    ops, slots, functions, needs, generation = (
+    ops, slots, functions, needs, generation, shapes = (
         program.ops,
         tape.slots,
         tape.functions,
         tape.needs,
         tape.generation,
+        tape.shapes,
     )
     grads: dict[int, Any] = {}
     owned: set[int] = set()  # slots whose gradient buffer this sweep allocated: added to in place
     outputs_of = _unpacked(ops)
     queue = GenerationQueue()
+    # The slots reached so far, each looked at once (an input may be reached a million times);
+    # a call's own slot is in it once its function is queued.
     seen: set[int] = set()
 
     def reach(j: int) -> None:
-        c = j if ops[j].kind == CALL else ops[j].args[0] if ops[j].kind == UNPACK else -1
-        if c >= 0 and functions[c] is not None and c not in seen:
+        seen.add(j)
+        op = ops[j]
+        if op.kind == UNPACK:
+            c = op.args[0]
+            if c in seen:
+                return
             seen.add(c)
+        elif op.kind == CALL:
+            c = j
+        else:
+            return
+        if functions[c] is not None:
             queue.push(generation[c] - 1, c)
 
     if needs[output]:
@@ -272,13 +288,16 @@ def _reverse(
         for j, gx in zip(op.args, gxs):
             if gx is None or not needs[j]:
                 continue
-            gx = fit_array(gx, tape.shapes[j])
+            shape, held = shapes[j], type(gx)
+            if held is not np.float64 and held is not np.ndarray or gx.shape != shape:
+                gx = fit_array(gx, shape)
             if j not in grads:
                 grads[j] = gx
             else:
                 grads[j] = gradient_sum(grads[j], gx, j in owned)
                 owned.add(j)
-            reach(j)
+            if j not in seen:
+                reach(j)
     result = {}
     for name in wrt:
         slot = program.input_slot(name)

@@ -23,6 +23,7 @@ import collections
 import contextlib
 import gc
 import operator
+import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -650,10 +651,12 @@ def backward(
     queue = GenerationQueue()
     seen: set[Function] = set()
     grads: dict[Variable, Any] = {}
-    # Gradient buffers this pass allocated itself (sums): the only ones it may add into in place.
+    # Gradient buffers this pass may add into in place: the new results of rules and the sums it
+    # made (:func:`sole`), never a value a rule was given back (an input, a saved value, the seed).
     owned: set[Variable] = set()
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Any] = {}
+    kept_owned: set[Variable] = set()  # of those, the gradients the pass owned when a rule took them
     push = queue.push
     limit = _node_limit.get() if create_graph else None
     sizes = _pass_sizes.get() if create_graph else None
@@ -670,7 +673,7 @@ def backward(
             if y not in grads:
                 grads[y] = g
             else:  # the same output twice
-                grads[y] = gradient_sum(grads[y], g, raw and y in owned)
+                grads[y] = gradient_sum(grads[y], g, raw and y in owned, False)
                 owned.add(y)
             f = y.creator
             if f is not None and f not in seen:
@@ -693,25 +696,33 @@ def backward(
                         g = Variable(g, requires_grad=False)
                 else:
                     assert o is not None  # a gradient is only ever kept for a live output
-                    owned.discard(o)
                     if retain_grad or o in wanted:
                         kept[o] = g
+                        if o in owned:
+                            kept_owned.add(o)
+                    owned.discard(o)
                 gys.append(g)
             gxs = _vjp(f, gys, raw, strong_zeros)
             if f.masks_gradient:
                 strong_zeros = True
             fitted: list[Any] | None = [] if trace is not None else None
-            for x, gx in zip(f.inputs, gxs):
+            # A trace keeps each step's gradients as they were: none is added into in place then.
+            new = new_results(gxs) if raw and fitted is None else [False] * len(gxs)
+            for x, gx, fresh in zip(f.inputs, gxs, new):
                 if gx is None or not x.requires_grad:
                     if fitted is not None:
                         fitted.append(None)
                     continue
                 if raw:
-                    gx = fit_array(gx, x.data.shape)
+                    fitted_gx = fit_array(gx, x.data.shape)
+                    fresh = fresh and fitted_gx is gx
+                    gx = fitted_gx
                     if x not in grads:
                         grads[x] = gx
+                        if fresh:
+                            owned.add(x)
                     else:
-                        grads[x] = gradient_sum(grads[x], gx, x in owned)
+                        grads[x] = gradient_sum(grads[x], gx, x in owned, fresh)
                         owned.add(x)
                 else:
                     if not isinstance(gx, Variable):
@@ -734,7 +745,9 @@ def backward(
     # that no function consumed.
     kept.update(grads)
     if raw:
-        kept = {v: Variable(own(g), requires_grad=False) for v, g in kept.items()}
+        kept = {
+            v: Variable(own(g, v in owned or v in kept_owned), requires_grad=False) for v, g in kept.items()
+        }
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -747,17 +760,72 @@ def backward(
 
 def seed_like(like: Any, value: float = 1.0, shape: tuple[int, ...] | None = None) -> Any:
     """An array of ``value`` shaped like ``like`` (or ``shape``), in its array library. For NumPy a
-    read-only broadcast of one number: a seed of ones costs no memory and no pass over it."""
+    read-only broadcast of one number: a seed costs no memory and no pass over it, and a seed of
+    ones (:class:`_Ones`) none either where a rule multiplies by it."""
     shape = like.shape if shape is None else shape
     if type(like) is np.ndarray or type(like) is np.float64:
-        return np.broadcast_to(np.float64(value), shape) if shape else np.float64(value)
+        if not shape:
+            return np.float64(value)
+        seed = np.broadcast_to(np.float64(value), shape)
+        return seed.view(_Ones) if value == 1.0 else seed
     return np.full_like(like, value, shape=shape)
 
 
-def own(g: Any) -> Any:
-    """A gradient handed to the caller as an array of its own (not a read-only broadcast)."""
-    if type(g) is np.ndarray and not g.flags.writeable:
-        return g.copy()
+class _Ones(np.ndarray):
+    """A read-only broadcast of 1.0: the seed of a backward pass. ``gy * v`` by it is ``v`` itself
+    (1.0 * v is v, bit for bit), so a rule's product with the seed makes no pass over the data and
+    no new buffer; every other operation sees a plain broadcast of ones. Any view of it (its
+    reshapes, transposes, slices) is all ones too; a copy (writeable) is not taken for one."""
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if ufunc is np.multiply and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            other = b if a is self else a
+            if (
+                type(other) is np.ndarray
+                and other.dtype == np.float64
+                and not self.flags.writeable
+                and other.shape == np.broadcast_shapes(self.shape, other.shape)
+            ):
+                return other
+        plain = tuple([x.view(np.ndarray) if isinstance(x, _Ones) else x for x in inputs])
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+def new_results(gxs: tuple[Any, ...]) -> list[bool]:
+    """For each gradient a rule returned, whether it is a new array that nothing but ``gxs``
+    holds (:func:`sole`): one a pass may add into in place, where the others are values the rule
+    was given back (an input, a saved value, the seed), views of them, or one array twice."""
+    return [sole(gxs[k], 1) for k in range(len(gxs))]
+
+
+def sole(a: Any, held: int) -> bool:
+    """Whether ``a`` is a NumPy array with memory of its own (no view), writeable, that nothing
+    holds but ``held`` references of the caller's. NumPy's own test for reusing a temporary is
+    the same count of references."""
+    return (
+        type(a) is np.ndarray
+        and a.base is None
+        and a.flags.writeable
+        and sys.getrefcount(a) - _UNHELD <= held
+    )
+
+
+def _unheld(a: Any, held: int) -> int:
+    return sys.getrefcount(a)
+
+
+# What sys.getrefcount counts inside sole() for an array passed straight to it that no one else
+# holds: measured by a function of the same shape, called the same way, as interpreters differ.
+_UNHELD = _unheld(np.empty(0), 0)
+
+
+def own(g: Any, owned: bool = False) -> Any:
+    """A gradient handed to the caller as an array of its own: as it is where the pass made it
+    (``owned``), else, for NumPy, copied (it may be the seed, or a value a rule handed back: an
+    input, an output, a value kept for backward)."""
+    if not owned and (type(g) is np.ndarray or type(g) is _Ones):
+        return np.array(g)
     return g
 
 
@@ -783,11 +851,16 @@ def fit_array(g: Any, shape: tuple[int, ...]) -> Any:
         return _fit_array(as_array(g), shape)
 
 
-def gradient_sum(total: Any, g: Any, owned: bool) -> Any:
-    """``total + g``, added into ``total`` itself when the pass allocated it (``owned``)."""
-    if owned and type(total) is np.ndarray and total.shape == np.shape(g):
-        np.add(total, g, out=total)
-        return total
+def gradient_sum(total: Any, g: Any, owned: bool, g_owned: bool) -> Any:
+    """``total + g``: added into ``total`` itself where the pass owns it (``owned``), else into
+    ``g`` where it owns that (the same sum, in the same order, so the same bits), else new."""
+    if np.shape(total) == np.shape(g):
+        if owned and type(total) is np.ndarray:
+            np.add(total, g, out=total)
+            return total
+        if g_owned and type(g) is np.ndarray:
+            np.add(total, g, out=g)
+            return g
     return total + g
 
 

@@ -28,6 +28,7 @@ from .engine import (
     apply_rule,
     fit_array,
     gradient_sum,
+    new_results,
     own,
     paused_gc,
     seed_like,
@@ -235,7 +236,7 @@ def _reverse(
         tape.generation,
     )
     grads: dict[int, Any] = {}
-    owned: set[int] = set()  # slots whose gradient buffer this sweep allocated: added to in place
+    owned: set[int] = set()  # slots whose gradient buffer this sweep may add into in place (sole)
     outputs_of = _unpacked(ops)
     queue = GenerationQueue()
     seen: set[int] = set()
@@ -269,21 +270,25 @@ def _reverse(
         )
         if f.masks_gradient:
             strong_zeros = True
-        for j, gx in zip(op.args, gxs):
+        for j, gx, fresh in zip(op.args, gxs, new_results(gxs)):
             if gx is None or not needs[j]:
                 continue
-            gx = fit_array(gx, tape.shapes[j])
+            fitted = fit_array(gx, tape.shapes[j])
+            fresh = fresh and fitted is gx
+            gx = fitted
             if j not in grads:
                 grads[j] = gx
+                if fresh:
+                    owned.add(j)
             else:
-                grads[j] = gradient_sum(grads[j], gx, j in owned)
+                grads[j] = gradient_sum(grads[j], gx, j in owned, fresh)
                 owned.add(j)
             reach(j)
     result = {}
     for name in wrt:
         slot = program.input_slot(name)
         g = grads.get(slot) if slot is not None else None
-        result[name] = np.zeros_like(arrays[name]) if g is None else own(g)
+        result[name] = np.zeros_like(arrays[name]) if g is None else own(g, slot in owned)
     return result
 
 

@@ -1,0 +1,110 @@
+"""A first-order pass works in place only in buffers it owns (issue 13's big arrays): it adds
+gradients into arrays its rules made, skips products with its seed of ones, and the tape writes a
+ufunc's result into a temporary nothing reads any more. None of that may write into an array the
+caller or a rule still holds: the inputs, the outputs, values kept for backward, the seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradcli import Variable, calculus
+from gradcli import functions as F  # noqa: N812 - as torch.nn.functional is F
+from gradcli.engine import grad, sole
+from gradcli.language import parse
+
+# Each expression with its outputs written with the Python API. Between them: gradients that are
+# an input itself (x*y: d/dx is y), the seed passed on (x + y), a gradient added to one that is an
+# input, a chain of temporaries (neg, exp), outputs that other outputs are computed from.
+CASES: list[tuple[str, Callable[[Any, Any], tuple[Any, ...]]]] = [
+    ("x*y", lambda x, y: (x * y,)),
+    ("x + y", lambda x, y: (x + y,)),
+    ("x*y + y", lambda x, y: (x * y + y,)),
+    ("sin(x)*y + x*y", lambda x, y: (F.sin(x) * y + x * y,)),
+    ("exp(-(x*y)) * y", lambda x, y: (F.exp(-(x * y)) * y,)),
+    ("sin(x)*exp(-y**2) + log1p(x**2)", lambda x, y: (F.sin(x) * F.exp(-(y**2)) + F.log1p(x**2),)),
+    ("a = -(x*y); b = exp(a); a, b + a", lambda x, y: _shared(-(x * y), lambda a: (a, F.exp(a) + a))),
+    ("s = sin(x); s*y, s", lambda x, y: _shared(F.sin(x), lambda s: (s * y, s))),
+]
+
+
+def _shared(a: Any, outputs: Callable[[Any], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """``outputs`` of one node ``a`` (as a name in an expression is one node)."""
+    return outputs(a)
+
+
+def _inputs() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(13)
+    return {"x": rng.uniform(0.5, 2.0, (3, 4)), "y": rng.uniform(0.5, 2.0, (3, 4))}
+
+
+def _shares(a: Any, arrays: list[Any]) -> bool:
+    return any(np.shares_memory(a, b) for b in arrays if isinstance(b, np.ndarray))
+
+
+@pytest.mark.parametrize(("text", "api"), CASES, ids=[c[0] for c in CASES])
+def test_an_evaluation_writes_into_no_input_and_hands_back_arrays_of_its_own(text: str, api: Any) -> None:
+    arrays = _inputs()
+    before = {n: a.copy() for n, a in arrays.items()}
+    r = calculus.evaluate(parse(text), arrays)
+    for n in arrays:
+        assert np.array_equal(arrays[n], before[n]), f"input {n} was written into"
+    # The numbers of the graph (no tape, nothing in place), from copies of the inputs: the same bits.
+    x, y = Variable(before["x"].copy()), Variable(before["y"].copy())
+    outs = api(x, y)
+    values = [np.asarray(v) for v in r.value]
+    for v, out in zip(values, outs, strict=True):
+        assert np.array_equal(v, out.data)
+    for k, grads in enumerate(r.grad):
+        want = grad([outs[k]], [x, y])
+        for (n, g), w in zip(grads.items(), want, strict=True):
+            others = list(arrays.values()) + values
+            others += [h for j, hs in enumerate(r.grad) for m, h in hs.items() if (j, m) != (k, n)]
+            assert g.flags.writeable, f"gradient {k} {n} is read-only"
+            assert not _shares(g, others), f"gradient {k} {n} shares memory with an input, output or gradient"
+            assert np.array_equal(g, w.data)
+
+
+@pytest.mark.parametrize(("text", "api"), CASES, ids=[c[0] for c in CASES])
+def test_backward_leaves_every_value_of_the_graph_and_the_inputs_as_they_were(text: str, api: Any) -> None:
+    arrays = _inputs()
+    before = {n: a.copy() for n, a in arrays.items()}
+    x, y = Variable(arrays["x"]), Variable(arrays["y"])
+    z = api(x, y)[0]
+    held, todo = [], [z]  # every value the graph holds (what its rules read), as it is now
+    while todo:
+        v = todo.pop()
+        if v.creator is not None:
+            held.append((v, v.data.copy()))
+            todo.extend(v.creator.inputs)
+    z.backward()
+    for v, data in held:
+        assert np.array_equal(v.data, data), f"{v.creator.name}'s output was written into"
+    for n, leaf in (("x", x), ("y", y)):
+        assert np.array_equal(leaf.data, before[n]), f"input {n} was written into"
+        assert leaf.grad is not None
+        graph = [x.data, y.data, *(v.data for v, _ in held)]
+        assert not _shares(leaf.grad.data, graph), f"gradient {n} shares memory with a value of the graph"
+    assert x.grad is not None and y.grad is not None
+    assert not np.shares_memory(x.grad.data, y.grad.data)
+    assert np.array_equal(x.grad.data, calculus.evaluate(parse(text), before).grad[0]["x"])
+
+
+def test_an_array_is_sole_only_while_nothing_else_holds_it_or_a_view_of_it() -> None:
+    # (Worked out before each assert: pytest's rewritten asserts hold what they evaluate.)
+    held = [np.empty(4)]
+    alone, with_one_more = sole(held[0], 1), sole(held[0], 0)
+    assert (alone, with_one_more) == (True, False)
+    other = held[0]
+    counted = sole(held[0], 1)
+    assert not counted, "held twice"
+    del other
+    view = held[0][1:]
+    viewed, of_view = sole(held[0], 1), sole(view, 5)
+    assert not viewed, "a view of it is held"
+    assert not of_view, "a view writes into another's memory"
+    seed = sole(np.broadcast_to(np.float64(1.0), (4,)), 5)
+    assert not seed, "read-only"

@@ -337,6 +337,9 @@ class Function:
     #: (``where``): from here on, elementwise rules keep a zero gradient zero even where their
     #: local derivative is infinite or NaN (the untaken branch of a ``where``).
     masks_gradient: bool = False
+    #: The NumPy ufunc that ``forward`` is, where it is one that maps float64 inputs to a float64
+    #: output and the function has no options: a tape may have it write into a buffer (``out=``).
+    ufunc: np.ufunc | None = None
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation: plain loops, no generators (they cost here).
@@ -567,8 +570,32 @@ def primitive(
     if not defaults:
         # Called directly, without a wrapper: the hot path of every operator.
         attrs["forward"] = staticmethod(forward)
+        attrs["ufunc"] = _float_ufunc(forward, len(inputs))
     class_name = "".join(part.capitalize() for part in name.split("_")) or name
     return type(class_name, (Primitive,), attrs)
+
+
+# The operators that, on arrays, are a ufunc call (ndarray's operators call these ufuncs).
+_OPERATOR_UFUNCS: dict[Any, np.ufunc] = {
+    operator.neg: np.negative,
+    operator.add: np.add,
+    operator.sub: np.subtract,
+    operator.mul: np.multiply,
+    operator.truediv: np.divide,
+}
+
+
+def _float_ufunc(forward: Callable[..., Any], n_inputs: int) -> np.ufunc | None:
+    """``forward`` as a ufunc of ``n_inputs`` float64 arrays with one float64 output, or None."""
+    ufunc = _OPERATOR_UFUNCS.get(forward, forward)
+    if not isinstance(ufunc, np.ufunc) or ufunc.nin != n_inputs or ufunc.nout != 1:
+        return None
+    f8 = np.dtype(np.float64)
+    try:
+        dtypes = ufunc.resolve_dtypes((f8,) * n_inputs + (None,))
+    except (TypeError, ValueError):  # no float64 loop
+        return None
+    return ufunc if dtypes[-1] == f8 else None
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:

@@ -32,6 +32,7 @@ from .engine import (
     own,
     paused_gc,
     seed_like,
+    sole,
 )
 from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
 
@@ -116,12 +117,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 if needs[j]:
                     need = True
             f = _function(op, needs) if need else _function(op)
-            if quiet and i in quiet:
-                with np.errstate(all="ignore"):
-                    slots[i] = _call(program, i, f, slots)
-            else:
-                slots[i] = _call(program, i, f, slots)
-            if need:
+            if need:  # first: what this call's own rule reads is not free for its result
                 pattern = tuple([needs[j] for j in op.args])
                 if not hasattr(f, "inputs"):  # a new Function, not one shared (see _function)
                     f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
@@ -129,6 +125,14 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 needs[i] = True
                 generation[i] = 1 + max([generation[j] for j in op.args])
                 _mark_read(f, i, op.args, pattern, read)
+            into = None
+            if f.ufunc is not None and not (guards and i in guards):  # a where's branches stay
+                into = _spent(op.args, frees[i], read, ops, slots)
+            if quiet and i in quiet:
+                with np.errstate(all="ignore"):
+                    slots[i] = _call(program, i, f, slots, into)
+            else:
+                slots[i] = _call(program, i, f, slots, into)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -144,9 +148,8 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             raise EvaluationError(
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
-        value = slots[i]
-        if type(value) is not tuple:
-            shapes[i] = np.shape(value)
+        if type(slots[i]) is not tuple:  # (no local name for it: it would hold the array, see _spent)
+            shapes[i] = np.shape(slots[i])
         for j in frees[i]:
             if not read[j] and type(slots[j]) is not tuple:
                 slots[j] = None
@@ -167,6 +170,23 @@ def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ..
         read[j] = True
     if f.uses_outputs:
         read[i] = True
+
+
+def _spent(
+    args: tuple[int, ...], last: tuple[int, ...], read: list[bool], ops: list[Any], slots: list[Any]
+) -> Any:
+    """A buffer a call of a ufunc may write its result into: an argument's, where this
+    call is its last use, no rule reads it, and it is an array the tape's own forward made that
+    nothing else holds (:func:`gradcli.engine.sole`; never an input, a constant, or a value a
+    forward handed back). Its shape must be the result's. None where there is none: a new array."""
+    for j in args:
+        if j in last and not read[j] and ops[j].kind == CALL and sole(slots[j], 1):
+            buffer = slots[j]
+            if buffer.dtype == np.float64 and buffer.shape == np.broadcast_shapes(
+                *[np.shape(slots[k]) for k in args]
+            ):
+                return buffer
+    return None
 
 
 def _function(op: Any, needs: list[bool] | None = None) -> Function:
@@ -190,12 +210,15 @@ def _function(op: Any, needs: list[bool] | None = None) -> Function:
 _SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
 
 
-def _call(program: Program, i: int, forward_of: Function, slots: Any) -> Any:
+def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any = None) -> Any:
     """Instruction ``i`` (a call of ``forward_of``) on the arrays in ``slots``, its errors as the
-    graph's run reports them. (The local's name tells floating-point warnings which function
-    ran: gradcli.fpe.)"""
+    graph's run reports them; written into the buffer ``into`` where given (the same ufunc, the
+    same numbers). (The local's name tells floating-point warnings which function ran:
+    gradcli.fpe.)"""
     op = program.ops[i]
     try:
+        if into is not None:
+            return forward_of.ufunc(*[slots[j] for j in op.args], out=into)  # type: ignore[misc]
         out = forward_of.forward(*[slots[j] for j in op.args])
     except ExpressionError:
         raise

@@ -28,6 +28,13 @@ CASES: list[tuple[str, Callable[[Any, Any], tuple[Any, ...]]]] = [
     ("sin(x)*exp(-y**2) + log1p(x**2)", lambda x, y: (F.sin(x) * F.exp(-(y**2)) + F.log1p(x**2),)),
     ("a = -(x*y); b = exp(a); a, b + a", lambda x, y: _shared(-(x * y), lambda a: (a, F.exp(a) + a))),
     ("s = sin(x); s*y, s", lambda x, y: _shared(F.sin(x), lambda s: (s * y, s))),
+    (
+        "where(x > 1, -(x*y), exp(-(x*y)))",
+        lambda x, y: (F.where(F.greater(x, 1.0), -(x * y), F.exp(-(x * y))),),
+    ),
+    # temporaries smaller than the result they are combined into (broadcast: not reused)
+    ("exp(-(sum(x, axis=0))) * y", lambda x, y: (F.exp(-F.sum(x, axis=0)) * y,)),
+    ("(-(x*y))[0] * y", lambda x, y: ((-(x * y))[0] * y,)),
 ]
 
 

@@ -79,9 +79,10 @@ def first_order(program: Program, arrays: Mapping[str, Any], wrt: Sequence[str],
 
 class _Tape:
     """What the forward pass leaves for the reverse sweep: each slot's value, the function of
-    each call that needs a gradient, which slots need one, and generations (as the engine's)."""
+    each call that needs a gradient, which slots need one, and generations (as the engine's);
+    the slots each function's rules read, and how many rules read each slot."""
 
-    __slots__ = ("slots", "shapes", "functions", "needs", "generation")
+    __slots__ = ("slots", "shapes", "functions", "needs", "generation", "reads", "readers")
 
     def __init__(self, n: int) -> None:
         self.slots: list[Any] = [None] * n
@@ -89,6 +90,8 @@ class _Tape:
         self.functions: list[Function | None] = [None] * n
         self.needs = [False] * n
         self.generation = [0] * n
+        self.reads: list[tuple[int, ...]] = [()] * n
+        self.readers = [0] * n
 
 
 def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_all: bool = False) -> _Tape:
@@ -124,7 +127,10 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 functions[i] = f
                 needs[i] = True
                 generation[i] = 1 + max([generation[j] for j in op.args])
-                _mark_read(f, i, op.args, pattern, read)
+                tape.reads[i] = reads = _reads(f, i, op.args, pattern)
+                for j in reads:
+                    read[j] = True
+                    tape.readers[j] += 1
             into = None
             if f.ufunc is not None and not (guards and i in guards):  # a where's branches stay
                 into = _spent(op.args, frees[i], read, ops, slots)
@@ -156,20 +162,13 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     return tape
 
 
-def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...], read: list[bool]) -> None:
-    """Mark the slots ``f``'s rules will read: the inputs and output that table rules name, or
-    all of them for a rule of its own (a class's ``vjp``)."""
+def _reads(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...]) -> tuple[int, ...]:
+    """The slots ``f``'s rules will read: the inputs and output that table rules name, or all of
+    them for a rule of its own (a class's ``vjp``)."""
     if isinstance(f, Primitive):
         inputs, output = f.reads(needs)
-        for k in inputs:
-            read[args[k]] = True
-        if output:
-            read[i] = True
-        return
-    for j in args:
-        read[j] = True
-    if f.uses_outputs:
-        read[i] = True
+        return tuple([args[k] for k in inputs]) + ((i,) if output else ())
+    return args + ((i,) if f.uses_outputs else ())
 
 
 def _spent(
@@ -250,13 +249,15 @@ def _reverse(
 
     Functions run in the engine's order (highest generation first, ties in the order they were
     reached), so gradients add up in the same order and the numbers are the graph's, bit for bit.
+    In the ``last`` sweep over the tape, each value goes once the last rule that reads it has run.
     """
-    ops, slots, functions, needs, generation = (
+    ops, slots, functions, needs, generation, readers = (
         program.ops,
         tape.slots,
         tape.functions,
         tape.needs,
         tape.generation,
+        tape.readers,
     )
     grads: dict[int, Any] = {}
     owned: set[int] = set()  # slots whose gradient buffer this sweep may add into in place (sole)
@@ -291,6 +292,12 @@ def _reverse(
         gxs = apply_rule(
             f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
         )
+        del ys
+        if last:  # the last sweep over this tape: a value no rule still to run reads is let go
+            for j in tape.reads[c]:
+                readers[j] -= 1
+                if not readers[j]:
+                    slots[j] = None
         if f.masks_gradient:
             strong_zeros = True
         for j, gx, fresh in zip(op.args, gxs, new_results(gxs)):

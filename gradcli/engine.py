@@ -677,13 +677,12 @@ def backward(
     # by the object keeps it alive while its gradient is pending).
     queue = GenerationQueue()
     seen: set[Function] = set()
+    # A gradient is added into in place where nothing but this table holds it (:func:`sole`): a
+    # rule's new result or a sum, never a value a rule handed back (an input, a saved value, the
+    # seed), which its owner still holds.
     grads: dict[Variable, Any] = {}
-    # Gradient buffers this pass may add into in place: the new results of rules and the sums it
-    # made (:func:`sole`), never a value a rule was given back (an input, a saved value, the seed).
-    owned: set[Variable] = set()
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Any] = {}
-    kept_owned: set[Variable] = set()  # of those, the gradients the pass owned when a rule took them
     push = queue.push
     limit = _node_limit.get() if create_graph else None
     sizes = _pass_sizes.get() if create_graph else None
@@ -700,8 +699,8 @@ def backward(
             if y not in grads:
                 grads[y] = g
             else:  # the same output twice
-                grads[y] = gradient_sum(grads[y], g, raw and y in owned, False)
-                owned.add(y)
+                alone = raw and sole(grads[y], 1)  # (before the call: its arguments would hold it)
+                grads[y] = gradient_sum(grads[y], g, alone)
             f = y.creator
             if f is not None and f not in seen:
                 seen.add(f)
@@ -725,32 +724,24 @@ def backward(
                     assert o is not None  # a gradient is only ever kept for a live output
                     if retain_grad or o in wanted:
                         kept[o] = g
-                        if o in owned:
-                            kept_owned.add(o)
-                    owned.discard(o)
                 gys.append(g)
             gxs = _vjp(f, gys, raw, strong_zeros)
             if f.masks_gradient:
                 strong_zeros = True
             fitted: list[Any] | None = [] if trace is not None else None
-            # A trace keeps each step's gradients as they were: none is added into in place then.
-            new = new_results(gxs) if raw and fitted is None else [False] * len(gxs)
-            for x, gx, fresh in zip(f.inputs, gxs, new):
+            for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
                     if fitted is not None:
                         fitted.append(None)
                     continue
                 if raw:
-                    fitted_gx = fit_array(gx, x.data.shape)
-                    fresh = fresh and fitted_gx is gx
-                    gx = fitted_gx
+                    gx = fit_array(gx, x.data.shape)
                     if x not in grads:
                         grads[x] = gx
-                        if fresh:
-                            owned.add(x)
                     else:
-                        grads[x] = gradient_sum(grads[x], gx, x in owned, fresh)
-                        owned.add(x)
+                        # (Not in place under a trace, which keeps each step's gradients as they were.)
+                        alone = fitted is None and sole(grads[x], 1)
+                        grads[x] = gradient_sum(grads[x], gx, alone)
                 else:
                     if not isinstance(gx, Variable):
                         gx = Variable(gx, requires_grad=False)
@@ -765,16 +756,16 @@ def backward(
                     push(c.generation, c)
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
+        gys, gxs, gx, g = [], (), None, None  # the last step's, let go: own() counts who holds each
 
     if sizes is not None:
         sizes.append(visited)
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
     kept.update(grads)
+    grads.clear()  # (kept alone holds them now: own() counts who does)
     if raw:
-        kept = {
-            v: Variable(own(g, v in owned or v in kept_owned), requires_grad=False) for v, g in kept.items()
-        }
+        kept = {v: Variable(_owned(kept, v), requires_grad=False) for v in kept}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -819,13 +810,6 @@ class _Ones(np.ndarray):
         return getattr(ufunc, method)(*plain, **kwargs)
 
 
-def new_results(gxs: tuple[Any, ...]) -> list[bool]:
-    """For each gradient a rule returned, whether it is a new array that nothing but ``gxs``
-    holds (:func:`sole`): one a pass may add into in place, where the others are values the rule
-    was given back (an input, a saved value, the seed), views of them, or one array twice."""
-    return [sole(gxs[k], 1) for k in range(len(gxs))]
-
-
 def sole(a: Any, held: int) -> bool:
     """Whether ``a`` is a NumPy array with memory of its own (no view), writeable, that nothing
     holds but ``held`` references of the caller's. NumPy's own test for reusing a temporary is
@@ -848,8 +832,8 @@ _UNHELD = _unheld(np.empty(0), 0)
 
 
 def own(g: Any, owned: bool = False) -> Any:
-    """A gradient handed to the caller as an array of its own: as it is where the pass made it
-    (``owned``), else, for NumPy, copied (it may be the seed, or a value a rule handed back: an
+    """A gradient handed to the caller as an array of its own: as it is where nothing else holds
+    it (``owned``), else, for NumPy, copied (it may be the seed, or a value a rule handed back: an
     input, an output, a value kept for backward)."""
     if not owned and (type(g) is np.ndarray or type(g) is _Ones):
         return np.array(g)
@@ -878,16 +862,18 @@ def fit_array(g: Any, shape: tuple[int, ...]) -> Any:
         return _fit_array(as_array(g), shape)
 
 
-def gradient_sum(total: Any, g: Any, owned: bool, g_owned: bool) -> Any:
-    """``total + g``: added into ``total`` itself where the pass owns it (``owned``), else into
-    ``g`` where it owns that (the same sum, in the same order, so the same bits), else new."""
-    if np.shape(total) == np.shape(g):
-        if owned and type(total) is np.ndarray:
-            np.add(total, g, out=total)
-            return total
-        if g_owned and type(g) is np.ndarray:
-            np.add(total, g, out=g)
-            return g
+def _owned(gradients: dict[Variable, Any], v: Variable) -> Any:
+    """``gradients[v]`` as an array of its own (:func:`own`), where only ``gradients`` holds it."""
+    alone = sole(gradients[v], 1)
+    return own(gradients[v], alone)
+
+
+def gradient_sum(total: Any, g: Any, in_place: bool) -> Any:
+    """``total + g``, added into ``total`` itself where the pass may write into it (``in_place``:
+    nothing else holds it, :func:`sole`)."""
+    if in_place and type(total) is np.ndarray and total.shape == np.shape(g):
+        np.add(total, g, out=total)
+        return total
     return total + g
 
 

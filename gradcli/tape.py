@@ -28,7 +28,6 @@ from .engine import (
     apply_rule,
     fit_array,
     gradient_sum,
-    new_results,
     own,
     paused_gc,
     seed_like,
@@ -259,8 +258,7 @@ def _reverse(
         tape.generation,
         tape.readers,
     )
-    grads: dict[int, Any] = {}
-    owned: set[int] = set()  # slots whose gradient buffer this sweep may add into in place (sole)
+    grads: dict[int, Any] = {}  # added into in place where nothing else holds one (sole)
     outputs_of = _unpacked(ops)
     queue = GenerationQueue()
     seen: set[int] = set()
@@ -288,7 +286,6 @@ def _reverse(
         else:
             gys = (grads.pop(c),)
             ys = (slots[c],)
-        owned.discard(c)
         gxs = apply_rule(
             f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
         )
@@ -300,25 +297,24 @@ def _reverse(
                     slots[j] = None
         if f.masks_gradient:
             strong_zeros = True
-        for j, gx, fresh in zip(op.args, gxs, new_results(gxs)):
+        for j, gx in zip(op.args, gxs):
             if gx is None or not needs[j]:
                 continue
-            fitted = fit_array(gx, tape.shapes[j])
-            fresh = fresh and fitted is gx
-            gx = fitted
+            gx = fit_array(gx, tape.shapes[j])
             if j not in grads:
                 grads[j] = gx
-                if fresh:
-                    owned.add(j)
             else:
-                grads[j] = gradient_sum(grads[j], gx, j in owned, fresh)
-                owned.add(j)
+                alone = sole(grads[j], 1)  # (before the call: its arguments would hold it)
+                grads[j] = gradient_sum(grads[j], gx, alone)
             reach(j)
+    gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
+    gx = None
     result = {}
     for name in wrt:
         slot = program.input_slot(name)
         g = grads.get(slot) if slot is not None else None
-        result[name] = np.zeros_like(arrays[name]) if g is None else own(g, slot in owned)
+        alone = sole(g, 2)  # held by grads and g
+        result[name] = np.zeros_like(arrays[name]) if g is None else own(g, alone)
     return result
 
 

@@ -667,7 +667,10 @@ def backward(
       ``inputs`` are returned, zeros for an input that does not reach the outputs.
 
     Without ``create_graph`` the rules run on arrays (no Variables are built until the end);
-    with it, on Variables, recording the graph of the derivative.
+    with it, on Variables, recording the graph of the derivative. Without it (and without
+    ``trace``), the value of an intermediate of 256 KiB or more that no rule reads and that
+    nothing but the graph holds is let go as the pass goes (PyTorch keeps no more than backward
+    reads): its ``data`` becomes NaN of its shape, which is all a later pass reads of it.
 
     ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``), with
     each input's gradient already summed to that input's shape.
@@ -683,6 +686,10 @@ def backward(
     grads: dict[Variable, Any] = {}
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Any] = {}
+    # A first-order pass lets go of the big values of the graph that no rule reads and nothing
+    # else holds (_let_go): how often the functions it ran take each as an input, which they read.
+    holds: dict[Variable, int] | None = {} if raw and trace is None else None
+    read: set[Variable] = set()
     push = queue.push
     limit = _node_limit.get() if create_graph else None
     sizes = _pass_sizes.get() if create_graph else None
@@ -725,11 +732,16 @@ def backward(
                     if retain_grad or o in wanted:
                         kept[o] = g
                 gys.append(g)
+            o = None  # (not held here: _let_go counts who holds each output)
             gxs = _vjp(f, gys, raw, strong_zeros)
+            if holds:
+                _let_go(f, holds, read)
             if f.masks_gradient:
                 strong_zeros = True
             fitted: list[Any] | None = [] if trace is not None else None
             for x, gx in zip(f.inputs, gxs):
+                if holds is not None and type(x.data) is np.ndarray and x.creator is not None:
+                    _held(f, x, holds, read)
                 if gx is None or not x.requires_grad:
                     if fitted is not None:
                         fitted.append(None)
@@ -774,6 +786,42 @@ def backward(
         if var.creator is None or retain_grad:
             var.grad = g if var.grad is None else var.grad + g
     return None
+
+
+# The least size of a value of the graph a first-order pass lets go of once nothing needs it:
+# below it, freeing early saves less than the bookkeeping costs (NumPy's own size for reusing
+# temporaries).
+_LET_GO_BYTES = 1 << 18
+
+
+def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variable]) -> None:
+    """Note that ``f`` holds ``x`` (once more) as an input, and whether its rules read it."""
+    if x.data.nbytes < _LET_GO_BYTES:
+        return
+    holds[x] = holds.get(x, 0) + 1
+    if isinstance(f, Primitive):
+        needs = tuple([v.requires_grad for v in f.inputs])
+        inputs = f.reads(needs)[0]
+        if any(f.inputs[k] is x for k in inputs):
+            read.add(x)
+    else:  # a rule of its own reads what it likes
+        read.add(x)
+
+
+def _let_go(f: Function, holds: dict[Variable, int], read: set[Variable]) -> None:
+    """After ``f``'s rule (and those of every function that takes its outputs) has run: let go of
+    the value of each output that no rule reads and that nothing holds but those functions (no
+    name, no other branch of the graph), as PyTorch keeps no more than backward reads. Its data
+    becomes a read-only broadcast of NaN of its shape: a later pass over the graph reads only
+    the shape of a value no rule reads."""
+    if f.uses_outputs and (not isinstance(f, Primitive) or f.reads_output()):
+        return
+    for ref in f.outputs:
+        o = ref()
+        # held by this local, as sole()'s parameter is; by each function that takes it, and as a
+        # key of ``holds``
+        if o is not None and o in holds and o not in read and sys.getrefcount(o) - _UNHELD <= holds[o] + 1:
+            o.data = np.broadcast_to(np.float64(np.nan), o.data.shape)
 
 
 def seed_like(like: Any, value: float = 1.0, shape: tuple[int, ...] | None = None) -> Any:

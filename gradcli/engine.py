@@ -23,6 +23,7 @@ import collections
 import contextlib
 import gc
 import operator
+import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -336,6 +337,9 @@ class Function:
     #: (``where``): from here on, elementwise rules keep a zero gradient zero even where their
     #: local derivative is infinite or NaN (the untaken branch of a ``where``).
     masks_gradient: bool = False
+    #: The NumPy ufunc that ``forward`` is, where it is one that maps float64 inputs to a float64
+    #: output and the function has no options: a tape may have it write into a buffer (``out=``).
+    ufunc: np.ufunc | None = None
 
     def __call__(self, *inputs: Any) -> Any:
         # The hot path of every operation: plain loops, no generators (they cost here).
@@ -566,8 +570,32 @@ def primitive(
     if not defaults:
         # Called directly, without a wrapper: the hot path of every operator.
         attrs["forward"] = staticmethod(forward)
+        attrs["ufunc"] = _float_ufunc(forward, len(inputs))
     class_name = "".join(part.capitalize() for part in name.split("_")) or name
     return type(class_name, (Primitive,), attrs)
+
+
+# The operators that, on arrays, are a ufunc call (ndarray's operators call these ufuncs).
+_OPERATOR_UFUNCS: dict[Any, np.ufunc] = {
+    operator.neg: np.negative,
+    operator.add: np.add,
+    operator.sub: np.subtract,
+    operator.mul: np.multiply,
+    operator.truediv: np.divide,
+}
+
+
+def _float_ufunc(forward: Callable[..., Any], n_inputs: int) -> np.ufunc | None:
+    """``forward`` as a ufunc of ``n_inputs`` float64 arrays with one float64 output, or None."""
+    ufunc = _OPERATOR_UFUNCS.get(forward, forward)
+    if not isinstance(ufunc, np.ufunc) or ufunc.nin != n_inputs or ufunc.nout != 1:
+        return None
+    f8 = np.dtype(np.float64)
+    try:
+        dtypes = ufunc.resolve_dtypes((f8,) * n_inputs + (None,))
+    except (TypeError, ValueError):  # no float64 loop
+        return None
+    return ufunc if dtypes[-1] == f8 else None
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -639,7 +667,10 @@ def backward(
       ``inputs`` are returned, zeros for an input that does not reach the outputs.
 
     Without ``create_graph`` the rules run on arrays (no Variables are built until the end);
-    with it, on Variables, recording the graph of the derivative.
+    with it, on Variables, recording the graph of the derivative. Without it (and without
+    ``trace``), the value of an intermediate of 256 KiB or more that no rule reads and that
+    nothing but the graph holds is let go as the pass goes (PyTorch keeps no more than backward
+    reads): its ``data`` becomes NaN of its shape, which is all a later pass reads of it.
 
     ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``), with
     each input's gradient already summed to that input's shape.
@@ -649,11 +680,16 @@ def backward(
     # by the object keeps it alive while its gradient is pending).
     queue = GenerationQueue()
     seen: set[Function] = set()
+    # A gradient is added into in place where nothing but this table holds it (:func:`sole`): a
+    # rule's new result or a sum, never a value a rule handed back (an input, a saved value, the
+    # seed), which its owner still holds.
     grads: dict[Variable, Any] = {}
-    # Gradient buffers this pass allocated itself (sums): the only ones it may add into in place.
-    owned: set[Variable] = set()
     wanted = frozenset() if inputs is None else frozenset(inputs)
     kept: dict[Variable, Any] = {}
+    # A first-order pass lets go of the big values of the graph that no rule reads and nothing
+    # else holds (_let_go): how often the functions it ran take each as an input, which they read.
+    holds: dict[Variable, int] | None = {} if raw and trace is None else None
+    read: set[Variable] = set()
     push = queue.push
     limit = _node_limit.get() if create_graph else None
     sizes = _pass_sizes.get() if create_graph else None
@@ -670,8 +706,8 @@ def backward(
             if y not in grads:
                 grads[y] = g
             else:  # the same output twice
-                grads[y] = gradient_sum(grads[y], g, raw and y in owned)
-                owned.add(y)
+                alone = raw and sole(grads[y], 1)  # (before the call: its arguments would hold it)
+                grads[y] = gradient_sum(grads[y], g, alone)
             f = y.creator
             if f is not None and f not in seen:
                 seen.add(f)
@@ -693,15 +729,19 @@ def backward(
                         g = Variable(g, requires_grad=False)
                 else:
                     assert o is not None  # a gradient is only ever kept for a live output
-                    owned.discard(o)
                     if retain_grad or o in wanted:
                         kept[o] = g
                 gys.append(g)
+            o = None  # (not held here: _let_go counts who holds each output)
             gxs = _vjp(f, gys, raw, strong_zeros)
+            if holds:
+                _let_go(f, holds, read)
             if f.masks_gradient:
                 strong_zeros = True
             fitted: list[Any] | None = [] if trace is not None else None
             for x, gx in zip(f.inputs, gxs):
+                if holds is not None and type(x.data) is np.ndarray and x.creator is not None:
+                    _held(f, x, holds, read)
                 if gx is None or not x.requires_grad:
                     if fitted is not None:
                         fitted.append(None)
@@ -711,8 +751,9 @@ def backward(
                     if x not in grads:
                         grads[x] = gx
                     else:
-                        grads[x] = gradient_sum(grads[x], gx, x in owned)
-                        owned.add(x)
+                        # (Not in place under a trace, which keeps each step's gradients as they were.)
+                        alone = fitted is None and sole(grads[x], 1)
+                        grads[x] = gradient_sum(grads[x], gx, alone)
                 else:
                     if not isinstance(gx, Variable):
                         gx = Variable(gx, requires_grad=False)
@@ -727,14 +768,16 @@ def backward(
                     push(c.generation, c)
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
+        gys, gxs, gx, g = [], (), None, None  # the last step's, let go: own() counts who holds each
 
     if sizes is not None:
         sizes.append(visited)
     # What is left in ``grads`` belongs to variables without a creator (leaves) or to outputs
     # that no function consumed.
     kept.update(grads)
+    grads.clear()  # (kept alone holds them now: own() counts who does)
     if raw:
-        kept = {v: Variable(own(g), requires_grad=False) for v, g in kept.items()}
+        kept = {v: Variable(_owned(kept, v), requires_grad=False) for v in kept}
     if inputs is not None:
         return [
             kept[x] if x in kept else Variable(np.zeros_like(x.data), requires_grad=False) for x in inputs
@@ -745,19 +788,103 @@ def backward(
     return None
 
 
+# The least size of a value of the graph a first-order pass lets go of once nothing needs it:
+# below it, freeing early saves less than the bookkeeping costs (NumPy's own size for reusing
+# temporaries).
+_LET_GO_BYTES = 1 << 18
+
+
+def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variable]) -> None:
+    """Note that ``f`` holds ``x`` (once more) as an input, and whether its rules read it."""
+    if x.data.nbytes < _LET_GO_BYTES:
+        return
+    holds[x] = holds.get(x, 0) + 1
+    if isinstance(f, Primitive):
+        needs = tuple([v.requires_grad for v in f.inputs])
+        inputs = f.reads(needs)[0]
+        if any(f.inputs[k] is x for k in inputs):
+            read.add(x)
+    else:  # a rule of its own reads what it likes
+        read.add(x)
+
+
+def _let_go(f: Function, holds: dict[Variable, int], read: set[Variable]) -> None:
+    """After ``f``'s rule (and those of every function that takes its outputs) has run: let go of
+    the value of each output that no rule reads and that nothing holds but those functions (no
+    name, no other branch of the graph), as PyTorch keeps no more than backward reads. Its data
+    becomes a read-only broadcast of NaN of its shape: a later pass over the graph reads only
+    the shape of a value no rule reads."""
+    if f.uses_outputs and (not isinstance(f, Primitive) or f.reads_output()):
+        return
+    for ref in f.outputs:
+        o = ref()
+        # held by this local, as sole()'s parameter is; by each function that takes it, and as a
+        # key of ``holds``
+        if o is not None and o in holds and o not in read and sys.getrefcount(o) - _UNHELD <= holds[o] + 1:
+            o.data = np.broadcast_to(np.float64(np.nan), o.data.shape)
+
+
 def seed_like(like: Any, value: float = 1.0, shape: tuple[int, ...] | None = None) -> Any:
     """An array of ``value`` shaped like ``like`` (or ``shape``), in its array library. For NumPy a
-    read-only broadcast of one number: a seed of ones costs no memory and no pass over it."""
+    read-only broadcast of one number: a seed costs no memory and no pass over it, and a seed of
+    ones (:class:`_Ones`) none either where a rule multiplies by it."""
     shape = like.shape if shape is None else shape
     if type(like) is np.ndarray or type(like) is np.float64:
-        return np.broadcast_to(np.float64(value), shape) if shape else np.float64(value)
+        if not shape:
+            return np.float64(value)
+        seed = np.broadcast_to(np.float64(value), shape)
+        return seed.view(_Ones) if value == 1.0 else seed
     return np.full_like(like, value, shape=shape)
 
 
-def own(g: Any) -> Any:
-    """A gradient handed to the caller as an array of its own (not a read-only broadcast)."""
-    if type(g) is np.ndarray and not g.flags.writeable:
-        return g.copy()
+class _Ones(np.ndarray):
+    """A read-only broadcast of 1.0: the seed of a backward pass. ``gy * v`` by it is ``v`` itself
+    (1.0 * v is v, bit for bit), so a rule's product with the seed makes no pass over the data and
+    no new buffer; every other operation sees a plain broadcast of ones. Any view of it (its
+    reshapes, transposes, slices) is all ones too; a copy (writeable) is not taken for one."""
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if ufunc is np.multiply and method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            other = b if a is self else a
+            if (
+                type(other) is np.ndarray
+                and other.dtype == np.float64
+                and not self.flags.writeable
+                and other.shape == np.broadcast_shapes(self.shape, other.shape)
+            ):
+                return other
+        plain = tuple([x.view(np.ndarray) if isinstance(x, _Ones) else x for x in inputs])
+        return getattr(ufunc, method)(*plain, **kwargs)
+
+
+def sole(a: Any, held: int) -> bool:
+    """Whether ``a`` is a NumPy array with memory of its own (no view), writeable, that nothing
+    holds but ``held`` references of the caller's. NumPy's own test for reusing a temporary is
+    the same count of references."""
+    return (
+        type(a) is np.ndarray
+        and a.base is None
+        and a.flags.writeable
+        and sys.getrefcount(a) - _UNHELD <= held
+    )
+
+
+def _unheld(a: Any, held: int) -> int:
+    return sys.getrefcount(a)
+
+
+# What sys.getrefcount counts inside sole() for an array passed straight to it that no one else
+# holds: measured by a function of the same shape, called the same way, as interpreters differ.
+_UNHELD = _unheld(np.empty(0), 0)
+
+
+def own(g: Any, owned: bool = False) -> Any:
+    """A gradient handed to the caller as an array of its own: as it is where nothing else holds
+    it (``owned``), else, for NumPy, copied (it may be the seed, or a value a rule handed back: an
+    input, an output, a value kept for backward)."""
+    if not owned and (type(g) is np.ndarray or type(g) is _Ones):
+        return np.array(g)
     return g
 
 
@@ -783,9 +910,16 @@ def fit_array(g: Any, shape: tuple[int, ...]) -> Any:
         return _fit_array(as_array(g), shape)
 
 
-def gradient_sum(total: Any, g: Any, owned: bool) -> Any:
-    """``total + g``, added into ``total`` itself when the pass allocated it (``owned``)."""
-    if owned and type(total) is np.ndarray and total.shape == np.shape(g):
+def _owned(gradients: dict[Variable, Any], v: Variable) -> Any:
+    """``gradients[v]`` as an array of its own (:func:`own`), where only ``gradients`` holds it."""
+    alone = sole(gradients[v], 1)
+    return own(gradients[v], alone)
+
+
+def gradient_sum(total: Any, g: Any, in_place: bool) -> Any:
+    """``total + g``, added into ``total`` itself where the pass may write into it (``in_place``:
+    nothing else holds it, :func:`sole`)."""
+    if in_place and type(total) is np.ndarray and total.shape == np.shape(g):
         np.add(total, g, out=total)
         return total
     return total + g

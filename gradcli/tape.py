@@ -31,6 +31,7 @@ from .engine import (
     own,
     paused_gc,
     seed_like,
+    sole,
 )
 from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
 
@@ -77,9 +78,10 @@ def first_order(program: Program, arrays: Mapping[str, Any], wrt: Sequence[str],
 
 class _Tape:
     """What the forward pass leaves for the reverse sweep: each slot's value, the function of
-    each call that needs a gradient, which slots need one, and generations (as the engine's)."""
+    each call that needs a gradient, which slots need one, and generations (as the engine's);
+    the slots each function's rules read, and how many rules read each slot."""
 
-    __slots__ = ("slots", "shapes", "functions", "needs", "generation")
+    __slots__ = ("slots", "shapes", "functions", "needs", "generation", "reads", "readers")
 
     def __init__(self, n: int) -> None:
         self.slots: list[Any] = [None] * n
@@ -87,6 +89,8 @@ class _Tape:
         self.functions: list[Function | None] = [None] * n
         self.needs = [False] * n
         self.generation = [0] * n
+        self.reads: list[tuple[int, ...]] = [()] * n
+        self.readers = [0] * n
 
 
 def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_all: bool = False) -> _Tape:
@@ -114,12 +118,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             pattern = tuple([needs[j] for j in args])
             need = True in pattern
             f = _function(op, pattern if need else None)
-            if quiet and i in quiet:
-                with np.errstate(all="ignore"):
-                    slots[i] = _call(program, i, f, slots)
-            else:
-                slots[i] = _call(program, i, f, slots)
-            if need:
+            if need:  # first: what this call's own rule reads is not free for its result
                 if not hasattr(f, "inputs"):  # a new Function, not one shared (see _function)
                     f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
                 functions[i] = f
@@ -129,7 +128,18 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                     if generation[j] > below:
                         below = generation[j]
                 generation[i] = below + 1
-                _mark_read(f, i, args, pattern, read)
+                tape.reads[i] = reads = _reads(f, i, args, pattern)
+                for j in reads:
+                    read[j] = True
+                    tape.readers[j] += 1
+            into = None
+            if f.ufunc is not None and not (guards and i in guards):  # a where's branches stay
+                into = _spent(args, frees[i], read, ops, slots)
+            if quiet and i in quiet:
+                with np.errstate(all="ignore"):
+                    slots[i] = _call(program, i, f, slots, into)
+            else:
+                slots[i] = _call(program, i, f, slots, into)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -145,32 +155,41 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             raise EvaluationError(
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
-        value = slots[i]
-        held = type(value)
+        held = type(slots[i])  # (no local name for the value: it would hold the array, see _spent)
         if held is np.float64 or held is np.ndarray:
-            shapes[i] = value.shape
+            shapes[i] = slots[i].shape
         elif held is not tuple:
-            shapes[i] = np.shape(value)
+            shapes[i] = np.shape(slots[i])
         for j in frees[i]:
             if not read[j] and type(slots[j]) is not tuple:
                 slots[j] = None
     return tape
 
 
-def _mark_read(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...], read: list[bool]) -> None:
-    """Mark the slots ``f``'s rules will read: the inputs and output that table rules name, or
-    all of them for a rule of its own (a class's ``vjp``)."""
+def _reads(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...]) -> tuple[int, ...]:
+    """The slots ``f``'s rules will read: the inputs and output that table rules name, or all of
+    them for a rule of its own (a class's ``vjp``)."""
     if isinstance(f, Primitive):
         inputs, output = f.reads(needs)
-        for k in inputs:
-            read[args[k]] = True
-        if output:
-            read[i] = True
-        return
+        return tuple([args[k] for k in inputs]) + ((i,) if output else ())
+    return args + ((i,) if f.uses_outputs else ())
+
+
+def _spent(
+    args: tuple[int, ...], last: tuple[int, ...], read: list[bool], ops: list[Any], slots: list[Any]
+) -> Any:
+    """A buffer a call of a ufunc may write its result into: an argument's, where this
+    call is its last use, no rule reads it, and it is an array the tape's own forward made that
+    nothing else holds (:func:`gradcli.engine.sole`; never an input, a constant, or a value a
+    forward handed back). Its shape must be the result's. None where there is none: a new array."""
     for j in args:
-        read[j] = True
-    if f.uses_outputs:
-        read[i] = True
+        if j in last and not read[j] and ops[j].kind == CALL and sole(slots[j], 1):
+            buffer = slots[j]
+            if buffer.dtype == np.float64 and buffer.shape == np.broadcast_shapes(
+                *[np.shape(slots[k]) for k in args]
+            ):
+                return buffer
+    return None
 
 
 def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
@@ -193,12 +212,15 @@ def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
 _SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
 
 
-def _call(program: Program, i: int, forward_of: Function, slots: Any) -> Any:
+def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any = None) -> Any:
     """Instruction ``i`` (a call of ``forward_of``) on the arrays in ``slots``, its errors as the
-    graph's run reports them. (The local's name tells floating-point warnings which function
-    ran: gradcli.fpe.)"""
+    graph's run reports them; written into the buffer ``into`` where given (the same ufunc, the
+    same numbers). (The local's name tells floating-point warnings which function ran:
+    gradcli.fpe.)"""
     op = program.ops[i]
     try:
+        if into is not None:
+            return forward_of.ufunc(*[slots[j] for j in op.args], out=into)  # type: ignore[misc]
         out = forward_of.forward(*[slots[j] for j in op.args])
     except ExpressionError:
         raise
@@ -230,17 +252,18 @@ def _reverse(
 
     Functions run in the engine's order (highest generation first, ties in the order they were
     reached), so gradients add up in the same order and the numbers are the graph's, bit for bit.
+    In the ``last`` sweep over the tape, each value goes once the last rule that reads it has run.
     """
-    ops, slots, functions, needs, generation, shapes = (
+    ops, slots, functions, needs, generation, shapes, readers = (
         program.ops,
         tape.slots,
         tape.functions,
         tape.needs,
         tape.generation,
         tape.shapes,
+        tape.readers,
     )
-    grads: dict[int, Any] = {}
-    owned: set[int] = set()  # slots whose gradient buffer this sweep allocated: added to in place
+    grads: dict[int, Any] = {}  # added into in place where nothing else holds one (sole)
     outputs_of = _unpacked(ops)
     queue = GenerationQueue()
     # The slots reached so far, each looked at once (an input may be reached a million times);
@@ -279,10 +302,15 @@ def _reverse(
         else:
             gys = (grads.pop(c),)
             ys = (slots[c],)
-        owned.discard(c)
         gxs = apply_rule(
             f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
         )
+        del ys
+        if last:  # the last sweep over this tape: a value no rule still to run reads is let go
+            for j in tape.reads[c]:
+                readers[j] -= 1
+                if not readers[j]:
+                    slots[j] = None
         if f.masks_gradient:
             strong_zeros = True
         for j, gx in zip(op.args, gxs):
@@ -294,15 +322,18 @@ def _reverse(
             if j not in grads:
                 grads[j] = gx
             else:
-                grads[j] = gradient_sum(grads[j], gx, j in owned)
-                owned.add(j)
+                alone = sole(grads[j], 1)  # (before the call: its arguments would hold it)
+                grads[j] = gradient_sum(grads[j], gx, alone)
             if j not in seen:
                 reach(j)
+    gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
+    gx = None
     result = {}
     for name in wrt:
         slot = program.input_slot(name)
         g = grads.get(slot) if slot is not None else None
-        result[name] = np.zeros_like(arrays[name]) if g is None else own(g)
+        alone = sole(g, 2)  # held by grads and g
+        result[name] = np.zeros_like(arrays[name]) if g is None else own(g, alone)
     return result
 
 

@@ -191,6 +191,14 @@ def _vector_to_matrix(x: Any, batched: bool, side: int) -> tuple[Any, bool]:
 
 
 def _matmul_batched(a: Any, b: Any, batched: list[bool]) -> Any:
+    ranks = (ndim_of(a, batched[0]), ndim_of(b, batched[1]))
+    if ranks == (1, 1):
+        # Two vectors, one of them a batch of them: each row's dot product, as dot's rule takes it.
+        return REGISTRY["sum"](REGISTRY["mul"](a, b), axis=-1)
+    if batched[0] != batched[1] and sorted(ranks) == [1, 2] and ranks[0 if batched[0] else 1] == 1:
+        # A batch of vectors and one matrix: the rows of one 2-D product (a single gemm, where a
+        # stack of 1-row matrices is a loop of small products over the batch axis, 2x slower).
+        return REGISTRY["matmul"](a, b) if batched[0] else REGISTRY["matmul"](b, REGISTRY["transpose"](a))
     a2, a_vec = _vector_to_matrix(a, batched[0], 0)
     b2, b_vec = _vector_to_matrix(b, batched[1], 1)
     if batched[0] and not a_vec and batched[1] and not b_vec:

@@ -1121,13 +1121,18 @@ def matmul_backward(a: Any, b: Any, gy: Any, need_a: bool = True, need_b: bool =
     a2 = a if a.ndim > 1 else a.reshape(1, -1)
     b2 = b if b.ndim > 1 else b.reshape(-1, 1)
     out_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
-    gy2 = gy.reshape(out_shape)
+    gy2 = _reshaped(gy, out_shape)
     ga = gb = None
     if need_a:
-        ga = sum_to(gy2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+        ga = _reshaped(sum_to(gy2 @ _swap_last(b2), a2.shape), a.shape)
     if need_b:
-        gb = sum_to(_swap_last(a2) @ gy2, b2.shape).reshape(b.shape)
+        gb = _reshaped(sum_to(_swap_last(a2) @ gy2, b2.shape), b.shape)
     return ga, gb
+
+
+def _reshaped(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x.reshape(shape)``, or ``x`` itself when it has that shape: no node in a graph for it."""
+    return x if x.shape == shape else x.reshape(shape)
 
 
 def _swap_last(x: Any) -> Any:

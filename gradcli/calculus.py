@@ -166,6 +166,18 @@ class _Problem:
         with using_grad(True):
             return leaves, _batching().run(self.program, leaves, list(rows))
 
+    def traced(self, leaves: dict[str, Variable], outs: list[Variable]) -> bool:
+        """Whether the problem runs on a batch axis, where every row is this point: a model
+        without a Program (a Python callable) gets the one its run on ``leaves`` recorded, when
+        it has one (:mod:`gradcli.tracing`), and then runs as an expression does."""
+        if self.program is None:
+            from . import tracing  # only Python callables are traced
+
+            trace = tracing.program_of(outs, leaves)
+            if trace is not None:
+                self.program, self.per_row = trace.program, trace.elements
+        return self.program is not None
+
     def rows_per_chunk(self, count: int) -> int:
         """How many copies of the problem one batched run may hold: ``count`` at most, and no
         more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
@@ -423,15 +435,17 @@ def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
 
     For an expression, one backward pass over a batch of basis seeds: row i of the batch is a
     copy of the problem seeded with the i-th unit vector of the output, so its gradient is row i
-    of the Jacobian (in chunks, for large outputs). A Python callable gets one backward pass per
-    output element.
+    of the Jacobian (in chunks, for large outputs); for a Python callable, over the Program its
+    graph records (:mod:`gradcli.tracing`), or, for one whose graph holds functions outside the
+    registry, one backward pass per output element.
     """
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     outs = p.forward(leaves)
+    batched = p.traced(leaves, outs)
     blocks = []
     for k, y in enumerate(outs):
-        if p.program is not None and p.wrt:
+        if batched and p.wrt:
             blocks.append(_batched_jacobian(p, k, y.shape))
             continue
         block = {n: np.zeros(y.shape + leaves[n].shape) for n in p.wrt}
@@ -472,14 +486,16 @@ def derivatives(
     a chain of ``order - 1`` differentiable backward passes (DeZero's repeated
     ``backward(create_graph=True)``) seeded with the one-hot vector of the element. For an
     expression the elements of a variable are rows of one batch, so the chain runs once per
-    variable; a Python callable runs it once per element.
+    variable; so for a Python callable, through the Program its graph records
+    (:mod:`gradcli.tracing`), or else once per element.
     """
     if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
         raise CalculusError(f"order must be a whole number >= 1, got {order!r}")
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
-    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and p.program is None)
+    batched = order > 1 and p.traced(leaves, [y])
+    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and not batched)
     result: dict[str, list[Any]] = {}
     for n in p.wrt:
         x = leaves[n]
@@ -549,9 +565,11 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     One differentiable backward pass gives the gradient as a graph; its vector-Jacobian products
     with the unit vectors give the rows of the Hessian. For an expression all rows come from one
     batch (row i: a copy of the problem whose gradient is seeded with the i-th unit vector), so
-    it takes one batched forward and two batched backward passes (in chunks, when large); a
-    Python callable takes one backward pass per row. Blocks are computed independently, so their
-    symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
+    it takes one batched forward and two batched backward passes (in chunks, when large). So
+    does a Python callable, through the Program its graph records (:mod:`gradcli.tracing`);
+    one whose graph holds functions outside the registry takes one backward pass per row.
+    Blocks are computed independently, so their symmetry (``H[x][y]`` against ``H[y][x]``
+    transposed) is a check, not an assumption.
     """
     p = _problem(f, values, wrt)
     if p.program is not None:
@@ -560,6 +578,9 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
         return HessianResult(values_out[0], grads[0], _batched_hessian(p))
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
+    if p.traced(leaves, [y]):
+        g = _backward_from(leaves, p.wrt, y)
+        return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, _batched_hessian(p))
     g = _backward_from(leaves, p.wrt, y, create_graph=True)
     hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
     for a in p.wrt:

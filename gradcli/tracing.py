@@ -18,6 +18,7 @@ registered, the engine's own helpers of a ``grad`` taken inside the function) ha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,13 +81,14 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
                 if o is not None:
                     slots[id(o)] = len(ops)
                     ops.append(Op(UNPACK, args=(call,), value=(k, len(outs))))
-        elements += sum(_size(s) for s in (f._out_shapes or [np.shape(data_of(outs[0]))]))
+        elements += sum(_size(s) for s in (f._out_shapes or [data_of(outs[0])]))
     result = tuple([slot(y) if y.creator is None else slots[id(y)] for y in outputs])
     return Trace(Program("", ops, result, {}), elements)
 
 
 def _size(x: Any) -> int:
-    return int(np.prod(np.shape(x)))  # np.size would compute a Dask array
+    shape = x if isinstance(x, tuple) else np.shape(x)
+    return math.prod(shape)  # not np.size, which would compute a Dask array
 
 
 def _functions(outputs: Sequence[Variable]) -> list[tuple[Function, Spec, dict[str, Any]]] | None:

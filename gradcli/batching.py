@@ -192,7 +192,7 @@ def _vector_to_matrix(x: Any, batched: bool, side: int) -> tuple[Any, bool]:
 
 def _matmul_batched(a: Any, b: Any, batched: list[bool]) -> Any:
     ranks = (ndim_of(a, batched[0]), ndim_of(b, batched[1]))
-    if ranks == (1, 1):
+    if ranks == (1, 1) and _per_row_shape(a, batched[0]) == _per_row_shape(b, batched[1]):
         # Two vectors, one of them a batch of them: each row's dot product, as dot's rule takes it.
         return REGISTRY["sum"](REGISTRY["mul"](a, b), axis=-1)
     if batched[0] != batched[1] and sorted(ranks) == [1, 2] and ranks[0 if batched[0] else 1] == 1:

@@ -305,8 +305,10 @@ def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> Variable:
 
 
 def _copies(a: Any, count: int, xp: Any) -> Any:
-    """``count`` copies of ``a`` along a new leading axis, in the array library ``xp``."""
-    return xp.repeat(xp.asarray(a)[None, ...], count, axis=0)
+    """``count`` copies of ``a`` along a new leading axis, in the array library ``xp``: a
+    read-only view that repeats ``a`` (nothing writes into inputs), no memory of its own."""
+    a = xp.asarray(a)
+    return xp.broadcast_to(a[None, ...], (count, *a.shape))
 
 
 def _basis(offset: int, count: int, shape: tuple[int, ...], xp: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Variable, broadcast_to, data_of, grad
+from .engine import BroadcastTo, GetItemGrad, SumTo, Variable, broadcast_to, data_of, grad, scatter, sum_to
 from .functions.registry import REGISTRY, Spec
 
 Rule = Callable[[list[Any], list[bool], dict[str, Any], int], Any]
@@ -384,6 +384,45 @@ def _einsum(args: list[Any], batched: list[bool], params: dict[str, Any], size: 
     return REGISTRY["einsum"](*args, subscripts=f"{','.join(terms)}->{free}{output}")
 
 
+# --- the engine's own functions in graphs of derivatives -------------------------------------------
+
+
+def _sum_to(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shape = tuple(params["shape"])
+    x = args[0]
+    lead = ndim_of(x, True) - len(shape)
+    if lead > 0:  # the leading axes of a row that broadcasting added, then its axes of length 1
+        x = REGISTRY["sum"](x, axis=tuple(range(1, lead + 1)))
+    return sum_to(x, (size, *shape))
+
+
+def _broadcast_to(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shape = tuple(params["shape"])
+    return broadcast_to(_lift(args[0], len(shape)), (size, *shape))
+
+
+def _getitem_grad(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    index = params["index"]
+    parts = index if isinstance(index, tuple) else (index,)
+    if sum(isinstance(p, (list, np.ndarray)) for p in parts) > 1:  # as getitem's rule: row by row
+        return _lines(INTERNAL[GetItemGrad])(args, batched, params, size)
+    return scatter(args[0], (slice(None), *parts), (size, *params["shape"]))
+
+
+#: The engine's own functions that rules put into graphs of derivatives (undoing broadcasting,
+#: the adjoint of indexing): not functions of expressions, so not in the registry, but a graph
+#: of derivatives run on a batch axis (:mod:`gradcli.tracing`) holds them. Their names are no
+#: identifiers, so that no registered function can take them.
+INTERNAL: dict[type, Spec] = {
+    cls: Spec(name, cls, ("x",), 0, params, doc=doc, rule="")
+    for cls, name, params, doc in [
+        (SumTo, "engine.sum_to", (("shape", ()),), "a gradient summed to the shape of its input"),
+        (BroadcastTo, "engine.broadcast_to", (("shape", ()),), "a gradient spread over a shape"),
+        (GetItemGrad, "engine.getitem_grad", (("index", None), ("shape", ())), "the adjoint of indexing"),
+    ]
+}
+
+
 #: The batching rule of each function that is not elementwise.
 RULES: dict[str, str | Rule] = {
     "sum": "reduce",
@@ -437,6 +476,9 @@ RULES: dict[str, str | Rule] = {
     "huber": _loss("huber", line_up=True),
     "binary_cross_entropy": _loss("binary_cross_entropy", line_up=True),
     "cross_entropy": _loss("cross_entropy", line_up=False),
+    "engine.sum_to": _sum_to,
+    "engine.broadcast_to": _broadcast_to,
+    "engine.getitem_grad": _getitem_grad,
 }
 
 

@@ -202,12 +202,11 @@ class _Problem:
         return self.program is not None
 
     def rows_per_chunk(self, count: int) -> int:
-        """How many copies of the problem one batched run may hold: ``count`` at most, and no
-        more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
+        """How many copies of the problem one batched run may hold (see :func:`_rows_per_chunk`)."""
         if self.per_row is None:
             with using_grad(False):
                 self.per_row = _batching().elements_per_run(self.program, self.leaves())
-        return max(1, min(count, CHUNK_ELEMENTS // max(self.per_row, 1)))
+        return _rows_per_chunk(count, self.per_row)
 
     def first_order(self) -> tuple[list[Any], list[dict[str, Any]]]:
         """Every output and its gradient with respect to each ``wrt`` input: by a tape where the
@@ -220,6 +219,12 @@ class _Problem:
         outs = self.forward(leaves)
         grads = [{n: g.data for n, g in _backward_from(leaves, self.wrt, y).items()} for y in outs]
         return [y.data for y in outs], grads
+
+
+def _rows_per_chunk(count: int, per_row: int) -> int:
+    """``count`` rows at most, and no more than keep every array of a batched run within
+    :data:`CHUNK_ELEMENTS` numbers, when one row computes ``per_row`` numbers in all."""
+    return max(1, min(count, CHUNK_ELEMENTS // max(per_row, 1)))
 
 
 def _batching() -> Any:
@@ -587,53 +592,100 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     """Value, gradient and full Hessian of a scalar ``f``.
 
     One differentiable backward pass gives the gradient as a graph; its vector-Jacobian products
-    with the unit vectors give the rows of the Hessian. For an expression all rows come from one
-    batch (row i: a copy of the problem whose gradient is seeded with the i-th unit vector), so
-    it takes one batched forward and two batched backward passes (in chunks, when large). So
-    does a Python callable, through the Program its graph records (:mod:`gradcli.tracing`);
-    one whose graph holds functions outside the registry takes one backward pass per row.
-    Blocks are computed independently, so their symmetry (``H[x][y]`` against ``H[y][x]``
-    transposed) is a check, not an assumption.
+    with the unit vectors give the rows of the Hessian, all at once: the backward pass through
+    the gradient's graph, recorded once, is traced into a Program of its seed
+    (:mod:`gradcli.tracing`) and run with every unit seed on the batch axis (in chunks, when
+    large). Where that pass holds what a Program cannot (a strong zero's mask, after a
+    ``where``), an expression, or a callable through the Program its own graph records, runs
+    one batched forward and two batched backward passes instead (row i: a copy of the problem
+    whose gradient is seeded with the i-th unit vector); where neither can be traced, one
+    backward pass per row. Blocks are computed independently, so their symmetry (``H[x][y]``
+    against ``H[y][x]`` transposed) is a check, not an assumption.
     """
     p = _problem(f, values, wrt)
-    if p.program is not None:
-        values_out, grads = p.first_order()
-        _single_scalar([as_variable(v) for v in values_out], "the Hessian")
-        return HessianResult(values_out[0], grads[0], _batched_hessian(p))
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
-    if p.traced(leaves, [y]):
-        g = _backward_from(leaves, p.wrt, y)
-        return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, _batched_hessian(p))
     g = _backward_from(leaves, p.wrt, y, create_graph=True)
+    grads = {n: gn.data for n, gn in g.items()}
+    batched = _vjp_rows(p, leaves, g)
+    if batched is None and p.traced(leaves, [y]):
+        batched = p.rows_per_chunk(sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)), _copied_rows(p)
+    if batched is not None:
+        return HessianResult(y.data, grads, _hessian_blocks(p, *batched))
     hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
     for a in p.wrt:
         for idx in np.ndindex(g[a].shape):
             for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
                 hess[a][b][idx] = gb.data
-    return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
+    return HessianResult(y.data, grads, hess)
 
 
-def _batched_hessian(p: _Problem) -> dict[str, dict[str, Any]]:
+#: Rows of a Hessian: ``rows(seeds)`` takes, for each ``wrt`` input, a batch of seeds shaped like
+#: it (row r of each together: one unit vector of all the inputs' elements) and gives, for each,
+#: the vector-Jacobian products of the gradient with them, one row per seed.
+HessianRows = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _vjp_rows(
+    p: _Problem, leaves: dict[str, Variable], g: dict[str, Variable]
+) -> tuple[int, HessianRows] | None:
+    """How many rows one run may take, and the rows as the trace of one backward pass through the
+    gradient's graph ``g``, a Program of its seeds run on the batch axis; None where the pass
+    cannot be traced."""
+    from . import tracing  # only Hessians trace graphs of derivatives
+
+    # The pass is recorded with zeros for seeds: a rule that looks at the values of its seed (a
+    # strong zero, after a where) then masks wherever any seed could need it, and the trace,
+    # finding the mask, refuses. What the trace keeps depends on no seed's values.
+    seeds = {n: Variable(p.xp.zeros(np.shape(p.arrays[n])), name=n) for n in p.wrt}
+    hv = _engine_grad([g[n] for n in p.wrt], [leaves[n] for n in p.wrt], list(seeds.values()), True)
+    trace = tracing.program_of(hv, seeds)
+    if trace is None:
+        return None
+    program = trace.program
+
+    def rows(batch: dict[str, Any]) -> dict[str, Any]:
+        with using_grad(False):
+            outs = _batching().run(
+                program, {n: Variable(s, requires_grad=False) for n, s in batch.items()}, list(p.wrt)
+            )
+        return {n: o.data for n, o in zip(p.wrt, outs, strict=True)}
+
+    total = sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)
+    return _rows_per_chunk(total, trace.elements), rows
+
+
+def _copied_rows(p: _Problem) -> HessianRows:
+    """The rows from copies of the problem on the batch axis, row r seeded with seed r: one
+    batched forward, a differentiable backward pass, and one from every gradient at once, each
+    with its part of the seeds."""
+
+    def rows(batch: dict[str, Any]) -> dict[str, Any]:
+        count = len(next(iter(batch.values())))
+        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count, p.xp) for n in p.wrt})
+        g = _backward_from(leaves, p.wrt, outs[0], create_graph=True)  # one scalar per row
+        seeded = _engine_grad([g[n] for n in p.wrt], [leaves[n] for n in p.wrt], [batch[n] for n in p.wrt])
+        return {n: r.data for n, r in zip(p.wrt, seeded, strict=True)}
+
+    return rows
+
+
+def _hessian_blocks(p: _Problem, per_chunk: int, rows: HessianRows) -> dict[str, dict[str, Any]]:
+    """The Hessian's blocks from its rows, ``per_chunk`` rows to a run."""
     shapes = {n: np.shape(p.arrays[n]) for n in p.wrt}
     sizes = {n: math.prod(shapes[n]) for n in p.wrt}
     total = sum(sizes.values())
     offsets = dict(zip(p.wrt, itertools.accumulate(sizes.values(), initial=0)))
     pieces: dict[str, dict[str, list[Any]]] = {a: {b: [] for b in p.wrt} for a in p.wrt}
-    for start, count in _chunks(total, p.rows_per_chunk(total)):
-        leaves, outs = p.run_rows({n: _copies(p.arrays[n], count, p.xp) for n in p.wrt})
-        y = outs[0]  # one scalar per row: checked on the unbatched run
-        g = _backward_from(leaves, p.wrt, y, create_graph=True)
-        # Row r of the chunk is seeded with unit vector start + r of all wrt elements together:
-        # one backward from every gradient at once, each with its part of the seeds.
-        seeds = [_basis(start - offsets[n], count, shapes[n], p.xp) for n in p.wrt]
-        rows = dict(zip(p.wrt, _engine_grad([g[n] for n in p.wrt], [leaves[n] for n in p.wrt], seeds)))
+    for start, count in _chunks(total, per_chunk):
+        # Row r of the chunk is seeded with unit vector start + r of all wrt elements together.
+        got = rows({n: _basis(start - offsets[n], count, shapes[n], p.xp) for n in p.wrt})
         for a in p.wrt:
             lo, hi = max(start, offsets[a]), min(start + count, offsets[a] + sizes[a])
             if lo >= hi:
                 continue
             for b in p.wrt:
-                block = backend.reshape(rows[b].data, (count, sizes[b]))
+                block = backend.reshape(got[b], (count, sizes[b]))
                 pieces[a][b].append(block[lo - start : hi - start])
     return {a: {b: _joined(pieces[a][b], shapes[a] + shapes[b], p.xp) for b in p.wrt} for a in p.wrt}
 

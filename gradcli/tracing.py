@@ -11,9 +11,12 @@ its inputs' arrays (a branch taken on ``x.data``, an array made from them) are c
 It stands for the function only where every row of a batch is that same point (the copies of a
 Hessian, a Jacobian, the pure partials), never at other points (a numerical check's steps).
 
-A graph that holds a function outside the registry (a ``Function`` subclass that was not
-registered, the engine's own helpers of a ``grad`` taken inside the function) has no Program:
-:func:`program_of` returns None and the caller keeps to the graph itself.
+A graph of derivatives (``grad(..., create_graph=True)``) is traced the same way: its functions
+are registered ones and the engine's own shape functions (:data:`gradcli.batching.INTERNAL`).
+Only what depends on the inputs becomes instructions; the rest of the graph, whatever it is made
+of, is constants. Where a function that depends on them is neither (a ``Function`` subclass that
+was not registered, a strong zero's mask), there is no Program: :func:`program_of` returns None
+and the caller keeps to the graph itself.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import INTERNAL
 from .engine import Function, Primitive, Variable, data_of
 from .functions.registry import REGISTRY, Spec, load_all
 from .program import CALL, CONST, INPUT, UNPACK, Op, Program
@@ -45,7 +49,7 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
     ``outputs`` as a Program with those inputs, or None when a function of the graph is not a
     registered one whose options can be read back. Leaves other than ``inputs`` and values that
     depend on no input are constants of the Program."""
-    functions = _functions(outputs)
+    functions = _functions(outputs, inputs)
     if functions is None:
         return None
     names = {id(v): n for n, v in inputs.items()}
@@ -82,7 +86,7 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
                     slots[id(o)] = len(ops)
                     ops.append(Op(UNPACK, args=(call,), value=(k, len(outs))))
         elements += sum(_size(s) for s in (f._out_shapes or [data_of(outs[0])]))
-    result = tuple([slot(y) if y.creator is None else slots[id(y)] for y in outputs])
+    result = tuple([slots[id(y)] if id(y) in slots else slot(y) for y in outputs])
     return Trace(Program("", ops, result, {}), elements)
 
 
@@ -91,36 +95,47 @@ def _size(x: Any) -> int:
     return math.prod(shape)  # not np.size, which would compute a Dask array
 
 
-def _functions(outputs: Sequence[Variable]) -> list[tuple[Function, Spec, dict[str, Any]]] | None:
-    """Every function the outputs depend on, each with its registry entry and options, inputs
-    before the functions that read them; None if one is not registered. No recursion: a stack."""
-    found: dict[Function, tuple[Spec, dict[str, Any]]] = {}
+def _functions(
+    outputs: Sequence[Variable], inputs: Mapping[str, Variable]
+) -> list[tuple[Function, Spec, dict[str, Any]]] | None:
+    """Every function of the graph that depends on ``inputs``, each with its entry (in the registry,
+    or one of the engine's own of :data:`gradcli.batching.INTERNAL`) and its options, inputs
+    before the functions that read them; None if one has no entry. A function that depends on
+    no input is a constant, whatever it is. No recursion: a stack."""
+    reached: set[Function] = set()
     todo = [y.creator for y in outputs if y.creator is not None]
     while todo:
         f = todo.pop()
-        if f in found:
-            continue
-        entry = _registered(f)
-        if entry is None:
-            return None
-        found[f] = entry
-        todo.extend(x.creator for x in f.inputs if x.creator is not None and x.creator not in found)
+        if f not in reached:
+            reached.add(f)
+            todo.extend(x.creator for x in f.inputs if x.creator is not None and x.creator not in reached)
+    leaves = {id(v) for v in inputs.values()}
+    live: set[Function] = set()
+    found = []
     # A function's generation is above those of its inputs' creators: in increasing generation,
     # each comes after what it reads.
-    ordered = sorted(found, key=lambda f: f.generation)
-    return [(f, *found[f]) for f in ordered]
+    for f in sorted(reached, key=lambda f: f.generation):
+        if any(id(x) in leaves or x.creator in live for x in f.inputs):
+            entry = _registered(f)
+            if entry is None:
+                return None
+            live.add(f)
+            found.append((f, *entry))
+    return found
 
 
 def _registered(f: Function) -> tuple[Spec, dict[str, Any]] | None:
-    """The registry entry of ``f``'s class and the options ``f`` was made with, or None. A table
-    row keeps its options in ``params``; a class keeps each as the attribute of its name (the
-    parameters of its ``__init__``, which the registry lists)."""
+    """The entry of ``f``'s class and the options ``f`` was made with, or None. A table row keeps
+    its options in ``params``; a class keeps each as the attribute of its name (the parameters
+    of its ``__init__``, which the registry lists)."""
     name = getattr(type(f), "registry_name", None)
     if name is None:  # maybe a class of a module of functions not imported yet (engine's MatMul)
         load_all()
         name = getattr(type(f), "registry_name", None)
     spec = REGISTRY.get(name) if name is not None else None
     if spec is None or spec.cls is not type(f):
+        spec = INTERNAL.get(type(f))
+    if spec is None:
         return None
     if isinstance(f, Primitive):
         return spec, dict(f.params)

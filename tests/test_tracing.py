@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_registry_derivatives import SPECS, sample_inputs, weighted_sum, weights_for
 
-from gradcli import Function, Variable, calculus, engine, tracing
+from gradcli import Function, Variable, calculus, engine, language, tracing
 from gradcli.engine import grad
 from gradcli.functions import Spec
 
@@ -102,8 +102,9 @@ def _backward_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_a_callables_hessian_takes_three_backward_passes_not_one_per_row(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("expression", [False, True], ids=["callable", "expression"])
+def test_a_hessian_takes_two_backward_passes_not_one_per_row(
+    monkeypatch: pytest.MonkeyPatch, expression: bool
 ) -> None:
     a = np.arange(36.0).reshape(6, 6) % 7 - 3
 
@@ -111,9 +112,20 @@ def test_a_callables_hessian_takes_three_backward_passes_not_one_per_row(
         return 0.5 * (x @ a @ x)
 
     calls = _backward_passes(monkeypatch)
-    h = calculus.hessian(quadratic, {"x": np.linspace(-1.0, 1.0, 6)})
+    x = np.linspace(-1.0, 1.0, 6)
+    if expression:
+        h = calculus.hessian(language.parse("0.5 * x @ A @ x"), {"x": x, "A": a}, wrt=["x"])
+    else:
+        h = calculus.hessian(quadratic, {"x": x})
     np.testing.assert_allclose(h.hessian["x"]["x"], (a + a.T) / 2, rtol=1e-14)
-    assert len(calls) == 3  # the gradient, then the two batched passes
+    assert len(calls) == 2  # the gradient, then the pass through its graph that is traced
+
+
+def test_a_strong_zero_in_the_pass_through_the_gradient_takes_rows_from_copies_and_is_right() -> None:
+    # sqrt's derivative is NaN at -1, in a branch where() does not take: masked to a strong zero.
+    h = calculus.hessian(language.parse("sum(where(x > 0, sqrt(x), 0))"), {"x": [4.0, -1.0]})
+    np.testing.assert_allclose(h.hessian["x"]["x"], np.diag([-0.25 * 4.0**-1.5, 0.0]))
+    assert np.isfinite(h.hessian["x"]["x"]).all()
 
 
 class _Cube(Function):
@@ -134,21 +146,31 @@ def _inner_gradient(x: Variable) -> Variable:
 
 
 @pytest.mark.parametrize(
-    ("f", "gradient", "hessian"),
+    ("f", "traced", "gradient", "hessian"),
     [
-        (lambda x: _Cube()(x).sum(), lambda x: 3.0 * x * x, lambda x: np.diag(6.0 * x)),
-        (_inner_gradient, lambda x: 12.0 * x, lambda x: 12.0 * np.eye(len(x))),
+        (lambda x: _Cube()(x).sum(), False, lambda x: 3.0 * x * x, lambda x: np.diag(6.0 * x)),
+        (_inner_gradient, True, lambda x: 12.0 * x, lambda x: 12.0 * np.eye(len(x))),
     ],
     ids=["unregistered function", "grad taken inside"],
 )
-def test_a_graph_outside_the_registry_has_no_program_and_the_hessian_is_still_right(
-    f: Any, gradient: Any, hessian: Any
+def test_a_graph_has_a_program_where_its_functions_are_known_and_the_answers_are_right_either_way(
+    f: Any, traced: bool, gradient: Any, hessian: Any
 ) -> None:
     x = np.array([1.0, -2.0, 0.5])
     xs = {"x": Variable(x)}
-    assert tracing.program_of([f(xs["x"])], xs) is None
+    assert (tracing.program_of([f(xs["x"])], xs) is not None) == traced
     np.testing.assert_allclose(calculus.hessian(f, {"x": x}).hessian["x"]["x"], hessian(x))
     np.testing.assert_allclose(calculus.jacobian(f, {"x": x}).jacobian["x"], gradient(x))
+
+
+def test_what_depends_on_no_input_is_a_constant_whatever_made_it() -> None:
+    w = Variable(np.array([1.0, 2.0, 3.0]))  # a Variable of the caller's, not an input
+    x = Variable(np.array([0.5, -1.0, 2.0]))
+    trace = tracing.program_of([(x * _Cube()(w)).sum()], {"x": x})
+    assert trace is not None
+    assert [op.spec.name for op in trace.program.ops if op.spec is not None] == ["mul", "sum"]
+    (value,) = trace.program.run_variables({"x": Variable(x.data)})
+    assert float(value.data) == 0.5 - 8.0 + 54.0  # x * w**3, summed
 
 
 def test_a_branch_on_the_inputs_values_is_taken_as_at_the_point() -> None:

@@ -550,6 +550,9 @@ def run(
 
     quiet: frozenset[int] = getattr(program, "quiet", frozenset())
     guards: dict[int, tuple[int, ...]] = getattr(program, "guards", {})
+    # Each slot goes after its last reader, as in Program.run: a run without a graph (no_grad)
+    # then holds only the arrays still to be read, each of them a batch of rows.
+    frees: Sequence[tuple[int, ...]] = getattr(program, "frees", ())
     for i in range(len(ops)):
         if i in quiet:  # a where's branch: see Program.warn_where_taken
             with np.errstate(all="ignore"):
@@ -560,6 +563,8 @@ def run(
             program.warn_where_taken(i, slots, execute)
         if seen is not None:
             seen(slots[i])
+        for j in frees[i] if frees else ():
+            slots[j] = None
     outs = []
     for j in program.outputs:
         out = slots[j]

@@ -186,3 +186,29 @@ def test_pure_partials_of_a_callable_come_from_its_program() -> None:
     got = calculus.derivatives(lambda x, y: (x**4 * y).sum(), {"x": [1.0, 2.0], "y": 3.0}, order=3)
     np.testing.assert_allclose(got["x"][2], 24.0 * np.array([1.0, 2.0]) * 3.0)
     np.testing.assert_allclose(got["y"], [16.0 + 1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sum(x**2 * y[0]) + x[0] * sum(y**3) + sum(sin(x) * exp(y[1, 1]))",  # rows from the traced pass
+        "sum(where(x > 0, sqrt(x), 0) * y[0]) + sum(y**3)",  # a strong zero: rows from copies
+    ],
+    ids=["traced pass", "copies"],
+)
+@pytest.mark.parametrize("numbers", [40, 150, 400])  # 1 to 9 rows per run, some across x and y
+def test_a_hessian_in_chunks_is_the_hessian_in_one_run(
+    monkeypatch: pytest.MonkeyPatch, text: str, numbers: int
+) -> None:
+    values = {"x": np.array([0.5, -1.0, 2.0]), "y": np.array([[1.0, -0.5, 0.25], [0.5, 2.0, -1.0]])}
+    whole = calculus.hessian(language.parse(text), values).hessian
+    monkeypatch.setattr(calculus, "CHUNK_ELEMENTS", numbers)
+    chunked = calculus.hessian(language.parse(text), values).hessian
+    for a in values:
+        for b in values:
+            np.testing.assert_allclose(chunked[a][b], whole[a][b], rtol=1e-14, atol=0.0, err_msg=f"{a} {b}")
+            np.testing.assert_allclose(
+                whole[a][b],
+                np.moveaxis(whole[b][a], range(values[b].ndim), range(-values[b].ndim, 0)),
+                rtol=1e-12,
+            )

@@ -45,10 +45,10 @@ class Trace:
 
 
 def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> Trace | None:
-    """The graph from ``inputs`` (name -> the leaf Variable the model was called with) to
-    ``outputs`` as a Program with those inputs, or None when a function of the graph is not a
-    registered one whose options can be read back. Leaves other than ``inputs`` and values that
-    depend on no input are constants of the Program."""
+    """The graph from ``inputs`` (name -> a leaf Variable: those the model was called with, the
+    seeds of a recorded backward pass) to ``outputs`` as a Program of those inputs, or None when
+    a function that depends on them has no entry whose options can be read back. Other leaves,
+    and values that depend on no input, are constants of the Program."""
     functions = _functions(outputs, inputs)
     if functions is None:
         return None

@@ -166,6 +166,9 @@ def environment() -> dict[str, str]:
     for name in [n for n in env if n.startswith("GRADCLI_")]:  # gradcli's defaults: no plugins, no caps
         del env[name]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # NumPy's BLAS on one thread, as PyTorch runs the Hessian: at 100 variables a second thread
+    # only adds hand-offs, and with other load on the machine a product waits for it (10-60 ms).
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     return env
 
 
@@ -989,7 +992,7 @@ METHOD_NOTES = [
     "environment), so the untimed first run of each command caches what it imports.",
     "PyTorch runs with its default intra-op threads (all CPUs listed above) on the big arrays and the "
     "chain, one thread on the Hessian (see `bench/peers/torch_eager.py`); NumPy, autograd and gradcli "
-    "use one thread.",
+    "use one thread (NumPy's BLAS with `OPENBLAS_NUM_THREADS=1`).",
     "micrograd's chain time is mostly Python's cyclic garbage collector: each node's backward closure "
     "refers to the node itself, so the whole graph is cycles that the collector walks as it grows.",
 ]

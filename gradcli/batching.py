@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Variable, broadcast_to, data_of, grad
+from .engine import BroadcastTo, GetItemGrad, SumTo, Variable, broadcast_to, data_of, grad, scatter, sum_to
 from .functions.registry import REGISTRY, Spec
 
 Rule = Callable[[list[Any], list[bool], dict[str, Any], int], Any]
@@ -191,6 +191,14 @@ def _vector_to_matrix(x: Any, batched: bool, side: int) -> tuple[Any, bool]:
 
 
 def _matmul_batched(a: Any, b: Any, batched: list[bool]) -> Any:
+    ranks = (ndim_of(a, batched[0]), ndim_of(b, batched[1]))
+    if ranks == (1, 1) and _per_row_shape(a, batched[0]) == _per_row_shape(b, batched[1]):
+        # Two vectors, one of them a batch of them: each row's dot product, as dot's rule takes it.
+        return REGISTRY["sum"](REGISTRY["mul"](a, b), axis=-1)
+    if batched[0] != batched[1] and sorted(ranks) == [1, 2] and ranks[0 if batched[0] else 1] == 1:
+        # A batch of vectors and one matrix: the rows of one 2-D product (a single gemm, where a
+        # stack of 1-row matrices is a loop of small products over the batch axis, 2x slower).
+        return REGISTRY["matmul"](a, b) if batched[0] else REGISTRY["matmul"](b, REGISTRY["transpose"](a))
     a2, a_vec = _vector_to_matrix(a, batched[0], 0)
     b2, b_vec = _vector_to_matrix(b, batched[1], 1)
     if batched[0] and not a_vec and batched[1] and not b_vec:
@@ -376,6 +384,45 @@ def _einsum(args: list[Any], batched: list[bool], params: dict[str, Any], size: 
     return REGISTRY["einsum"](*args, subscripts=f"{','.join(terms)}->{free}{output}")
 
 
+# --- the engine's own functions in graphs of derivatives -------------------------------------------
+
+
+def _sum_to(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shape = tuple(params["shape"])
+    x = args[0]
+    lead = ndim_of(x, True) - len(shape)
+    if lead > 0:  # the leading axes of a row that broadcasting added, then its axes of length 1
+        x = REGISTRY["sum"](x, axis=tuple(range(1, lead + 1)))
+    return sum_to(x, (size, *shape))
+
+
+def _broadcast_to(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    shape = tuple(params["shape"])
+    return broadcast_to(_lift(args[0], len(shape)), (size, *shape))
+
+
+def _getitem_grad(args: list[Any], batched: list[bool], params: dict[str, Any], size: int) -> Any:
+    index = params["index"]
+    parts = index if isinstance(index, tuple) else (index,)
+    if sum(isinstance(p, (list, np.ndarray)) for p in parts) > 1:  # as getitem's rule: row by row
+        return _lines(INTERNAL[GetItemGrad])(args, batched, params, size)
+    return scatter(args[0], (slice(None), *parts), (size, *params["shape"]))
+
+
+#: The engine's own functions that rules put into graphs of derivatives (undoing broadcasting,
+#: the adjoint of indexing): not functions of expressions, so not in the registry, but a graph
+#: of derivatives run on a batch axis (:mod:`gradcli.tracing`) holds them. Their names are no
+#: identifiers, so that no registered function can take them.
+INTERNAL: dict[type, Spec] = {
+    cls: Spec(name, cls, ("x",), 0, params, doc=doc, rule="")
+    for cls, name, params, doc in [
+        (SumTo, "engine.sum_to", (("shape", ()),), "a gradient summed to the shape of its input"),
+        (BroadcastTo, "engine.broadcast_to", (("shape", ()),), "a gradient spread over a shape"),
+        (GetItemGrad, "engine.getitem_grad", (("index", None), ("shape", ())), "the adjoint of indexing"),
+    ]
+}
+
+
 #: The batching rule of each function that is not elementwise.
 RULES: dict[str, str | Rule] = {
     "sum": "reduce",
@@ -429,6 +476,9 @@ RULES: dict[str, str | Rule] = {
     "huber": _loss("huber", line_up=True),
     "binary_cross_entropy": _loss("binary_cross_entropy", line_up=True),
     "cross_entropy": _loss("cross_entropy", line_up=False),
+    "engine.sum_to": _sum_to,
+    "engine.broadcast_to": _broadcast_to,
+    "engine.getitem_grad": _getitem_grad,
 }
 
 
@@ -500,6 +550,9 @@ def run(
 
     quiet: frozenset[int] = getattr(program, "quiet", frozenset())
     guards: dict[int, tuple[int, ...]] = getattr(program, "guards", {})
+    # Each slot goes after its last reader, as in Program.run: a run without a graph (no_grad)
+    # then holds only the arrays still to be read, each of them a batch of rows.
+    frees: Sequence[tuple[int, ...]] = getattr(program, "frees", ())
     for i in range(len(ops)):
         if i in quiet:  # a where's branch: see Program.warn_where_taken
             with np.errstate(all="ignore"):
@@ -510,6 +563,8 @@ def run(
             program.warn_where_taken(i, slots, execute)
         if seen is not None:
             seen(slots[i])
+        for j in frees[i] if frees else ():
+            slots[j] = None
     outs = []
     for j in program.outputs:
         out = slots[j]

@@ -15,6 +15,9 @@ order, and an input that does not reach an output gets a zero gradient of its sh
 
 from __future__ import annotations
 
+import itertools
+import math
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -87,6 +90,9 @@ def as_model(f: Any) -> tuple[tuple[str, ...], Model]:
 
 
 def _parameter_names(f: Callable[..., Any]) -> tuple[str, ...]:
+    plain = _plain_parameter_names(f)
+    if plain is not None:
+        return plain
     import inspect  # only Python callables need it; kept off the CLI's import path
 
     try:
@@ -105,6 +111,23 @@ def _parameter_names(f: Callable[..., Any]) -> tuple[str, ...]:
             continue
         names.append(p.name)
     return tuple(names)
+
+
+_STARRED = 0x04 | 0x08  # CO_VARARGS | CO_VARKEYWORDS: *args or **kwargs
+
+
+def _plain_parameter_names(f: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The input names of a plain function (no wrapper, no ``*args``, every keyword-only
+    parameter with a default) read off its code, as ``inspect.signature`` would give them, at a
+    fraction of its cost (a Hessian of 100 variables takes a fraction of a millisecond); None for
+    anything else."""
+    if type(f) is not types.FunctionType or hasattr(f, "__wrapped__") or hasattr(f, "__signature__"):
+        return None
+    code = f.__code__
+    keyword_only = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    if code.co_flags & _STARRED or not set(keyword_only) <= set(f.__kwdefaults__ or ()):
+        return None
+    return tuple(code.co_varnames[: code.co_argcount])
 
 
 def _as_outputs(result: Any) -> list[Variable]:
@@ -166,13 +189,24 @@ class _Problem:
         with using_grad(True):
             return leaves, _batching().run(self.program, leaves, list(rows))
 
+    def traced(self, leaves: dict[str, Variable], outs: list[Variable]) -> bool:
+        """Whether the problem runs on a batch axis, where every row is this point: a model
+        without a Program (a Python callable) gets the one its run on ``leaves`` recorded, when
+        it has one (:mod:`gradcli.tracing`), and then runs as an expression does."""
+        if self.program is None:
+            from . import tracing  # only Python callables are traced
+
+            trace = tracing.program_of(outs, leaves)
+            if trace is not None:
+                self.program, self.per_row = trace.program, trace.elements
+        return self.program is not None
+
     def rows_per_chunk(self, count: int) -> int:
-        """How many copies of the problem one batched run may hold: ``count`` at most, and no
-        more than keep every array of the run within :data:`CHUNK_ELEMENTS` numbers."""
+        """How many copies of the problem one batched run may hold (see :func:`_rows_per_chunk`)."""
         if self.per_row is None:
             with using_grad(False):
                 self.per_row = _batching().elements_per_run(self.program, self.leaves())
-        return max(1, min(count, CHUNK_ELEMENTS // max(self.per_row, 1)))
+        return _rows_per_chunk(count, self.per_row)
 
     def first_order(self) -> tuple[list[Any], list[dict[str, Any]]]:
         """Every output and its gradient with respect to each ``wrt`` input: by a tape where the
@@ -185,6 +219,12 @@ class _Problem:
         outs = self.forward(leaves)
         grads = [{n: g.data for n, g in _backward_from(leaves, self.wrt, y).items()} for y in outs]
         return [y.data for y in outs], grads
+
+
+def _rows_per_chunk(count: int, per_row: int) -> int:
+    """``count`` rows at most, and no more than keep every array of a batched run within
+    :data:`CHUNK_ELEMENTS` numbers, when one row computes ``per_row`` numbers in all."""
+    return max(1, min(count, CHUNK_ELEMENTS // max(per_row, 1)))
 
 
 def _batching() -> Any:
@@ -270,16 +310,17 @@ def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> Variable:
 
 
 def _copies(a: Any, count: int, xp: Any) -> Any:
-    """``count`` copies of ``a`` along a new leading axis, in the array library ``xp``."""
-    return xp.repeat(xp.asarray(a)[None, ...], count, axis=0)
+    """``count`` copies of ``a`` along a new leading axis, in the array library ``xp``: a
+    read-only view that repeats ``a`` (nothing writes into inputs), no memory of its own."""
+    a = xp.asarray(a)
+    return xp.broadcast_to(a[None, ...], (count, *a.shape))
 
 
 def _basis(offset: int, count: int, shape: tuple[int, ...], xp: Any) -> Any:
     """``count`` seeds shaped like one variable (``shape``), in the array library ``xp``: seed r
     is the unit vector of its element ``offset + r``, or all zeros where that lies outside the
     variable (a chunk of rows of an identity matrix, the columns of one variable)."""
-    size = int(np.prod(shape))
-    return backend.reshape(backend.diagonal_mask(xp, count, size, offset) * 1.0, (count, *shape))
+    return backend.reshape(backend.eye(xp, count, math.prod(shape), offset), (count, *shape))
 
 
 def _joined(pieces: list[Any], shape: tuple[int, ...], xp: Any, axis: int = 0) -> Any:
@@ -423,15 +464,17 @@ def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
 
     For an expression, one backward pass over a batch of basis seeds: row i of the batch is a
     copy of the problem seeded with the i-th unit vector of the output, so its gradient is row i
-    of the Jacobian (in chunks, for large outputs). A Python callable gets one backward pass per
-    output element.
+    of the Jacobian (in chunks, for large outputs); for a Python callable, over the Program its
+    graph records (:mod:`gradcli.tracing`), or, for one whose graph holds functions outside the
+    registry, one backward pass per output element.
     """
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     outs = p.forward(leaves)
+    batched = p.traced(leaves, outs)
     blocks = []
     for k, y in enumerate(outs):
-        if p.program is not None and p.wrt:
+        if batched and p.wrt:
             blocks.append(_batched_jacobian(p, k, y.shape))
             continue
         block = {n: np.zeros(y.shape + leaves[n].shape) for n in p.wrt}
@@ -472,14 +515,16 @@ def derivatives(
     a chain of ``order - 1`` differentiable backward passes (DeZero's repeated
     ``backward(create_graph=True)``) seeded with the one-hot vector of the element. For an
     expression the elements of a variable are rows of one batch, so the chain runs once per
-    variable; a Python callable runs it once per element.
+    variable; so for a Python callable, through the Program its graph records
+    (:mod:`gradcli.tracing`), or else once per element.
     """
     if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
         raise CalculusError(f"order must be a whole number >= 1, got {order!r}")
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
-    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and p.program is None)
+    batched = order > 1 and p.traced(leaves, [y])
+    first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and not batched)
     result: dict[str, list[Any]] = {}
     for n in p.wrt:
         x = leaves[n]
@@ -547,52 +592,100 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     """Value, gradient and full Hessian of a scalar ``f``.
 
     One differentiable backward pass gives the gradient as a graph; its vector-Jacobian products
-    with the unit vectors give the rows of the Hessian. For an expression all rows come from one
-    batch (row i: a copy of the problem whose gradient is seeded with the i-th unit vector), so
-    it takes one batched forward and two batched backward passes (in chunks, when large); a
-    Python callable takes one backward pass per row. Blocks are computed independently, so their
-    symmetry (``H[x][y]`` against ``H[y][x]`` transposed) is a check, not an assumption.
+    with the unit vectors give the rows of the Hessian, all at once: the backward pass through
+    the gradient's graph, recorded once, is traced into a Program of its seed
+    (:mod:`gradcli.tracing`) and run with every unit seed on the batch axis (in chunks, when
+    large). Where that pass holds what a Program cannot (a strong zero's mask, after a
+    ``where``), an expression, or a callable through the Program its own graph records, runs
+    one batched forward and two batched backward passes instead (row i: a copy of the problem
+    whose gradient is seeded with the i-th unit vector); where neither can be traced, one
+    backward pass per row. Blocks are computed independently, so their symmetry (``H[x][y]``
+    against ``H[y][x]`` transposed) is a check, not an assumption.
     """
     p = _problem(f, values, wrt)
-    if p.program is not None:
-        values_out, grads = p.first_order()
-        _single_scalar([as_variable(v) for v in values_out], "the Hessian")
-        return HessianResult(values_out[0], grads[0], _batched_hessian(p))
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "the Hessian")
     g = _backward_from(leaves, p.wrt, y, create_graph=True)
+    grads = {n: gn.data for n, gn in g.items()}
+    batched = _vjp_rows(p, leaves, g)
+    if batched is None and p.traced(leaves, [y]):
+        batched = p.rows_per_chunk(sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)), _copied_rows(p)
+    if batched is not None:
+        return HessianResult(y.data, grads, _hessian_blocks(p, *batched))
     hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
     for a in p.wrt:
         for idx in np.ndindex(g[a].shape):
             for b, gb in _backward_from(leaves, p.wrt, g[a], _one_hot(g[a].shape, idx)).items():
                 hess[a][b][idx] = gb.data
-    return HessianResult(y.data, {n: gn.data for n, gn in g.items()}, hess)
+    return HessianResult(y.data, grads, hess)
 
 
-def _batched_hessian(p: _Problem) -> dict[str, dict[str, Any]]:
-    shapes = {n: np.shape(p.arrays[n]) for n in p.wrt}
-    sizes = {n: int(np.prod(shapes[n])) for n in p.wrt}
-    total = sum(sizes.values())
-    offsets = dict(zip(p.wrt, np.cumsum([0, *sizes.values()])[:-1].tolist()))
-    pieces: dict[str, dict[str, list[Any]]] = {a: {b: [] for b in p.wrt} for a in p.wrt}
-    for start, count in _chunks(total, p.rows_per_chunk(total)):
+#: Rows of a Hessian: ``rows(seeds)`` takes, for each ``wrt`` input, a batch of seeds shaped like
+#: it (row r of each together: one unit vector of all the inputs' elements) and gives, for each,
+#: the vector-Jacobian products of the gradient with them, one row per seed.
+HessianRows = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _vjp_rows(
+    p: _Problem, leaves: dict[str, Variable], g: dict[str, Variable]
+) -> tuple[int, HessianRows] | None:
+    """How many rows one run may take, and the rows as the trace of one backward pass through the
+    gradient's graph ``g``, a Program of its seeds run on the batch axis; None where the pass
+    cannot be traced."""
+    from . import tracing  # only Hessians trace graphs of derivatives
+
+    # The pass is recorded with zeros for seeds: a rule that looks at the values of its seed (a
+    # strong zero, after a where) then masks wherever any seed could need it, and the trace,
+    # finding the mask, refuses. What the trace keeps depends on no seed's values.
+    seeds = {n: Variable(p.xp.zeros(np.shape(p.arrays[n])), name=n) for n in p.wrt}
+    hv = _engine_grad([g[n] for n in p.wrt], [leaves[n] for n in p.wrt], list(seeds.values()), True)
+    trace = tracing.program_of(hv, seeds)
+    if trace is None:
+        return None
+    program = trace.program
+
+    def rows(batch: dict[str, Any]) -> dict[str, Any]:
+        with using_grad(False):
+            outs = _batching().run(
+                program, {n: Variable(s, requires_grad=False) for n, s in batch.items()}, list(p.wrt)
+            )
+        return {n: o.data for n, o in zip(p.wrt, outs, strict=True)}
+
+    total = sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)
+    return _rows_per_chunk(total, trace.elements), rows
+
+
+def _copied_rows(p: _Problem) -> HessianRows:
+    """The rows from copies of the problem on the batch axis, row r seeded with seed r: one
+    batched forward, a differentiable backward pass, and one from every gradient at once, each
+    with its part of the seeds."""
+
+    def rows(batch: dict[str, Any]) -> dict[str, Any]:
+        count = len(next(iter(batch.values())))
         leaves, outs = p.run_rows({n: _copies(p.arrays[n], count, p.xp) for n in p.wrt})
-        y = outs[0]  # one scalar per row: checked on the unbatched run
-        g = _backward_from(leaves, p.wrt, y, create_graph=True)
+        g = _backward_from(leaves, p.wrt, outs[0], create_graph=True)  # one scalar per row
+        seeded = _engine_grad([g[n] for n in p.wrt], [leaves[n] for n in p.wrt], [batch[n] for n in p.wrt])
+        return {n: r.data for n, r in zip(p.wrt, seeded, strict=True)}
+
+    return rows
+
+
+def _hessian_blocks(p: _Problem, per_chunk: int, rows: HessianRows) -> dict[str, dict[str, Any]]:
+    """The Hessian's blocks from its rows, ``per_chunk`` rows to a run."""
+    shapes = {n: np.shape(p.arrays[n]) for n in p.wrt}
+    sizes = {n: math.prod(shapes[n]) for n in p.wrt}
+    total = sum(sizes.values())
+    offsets = dict(zip(p.wrt, itertools.accumulate(sizes.values(), initial=0)))
+    pieces: dict[str, dict[str, list[Any]]] = {a: {b: [] for b in p.wrt} for a in p.wrt}
+    for start, count in _chunks(total, per_chunk):
         # Row r of the chunk is seeded with unit vector start + r of all wrt elements together.
-        dot = None
-        for n in p.wrt:
-            seeds = _basis(start - offsets[n], count, shapes[n], p.xp)
-            term = (g[n] * Variable(seeds, requires_grad=False)).sum()
-            dot = term if dot is None else dot + term
-        assert dot is not None
-        rows = _backward_from(leaves, p.wrt, dot)
+        got = rows({n: _basis(start - offsets[n], count, shapes[n], p.xp) for n in p.wrt})
         for a in p.wrt:
             lo, hi = max(start, offsets[a]), min(start + count, offsets[a] + sizes[a])
             if lo >= hi:
                 continue
             for b in p.wrt:
-                block = backend.reshape(rows[b].data, (count, sizes[b]))
+                block = backend.reshape(got[b], (count, sizes[b]))
                 pieces[a][b].append(block[lo - start : hi - start])
     return {a: {b: _joined(pieces[a][b], shapes[a] + shapes[b], p.xp) for b in p.wrt} for a in p.wrt}
 

@@ -1252,16 +1252,34 @@ class MatMul(Function):
 
 def matmul_backward(a: Any, b: Any, gy: Any, need_a: bool = True, need_b: bool = True) -> tuple[Any, Any]:
     """Gradients of ``a @ b`` (NumPy's 1-D promotion and batch broadcasting undone)."""
+    if a.ndim + b.ndim <= 3 and 1 in (a.ndim, b.ndim):
+        return _vector_matmul_backward(a, b, gy, need_a, need_b)
     a2 = a if a.ndim > 1 else a.reshape(1, -1)
     b2 = b if b.ndim > 1 else b.reshape(-1, 1)
     out_shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
-    gy2 = gy.reshape(out_shape)
+    gy2 = _reshaped(gy, out_shape)
     ga = gb = None
     if need_a:
-        ga = sum_to(gy2 @ _swap_last(b2), a2.shape).reshape(a.shape)
+        ga = _reshaped(sum_to(gy2 @ _swap_last(b2), a2.shape), a.shape)
     if need_b:
-        gb = sum_to(_swap_last(a2) @ gy2, b2.shape).reshape(b.shape)
+        gb = _reshaped(sum_to(_swap_last(a2) @ gy2, b2.shape), b.shape)
     return ga, gb
+
+
+def _vector_matmul_backward(a: Any, b: Any, gy: Any, need_a: bool, need_b: bool) -> tuple[Any, Any]:
+    """Gradients of ``a @ b`` where one side is a vector and the other a vector or a matrix:
+    the products of the general rule with the axes of length 1 left out (the same numbers, a
+    third of the nodes in a graph of derivatives)."""
+    if a.ndim == 1 and b.ndim == 1:  # a dot product: gy is a scalar
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+    if a.ndim == 1:  # vector @ matrix
+        return (gy @ _swap_last(b) if need_a else None), (a.reshape(-1, 1) * gy if need_b else None)
+    return (gy.reshape(-1, 1) * b if need_a else None), (_swap_last(a) @ gy if need_b else None)
+
+
+def _reshaped(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x.reshape(shape)``, or ``x`` itself when it has that shape: no node in a graph for it."""
+    return x if x.shape == shape else x.reshape(shape)
 
 
 def _swap_last(x: Any) -> Any:

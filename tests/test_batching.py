@@ -94,6 +94,7 @@ PROGRAMS = [
         "trace(A) + sum(swapaxes(B, 0, 1) * moveaxis(B, 0, 1)) + sum(cross(u, A))",
         {"A": (3, 3), "B": (2, 2, 4), "u": (3,)},
     ),
+    ("sum(x @ A) + sum(B @ y) + x @ y + sum(B @ A)", {"x": (3,), "A": (3, 2), "B": (2, 3), "y": (3,)}),
 ]
 
 
@@ -123,3 +124,11 @@ def test_batched_program_agrees_with_runs_line_by_line(text: str, shapes: dict[s
                 np.testing.assert_allclose(
                     g.data, summed[n], rtol=1e-10, atol=1e-12, err_msg=f"{text} d/d{n}"
                 )
+
+
+def test_batched_matmul_of_vectors_of_different_lengths_fails_as_unbatched() -> None:
+    x, y = Variable(np.ones((ROWS, 1))), Variable(np.ones(3))
+    with pytest.raises(ValueError):
+        REGISTRY["matmul"](Variable(np.ones(1)), y)
+    with pytest.raises(ValueError):
+        batching.apply(REGISTRY["matmul"], [x, y], [True, False], {}, ROWS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -390,6 +391,48 @@ def vector(x: Variable) -> Variable:
     return x * 2
 
 
+def _keyword_without_default(x: Variable, *, scale: float) -> Variable:
+    return scale * x
+
+
+def _positional_only(x: Variable, y: Variable, /) -> Variable:
+    return x * y
+
+
+def _keyword_with_default(x: Variable, y: Variable, *, scale: float = 2.0) -> Variable:
+    return scale * x * y
+
+
+class _Product:
+    def __call__(self, x: Variable, y: Variable) -> Variable:
+        return x * y
+
+
+def _wrapped(f: Any) -> Any:
+    @functools.wraps(f)
+    def call(*args: Any) -> Any:
+        return f(*args)
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x, y: x * y,
+        _positional_only,
+        _keyword_with_default,
+        _Product(),
+        _wrapped(lambda x, y: x * y),
+        functools.partial(lambda s, x, y: s * x * y, 1.0),
+    ],
+    ids=["lambda", "positional only", "keyword with default", "object", "wrapper", "partial"],
+)
+def test_a_callables_inputs_are_its_positional_parameters(f: Any) -> None:
+    names, _ = calculus.as_model(f)
+    assert names == ("x", "y")
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -408,6 +451,8 @@ def vector(x: Variable) -> Variable:
         (lambda: calculus.derivatives(vector, {"x": 1.0}, 0), r"order must be"),
         (lambda: calculus.check(vector, {"x": 1.0}, order=3), r"order is 1 or 2"),
         (lambda: calculus.evaluate(lambda *xs: xs[0], {"x": 1.0}), r"wrap it"),
+        (lambda: calculus.evaluate(lambda x, **kw: x, {"x": 1.0}), r"\*kw.*wrap it"),
+        (lambda: calculus.evaluate(_keyword_without_default, {"x": 1.0}), r"'scale' has no default"),
         (lambda: calculus.numerical_grad(lambda x: (x, x), {"x": 1.0}), r"numerical_jacobian"),
     ],
 )

@@ -139,6 +139,10 @@ def _registered(f: Function) -> tuple[Spec, dict[str, Any]] | None:
         return None
     if isinstance(f, Primitive):
         return spec, dict(f.params)
+    if spec.param_names and not type(f).__module__.startswith("gradcli."):
+        # A plugin's class may keep its options under other names, or changed (self.k = 2 * k):
+        # read back they could be wrong, so a graph with one is not traced.
+        return None
     params = {}
     for name in spec.param_names:
         if not hasattr(f, name):

@@ -212,3 +212,36 @@ def test_a_hessian_in_chunks_is_the_hessian_in_one_run(
                 np.moveaxis(whole[b][a], range(values[b].ndim), range(-values[b].ndim, 0)),
                 rtol=1e-12,
             )
+
+
+def test_a_plugins_class_with_options_is_not_traced_and_its_hessian_is_right() -> None:
+    """A plugin may keep an option under another name or changed (``self.k = 2 * k``): read back
+    as the registry lists it, it would be wrong, so such a graph keeps one reverse pass per row."""
+    from gradcli.functions import REGISTRY, register
+
+    before = dict(REGISTRY)
+
+    class Scaled(Function):
+        def __init__(self, k: float = 1.0) -> None:
+            self.k = 2.0 * k  # not the option it was made with
+
+        def forward(self, x: Any) -> Any:
+            return self.k * x**3
+
+        def backward(self, gy: Any) -> Any:
+            (x,) = self.inputs
+            return gy * 3.0 * self.k * x * x
+
+    try:
+        register("scaled_cube_for_tracing")(Scaled)
+        x = np.array([1.0, -2.0, 0.5])
+        xs = {"x": Variable(x)}
+
+        def f(x: Variable) -> Variable:
+            return Scaled(k=0.5)(x).sum()  # k = 1.0 inside: x**3
+
+        assert tracing.program_of([f(xs["x"])], xs) is None
+        np.testing.assert_allclose(calculus.hessian(f, {"x": x}).hessian["x"]["x"], np.diag(6.0 * x))
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(before)

@@ -29,6 +29,7 @@ import numpy as np
 LOSS = "mean((w*x + b - y)**2)"
 MEASURED = """
 import sys
+import threading
 from gradcli import scale
 
 inner, report = scale._computing, sys.argv[1]
@@ -40,14 +41,28 @@ def status(key):
 
 
 def measured(collections):
+    # The resident set: the kernel's high-water mark, reset just before. Its private part
+    # (RssAnon: the heap and every anonymous mapping, not the pages of shared libraries' files,
+    # which depend on the page cache) has no high-water mark: sampled every millisecond.
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    before = status("VmRSS")
+    before, private = status("VmRSS"), [status("RssAnon")]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.001):
+            private.append(status("RssAnon"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         return inner(collections)
     finally:
+        done.set()
+        sampler.join()
+        private.append(status("RssAnon"))
         with open(report, "w") as f:
-            f.write(f"{before} {status('VmHWM')}")
+            f.write(f"{before} {status('VmHWM')} {private[0]} {max(private)}")
 
 
 scale._computing = measured
@@ -91,7 +106,8 @@ def run(args: list[str], report: Path | None) -> dict[str, Any]:
         raise SystemExit(f"{' '.join(args)} failed: {err}")
     result: dict[str, Any] = {"wall": wall, "maxrss": usage.ru_maxrss * 1024, "answer": json.loads(out)}
     if report:
-        result["before"], result["peak"] = map(int, report.read_text().split())
+        before, peak, private_before, private_peak = map(int, report.read_text().split())
+        result.update(before=before, peak=peak, private_before=private_before, private_peak=private_peak)
     return result
 
 
@@ -136,19 +152,22 @@ def main() -> None:
     print(f"{n:,} values per array ({data / 2**30:.2f} GiB), chunks of {chunk:,}; {os.cpu_count()} CPUs.")
     print(
         "| way | time (s) | vs NumPy | peak memory of the largest process (MiB) "
-        "| client before / peak during the computation (MiB) |"
+        "| client before / peak during the computation (MiB) | the client's private part (MiB) |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     floor = statistics.median(r["wall"] for r in rows[next(iter(rows))])
     for label, runs in rows.items():
         wall = statistics.median(r["wall"] for r in runs)
         maxrss = max(r["maxrss"] for r in runs) / 2**20
-        client = (
-            f"{max(r['before'] for r in runs) / 2**20:.0f} / {max(r['peak'] for r in runs) / 2**20:.0f}"
+        client, private = (
+            (
+                f"{max(r[before] for r in runs) / 2**20:.0f} / {max(r[peak] for r in runs) / 2**20:.0f}"
+                for before, peak in (("before", "peak"), ("private_before", "private_peak"))
+            )
             if "before" in runs[0]
-            else "-"
+            else ("-", "-")
         )
-        print(f"| {label} | {wall:.2f} | {wall / floor:.2f}x | {maxrss:.0f} | {client} |")
+        print(f"| {label} | {wall:.2f} | {wall / floor:.2f}x | {maxrss:.0f} | {client} | {private} |")
 
 
 if __name__ == "__main__":

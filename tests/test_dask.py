@@ -354,8 +354,14 @@ def _must_show(tmp_path: Path, n: int, chunk: int) -> dict[str, Any]:
     got = json.loads(done.stdout)
     want = _numpy_loss(data["x"], data["y"], 0.5, 0.0)
     np.testing.assert_allclose([got["value"], got["grad"]["w"], got["grad"]["b"]], want, rtol=1e-9)
-    before, peak = map(int, report.read_text().split())
-    return {"data": sum(a.nbytes for a in data.values()), "before": before, "peak": peak}
+    before, peak, private_before, private_peak = map(int, report.read_text().split())
+    return {
+        "data": sum(a.nbytes for a in data.values()),
+        "before": before,
+        "peak": peak,
+        "private_before": private_before,
+        "private_peak": private_peak,
+    }
 
 
 def _assert_client_memory(memory: dict[str, Any]) -> None:
@@ -375,7 +381,11 @@ def test_the_loss_on_a_local_cluster_is_numpys_and_the_client_holds_no_data(
 @pytest.mark.slow
 def test_the_loss_on_two_times_ten_million_values_per_array(tmp_path: Path) -> None:
     memory = _must_show(tmp_path, 20_000_000, 1_000_000)
-    assert memory["peak"] < memory["data"] // 4, memory  # the issue's aim: 76 MiB for 305 MiB of data
+    # A quarter of the data is 76 MiB. The client's resident set is about that (72 to 80 MiB: its
+    # shared libraries' pages count as far as the page cache holds them); its private memory, the
+    # heap and anonymous mappings, stays well below, and the computation adds little to either.
+    assert memory["private_peak"] < memory["data"] // 4, memory
+    assert memory["peak"] - memory["before"] < memory["data"] // 32, memory
 
 
 @pytest.mark.slow  # waits out the connection timeout

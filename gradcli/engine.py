@@ -719,19 +719,27 @@ def backward(
                 visited += 1
                 if limit is not None and visited > limit:
                     raise GraphTooLarge(visited, limit)
-            gys = []
-            for k, ref in enumerate(f.outputs):
-                o = ref()
-                g = grads.pop(o, None) if o is not None else None
-                if g is None:
-                    g = seed_like(f.inputs[0].data, 0.0, f._out_shapes[k])
-                    if not raw:
-                        g = Variable(g, requires_grad=False)
-                else:
-                    assert o is not None  # a gradient is only ever kept for a live output
-                    if retain_grad or o in wanted:
-                        kept[o] = g
-                gys.append(g)
+            refs = f._outputs
+            if type(refs) is not tuple:  # one output, alive whenever backward reaches its function
+                o = refs()
+                g = grads.pop(o)
+                if retain_grad or o in wanted:
+                    kept[o] = g
+                gys = [g]
+            else:
+                gys = []
+                for k, ref in enumerate(refs):
+                    o = ref()
+                    g = grads.pop(o, None) if o is not None else None
+                    if g is None:
+                        g = seed_like(f.inputs[0].data, 0.0, f._out_shapes[k])
+                        if not raw:
+                            g = Variable(g, requires_grad=False)
+                    else:
+                        assert o is not None  # a gradient is only ever kept for a live output
+                        if retain_grad or o in wanted:
+                            kept[o] = g
+                    gys.append(g)
             o = None  # (not held here: _let_go counts who holds each output)
             gxs = _vjp(f, gys, raw, strong_zeros)
             if holds:
@@ -747,7 +755,9 @@ def backward(
                         fitted.append(None)
                     continue
                 if raw:
-                    gx = fit_array(gx, x.data.shape)
+                    held = type(gx)
+                    if held is not np.float64 and held is not np.ndarray or gx.shape != x.data.shape:
+                        gx = fit_array(gx, x.data.shape)
                     if x not in grads:
                         grads[x] = gx
                     else:

@@ -274,7 +274,7 @@ class Parser:
         self._lexers: tuple[tuple[str, tuple[str, ...], dict[str, dict[str, str]]], ...] = tables.LEXERS
         self._state_lexer: tuple[int, ...] = tables.STATE_LEXER
         self._root_lexer: int = tables.ROOT_LEXER
-        self._compiled: list[Callable[..., Any] | None] = [None] * len(self._lexers)
+        self._compiled: list[re.Pattern[str] | None] = [None] * len(self._lexers)
         # Per lexer and per state (built on first use): its regex's ``match``, and for each of its
         # terminals what the lexer does with a match of it, looked up once per token.
         self._scanners: list[_Scanner | None] = [None] * len(self._lexers)
@@ -309,22 +309,22 @@ class Parser:
         # Tokens of other terminals are filtered out of every rule: the parser never builds them.
         self._kept = tables.KEPT | frozenset(self._token_callbacks)
 
-    def _match(self, lexer: int) -> Callable[..., Any]:
-        match = self._compiled[lexer]
-        if match is None:
-            match = self._compiled[lexer] = re.compile(self._lexers[lexer][0]).match
-        return match
+    def _pattern(self, lexer: int) -> re.Pattern[str]:
+        pattern = self._compiled[lexer]
+        if pattern is None:
+            pattern = self._compiled[lexer] = re.compile(self._lexers[lexer][0])
+        return pattern
 
     def _state_scanner(self, state: int) -> _Scanner:
         lexer = self._state_lexer[state]
         scanner = self._scanners[lexer]
         if scanner is None:
-            pattern, _, keywords = self._lexers[lexer]
+            pattern, keywords = self._pattern(lexer), self._lexers[lexer][2]
             terminals = {
                 name: (keywords.get(name), name in self._ignore, name in self._newlines)
-                for name in re.compile(pattern).groupindex
+                for name in pattern.groupindex
             }
-            scanner = self._scanners[lexer] = (self._match(lexer), terminals)
+            scanner = self._scanners[lexer] = (pattern.match, terminals)
         self._state_scanners[state] = scanner
         return scanner
 
@@ -344,10 +344,11 @@ class Parser:
             tuple(states),
             None if previous is None else [previous],
         )
-        m = self._match(self._root_lexer)(text, pos)
+        m = self._pattern(self._root_lexer).match(text, pos)
         if m is None or m.lastgroup in self._ignore:  # an %ignore terminal would have matched above
             return error
         name, end = m.lastgroup, m.end()
+        assert name is not None  # every alternative of a lexer's regex is a named group
         kind = self._lexers[self._root_lexer][2].get(name, {}).get(text[pos:end], name)
         end_line, end_start = line, line_start
         if name in self._newlines:

@@ -208,17 +208,9 @@ class _Problem:
                 self.per_row = _batching().elements_per_run(self.program, self.leaves())
         return _rows_per_chunk(count, self.per_row)
 
-    def first_order(self) -> tuple[list[Any], list[dict[str, Any]]]:
-        """Every output and its gradient with respect to each ``wrt`` input: by a tape where the
-        model is an expression that runs on one (the numbers of :func:`evaluate`, and the size of
-        one run, for :meth:`rows_per_chunk`, without a run of its own), else through the graph."""
-        if self.program is not None and tape.runs_on_tape(self.program):
-            values, grads, self.per_row = tape.first_order(self.program, self.arrays, self.wrt, sized=True)
-            return values, grads
-        leaves = self.leaves()
-        outs = self.forward(leaves)
-        grads = [{n: g.data for n, g in _backward_from(leaves, self.wrt, y).items()} for y in outs]
-        return [y.data for y in outs], grads
+    def elements(self) -> int:
+        """How many numbers the ``wrt`` inputs hold together: the rows of a Hessian."""
+        return sum(math.prod(np.shape(self.arrays[n])) for n in self.wrt)
 
 
 def _rows_per_chunk(count: int, per_row: int) -> int:
@@ -392,7 +384,7 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     p = _problem(f, values, wrt)
     if p.program is not None and tape.runs_on_tape(p.program):
         # A tape over the instructions: the same rules, on arrays, without building a graph.
-        values_out, grads = p.first_order()
+        values_out, grads = tape.first_order(p.program, p.arrays, p.wrt)
         outputs = [Variable(v, requires_grad=False) for v in values_out]
         leaves = {n: Variable(a, name=n, requires_grad=False) for n, a in p.arrays.items()}
         return Evaluation(values_out, grads, p.wrt, outputs, leaves)
@@ -609,7 +601,7 @@ def hessian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None)
     grads = {n: gn.data for n, gn in g.items()}
     batched = _vjp_rows(p, leaves, g)
     if batched is None and p.traced(leaves, [y]):
-        batched = p.rows_per_chunk(sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)), _copied_rows(p)
+        batched = p.rows_per_chunk(p.elements()), _copied_rows(p)
     if batched is not None:
         return HessianResult(y.data, grads, _hessian_blocks(p, *batched))
     hess = {a: {b: np.zeros(leaves[a].shape + leaves[b].shape) for b in p.wrt} for a in p.wrt}
@@ -651,8 +643,7 @@ def _vjp_rows(
             )
         return {n: o.data for n, o in zip(p.wrt, outs, strict=True)}
 
-    total = sum(math.prod(np.shape(p.arrays[n])) for n in p.wrt)
-    return _rows_per_chunk(total, trace.elements), rows
+    return _rows_per_chunk(p.elements(), trace.elements), rows
 
 
 def _copied_rows(p: _Problem) -> HessianRows:

@@ -13,7 +13,6 @@ written with Variables) says so with :func:`runs_on_tape`, and goes through the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,17 +61,16 @@ def runs_on_tape(program: Program) -> bool:
     return bool(cached)
 
 
-def first_order(program: Program, arrays: Mapping[str, Any], wrt: Sequence[str], sized: bool = False) -> Any:
+def first_order(
+    program: Program, arrays: Mapping[str, Any], wrt: Sequence[str]
+) -> tuple[list[Any], list[dict[str, Any]]]:
     """The outputs of ``program`` at ``arrays`` and, for each output, the gradient of the sum of
-    its elements with respect to each input named in ``wrt`` (zeros where it does not reach).
-    With ``sized``, also how many numbers the run computed in all (what a row of a batch costs)."""
+    its elements with respect to each input named in ``wrt`` (zeros where it does not reach)."""
     with paused_gc():
         tape = _forward(program, arrays, set(wrt))
         outputs = [tape.slots[j] for j in program.outputs]
         last = len(program.outputs) - 1
         grads = [_reverse(program, tape, j, wrt, arrays, k == last) for k, j in enumerate(program.outputs)]
-    if sized:
-        return outputs, grads, sum(math.prod(shape) for shape in tape.shapes)
     return outputs, grads
 
 

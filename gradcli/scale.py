@@ -352,9 +352,9 @@ def _replaced(item: Any, computed: dict[int, Any]) -> Any:
 def write_zarr(path: str, arrays: Mapping[str, Any]) -> None:
     """Write ``arrays`` (names like ``value`` and ``grad/x``: groups within the store) to a new
     Zarr store at ``path``, computed and written by the workers in one computation."""
-    import dask.array as da
     import zarr
 
+    da = dask_array()
     try:
         root = zarr.open_group(path, mode="w")
     except (OSError, ValueError) as exc:
@@ -367,7 +367,7 @@ def write_zarr(path: str, arrays: Mapping[str, Any]) -> None:
         chunks = tuple(max(max(c, default=1), 1) for c in lazy.chunks)
         lazy = lazy.rechunk(chunks).astype(np.float64)
         target = root.create_array(name, shape=lazy.shape, dtype=np.float64, chunks=chunks)
-        writes.append(da.store(lazy, target, lock=False, compute=False))  # type: ignore[arg-type]
+        writes.append(da.store(lazy, target, lock=False, compute=False))
     _computing(writes)
 
 

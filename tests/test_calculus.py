@@ -24,15 +24,38 @@ from gradcli.functions import sum as fsum
 # --------------------------------------------------------------------------------------------
 
 
-def central(fn: Any, values: dict[str, Any], name: str, h: float = 1e-5) -> np.ndarray:
-    """d fn(values) / d values[name] by central differences, of shape fn.shape + x.shape."""
+def central(fn: Any, values: dict[str, Any], name: str, h: float = 1e-3) -> np.ndarray:
+    """d fn(values) / d values[name], of shape fn.shape + x.shape: central differences refined by
+    Ridders' extrapolation (Numerical Recipes' ``dfridr``) from step ``h`` down, each element taking
+    the estimate of least estimated error. A plain central difference at one step is not a
+    reference for the steep compositions the random programs draw (``rad2deg`` of ``rad2deg``
+    through ``tanh``): its truncation error reached 0.4% at h = 1e-5."""
     x = np.asarray(values[name], dtype=float)
     cols = []
     for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        cols.append((np.asarray(fn({**values, name: xp})) - np.asarray(fn({**values, name: xm}))) / (2 * h))
+
+        def difference(step: float, idx: tuple[int, ...] = idx) -> np.ndarray:
+            xp, xm = x.copy(), x.copy()
+            xp[idx] += step
+            xm[idx] -= step
+            return (np.asarray(fn({**values, name: xp})) - np.asarray(fn({**values, name: xm}))) / (2 * step)
+
+        shrink, steps = 1.6, 16
+        step = h
+        row = [difference(step)]
+        best, error = row[0], np.full(np.shape(row[0]), np.inf)
+        for _ in range(1, steps):
+            step /= shrink
+            new = [difference(step)]
+            factor = shrink**2
+            for j in range(1, len(row) + 1):
+                new.append((new[j - 1] * factor - row[j - 1]) / (factor - 1))
+                factor *= shrink**2
+                estimate = np.maximum(abs(new[j] - new[j - 1]), abs(new[j] - row[j - 1]))
+                better = estimate <= error
+                best, error = np.where(better, new[j], best), np.where(better, estimate, error)
+            row = new
+        cols.append(best)
     out_shape = np.shape(cols[0])
     stacked = np.reshape(cols, x.shape + out_shape)
     return np.moveaxis(stacked, list(range(x.ndim)), list(range(len(out_shape), len(out_shape) + x.ndim)))

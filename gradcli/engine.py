@@ -19,7 +19,6 @@ This module imports nothing else of gradcli.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import operator
@@ -256,6 +255,10 @@ class Variable:
         return Transpose()(self)  # type: ignore[no-any-return]
 
 
+_new_instance = object.__new__
+_FLOAT64 = np.dtype(np.float64)
+
+
 def _new_variable(data: Any, requires_grad: bool) -> Variable:
     """A function's output: like ``Variable(data)`` without re-checking what forward returned."""
     v = Variable.__new__(Variable)
@@ -342,20 +345,54 @@ class Function:
     ufunc: np.ufunc | None = None
 
     def __call__(self, *inputs: Any) -> Any:
-        # The hot path of every operation: plain loops, no generators (they cost here).
-        ins = tuple([x if isinstance(x, Variable) else _constant(x) for x in inputs])
-        self.inputs = ins
-        ys = self.forward(*[x.data for x in ins])
+        # The hot path of every operation: plain code for one and two inputs (no comprehensions,
+        # no calls that are not needed; each costs here), the general loop for the rest.
+        n = len(inputs)
         record = False
-        if _grad_enabled.get():
-            gen = -1
-            for x in ins:
-                if x.requires_grad:
-                    record = True
-                if x.generation > gen:
-                    gen = x.generation
+        if n == 2:
+            a, b = inputs
+            if type(a) is not Variable and not isinstance(a, Variable):
+                a = _constant(a)
+                inputs = (a, b)
+            if type(b) is not Variable and not isinstance(b, Variable):
+                b = _constant(b)
+                inputs = (a, b)
+            self.inputs = inputs
+            ys = self.forward(a.data, b.data)
+            if _grad_enabled.get():
+                record = a.requires_grad or b.requires_grad
+                gen = a.generation if a.generation > b.generation else b.generation
+        elif n == 1:
+            a = inputs[0]
+            if type(a) is not Variable and not isinstance(a, Variable):
+                a = _constant(a)
+                inputs = (a,)
+            self.inputs = inputs
+            ys = self.forward(a.data)
+            if _grad_enabled.get():
+                record = a.requires_grad
+                gen = a.generation
+        else:
+            ins = tuple([x if isinstance(x, Variable) else _constant(x) for x in inputs])
+            self.inputs = ins
+            ys = self.forward(*[x.data for x in ins])
+            if _grad_enabled.get():
+                gen = -1
+                for x in ins:
+                    if x.requires_grad:
+                        record = True
+                    if x.generation > gen:
+                        gen = x.generation
         if type(ys) is not tuple:
-            out = _new_variable(ys, record)
+            # _new_variable, inline
+            out = _new_instance(Variable)
+            kind = type(ys)
+            if not (kind is np.float64 or kind is np.ndarray and ys.ndim and ys.dtype == _FLOAT64):
+                ys = as_array(ys)
+            out.data = ys
+            out.name = None
+            out.grad = None
+            out.requires_grad = record
             if record:
                 if hasattr(self, "_outputs"):
                     raise _reused(self)
@@ -366,6 +403,8 @@ class Function:
                 if self._saved:
                     self._saved_outputs = {id(ys): 0}
             else:
+                out.creator = None
+                out.generation = 0
                 self._saved = ()
                 del self.inputs
             return out
@@ -474,13 +513,6 @@ class Primitive(Function):
     _pickers: tuple[Callable[[tuple[Any, ...]], tuple[Any, ...]], ...] = ()
     _forward: Callable[..., Any]
 
-    def __init__(self, **params: Any) -> None:
-        if params or self.param_defaults:
-            unknown = set(params) - {p for p, _ in self.param_defaults}
-            if unknown:
-                raise TypeError(f"{self.name}() has no option {sorted(unknown)[0]!r}")
-            self.params = {p: params.get(p, d) for p, d in self.param_defaults}
-
     def forward(self, *xs: Any) -> Any:
         return type(self)._forward(*xs, **self.params)
 
@@ -567,12 +599,23 @@ def primitive(
         "registry_name": name,
         "__doc__": f"{name}: a function given by its forward and derivative rules",
     }
-    if not defaults:
-        # Called directly, without a wrapper: the hot path of every operator.
+    if defaults:
+        attrs["__init__"] = _init_options
+    else:
+        # No __init__ (object's, in C), and forward called directly, without a wrapper: the hot
+        # path of every operator.
         attrs["forward"] = staticmethod(forward)
         attrs["ufunc"] = _float_ufunc(forward, len(inputs))
     class_name = "".join(part.capitalize() for part in name.split("_")) or name
     return type(class_name, (Primitive,), attrs)
+
+
+def _init_options(self: Primitive, **params: Any) -> None:
+    """``__init__`` of a function with options: each option's value, its default where not given."""
+    unknown = set(params) - {p for p, _ in self.param_defaults}
+    if unknown:
+        raise TypeError(f"{self.name}() has no option {sorted(unknown)[0]!r}")
+    self.params = {p: params.get(p, d) for p, d in self.param_defaults}
 
 
 # The operators that, on arrays, are a ufunc call (ndarray's operators call these ufuncs).
@@ -616,34 +659,42 @@ class GenerationQueue:
     """Functions in decreasing generation, first come first served within a generation: the
     order of a heap of (-generation, arrival), in constant time. A function only ever adds
     functions of lower generations than its own (its inputs' creators), so the highest
-    generation with work left only moves down."""
+    generation with work left only moves down, and a generation is complete when its first
+    item is taken: its list is then read from the front (reversed once, taken from the end)."""
 
-    __slots__ = ("buckets", "top")
+    __slots__ = ("buckets", "top", "current")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, collections.deque[Any]] = {}
+        self.buckets: dict[int, list[Any]] = {}
         self.top = -1
+        self.current: list[Any] = []  # what is left of the generation being taken, reversed
 
     def push(self, generation: int, item: Any) -> None:
         bucket = self.buckets.get(generation)
         if bucket is None:
-            bucket = self.buckets[generation] = collections.deque()
-        bucket.append(item)
+            self.buckets[generation] = [item]
+        else:
+            bucket.append(item)
         if generation > self.top:
             self.top = generation
 
     def pop(self) -> Any:
         """The next item, or None when there is none left."""
+        current = self.current
+        if current:
+            return current.pop()
         buckets, top = self.buckets, self.top
         while top >= 0:
-            bucket = buckets.get(top)
-            if bucket is not None:
-                item = bucket.popleft()
-                if not bucket:  # a generation done: its bucket goes (a chain has a million)
-                    del buckets[top]
-                self.top = top
-                return item
+            bucket = buckets.pop(top, None)
             top -= 1
+            if bucket is not None:
+                self.top = top
+                if len(bucket) == 1:
+                    return bucket[0]
+                bucket.reverse()
+                item = bucket.pop()
+                self.current = bucket
+                return item
         self.top = top
         return None
 
@@ -725,7 +776,26 @@ def backward(
                 g = grads.pop(o)
                 if retain_grad or o in wanted:
                     kept[o] = g
-                gys = [g]
+                if trace is not None:
+                    gys = [g]
+                if raw and not strong_zeros and f.raw_vjp:
+                    # _vjp and apply_rule, inline: the hot path of a first-order pass
+                    ins = f.inputs
+                    if len(ins) == 2:
+                        xs: tuple[Any, ...] = (ins[0].data, ins[1].data)
+                    elif len(ins) == 1:
+                        xs = (ins[0].data,)
+                    else:
+                        xs = tuple([x.data for x in ins])
+                    ys = (o.data,) if f.uses_outputs else ()
+                    o = None  # (not held here: _let_go counts who holds each output)
+                    gxs = f.vjp((g,), xs, ys)
+                    xs = ys = ()
+                    if type(gxs) is not tuple:
+                        gxs = _as_tuple(gxs)
+                else:
+                    o = None
+                    gxs = _vjp(f, [g], raw, strong_zeros)
             else:
                 gys = []
                 for k, ref in enumerate(refs):
@@ -740,8 +810,8 @@ def backward(
                         if retain_grad or o in wanted:
                             kept[o] = g
                     gys.append(g)
-            o = None  # (not held here: _let_go counts who holds each output)
-            gxs = _vjp(f, gys, raw, strong_zeros)
+                o = None  # (not held here: _let_go counts who holds each output)
+                gxs = _vjp(f, gys, raw, strong_zeros)
             if holds:
                 _let_go(f, holds, read)
             if f.masks_gradient:

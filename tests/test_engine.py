@@ -582,3 +582,27 @@ def test_a_function_object_used_twice_while_recording_is_an_error() -> None:
     f(x)
     with pytest.raises(RuntimeError, match="call a new one for each use"):
         f(x)
+
+
+def test_an_option_a_function_does_not_have_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        F.REGISTRY["mul"].cls(alpha=2.0)  # no options at all
+    with pytest.raises(TypeError, match="has no option 'beta'"):
+        F.REGISTRY["elu"].cls(beta=2.0)
+    assert F.REGISTRY["elu"].cls(alpha=2.0).params == {"alpha": 2.0}
+    assert F.REGISTRY["elu"].cls().params == {"alpha": 1.0}
+
+
+def test_generation_queue_takes_higher_generations_first_and_arrivals_in_order() -> None:
+    from gradcli.engine import GenerationQueue
+
+    q = GenerationQueue()
+    for gen, item in [(2, "a"), (5, "b"), (2, "c"), (5, "d"), (0, "e")]:
+        q.push(gen, item)
+    taken = [q.pop(), q.pop()]
+    q.push(3, "f")  # what a generation-5 function adds: lower generations only
+    q.push(2, "g")
+    while (item := q.pop()) is not None:
+        taken.append(item)
+    assert taken == ["b", "d", "f", "a", "c", "g", "e"]
+    assert q.pop() is None

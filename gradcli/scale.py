@@ -43,21 +43,31 @@ class ClusterError(RuntimeError):
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-def dask_array() -> Any:
-    """``dask.array``, imported without SciPy unless SciPy is loaded already.
+# What dask.array imports when it can and a client that only builds a graph never uses, with the
+# resident memory each costs there: SciPy (``scipy.sparse`` to recognise sparse blocks, and
+# ``scipy.fftpack`` for its FFT wrappers; 25 MiB) and jinja2 (the HTML templates of notebook
+# reprs, ``dask.widgets``, which stands in a message where it is missing; 6.5 MiB).
+_LEFT_OUT = ("scipy", "jinja2")
 
-    dask.array imports ``scipy.sparse`` and ``scipy.fftpack`` when it can (to recognise sparse
-    blocks, and for its FFT wrappers): 25 MiB that the client of a cluster, which only builds a
-    graph, would hold for nothing, a third of its memory. gradcli uses neither; its special
-    functions import SciPy themselves when an expression names one, and the workers import
-    dask.array as it is.
+
+def dask_array() -> Any:
+    """``dask.array``, imported without SciPy and jinja2 unless they are loaded already.
+
+    Of the client of a cluster's memory, they would be about 30 MiB of 100 held for nothing.
+    gradcli uses neither: its special functions import SciPy themselves when an expression names
+    one, and its output is text. Only this import goes without them (the modules import as usual
+    afterwards), only where dask.array is not loaded yet (in a program that loaded it, nothing
+    changes), and the workers import dask.array as it is.
     """
-    if "dask.array" not in sys.modules and "scipy" not in sys.modules:
-        sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy fails, for now
+    if "dask.array" not in sys.modules:
+        left_out = [name for name in _LEFT_OUT if name not in sys.modules]
+        for name in left_out:
+            sys.modules[name] = None  # type: ignore[assignment]  # import fails, for now
         try:
             import dask.array
         finally:
-            del sys.modules["scipy"]
+            for name in left_out:
+                del sys.modules[name]
     import dask.array
 
     return dask.array

@@ -19,6 +19,7 @@ This module imports nothing else of gradcli.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import operator
@@ -659,42 +660,34 @@ class GenerationQueue:
     """Functions in decreasing generation, first come first served within a generation: the
     order of a heap of (-generation, arrival), in constant time. A function only ever adds
     functions of lower generations than its own (its inputs' creators), so the highest
-    generation with work left only moves down, and a generation is complete when its first
-    item is taken: its list is then read from the front (reversed once, taken from the end)."""
+    generation with work left only moves down."""
 
-    __slots__ = ("buckets", "top", "current")
+    __slots__ = ("buckets", "top")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, list[Any]] = {}
+        self.buckets: dict[int, collections.deque[Any]] = {}
         self.top = -1
-        self.current: list[Any] = []  # what is left of the generation being taken, reversed
 
     def push(self, generation: int, item: Any) -> None:
         bucket = self.buckets.get(generation)
         if bucket is None:
-            self.buckets[generation] = [item]
-        else:
-            bucket.append(item)
+            bucket = self.buckets[generation] = collections.deque()
+        bucket.append(item)
         if generation > self.top:
             self.top = generation
 
     def pop(self) -> Any:
         """The next item, or None when there is none left."""
-        current = self.current
-        if current:
-            return current.pop()
         buckets, top = self.buckets, self.top
         while top >= 0:
-            bucket = buckets.pop(top, None)
-            top -= 1
+            bucket = buckets.get(top)
             if bucket is not None:
+                item = bucket.popleft()
+                if not bucket:  # a generation done: its bucket goes (a chain has a million)
+                    del buckets[top]
                 self.top = top
-                if len(bucket) == 1:
-                    return bucket[0]
-                bucket.reverse()
-                item = bucket.pop()
-                self.current = bucket
                 return item
+            top -= 1
         self.top = top
         return None
 

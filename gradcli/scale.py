@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -152,12 +153,18 @@ def _described(store: str, member: str | None) -> ZarrBlocks | None:
     where the store is of another kind or cannot be read that way (zarr then says why)."""
     import json
 
-    from fsspec.core import url_to_fs
-    from fsspec.implementations.local import LocalFileSystem
-
+    local = "://" not in store
     try:
-        fs, root = url_to_fs(store)
-        root = root.rstrip("/")
+        if local:  # read here without fsspec (a megabyte of the client's memory)
+            fs: Any = _LocalFiles
+            root = os.path.abspath(os.path.expanduser(store)).rstrip("/")
+        else:
+            from fsspec.core import url_to_fs
+            from fsspec.implementations.local import LocalFileSystem
+
+            fs, root = url_to_fs(store)
+            root = root.rstrip("/")
+            local = isinstance(fs, LocalFileSystem)  # (file://...)
 
         def metadata(path: str) -> dict[str, Any] | None:
             for name in ("zarr.json", ".zarray", ".zgroup"):
@@ -196,7 +203,21 @@ def _described(store: str, member: str | None) -> ZarrBlocks | None:
     if chunks is None or len(chunks) != len(shape) or dtype.kind not in "biuf":
         return None
     # A local store by its absolute path, so that worker processes find it wherever they run.
-    return ZarrBlocks(root if isinstance(fs, LocalFileSystem) else store, path, shape, dtype, chunks)
+    return ZarrBlocks(root if local else store, path, shape, dtype, chunks)
+
+
+class _LocalFiles:
+    """The two reads :func:`_described` makes of a store, for one on this machine's file system:
+    a file's bytes, and a folder's entries (as paths)."""
+
+    @staticmethod
+    def cat_file(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    @staticmethod
+    def ls(path: str, detail: bool = False) -> list[str]:
+        return [os.path.join(path, name) for name in os.listdir(path)]
 
 
 def _chunk_shape(node: dict[str, Any]) -> tuple[int, ...] | None:

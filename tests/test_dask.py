@@ -30,7 +30,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 from dask.callbacks import Callback  # noqa: E402
 
-from gradcli import calculus  # noqa: E402
+from gradcli import calculus, scale  # noqa: E402
 from gradcli.engine import Variable, grad  # noqa: E402
 from gradcli.functions import REGISTRY, Spec  # noqa: E402
 from gradcli.language import parse  # noqa: E402
@@ -252,14 +252,25 @@ def test_a_zarr_store_is_described_from_its_metadata_in_zarrs_own_chunks(tmp_pat
         np.testing.assert_array_equal(lazy.compute(), a, err_msg=layout)
 
 
+def test_a_store_by_url_is_described_through_fsspec_and_one_by_path_without_it(store: Any) -> None:
+    path, data = store
+    by_path, by_url = scale._described(str(path), "x"), scale._described(path.as_uri(), "x")
+    assert by_path is not None and by_url is not None
+    assert (by_path.shape, by_path.chunks, by_path.path) == (by_url.shape, by_url.chunks, by_url.path)
+    assert by_path.store == by_url.store == os.path.abspath(path)  # the workers get the absolute path
+    relative = os.path.relpath(path)
+    np.testing.assert_array_equal(scale.read_zarr(relative, "x", "x").compute(), data["x"])
+    np.testing.assert_array_equal(scale.read_zarr(path.as_uri(), "y", "y").compute(), data["y"])
+
+
 def test_the_client_of_a_cluster_imports_neither_zarr_nor_scipy_nor_jinja2(store: Any) -> None:
     """The client builds the graph from the stores' metadata; the workers read the data. (jinja2:
-    the templates of dask's notebook reprs, 6.5 MiB of the client's memory.)"""
+    the templates of dask's notebook reprs; fsspec: a store on this machine is read without it.)"""
     path, data = store
     code = (
         "import sys; from gradcli._entry import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('zarr', 'scipy', 'jinja2') if m in sys.modules))"
+        "print(sorted(m for m in ('zarr', 'scipy', 'jinja2', 'fsspec') if m in sys.modules))"
     )
     args = [
         "eval",

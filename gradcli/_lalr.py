@@ -20,7 +20,8 @@ a module of literals, e.g. ``gradcli/_lalr_tables.py``); this module only runs t
   expected sets and positions.
 
 The parse is one loop over an explicit stack, so nesting depth is bounded by memory, not by Python's
-recursion limit. Regular expressions are compiled on first use, one per distinct set of terminals.
+recursion limit. Regular expressions are compiled on first use, one per distinct set of terminals;
+a short text tries the full set's first, and most never need another.
 """
 
 from __future__ import annotations
@@ -264,6 +265,9 @@ class Parser:
     """Parse text with the tables in ``tables`` (a module or namespace written by
     ``tools/build_parser.py``), calling ``transformer``'s methods as Lark's ``transformer=`` does."""
 
+    #: The longest text (in characters) that tries the full lexer first (see :meth:`parse`).
+    short_text = 4096
+
     def __init__(self, tables: Any, transformer: Any = None) -> None:
         self._actions: tuple[dict[str, int], ...] = tables.ACTIONS
         self._gotos: tuple[dict[str, int], ...] = tables.GOTOS
@@ -314,6 +318,25 @@ class Parser:
         if pattern is None:
             pattern = self._compiled[lexer] = re.compile(self._lexers[lexer][0])
         return pattern
+
+    def _root_scanner(self) -> _Scanner:
+        """The scanner of the grammar's full lexer (every terminal). A state's lexer holds the
+        terminals the state accepts, in the same order, so where the full lexer's token is one the
+        state accepts, the state's lexer finds the same: an earlier alternative that matched would
+        have matched first in the full lexer too. The one difference is a keyword (``"if"``):
+        the full lexer matches it as the name-like terminal it collides with and retypes it, as
+        a state's lexer does where that state accepts both, and where a state accepts the
+        keyword alone it matches the keyword's own text, the same token. tests/test_parser_sync.py
+        holds the driver to Lark's own contextual lexer on every text it tries."""
+        scanner = self._scanners[self._root_lexer]
+        if scanner is None:
+            pattern, keywords = self._pattern(self._root_lexer), self._lexers[self._root_lexer][2]
+            terminals = {
+                name: (keywords.get(name), name in self._ignore, name in self._newlines)
+                for name in pattern.groupindex
+            }
+            scanner = self._scanners[self._root_lexer] = (pattern.match, terminals)
+        return scanner
 
     def _state_scanner(self, state: int) -> _Scanner:
         lexer = self._state_lexer[state]
@@ -368,16 +391,37 @@ class Parser:
         line, line_start = 1, 0  # where the lexer is, as Lark counts lines (see NEWLINES)
         last: _Last | None = None
         token: Token | None = None  # the last token, where a rule keeps its terminal
+        # A short text tries the grammar's full lexer first: where the token it finds is one the
+        # state accepts (or an %ignore'd one), it is the token the state's own lexer would find
+        # (see _root_scanner), and a state's own lexer is compiled only where it is not. A
+        # one-line expression then compiles one regular expression instead of about six (each
+        # up to a millisecond, at every start). A long text takes the states' own lexers, whose
+        # fewer alternatives match faster.
+        root_match, root_terminals = self._root_scanner() if size <= self.short_text else (None, {})
         while True:
             top = states[-1]
-            match, terminals = scanners[top] or self._state_scanner(top)
+            accepts = actions[top]
             while pos < size:
-                m = match(text, pos)
+                m = None
+                if root_match is not None:
+                    m = root_match(text, pos)
+                if m is not None:
+                    name = m.lastgroup
+                    retype, ignored, newline = root_terminals[name]
+                    end = m.end()
+                    kind = name if retype is None else retype.get(text[pos:end], name)
+                    if not ignored and kind not in accepts:
+                        m = None
                 if m is None:
-                    raise self._unexpected_characters(text, pos, line, line_start, states, last)
-                name = m.lastgroup
-                start, pos = pos, m.end()
-                retype, ignored, newline = terminals[name]
+                    match, terminals = scanners[top] or self._state_scanner(top)
+                    m = match(text, pos)
+                    if m is None:
+                        raise self._unexpected_characters(text, pos, line, line_start, states, last)
+                    name = m.lastgroup
+                    retype, ignored, newline = terminals[name]
+                    end = m.end()
+                    kind = name if retype is None else retype.get(text[pos:end], name)
+                start, pos = pos, end
                 start_line, start_column = line, start - line_start + 1
                 if newline:
                     newlines = count("\n", start, pos)
@@ -385,7 +429,6 @@ class Parser:
                         line, line_start = line + newlines, rindex("\n", start, pos) + 1
                 if ignored:
                     continue
-                kind = name if retype is None else retype.get(text[start:pos], name)
                 end_column = pos - line_start + 1
                 last = (kind, start, start_line, start_column, line, end_column, pos)
                 if kind in kept:  # _token's work, without a call per token

@@ -13,6 +13,7 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -53,6 +54,16 @@ SAMPLES = [
     "x ** ** y",
     "f(a=1, 2)(3)",
 ]
+
+
+@pytest.fixture(scope="module", autouse=True, params=["full lexer first", "states' lexers"])
+def lexing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs both ways the driver lexes (see ``_lalr.Parser.parse``): a short text
+    tries the grammar's full lexer first, a long one only the states' own lexers."""
+    before = _lalr.Parser.short_text
+    _lalr.Parser.short_text = 10**9 if request.param == "full lexer first" else -1
+    yield
+    _lalr.Parser.short_text = before
 
 
 def _literals_of_the_test_suite() -> set[str]:

@@ -8,6 +8,7 @@ evaluates text as code, and ``.npy``/``.npz`` files are loaded with pickles refu
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -26,10 +27,19 @@ class InputError(ValueError):
 
 
 # A plain decimal number, as a person or a shell script writes it (no "1_000", no hex).
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 # Our own JSON output writes non-finite numbers as "NaN", "Infinity", "-Infinity"; people write
 # nan, inf, -inf. Both read back, in any case.
-_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_NON_FINITE = r"(?i)[+-]?(?:nan|inf|infinity)"
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled when first used (each costs a fraction of a millisecond at every
+    start, and most commands use none of them)."""
+    return re.compile(pattern)
+
+
 # More nesting than NumPy allows dimensions is certainly a mistake; stop before walking it.
 _MAX_DIMS = 32
 _FILE_KINDS = ".npy, .npz, .json, .csv or .zarr"
@@ -124,7 +134,7 @@ def finite_range(**bounds: Any) -> Any:
 
 
 def _scalar(text: str) -> float | None:
-    if _NUMBER.fullmatch(text) or _NON_FINITE.fullmatch(text):
+    if _regex(_NUMBER).fullmatch(text) or _regex(_NON_FINITE).fullmatch(text):
         return float(text)
     return None
 
@@ -180,7 +190,7 @@ def _leaf(value: Any, what: str) -> float:
     kind = type(value)
     if kind is float or kind is int:
         return value
-    if isinstance(value, str) and _NON_FINITE.fullmatch(value.strip()):
+    if isinstance(value, str) and _regex(_NON_FINITE).fullmatch(value.strip()):
         return float(value)
     if value is None or isinstance(value, bool):
         found = _JSON_NAMES[value]
@@ -278,11 +288,11 @@ def _too_much_text(source: str, cap: int) -> str:
 def zarr_source(text: str) -> tuple[str, str | None] | None:
     """``@data.zarr``, ``@data.zarr:NAME`` or ``@data.zarr/NAME`` (a path or URL, e.g.
     ``s3://bucket/d.zarr:x``) as (store, array name or None); None for any other value."""
-    m = _ZARR.fullmatch(text.strip())
+    m = _regex(_ZARR).fullmatch(text.strip())
     return (os.path.expanduser(m.group(1)), m.group(2)) if m else None
 
 
-_ZARR = re.compile(r"@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?", re.IGNORECASE)
+_ZARR = r"(?i)@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?"
 
 
 def _load_file(spec: str, name: str) -> Any:

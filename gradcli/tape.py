@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from numpy import ndarray
 
 from . import backend
 from .backend import as_array
@@ -25,7 +24,6 @@ from .engine import (
     Function,
     GenerationQueue,
     Primitive,
-    _as_tuple,
     apply_rule,
     fit_array,
     gradient_sum,
@@ -115,10 +113,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
         kind = op.kind
         if kind == CALL:
             args = op.args
-            if len(args) == 2:
-                pattern: tuple[bool, ...] = (needs[args[0]], needs[args[1]])
-            else:
-                pattern = tuple([needs[j] for j in args])
+            pattern = tuple([needs[j] for j in args])
             need = True in pattern
             f = _function(op, pattern if need else None)
             if need:  # first: what this call's own rule reads is not free for its result
@@ -131,24 +126,12 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                     if generation[j] > below:
                         below = generation[j]
                 generation[i] = below + 1
-                if isinstance(f, Primitive):  # _reads, inline
-                    inputs, output = f.reads(pattern)
-                    reads = tuple([args[k] for k in inputs]) if inputs else ()
-                    if output:
-                        reads += (i,)
-                else:
-                    reads = _reads(f, i, args, pattern)
-                tape.reads[i] = reads
+                tape.reads[i] = reads = _reads(f, i, args, pattern)
                 for j in reads:
                     read[j] = True
                     tape.readers[j] += 1
             into = None
-            if (
-                f.ufunc is not None
-                and frees[i]  # (a buffer is only ever that of an argument used for the last time)
-                and not (guards and i in guards)  # a where's branches stay
-                and ndarray in [type(slots[j]) for j in args]  # (not on numbers)
-            ):
+            if f.ufunc is not None and not (guards and i in guards):  # a where's branches stay
                 into = _spent(args, frees[i], read, ops, slots)
             if quiet and i in quiet:
                 with np.errstate(all="ignore"):
@@ -304,8 +287,7 @@ def _reverse(
         grads[output] = seed_like(slots[output])
         reach(output)
     strong_zeros = False
-    push, pop = queue.push, queue.pop
-    while (c := pop()) is not None:
+    while (c := queue.pop()) is not None:
         op, f = ops[c], functions[c]
         assert f is not None
         if op.n_outputs > 1:
@@ -315,24 +297,12 @@ def _reverse(
                 for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
             )
             ys = out
-            gxs = apply_rule(
-                f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
-            )
         else:
             gys = (grads.pop(c),)
-            ys = (slots[c],) if f.uses_outputs else ()
-            args = op.args
-            if len(args) == 2:
-                xs: tuple[Any, ...] = (slots[args[0]], slots[args[1]])
-            else:
-                xs = tuple([slots[j] for j in args])
-            if strong_zeros:
-                gxs = apply_rule(f, gys, xs, ys, strong_zeros)
-            else:  # apply_rule's own path, inline
-                gxs = f.vjp(gys, xs, ys)
-                if type(gxs) is not tuple:
-                    gxs = _as_tuple(gxs)
-            xs = ()
+            ys = (slots[c],)
+        gxs = apply_rule(
+            f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
+        )
         del ys
         if last:  # the last sweep over this tape: a value no rule still to run reads is let go
             for j in tape.reads[c]:
@@ -353,12 +323,7 @@ def _reverse(
                 alone = sole(grads[j], 1)  # (before the call: its arguments would hold it)
                 grads[j] = gradient_sum(grads[j], gx, alone)
             if j not in seen:
-                if ops[j].kind == CALL:  # reach(j), inline
-                    seen.add(j)
-                    if functions[j] is not None:
-                        push(generation[j] - 1, j)
-                else:
-                    reach(j)
+                reach(j)
     gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
     gx = None
     result = {}

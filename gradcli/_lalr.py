@@ -319,6 +319,17 @@ class Parser:
             pattern = self._compiled[lexer] = re.compile(self._lexers[lexer][0])
         return pattern
 
+    def _scanner(self, lexer: int) -> _Scanner:
+        scanner = self._scanners[lexer]
+        if scanner is None:
+            pattern, keywords = self._pattern(lexer), self._lexers[lexer][2]
+            terminals = {
+                name: (keywords.get(name), name in self._ignore, name in self._newlines)
+                for name in pattern.groupindex
+            }
+            scanner = self._scanners[lexer] = (pattern.match, terminals)
+        return scanner
+
     def _root_scanner(self) -> _Scanner:
         """The scanner of the grammar's full lexer (every terminal). A state's lexer holds the
         terminals the state accepts, in the same order, so where the full lexer's token is one the
@@ -328,27 +339,10 @@ class Parser:
         a state's lexer does where that state accepts both, and where a state accepts the
         keyword alone it matches the keyword's own text, the same token. tests/test_parser_sync.py
         holds the driver to Lark's own contextual lexer on every text it tries."""
-        scanner = self._scanners[self._root_lexer]
-        if scanner is None:
-            pattern, keywords = self._pattern(self._root_lexer), self._lexers[self._root_lexer][2]
-            terminals = {
-                name: (keywords.get(name), name in self._ignore, name in self._newlines)
-                for name in pattern.groupindex
-            }
-            scanner = self._scanners[self._root_lexer] = (pattern.match, terminals)
-        return scanner
+        return self._scanner(self._root_lexer)
 
     def _state_scanner(self, state: int) -> _Scanner:
-        lexer = self._state_lexer[state]
-        scanner = self._scanners[lexer]
-        if scanner is None:
-            pattern, keywords = self._pattern(lexer), self._lexers[lexer][2]
-            terminals = {
-                name: (keywords.get(name), name in self._ignore, name in self._newlines)
-                for name in pattern.groupindex
-            }
-            scanner = self._scanners[lexer] = (pattern.match, terminals)
-        self._state_scanners[state] = scanner
+        scanner = self._state_scanners[state] = self._scanner(self._state_lexer[state])
         return scanner
 
     def _unexpected_characters(

@@ -643,12 +643,11 @@ def _float_ufunc(forward: Callable[..., Any], n_inputs: int) -> np.ufunc | None:
     ufunc = _OPERATOR_UFUNCS.get(forward, forward)
     if not isinstance(ufunc, np.ufunc) or ufunc.nin != n_inputs or ufunc.nout != 1:
         return None
-    f8 = np.dtype(np.float64)
     try:
-        dtypes = ufunc.resolve_dtypes((f8,) * n_inputs + (None,))
+        dtypes = ufunc.resolve_dtypes((_FLOAT64,) * n_inputs + (None,))
     except (TypeError, ValueError):  # no float64 loop
         return None
-    return ufunc if dtypes[-1] == f8 else None
+    return ufunc if dtypes[-1] == _FLOAT64 else None
 
 
 def _picker(indices: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:

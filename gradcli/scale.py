@@ -47,14 +47,14 @@ class ClusterError(RuntimeError):
 # What dask.array imports when it can and a client that only builds a graph never uses, with the
 # resident memory each costs there: SciPy (``scipy.sparse`` to recognise sparse blocks, and
 # ``scipy.fftpack`` for its FFT wrappers; 25 MiB) and jinja2 (the HTML templates of notebook
-# reprs, ``dask.widgets``, which stands in a message where it is missing; 6.5 MiB).
+# reprs, ``dask.widgets``, which stands in a message where it is missing; 1.7 MiB).
 _LEFT_OUT = ("scipy", "jinja2")
 
 
 def dask_array() -> Any:
     """``dask.array``, imported without SciPy and jinja2 unless they are loaded already.
 
-    Of the client of a cluster's memory, they would be about 30 MiB of 100 held for nothing.
+    Of the client of a cluster's memory, they would be about 27 MiB of 100 held for nothing.
     gradcli uses neither: its special functions import SciPy themselves when an expression names
     one, and its output is text. Only this import goes without them (the modules import as usual
     afterwards), only where dask.array is not loaded yet (in a program that loaded it, nothing

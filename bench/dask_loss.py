@@ -32,7 +32,7 @@ import sys
 import threading
 from gradcli import scale
 
-inner, report = scale._computing, sys.argv[1]
+report = sys.argv[1]
 
 
 def status(key):
@@ -40,32 +40,40 @@ def status(key):
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
 
 
-def measured(collections):
-    # The resident set: the kernel's high-water mark, reset just before. Its private part
-    # (RssAnon: the heap and every anonymous mapping, not the pages of shared libraries' files,
-    # which depend on the page cache) has no high-water mark: sampled every millisecond.
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before, private = status("VmRSS"), [status("RssAnon")]
-    done = threading.Event()
+def measured(inner):
+    # Around the computation (scale.on_cluster with --dask: the client's part of it; else
+    # scale._computing): the resident set just before and its peak during (the kernel's
+    # high-water mark, reset just before, after its value so far, the peak of the start, is
+    # read). Its private part (RssAnon: the heap and every anonymous mapping, not the pages of
+    # shared libraries' files, which depend on the page cache) has no high-water mark: sampled
+    # every millisecond.
+    def wrapper(*args, **kwargs):
+        start = status("VmHWM")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before, private = status("VmRSS"), [status("RssAnon")]
+        done = threading.Event()
 
-    def sample():
-        while not done.wait(0.001):
+        def sample():
+            while not done.wait(0.001):
+                private.append(status("RssAnon"))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            done.set()
+            sampler.join()
             private.append(status("RssAnon"))
+            with open(report, "w") as f:
+                f.write(f"{before} {status('VmHWM')} {private[0]} {max(private)} {start}")
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        return inner(collections)
-    finally:
-        done.set()
-        sampler.join()
-        private.append(status("RssAnon"))
-        with open(report, "w") as f:
-            f.write(f"{before} {status('VmHWM')} {private[0]} {max(private)}")
+    return wrapper
 
 
-scale._computing = measured
+scale._computing = measured(scale._computing)
+scale.on_cluster = measured(scale.on_cluster)
 from gradcli._entry import main
 
 sys.argv = ["gradcli", *sys.argv[2:]]
@@ -106,8 +114,10 @@ def run(args: list[str], report: Path | None) -> dict[str, Any]:
         raise SystemExit(f"{' '.join(args)} failed: {err}")
     result: dict[str, Any] = {"wall": wall, "maxrss": usage.ru_maxrss * 1024, "answer": json.loads(out)}
     if report:
-        before, peak, private_before, private_peak = map(int, report.read_text().split())
-        result.update(before=before, peak=peak, private_before=private_before, private_peak=private_peak)
+        before, peak, private_before, private_peak, start = map(int, report.read_text().split())
+        result.update(
+            before=before, peak=peak, private_before=private_before, private_peak=private_peak, start=start
+        )
     return result
 
 

@@ -443,8 +443,11 @@ def read_expression(expr: str | None, expr_file: str | None, limit: int) -> str 
         fail(f"{source}: {exc.strerror or exc}", 2)
 
 
-def load_program(expr: str | None, plugins: Sequence[str], settings: Settings) -> Program:
-    """Load the plugins asked for, then parse the expression.
+def load_program(
+    expr: str | None, plugins: Sequence[str], settings: Settings, env: Mapping[str, str] = os.environ
+) -> Program:
+    """Load the plugins asked for (``plugins``, then those ``env`` names), then parse the
+    expression.
 
     Installed entry points (group ``gradcli.functions``) are scanned only when the expression
     names a function that is not registered: scanning them costs time on every start.
@@ -454,7 +457,7 @@ def load_program(expr: str | None, plugins: Sequence[str], settings: Settings) -
     from .plugins import load_plugins
     from .program import ExpressionError
 
-    load_plugins(list(plugins), entry_points=False)
+    load_plugins(list(plugins), env, entry_points=False)
     limit = settings.max_expression
     if expr is not None and len(expr) > limit:
         fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
@@ -840,6 +843,10 @@ def _option_list(
     return options
 
 
+#: Each expression command's function by the command's name: what a worker runs (``--dask``).
+COMMANDS: dict[str, Callable[..., Output | None]] = {}
+
+
 def expression_command(
     name: str,
     *,
@@ -863,6 +870,7 @@ def expression_command(
         raise ValueError(f"values is 'all' or 'all_or_none', not {values!r}")
 
     def decorate(function: Callable[..., Output | None]) -> click.Command:
+        COMMANDS[name] = function
         given = {"wrt": wrt, "as_json": json, "output": output, "batch": batch, "quiet": quiet, "dask": dask}
         keys = [key for key in _COMMON if given.get(key, True)]
 
@@ -934,7 +942,13 @@ def _run(
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
-    values = collect_values(program, texts, common["vars_text"])
+    if on_dask is not None:  # Zarr inputs checked here, read by the worker that builds the graph
+        from .scale import for_a_cluster
+
+        with for_a_cluster():
+            values = collect_values(program, texts, common["vars_text"])
+    else:
+        values = collect_values(program, texts, common["vars_text"])
     given_wrt = common["wrt"]
     wrt = parse_wrt(given_wrt, program.inputs) if given_wrt is not None else _without_data(texts, program)
     req = Request(program, values, wrt, settings, Style(common["precision"], terminal_width()))
@@ -954,7 +968,11 @@ def _run(
             fail(missing_value(missing, program.inputs) + hint, 2)
     from .backend import is_lazy
 
-    if on_dask is not None or _suffix(path) == ".zarr" or any(is_lazy(v) for v in values.values()):
+    if on_dask is not None:
+        assert expr is not None
+        _run_on_cluster(function, req, expr, common, own)
+        return
+    if _suffix(path) == ".zarr" or any(is_lazy(v) for v in values.values()):
         _run_on_dask(function, req, common, own)
         return
     with fp_warnings():
@@ -976,17 +994,13 @@ def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...]
 def _run_on_dask(
     function: Callable[..., Output | None], req: Request, common: dict[str, Any], own: dict[str, Any]
 ) -> None:
-    """The command on Dask arrays: its graph built, then computed in one piece (on the cluster of
-    ``--dask``, else by Dask in this process), and its answer printed or written to a Zarr store."""
-    import contextlib
-
+    """The command on Dask arrays in this process (Dask's threads): its graph built, then
+    computed in one piece, and its answer printed or written to a Zarr store."""
     from . import scale
 
-    path, on_dask = common["output"], common["dask"]
+    path = common["output"]
     try:
-        with fp_warnings(), scale.cluster(scale.address_of(on_dask)) if on_dask else contextlib.nullcontext():
-            if on_dask is not None:
-                req = req.with_values(scale.lazy_inputs(req.values))
+        with fp_warnings():
             output = function(req, **own)
             if output is None:
                 return
@@ -998,6 +1012,114 @@ def _run_on_dask(
     except scale.ClusterError as exc:
         fail(str(exc), exc.status)
     deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
+
+
+class ClusterJob:
+    """What a worker needs to build a command's graph (``--dask``): plain data, sent to it."""
+
+    __slots__ = (
+        "command",
+        "module",
+        "expr",
+        "plugins",
+        "values",
+        "wrt",
+        "settings",
+        "style",
+        "own",
+        "zarr_path",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Output | None],
+        expr: str,
+        req: Request,
+        common: Mapping[str, Any],
+        own: dict[str, Any],
+    ) -> None:
+        from .plugins import files_from_env
+
+        # The command by its name, and the module that defines it (imported by the worker).
+        self.command = next(name for name, f in COMMANDS.items() if f is function)
+        self.module, self.expr, self.own = function.__module__, expr, own
+        # Every plugin this process loaded, by its absolute path; the worker reads no environment.
+        self.plugins = [os.path.abspath(p) for p in [*common["plugins"], *files_from_env(os.environ)]]
+        self.values, self.wrt, self.settings, self.style = req.values, req.wrt, req.settings, req.style
+        path = common["output"]
+        local = path is not None and "://" not in path
+        self.zarr_path = (os.path.abspath(path) if local else path) if _suffix(path) == ".zarr" else None
+
+
+def _run_on_cluster(
+    function: Callable[..., Output | None],
+    req: Request,
+    expr: str,
+    common: dict[str, Any],
+    own: dict[str, Any],
+) -> None:
+    """The command on the cluster of ``--dask``: a worker parses the expression, builds the
+    graph and hands it to the scheduler (:func:`gradcli.scale.on_cluster`); its answer is printed
+    here, or written by the workers to a Zarr store. This process reads no data and builds no
+    graph: its memory is the client's alone."""
+    from . import scale
+
+    job = ClusterJob(function, expr, req, common, own)
+    try:
+        with scale.cluster(scale.address_of(common["dask"])) as client:
+            (kind, answer, warnings), results = scale.on_cluster(client, build_on_worker, job)
+    except scale.ClusterError as exc:
+        fail(str(exc), exc.status)
+    for line in warnings:
+        click.echo(line, err=True)
+    if kind == "failed":
+        fail(*answer)
+    if kind == "written":
+        exit_status(answer)
+    elif kind == "answer":
+        output = scale.filled(answer, results)
+        path = common["output"]
+        deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
+
+
+def build_on_worker(job: ClusterJob) -> tuple[tuple[str, Any, list[str]], list[Any]]:
+    """On a worker (``--dask``): the command's graph, built as this process would build it, and
+    the Dask collections to compute. Returns ``(kind, answer, warnings)`` and the collections;
+    kind is "answer" (values to fill in: :func:`gradcli.scale.filled`), "written" (to
+    ``job.zarr_path``), "none" (nothing to show) or "failed" (the message and exit status of
+    the error the user would have seen here)."""
+    import importlib
+
+    import dask.array  # noqa: F401  (as it is: a worker's, maybe a cluster others use too)
+
+    from . import scale
+    from .engine import limited_nodes
+    from .fpe import reporting
+
+    warnings: list[str] = []
+    try:
+        with limited_nodes(job.settings.max_nodes), reporting(warnings.append):
+            program = load_program(job.expr, job.plugins, job.settings, env={})
+            values = scale.lazy_inputs(job.values)
+            req = Request(program, values, job.wrt, job.settings, job.style)
+            importlib.import_module(job.module)  # its commands, in COMMANDS
+            output = COMMANDS[job.command](req, **job.own)
+            if output is None:
+                return ("none", None, warnings), []
+            if job.zarr_path is not None:
+                writes = scale.zarr_writes(job.zarr_path, output.arrays())
+                return ("written", scale.without_arrays(output), warnings), writes
+            answer, leaves = scale.planned(output, job.settings.max_output)
+            return ("answer", answer, warnings), leaves
+    except scale.ClusterError as exc:
+        return ("failed", (str(exc), exc.status), warnings), []
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # as translate_errors: a plugin's SystemExit is its failure
+        described = describe(exc)
+        if described is None:
+            raise
+        return ("failed", described, warnings), []
 
 
 def _run_batch(

@@ -300,9 +300,9 @@ def _load_file(spec: str, name: str) -> Any:
         raise InputError(f"variable {name!r}: '@' must be followed by a file name")
     zarr = zarr_source("@" + spec)
     if zarr is not None:  # a Dask array, read when the result is computed
-        from .scale import read_zarr
+        from .scale import zarr_value
 
-        return read_zarr(*zarr, name)
+        return zarr_value(*zarr, name)
     path, key = _split_npz_key(spec)
     path = os.path.expanduser(path)
     source = f"variable {name!r} from {path!r}"

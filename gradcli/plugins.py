@@ -117,7 +117,8 @@ def load_plugin_file(path: str) -> list[str]:
         return names
 
 
-def _files_from_env(env: Mapping[str, str]) -> list[str]:
+def files_from_env(env: Mapping[str, str]) -> list[str]:
+    """The plugin files that ``env`` lists (``GRADCLI_PLUGINS``, separated by ``os.pathsep``)."""
     return [p for p in env.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
 
 
@@ -158,7 +159,7 @@ def load_plugins(
     registered under the entry point's name).
     """
     names: list[str] = []
-    for path in [*files, *_files_from_env(env)]:
+    for path in [*files, *files_from_env(env)]:
         names.extend(n for n in load_plugin_file(path) if n not in names)
     if entry_points:
         # Here, not at module level: scanning installed distributions costs startup time.

@@ -3,7 +3,9 @@ computed there, then printed (small ones) or written to a Zarr store (any size).
 
 The engine builds the whole computation, value and every derivative, as one lazy Dask graph
 (see :mod:`gradcli.backend`); nothing is computed until :func:`finish` hands the graph to the
-scheduler in one piece, so work that the value and the gradients share is done once. Array
+scheduler in one piece, so work that the value and the gradients share is done once. On a
+cluster (``--dask``) a worker builds the graph and hands it over (:func:`on_cluster`): the
+gradcli process is a client, holding neither the graph nor the modules that make one. Array
 results are never pulled whole into this process unless they are printed, and a printed result
 is held to ``--max-output`` numbers: larger ones go to ``-o out.zarr``, written by the workers.
 
@@ -14,10 +16,13 @@ numbers and NumPy files loads none of Dask, distributed or Zarr.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib
 import logging
 import os
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,10 +30,29 @@ import numpy as np
 from .backend import is_lazy
 from .inputs import InputError
 
-__all__ = ["ClusterError", "address_of", "cluster", "finish", "lazy_inputs", "read_zarr", "write_zarr"]
+__all__ = [
+    "ClusterError",
+    "ZarrInput",
+    "address_of",
+    "cluster",
+    "filled",
+    "finish",
+    "for_a_cluster",
+    "lazy_inputs",
+    "on_cluster",
+    "planned",
+    "read_zarr",
+    "without_arrays",
+    "write_zarr",
+    "zarr_value",
+    "zarr_writes",
+]
 
 # How long to wait for an existing scheduler (--dask tcp://host:8786) before giving up.
 CONNECT_TIMEOUT = "10s"
+# Seconds for the local cluster to start (its workers are processes: about 2 s), and to stop.
+CLUSTER_START_TIMEOUT = 120
+CLUSTER_STOP_TIMEOUT = 30
 
 
 class ClusterError(RuntimeError):
@@ -44,34 +68,38 @@ class ClusterError(RuntimeError):
 # --- inputs ---------------------------------------------------------------------------------------
 
 
-# What dask.array imports when it can and a client that only builds a graph never uses, with the
-# resident memory each costs there: SciPy (``scipy.sparse`` to recognise sparse blocks, and
-# ``scipy.fftpack`` for its FFT wrappers; 25 MiB) and jinja2 (the HTML templates of notebook
-# reprs, ``dask.widgets``, which stands in a message where it is missing; 1.7 MiB).
-_LEFT_OUT = ("scipy", "jinja2")
+# What dask.array and distributed import when they can and gradcli never uses, with the resident
+# memory each costs: SciPy (``scipy.sparse`` to recognise sparse blocks, and ``scipy.fftpack``
+# for dask.array's FFT wrappers; 25 MiB), jinja2 (the HTML templates of notebook reprs,
+# ``dask.widgets``, which stands in a message where it is missing; 1.7 MiB) and curses (tornado's
+# coloured log lines on a terminal; distributed writes its own, and gradcli silences them; 0.5 MiB).
+_LEFT_OUT = ("scipy", "jinja2", "curses")
+
+
+def _imported(name: str) -> Any:
+    """The module ``name`` (``dask.array``, ``distributed``), imported without SciPy, jinja2 and
+    curses unless they are loaded already.
+
+    gradcli uses none of them: its special functions import SciPy themselves when an expression
+    names one, and its output is text. Only this import goes without them (they import as usual
+    afterwards), only where ``name`` is not loaded yet (in a program that loaded it, nothing
+    changes), and the workers import both as they are.
+    """
+    if name not in sys.modules:
+        left_out = [m for m in _LEFT_OUT if m not in sys.modules]
+        for m in left_out:
+            sys.modules[m] = None  # type: ignore[assignment]  # import fails, for now
+        try:
+            importlib.import_module(name)
+        finally:
+            for m in left_out:
+                del sys.modules[m]
+    return importlib.import_module(name)
 
 
 def dask_array() -> Any:
-    """``dask.array``, imported without SciPy and jinja2 unless they are loaded already.
-
-    Of the client of a cluster's memory, they would be about 27 MiB of 100 held for nothing.
-    gradcli uses neither: its special functions import SciPy themselves when an expression names
-    one, and its output is text. Only this import goes without them (the modules import as usual
-    afterwards), only where dask.array is not loaded yet (in a program that loaded it, nothing
-    changes), and the workers import dask.array as it is.
-    """
-    if "dask.array" not in sys.modules:
-        left_out = [name for name in _LEFT_OUT if name not in sys.modules]
-        for name in left_out:
-            sys.modules[name] = None  # type: ignore[assignment]  # import fails, for now
-        try:
-            import dask.array
-        finally:
-            for name in left_out:
-                del sys.modules[name]
-    import dask.array
-
-    return dask.array
+    """``dask.array``, imported as :func:`_imported` says."""
+    return _imported("dask.array")
 
 
 def read_zarr(store: str, member: str | None, name: str) -> Any:
@@ -80,8 +108,8 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
 
     A store of the usual kinds (Zarr v2 or v3 metadata, a regular chunk grid, numbers) is
     described from its metadata alone and read by zarr where each block is computed: on the
-    workers, with ``--dask``, so that the client neither imports zarr (a tenth of its memory)
-    nor needs to see the store. Anything else, and every error, goes through zarr here.
+    workers, with ``--dask``, so that the process that builds the graph neither imports zarr nor
+    needs to see the store. Anything else, and every error, goes through zarr here.
     """
     da = dask_array()
     described = _described(store, member)
@@ -89,6 +117,49 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
         token = f"from-zarr-{described.token()}"
         meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
         return da.from_array(described, chunks=described.chunks, name=token, meta=meta)
+    return da.from_zarr(_opened(store, member, name))
+
+
+def zarr_value(store: str, member: str | None, name: str) -> Any:
+    """A Zarr input's value: a Dask array (:func:`read_zarr`), or inside :func:`for_a_cluster`
+    the input checked and described (:class:`ZarrInput`) for the worker that builds the graph."""
+    if not _for_a_cluster.get():
+        return read_zarr(store, member, name)
+    if _described(store, member) is None:
+        _opened(store, member, name)  # zarr's own checks, and their messages, here
+    # A store on this machine by its absolute path: the workers run elsewhere.
+    return ZarrInput(store if "://" in store else os.path.abspath(store), member, name)
+
+
+_for_a_cluster: contextvars.ContextVar[bool] = contextvars.ContextVar("gradcli_for_a_cluster", default=False)
+
+
+@contextlib.contextmanager
+def for_a_cluster() -> Iterator[None]:
+    """Inside the block, Zarr inputs are read as :class:`ZarrInput`: the run is on a cluster."""
+    token = _for_a_cluster.set(True)
+    try:
+        yield
+    finally:
+        _for_a_cluster.reset(token)
+
+
+class ZarrInput:
+    """A Zarr input of a run on a cluster, checked where the command line was given and made a
+    Dask array (:func:`read_zarr`) on the worker that builds the graph (:func:`on_cluster`)."""
+
+    __slots__ = ("store", "member", "name")
+
+    def __init__(self, store: str, member: str | None, name: str) -> None:
+        self.store, self.member, self.name = store, member, name
+
+    def __repr__(self) -> str:
+        return f"ZarrInput({self.store!r}, {self.member!r}, {self.name!r})"
+
+
+def _opened(store: str, member: str | None, name: str) -> Any:
+    """The zarr array ``member`` of ``store`` (or its only array), opened by zarr; each way it
+    is not one, an :class:`InputError` that says so."""
     import zarr
 
     source = f"variable {name!r} from {store!r}"
@@ -116,7 +187,7 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
         raise InputError(f"{source}: the store is one array; ':{member}' names an array of a group")
     if np.dtype(node.dtype).kind not in "biuf":
         raise InputError(f"{source}: expected numbers, got an array of {node.dtype}")
-    return da.from_zarr(node)
+    return node
 
 
 class ZarrBlocks:
@@ -236,11 +307,16 @@ def _chunk_shape(node: dict[str, Any]) -> tuple[int, ...] | None:
 
 
 def lazy_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` for a run on Dask: arrays as Dask arrays (in chunks Dask chooses), numbers as
-    they are (they mix with Dask arrays as constants)."""
+    """``values`` for a run on Dask: Zarr inputs (:class:`ZarrInput`) read, arrays as Dask arrays
+    (in chunks Dask chooses), numbers as they are (they mix with Dask arrays as constants)."""
     da = dask_array()
 
-    return {n: v if is_lazy(v) or np.ndim(v) == 0 else da.from_array(v) for n, v in values.items()}
+    def lazy(v: Any) -> Any:
+        if isinstance(v, ZarrInput):
+            return read_zarr(v.store, v.member, v.name)
+        return v if is_lazy(v) or np.ndim(v) == 0 else da.from_array(v)
+
+    return {n: lazy(v) for n, v in values.items()}
 
 
 # --- the cluster ----------------------------------------------------------------------------------
@@ -248,40 +324,142 @@ def lazy_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def cluster(address: str | None) -> Iterator[Any]:
-    """A ``distributed.Client`` that Dask computes with inside the block: of a ``LocalCluster``
-    sized to this machine (address None), or of the scheduler at ``address``
-    (``tcp://host:8786``).
+    """A ``distributed.Client`` of a ``LocalCluster`` sized to this machine (address None), or of
+    the scheduler at ``address`` (``tcp://host:8786``).
 
-    The local cluster's workers share the memory budget (``--max-memory``): Dask keeps each one
-    under its share, spilling to disk and pausing before the kernel would end it.
+    The local cluster runs in a process of its own (:mod:`gradcli._cluster`), scheduler and
+    workers, and ends when this process closes its standard input, or ends however it ends. So
+    this process holds neither the scheduler's copy of the graph nor what the scheduler imports
+    to read it (dask.array): with :func:`on_cluster` building the graph on a worker, it is a
+    client and nothing more. The workers share the memory budget (``--max-memory``): Dask keeps
+    each one under its share, spilling to disk and pausing before the kernel would end it.
     """
-    import distributed
+    helper = _start_local_cluster() if address is None else None
+    try:
+        distributed = _imported("distributed")
+        # distributed reports each step of connecting and closing; gradcli's stderr is for errors.
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        if helper is not None:
+            address = _address_of(helper)
+        assert address is not None
+        try:
+            client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            where = (
+                "start a local Dask cluster"
+                if helper is not None
+                else f"reach the Dask scheduler at {address}"
+            )
+            raise ClusterError(f"cannot {where}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if helper is not None:
+            _stop(helper)
 
+
+def _start_local_cluster() -> subprocess.Popen[str]:
     from .budget import room
 
-    # distributed reports each step of starting and stopping; gradcli's stderr is for errors.
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    left = room()
+    command = [sys.executable, "-m", "gradcli._cluster", "auto" if left is None else str(left)]
     try:
-        if address is None:
-            workers, threads = distributed.deploy.utils.nprocesses_nthreads()
-            left = room()
-            memory = "auto" if left is None else max(left // workers, 1 << 28)
-            local = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=threads, memory_limit=memory, dashboard_address=None
-            )
-            client = distributed.Client(local)
-        else:
-            local = None
-            client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
-        where = "start a local Dask cluster" if address is None else f"reach the Dask scheduler at {address}"
-        raise ClusterError(f"cannot {where}: {exc}") from None
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    except OSError as exc:
+        raise ClusterError(f"cannot start a local Dask cluster: {exc}") from None
+
+
+def _address_of(helper: subprocess.Popen[str]) -> str:
+    """The scheduler's address, the first line the local cluster's process writes (or why it
+    could not start: ``error: ...``, or nothing before it ended or the time ran out)."""
+    import select
+
+    assert helper.stdout is not None
+    ready, _, _ = select.select([helper.stdout], [], [], CLUSTER_START_TIMEOUT)
+    line = helper.stdout.readline().strip() if ready else ""
+    if line and not line.startswith("error: "):
+        return line
+    why = line.removeprefix("error: ") or (
+        f"it ended with status {helper.wait()}" if ready else f"no scheduler after {CLUSTER_START_TIMEOUT} s"
+    )
+    raise ClusterError(f"cannot start a local Dask cluster: {why}")
+
+
+def _stop(helper: subprocess.Popen[str]) -> None:
+    assert helper.stdin is not None and helper.stdout is not None
     try:
-        yield client
+        helper.stdin.close()  # the local cluster's process stops its workers and ends
+        helper.wait(CLUSTER_STOP_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        helper.kill()
+        helper.wait()
     finally:
-        client.close()
-        if local is not None:
-            local.close()
+        helper.stdout.close()
+
+
+def on_cluster(client: Any, build: Callable[[Any], tuple[Any, list[Any]]], job: Any) -> tuple[Any, list[Any]]:
+    """``build(job)`` run on a worker of ``client``'s cluster (:func:`cluster`), then what it asks
+    for computed on the cluster: ``build`` returns an answer and a list of Dask collections;
+    this returns the answer and the collections' computed values, in one computation.
+
+    The worker builds the graph and hands it to the scheduler, and the futures of its results
+    come here (a published dataset), so the progress bar and the results are this process's,
+    the graph never is. ``build`` is a module-level function (sent by reference), ``job``
+    plain data; an exception ``build`` raises is raised here.
+    """
+    import uuid
+
+    name = f"gradcli-{uuid.uuid4().hex}"
+    try:
+        driver = client.submit(_drive, build, job, name, pure=False, key=f"{name}-driver")
+        answer, published = driver.result()
+        futures = client.get_dataset(name) if published else []
+        if published:
+            client.unpublish_dataset(name)
+        del driver
+        return answer, _gathered(client, futures) if futures else []
+    except BaseException as exc:
+        raise _cluster_error(exc) from None
+
+
+def _drive(build: Callable[[Any], tuple[Any, list[Any]]], job: Any, name: str) -> tuple[Any, bool]:
+    """On a worker: ``build(job)``, and its collections handed to the scheduler as futures
+    published under ``name`` (they outlive this task; the client takes them from there)."""
+    import distributed
+
+    answer, collections = build(job)
+    if not collections:
+        return answer, False
+    client = distributed.get_client()
+    client.publish_dataset(client.compute(list(collections)), name=name, override=True)
+    return answer, True
+
+
+def _gathered(client: Any, futures: list[Any]) -> list[Any]:
+    if sys.stderr.isatty():
+        from distributed.diagnostics.progressbar import progress
+
+        with contextlib.redirect_stdout(sys.stderr):  # its text bar writes to stdout
+            progress(futures)
+    return list(client.gather(futures))
+
+
+def _cluster_error(exc: BaseException) -> BaseException:
+    """``exc`` as it is when it is about the numbers, else, for the ways a cluster fails (a
+    worker lost too often, a connection, a timeout), a :class:`ClusterError`."""
+    if isinstance(exc, (ValueError, ArithmeticError, TypeError, IndexError, MemoryError)):
+        return exc
+    if "distributed" not in sys.modules:  # Dask's own scheduler in this process
+        return exc
+    import distributed
+
+    if isinstance(exc, (distributed.client.FutureCancelledError, OSError, TimeoutError)) or (
+        type(exc).__name__ == "KilledWorker"
+    ):
+        return ClusterError(f"the Dask computation failed: {exc}")
+    return exc
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -310,23 +488,9 @@ def _computing(collections: list[Any]) -> Any:
         if client is None:
             with _local_progress():
                 return dask.compute(*collections)
-        futures = client.compute(list(collections))
-        if sys.stderr.isatty():
-            from distributed.diagnostics.progressbar import progress
-
-            with contextlib.redirect_stdout(sys.stderr):  # its text bar writes to stdout
-                progress(futures)
-        return client.gather(futures)
-    except (ValueError, ArithmeticError, TypeError, IndexError, MemoryError):
-        raise
+        return _gathered(client, client.compute(list(collections)))
     except Exception as exc:
-        import distributed
-
-        if isinstance(exc, (distributed.client.FutureCancelledError, OSError, TimeoutError)) or (
-            type(exc).__name__ == "KilledWorker"
-        ):
-            raise ClusterError(f"the Dask computation failed: {exc}") from None
-        raise
+        raise _cluster_error(exc) from None
 
 
 def _client() -> Any:
@@ -355,6 +519,13 @@ def finish(output: Any, limit: int) -> Any:
     """``output`` (a command's answer) with every Dask array in it computed, all in one
     computation. A result of more than ``limit`` numbers is refused before the work: it belongs
     in a Zarr store (``-o out.zarr``), not in this process."""
+    answer, leaves = planned(output, limit)
+    return filled(answer, _computing(leaves))
+
+
+def planned(output: Any, limit: int) -> tuple[Any, list[Any]]:
+    """``output`` with each Dask array in it replaced by the place of its value (for
+    :func:`filled`), and the Dask arrays; refused past ``limit`` numbers, as :func:`finish`."""
     leaves = _lazy_leaves(vars(output))
     count = sum(int(np.prod(a.shape)) for a in leaves)
     if count > limit:
@@ -364,25 +535,47 @@ def finish(output: Any, limit: int) -> Any:
             "with --wrt",
             2,
         )
-    computed = dict(zip(map(id, leaves), _computing(leaves)))
+    places = {id(a): _Place(i) for i, a in enumerate(leaves)}
     for key, value in vars(output).items():
-        setattr(output, key, _replaced(value, computed))
-    return output
+        setattr(output, key, _replaced(value, lambda a: places.get(id(a), a)))
+    return output, leaves
 
 
-def _replaced(item: Any, computed: dict[int, Any]) -> Any:
+def filled(answer: Any, values: Sequence[Any]) -> Any:
+    """A :func:`planned` answer with the computed ``values`` in their places."""
+    for key, value in vars(answer).items():
+        setattr(answer, key, _replaced(value, lambda a: values[a.index] if isinstance(a, _Place) else a))
+    return answer
+
+
+class _Place:
+    """Where the computed value of a Dask array goes in a :func:`planned` answer."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _replaced(item: Any, replace: Callable[[Any], Any]) -> Any:
     """``item`` (an answer's attribute: arrays, and lists and dicts of them, a few levels deep)
-    with each Dask array replaced by its computed value."""
+    with ``replace`` applied to each thing that is not a list or dict."""
     if isinstance(item, Mapping):
-        return {k: _replaced(v, computed) for k, v in item.items()}
+        return {k: _replaced(v, replace) for k, v in item.items()}
     if isinstance(item, (list, tuple)):
-        return type(item)(_replaced(v, computed) for v in item)
-    return computed.get(id(item), item)
+        return type(item)(_replaced(v, replace) for v in item)
+    return replace(item)
 
 
 def write_zarr(path: str, arrays: Mapping[str, Any]) -> None:
     """Write ``arrays`` (names like ``value`` and ``grad/x``: groups within the store) to a new
     Zarr store at ``path``, computed and written by the workers in one computation."""
+    _computing(zarr_writes(path, arrays))
+
+
+def zarr_writes(path: str, arrays: Mapping[str, Any]) -> list[Any]:
+    """The new Zarr store at ``path``, its arrays created, and the Dask collections that write
+    ``arrays`` into it when computed (:func:`write_zarr`)."""
     import zarr
 
     da = dask_array()
@@ -399,7 +592,15 @@ def write_zarr(path: str, arrays: Mapping[str, Any]) -> None:
         lazy = lazy.rechunk(chunks).astype(np.float64)
         target = root.create_array(name, shape=lazy.shape, dtype=np.float64, chunks=chunks)
         writes.append(da.store(lazy, target, lock=False, compute=False))
-    _computing(writes)
+    return writes
+
+
+def without_arrays(output: Any) -> Any:
+    """``output`` with each Dask array in it left out (None): what is left to send elsewhere once
+    they are written (its error and whether it failed)."""
+    for key, value in vars(output).items():
+        setattr(output, key, _replaced(value, lambda a: None if is_lazy(a) else a))
+    return output
 
 
 def address_of(option: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import warnings
 
 
 def main(argv: list[str]) -> int:
@@ -24,12 +25,21 @@ def main(argv: list[str]) -> int:
     import distributed
     from distributed.deploy.utils import nprocesses_nthreads
 
+    # Its stderr is gradcli's, which is for gradcli's errors: distributed's reports of its steps
+    # and its warnings stay out of it.
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
     workers, threads = nprocesses_nthreads()
     memory = "auto" if budget == "auto" else max(int(budget) // workers, 1 << 28)
     try:
         cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=threads, memory_limit=memory, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=threads,
+            memory_limit=memory,
+            dashboard_address=None,
+            # No dashboard; its HTTP server (health checks) on a free port, not on 8787, which
+            # another cluster on this machine may hold.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
         )
     except (OSError, TimeoutError, ValueError) as exc:
         print(f"error: {exc}", flush=True)

@@ -1,12 +1,12 @@
 """The local Dask cluster of ``gradcli ... --dask``, in a process of its own.
 
-Started by :func:`gradcli.scale.cluster` as ``python -m gradcli._cluster BUDGET`` (the memory
-budget in bytes the workers share, or ``auto``): it starts a ``distributed.LocalCluster`` sized
-to the machine, writes the scheduler's address as its first line, then runs until its standard
-input closes, which happens when gradcli is done with it or ends, however it ends (even killed:
-then the kernel closes the pipe). Then it stops the workers and ends. So the gradcli process
-holds no scheduler, and the scheduler's copy of the graph, and what it imports to read one, are
-this process's.
+Started by :func:`gradcli.scale.cluster` (its standard error to a file) as
+``python -m gradcli._cluster BUDGET`` (the memory budget in bytes the workers share, or
+``auto``): it starts a ``distributed.LocalCluster`` sized to the machine, writes the scheduler's
+address as its first line, then runs until its standard input closes, which happens when
+gradcli is done with it or ends, however it ends (even killed: then the kernel closes the
+pipe). Then it stops the workers and ends. So the gradcli process holds no scheduler, and the
+scheduler's copy of the graph, and what it imports to read one, are this process's.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def main(argv: list[str]) -> int:
     import distributed
     from distributed.deploy.utils import nprocesses_nthreads
 
-    # Its stderr is gradcli's, which is for gradcli's errors: distributed's reports of its steps
-    # and its warnings stay out of it.
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    # Its stderr is a file gradcli reads only for why it could not start: distributed's reports
+    # of its steps and its warnings stay out of it, the workers' too (silence_logs).
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     warnings.simplefilter("ignore")
     workers, threads = nprocesses_nthreads()
     memory = "auto" if budget == "auto" else max(int(budget) // workers, 1 << 28)
@@ -40,9 +40,10 @@ def main(argv: list[str]) -> int:
             # No dashboard; its HTTP server (health checks) on a free port, not on 8787, which
             # another cluster on this machine may hold.
             scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
+            silence_logs=logging.CRITICAL,
         )
-    except (OSError, TimeoutError, ValueError) as exc:
-        print(f"error: {exc}", flush=True)
+    except Exception as exc:  # distributed's ways to fail to start have no common base
+        print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", flush=True)
         return 1
     try:
         print(cluster.scheduler_address, flush=True)

@@ -29,9 +29,11 @@ writes the answer as text, JSON or arrays, once or once per batch line, and sets
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -1043,8 +1045,12 @@ class ClusterJob:
         # The command by its name, and the module that defines it (imported by the worker).
         self.command = next(name for name, f in COMMANDS.items() if f is function)
         self.module, self.expr, self.own = function.__module__, expr, own
-        # Every plugin this process loaded, by its absolute path; the worker reads no environment.
-        self.plugins = [os.path.abspath(p) for p in [*common["plugins"], *files_from_env(os.environ)]]
+        # Every plugin this process loaded, as (path, source): the worker loads them as they are
+        # here, wherever it runs, whatever it loaded before; it reads no environment.
+        self.plugins = []
+        for path in [*common["plugins"], *files_from_env(os.environ)]:
+            with open(path, encoding="utf-8") as f:
+                self.plugins.append((path, f.read()))
         self.values, self.wrt, self.settings, self.style = req.values, req.wrt, req.settings, req.style
         path = common["output"]
         local = path is not None and "://" not in path
@@ -1098,8 +1104,8 @@ def build_on_worker(job: ClusterJob) -> tuple[tuple[str, Any, list[str]], list[A
 
     warnings: list[str] = []
     try:
-        with limited_nodes(job.settings.max_nodes), reporting(warnings.append):
-            program = load_program(job.expr, job.plugins, job.settings, env={})
+        with _BUILDING, _plugins_of(job), limited_nodes(job.settings.max_nodes), reporting(warnings.append):
+            program = load_program(job.expr, (), job.settings, env={})
             values = scale.lazy_inputs(job.values)
             req = Request(program, values, job.wrt, job.settings, job.style)
             importlib.import_module(job.module)  # its commands, in COMMANDS
@@ -1113,13 +1119,51 @@ def build_on_worker(job: ClusterJob) -> tuple[tuple[str, Any, list[str]], list[A
             return ("answer", answer, warnings), leaves
     except scale.ClusterError as exc:
         return ("failed", (str(exc), exc.status), warnings), []
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt:  # not a user's Ctrl-C, here: raised, it would end the worker
+        return ("failed", ("interrupted on the worker that builds the graph", 1), warnings), []
     except BaseException as exc:  # as translate_errors: a plugin's SystemExit is its failure
         described = describe(exc)
         if described is None:
             raise
         return ("failed", described, warnings), []
+
+
+# One build at a time in a worker's process: each has the registry to itself (its plugins).
+_BUILDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plugins_of(job: ClusterJob) -> Iterator[None]:
+    """The job's plugins registered for its build, from their sources as they were where the
+    command was given (a worker runs many jobs, and may have loaded another version of a file,
+    or none), and gone again afterwards, with whatever else the build registered."""
+    import tempfile
+    import zlib
+
+    from .functions.registry import REGISTRY
+    from .plugins import PluginError, load_plugin_file
+
+    before = dict(REGISTRY)
+    try:
+        for path, source in job.plugins:
+            data = source.encode("utf-8", "surrogateescape")
+            version = f"{zlib.crc32(data):08x}-{len(data)}"
+            folder = os.path.join(tempfile.gettempdir(), "gradcli-plugins", version)
+            copy = os.path.join(folder, os.path.basename(path))
+            if not os.path.exists(copy):
+                os.makedirs(folder, exist_ok=True)
+                partial = f"{copy}.{os.getpid()}.{threading.get_ident()}"
+                with open(partial, "wb") as f:
+                    f.write(data)
+                os.replace(partial, copy)
+            try:
+                load_plugin_file(copy)
+            except PluginError as exc:  # in the words of the file the user named
+                raise PluginError(str(exc).replace(copy, path)) from None
+        yield
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(before)
 
 
 def _run_batch(

@@ -334,69 +334,106 @@ def cluster(address: str | None) -> Iterator[Any]:
     client and nothing more. The workers share the memory budget (``--max-memory``): Dask keeps
     each one under its share, spilling to disk and pausing before the kernel would end it.
     """
-    helper = _start_local_cluster() if address is None else None
+    helper = _LocalCluster() if address is None else None
     try:
-        distributed = _imported("distributed")
-        # distributed reports each step of connecting and closing; gradcli's stderr is for errors.
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        with _quiet():
+            distributed = _imported("distributed")
+            if helper is not None:
+                address = helper.address()
+            assert address is not None
+            local = helper is not None
+            where = "start a local Dask cluster" if local else f"reach the Dask scheduler at {address}"
+            try:
+                client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ClusterError(f"cannot {where}: {_one_line(str(exc))}") from None
+            try:
+                try:  # (a scheduler of its own has its workers before it says its address)
+                    client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+                except (OSError, TimeoutError) as exc:
+                    raise ClusterError(f"the Dask scheduler at {address} has no workers ({exc})") from None
+                yield client
+            finally:
+                client.close()
+    finally:
         if helper is not None:
-            address = _address_of(helper)
-        assert address is not None
+            helper.stop()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """distributed's logs and warnings kept off gradcli's stderr, which is for gradcli's errors:
+    the steps of connecting and closing, the tracebacks of a lost connection, the asyncio tasks
+    that a Ctrl-C leaves unfinished, the size of a graph."""
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio", "tornado")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="distributed")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+class _LocalCluster:
+    """The process of the local cluster, ``python -m gradcli._cluster``: its standard error goes
+    to a file of its own, read only for the reason it could not start."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from .budget import room
+
+        left = room()
+        command = [sys.executable, "-m", "gradcli._cluster", "auto" if left is None else str(left)]
+        self.errors = tempfile.TemporaryFile(mode="w+")
         try:
-            client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
-            where = (
-                "start a local Dask cluster"
-                if helper is not None
-                else f"reach the Dask scheduler at {address}"
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True
             )
-            raise ClusterError(f"cannot {where}: {exc}") from None
+        except OSError as exc:
+            self.errors.close()
+            raise ClusterError(f"cannot start a local Dask cluster: {exc}") from None
+
+    def address(self) -> str:
+        """The scheduler's address, the first line the process writes (or why it could not
+        start: its ``error: ...`` line, the last line of its standard error, or the time out)."""
+        import select
+
+        out = self.process.stdout
+        assert out is not None
+        ready, _, _ = select.select([out], [], [], CLUSTER_START_TIMEOUT)
+        line = out.readline().strip() if ready else ""
+        if line and not line.startswith("error: "):
+            return line
+        if not ready:
+            why = f"no scheduler after {CLUSTER_START_TIMEOUT} s"
+        elif line:
+            why = line.removeprefix("error: ")
+        else:  # it ended without a word on its standard output
+            status = self.process.wait()
+            self.errors.seek(0)
+            written = [text.strip() for text in self.errors.read().splitlines() if text.strip()]
+            why = written[-1] if written else f"it ended with status {status}"
+        raise ClusterError(f"cannot start a local Dask cluster: {why}")
+
+    def stop(self) -> None:
+        """Close its standard input: it stops its workers and ends (or is killed after a while)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
         try:
-            yield client
+            self.process.stdin.close()
+            self.process.wait(CLUSTER_STOP_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
         finally:
-            client.close()
-    finally:
-        if helper is not None:
-            _stop(helper)
-
-
-def _start_local_cluster() -> subprocess.Popen[str]:
-    from .budget import room
-
-    left = room()
-    command = [sys.executable, "-m", "gradcli._cluster", "auto" if left is None else str(left)]
-    try:
-        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    except OSError as exc:
-        raise ClusterError(f"cannot start a local Dask cluster: {exc}") from None
-
-
-def _address_of(helper: subprocess.Popen[str]) -> str:
-    """The scheduler's address, the first line the local cluster's process writes (or why it
-    could not start: ``error: ...``, or nothing before it ended or the time ran out)."""
-    import select
-
-    assert helper.stdout is not None
-    ready, _, _ = select.select([helper.stdout], [], [], CLUSTER_START_TIMEOUT)
-    line = helper.stdout.readline().strip() if ready else ""
-    if line and not line.startswith("error: "):
-        return line
-    why = line.removeprefix("error: ") or (
-        f"it ended with status {helper.wait()}" if ready else f"no scheduler after {CLUSTER_START_TIMEOUT} s"
-    )
-    raise ClusterError(f"cannot start a local Dask cluster: {why}")
-
-
-def _stop(helper: subprocess.Popen[str]) -> None:
-    assert helper.stdin is not None and helper.stdout is not None
-    try:
-        helper.stdin.close()  # the local cluster's process stops its workers and ends
-        helper.wait(CLUSTER_STOP_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
-        helper.kill()
-        helper.wait()
-    finally:
-        helper.stdout.close()
+            self.process.stdout.close()
+            self.errors.close()
 
 
 def on_cluster(client: Any, build: Callable[[Any], tuple[Any, list[Any]]], job: Any) -> tuple[Any, list[Any]]:
@@ -405,36 +442,88 @@ def on_cluster(client: Any, build: Callable[[Any], tuple[Any, list[Any]]], job: 
     this returns the answer and the collections' computed values, in one computation.
 
     The worker builds the graph and hands it to the scheduler, and the futures of its results
-    come here (a published dataset), so the progress bar and the results are this process's,
-    the graph never is. ``build`` is a module-level function (sent by reference), ``job``
-    plain data; an exception ``build`` raises is raised here.
+    come here (a published dataset, taken and unpublished at once), so the progress bar and the
+    results are this process's, the graph never is. ``build`` is a module-level function (sent
+    by reference), ``job`` plain data; an exception ``build`` raises is raised here. Stopped
+    before it took the futures (Ctrl-C, an error), it cancels the worker's task and the dataset,
+    so that nothing is left on the cluster.
     """
     import uuid
 
     name = f"gradcli-{uuid.uuid4().hex}"
+    driver, taken = None, False
     try:
         driver = client.submit(_drive, build, job, name, pure=False, key=f"{name}-driver")
         answer, published = driver.result()
         futures = client.get_dataset(name) if published else []
         if published:
             client.unpublish_dataset(name)
-        del driver
+        taken = True
         return answer, _gathered(client, futures) if futures else []
     except BaseException as exc:
         raise _cluster_error(exc) from None
+    finally:
+        if not taken and client.status == "running":
+            with contextlib.suppress(Exception):
+                if driver is not None:
+                    driver.cancel()
+                client.unpublish_dataset(name)
 
 
 def _drive(build: Callable[[Any], tuple[Any, list[Any]]], job: Any, name: str) -> tuple[Any, bool]:
     """On a worker: ``build(job)``, and its collections handed to the scheduler as futures
-    published under ``name`` (they outlive this task; the client takes them from there)."""
+    published under ``name`` (they outlive this task; the client takes them from there), once
+    the scheduler has them, and only while the client still waits for this task."""
     import distributed
 
     answer, collections = build(job)
     if not collections:
         return answer, False
     client = distributed.get_client()
-    client.publish_dataset(client.compute(list(collections)), name=name, override=True)
+    futures = client.compute(list(collections))
+    _taken_by_the_scheduler(client, futures)
+    if _still_wanted():
+        client.publish_dataset(futures, name=name, override=True)
     return answer, True
+
+
+def _taken_by_the_scheduler(client: Any, futures: list[Any]) -> None:
+    """Return once the scheduler holds every future's task; raise :class:`ClusterError` where
+    it could not read the graph (it then marks the futures as failed), which would otherwise
+    leave them waiting for ever."""
+    import time
+
+    keys, pause = [f.key for f in futures], 0.005
+    while True:
+        for f in futures:
+            if f.status == "error":
+                raise ClusterError(
+                    f"the Dask scheduler could not read the graph ({_one_line(str(f.exception()))}): "
+                    "its process needs gradcli[dask] installed, and the graph cannot hold a "
+                    "plugin's own Python functions"
+                )
+        states = client.sync(client.scheduler.get_task_status, keys=keys)
+        if all(state is not None for state in states.values()):
+            return
+        time.sleep(pause)
+        pause = min(2 * pause, 0.2)
+
+
+def _still_wanted() -> bool:
+    """Whether the task this worker thread runs is still wanted (its client may have cancelled
+    it, or gone)."""
+    import distributed
+
+    try:
+        worker = distributed.get_worker()
+        task = worker.state.tasks.get(worker.get_current_task())
+    except (AttributeError, ValueError):  # not a worker's task thread, or another distributed
+        return True
+    return task is not None and task.state not in ("cancelled", "released", "forgotten")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _gathered(client: Any, futures: list[Any]) -> list[Any]:
@@ -458,7 +547,7 @@ def _cluster_error(exc: BaseException) -> BaseException:
     if isinstance(exc, (distributed.client.FutureCancelledError, OSError, TimeoutError)) or (
         type(exc).__name__ == "KilledWorker"
     ):
-        return ClusterError(f"the Dask computation failed: {exc}")
+        return ClusterError(f"the Dask computation failed: {_one_line(str(exc))}")
     return exc
 
 

@@ -533,6 +533,139 @@ def test_on_a_cluster_a_plugin_is_loaded_by_the_worker_that_builds_the_graph(
     np.testing.assert_allclose(got["grad"]["w"], np.sum(3 * 0.5**2 * x**3), rtol=1e-12)
 
 
+def _write_plugin(path: Path, name: str, forward: str, backward: str | None = None) -> Path:
+    """A plugin file registering the function ``name`` with the given bodies (one line each)."""
+    lines = ["import time", "import gradcli", "", "", f"@gradcli.register({name!r})"]
+    lines += ["class F(gradcli.Function):", "    def forward(self, x):", f"        {forward}"]
+    if backward is not None:
+        lines += ["", "    def backward(self, gy):", "        (x,) = self.inputs", f"        {backward}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.usefixtures("clean_registry")
+def test_on_a_cluster_an_edited_plugin_is_the_version_the_worker_runs(
+    store: Any, scheduler: str, tmp_path: Path
+) -> None:
+    """The workers of a cluster outlive a command: each run's plugins are the files as they are
+    now, not as a worker loaded them before."""
+    from conftest import invoke
+
+    from gradcli.functions import REGISTRY
+
+    path, data = store
+    plugin = tmp_path / "scaled.py"
+    before = dict(REGISTRY)
+    for k in (2, 3, 4):  # three runs on two workers: one of them runs two
+        _write_plugin(plugin, "scaled", f"return x * {k}", f"return gy * {k}")
+        REGISTRY.clear()
+        REGISTRY.update(before)  # this process too loads the file anew
+        args = ("eval", "sum(scaled(w * x))", "--plugin", str(plugin), "--w", "1", "--x", f"@{path}:x")
+        rc, out, err = invoke(*args, "--json", "--dask", scheduler)
+        assert rc == 0, err
+        got = json.loads(out)
+        np.testing.assert_allclose([got["value"], got["grad"]["w"]], [k * data["x"].sum()] * 2, rtol=1e-12)
+
+
+def test_on_a_cluster_a_graph_the_scheduler_cannot_read_is_one_line_of_error(tmp_path: Path) -> None:
+    """A plugin's own Python function in the graph (its module is the worker's alone): the
+    scheduler cannot read the graph, and says so, where the futures would wait for ever."""
+    data = {"x": np.arange(1.0, 7.0)}
+    _write_store(tmp_path / "d.zarr", data, 2)
+    plugin = _write_plugin(tmp_path / "blocks.py", "blocks", "return x.map_blocks(one_more)")
+    plugin.write_text(plugin.read_text() + "\n\ndef one_more(block):\n    return block + 1\n")
+    command = ["eval", "sum(blocks(x))", "--plugin", str(plugin), "--x", f"@{tmp_path}/d.zarr:x", "--dask"]
+    done = _gradcli(*command)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert (
+        done.stderr.startswith("error: the Dask scheduler could not read the graph")
+        and done.stderr.count("\n") == 1
+    )
+
+
+def test_on_a_cluster_an_interrupt_raised_in_the_build_is_an_error_and_no_worker_is_lost(
+    store: Any, scheduler: str, tmp_path: Path
+) -> None:
+    from conftest import invoke
+
+    path, _ = store
+    plugin = _write_plugin(tmp_path / "stop.py", "stop", "raise KeyboardInterrupt")
+    with distributed.Client(scheduler) as client:
+        workers = set(client.run(os.getpid).values())
+        rc, out, err = invoke(
+            "eval", "sum(stop(x))", "--plugin", str(plugin), "--x", f"@{path}:x", "--dask", scheduler
+        )
+        assert rc == 1 and err == "error: interrupted on the worker that builds the graph\n"
+        assert set(client.run(os.getpid).values()) == workers
+        assert not client.list_datasets()  # and no run left its results behind
+
+
+def test_on_a_cluster_a_large_array_input_is_sent_without_a_word(scheduler: str, tmp_path: Path) -> None:
+    from conftest import invoke
+
+    x = np.linspace(0.0, 1.0, 2_000_000)  # 16 MB, sent in the job: distributed would warn
+    np.save(tmp_path / "x.npy", x)
+    rc, out, err = invoke(
+        "eval", "sum(w * x)", "--w", "2", "--x", f"@{tmp_path}/x.npy", "--json", "--dask", scheduler
+    )
+    assert rc == 0 and err == "", err
+    np.testing.assert_allclose(json.loads(out)["grad"]["w"], x.sum(), rtol=1e-12)
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line_of_error(store: Any, tmp_path: Path) -> None:
+    from conftest import subprocess_env
+
+    path, _ = store
+    (tmp_path / "failing.py").write_text("raise ImportError('a preload that fails')\n")
+    env = subprocess_env(DASK_DISTRIBUTED__WORKER__PRELOAD=f'["{tmp_path}/failing.py"]')
+    done = subprocess.run(
+        [sys.executable, "-m", "gradcli", "eval", "sum(x)", "--x", f"@{path}:x", "--dask"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert (
+        done.stderr.startswith("error: cannot start a local Dask cluster: ") and done.stderr.count("\n") == 1
+    )
+
+
+@pytest.mark.slow
+def test_a_command_interrupted_while_a_worker_builds_its_graph_leaves_nothing_on_the_cluster(
+    store: Any, scheduler: str, tmp_path: Path
+) -> None:
+    path, _ = store
+    plugin = _write_plugin(tmp_path / "slowly.py", "slowly", "time.sleep(4); return x")
+    command = [sys.executable, "-m", "gradcli", "eval", "sum(slowly(x))", "--plugin", str(plugin)]
+    proc = subprocess.Popen(
+        [*command, "--x", f"@{path}:x", "--dask", scheduler], stderr=subprocess.PIPE, text=True
+    )
+    with distributed.Client(scheduler) as client:
+
+        def building(dask_scheduler: Any) -> bool:
+            return any(str(k).endswith("-driver") for k in dask_scheduler.tasks)
+
+        deadline = time.monotonic() + 60
+        while not client.run_on_scheduler(building) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and err == "interrupted\n", err
+        time.sleep(6)  # the worker's build ends meanwhile
+        assert not client.list_datasets()
+        assert not client.run_on_scheduler(building)
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_is_one_line_of_error(store: Any) -> None:
+    path, _ = store
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None) as empty:
+        done = _gradcli("eval", "sum(x)", "--x", f"@{path}:x", "--dask", empty.scheduler_address)
+    assert done.returncode == 1 and done.stderr.startswith("error: the Dask scheduler at ")
+    assert "has no workers" in done.stderr and done.stderr.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_the_local_cluster_ends_with_the_command_even_when_it_is_killed(store: Any, tmp_path: Path) -> None:
     """``--dask`` without an address: the cluster's process and its workers end when gradcli

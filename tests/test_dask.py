@@ -38,6 +38,12 @@ from gradcli.functions import REGISTRY, Spec  # noqa: E402
 from gradcli.language import parse  # noqa: E402
 
 LOSS = "mean((w*x + b - y)**2)"
+# The tests' own LocalClusters: no dashboard, and the scheduler's HTTP server on a free port (not
+# on 8787, where another cluster would make distributed warn).
+QUIET: dict[str, Any] = {
+    "dashboard_address": None,
+    "scheduler_kwargs": {"dashboard": False, "dashboard_address": ":0"},
+}
 
 
 class Computations(Callback):  # type: ignore[misc]
@@ -49,6 +55,15 @@ class Computations(Callback):  # type: ignore[misc]
 
     def _start(self, dsk: Any) -> None:
         self.count += 1
+
+
+@pytest.fixture(autouse=True)
+def clean_registry() -> Iterator[None]:
+    """What a test's plugin registers in this process is gone afterwards."""
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
 
 
 def chunked(a: np.ndarray) -> Any:
@@ -417,7 +432,7 @@ def test_the_loss_on_two_times_ten_million_values_per_array(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     """The address of a small LocalCluster of the tests' own, for ``--dask tcp://...``."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, **QUIET) as cluster:
         yield cluster.scheduler_address
 
 
@@ -486,16 +501,6 @@ def test_on_a_cluster_floating_point_warnings_come_back_as_here(store: Any, sche
     assert err == err_here and err.startswith("warning: log: invalid value")
 
 
-@pytest.fixture
-def clean_registry() -> Iterator[None]:
-    """What a test's plugin registers here is gone afterwards."""
-    before = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(before)
-
-
-@pytest.mark.usefixtures("clean_registry")
 def test_on_a_cluster_a_plugin_is_loaded_by_the_worker_that_builds_the_graph(
     store: Any, scheduler: str, tmp_path: Path
 ) -> None:
@@ -543,7 +548,6 @@ def _write_plugin(path: Path, name: str, forward: str, backward: str | None = No
     return path
 
 
-@pytest.mark.usefixtures("clean_registry")
 def test_on_a_cluster_an_edited_plugin_is_the_version_the_worker_runs(
     store: Any, scheduler: str, tmp_path: Path
 ) -> None:
@@ -660,7 +664,7 @@ def test_a_command_interrupted_while_a_worker_builds_its_graph_leaves_nothing_on
 @pytest.mark.slow
 def test_a_scheduler_without_workers_is_one_line_of_error(store: Any) -> None:
     path, _ = store
-    with distributed.LocalCluster(n_workers=0, dashboard_address=None) as empty:
+    with distributed.LocalCluster(n_workers=0, **QUIET) as empty:
         done = _gradcli("eval", "sum(x)", "--x", f"@{path}:x", "--dask", empty.scheduler_address)
     assert done.returncode == 1 and done.stderr.startswith("error: the Dask scheduler at ")
     assert "has no workers" in done.stderr and done.stderr.count("\n") == 1
@@ -718,7 +722,7 @@ def test_a_worker_killed_in_the_middle_of_the_computation_changes_nothing() -> N
         return block
 
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, **QUIET) as cluster,
         distributed.Client(cluster) as client,
     ):
         values = {n: da.from_array(a, chunks=10_000).map_blocks(slowly) for n, a in data.items()}

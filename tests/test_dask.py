@@ -452,6 +452,43 @@ def test_on_a_cluster_a_gradient_of_zarr_data_is_written_to_a_zarr_store_by_the_
     np.testing.assert_allclose(written["grad/w"][...], np.mean(2.0 * residual * data["x"]), rtol=1e-12)
 
 
+def test_on_a_terminal_the_progress_of_the_computation_is_dasks_bar_on_stderr(
+    store: Any, scheduler: str
+) -> None:
+    """stderr a terminal (a pseudo-terminal here): Dask's own progress bar over the futures of
+    the results, which the worker that built the graph handed over; stdout has the answer."""
+    import pty
+
+    from conftest import subprocess_env
+
+    path, data = store
+    leader, follower = pty.openpty()
+    args = ["eval", LOSS, "--w", "0.5", "--b", "0", "--x", f"@{path}:x", "--y", f"@{path}:y", "--json"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "gradcli", *args, "--dask", scheduler],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        env=subprocess_env(),
+    ) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = proc.stdout.read() if proc.stdout else ""
+    os.close(leader)
+    assert proc.returncode == 0, shown
+    assert b"100% Completed" in shown and b"[#" in shown, shown
+    got = json.loads(out)
+    np.testing.assert_allclose(got["value"], _numpy_loss(data["x"], data["y"], 0.5, 0.0)[0], rtol=1e-12)
+
+
 def test_on_a_cluster_a_hessian_is_the_one_computed_here(store: Any, scheduler: str) -> None:
     from conftest import invoke
 

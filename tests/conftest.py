@@ -36,6 +36,19 @@ def fixed_terminal_width(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Whatever a test registers (its plugins, loaded in this process) is gone afterwards, so
+    that other tests see the built-in registry. A module that loads plugins uses it for every
+    test: ``pytestmark = pytest.mark.usefixtures("clean_registry")``."""
+    from gradcli.functions import REGISTRY
+
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
+
+
 def load_script(path: str) -> Any:
     """The file ``path`` (relative to the repository) imported as a module of its own."""
     import importlib.util

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import REPO, invoke, run_cli
 
-from gradcli.functions import REGISTRY
+pytestmark = pytest.mark.usefixtures("clean_registry")  # plugins loaded here
 
 LINE = str(REPO / "examples" / "line.py")
 VECTOR_WXB = ["--w", "[1, 2]", "--x", "[3, 4]", "--b", "0"]
@@ -35,15 +34,6 @@ class BadLine(gradcli.Function):
         w, x, b = self.saved_tensors
         return sum_to(gy, w.shape), sum_to(w * gy, x.shape), sum_to(gy, b.shape)
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    """Plugins loaded in-process by one test are gone for the next."""
-    before = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(before)
 
 
 def ok_json(*args: str) -> Any:

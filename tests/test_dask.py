@@ -37,6 +37,8 @@ from gradcli.engine import Variable, grad  # noqa: E402
 from gradcli.functions import REGISTRY, Spec  # noqa: E402
 from gradcli.language import parse  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("clean_registry")  # plugins loaded here
+
 LOSS = "mean((w*x + b - y)**2)"
 # The tests' own LocalClusters: no dashboard, and the scheduler's HTTP server on a free port (not
 # on 8787, where another cluster would make distributed warn).
@@ -55,15 +57,6 @@ class Computations(Callback):  # type: ignore[misc]
 
     def _start(self, dsk: Any) -> None:
         self.count += 1
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    """What a test's plugin registers in this process is gone afterwards."""
-    before = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(before)
 
 
 def chunked(a: np.ndarray) -> Any:

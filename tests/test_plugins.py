@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +16,8 @@ import gradcli
 from gradcli.engine import Variable
 from gradcli.functions import REGISTRY
 from gradcli.plugins import PluginError, load_plugin_file, load_plugins
+
+pytestmark = pytest.mark.usefixtures("clean_registry")  # plugins loaded here
 
 LINE = Path(__file__).resolve().parent.parent / "examples" / "line.py"
 
@@ -32,15 +33,6 @@ class SquarePlusOne(gradcli.Function):
     def backward(self, gy):
         return gy * 2.0 * self.inputs[0]
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    """Whatever a test registers is gone afterwards, so other tests see the built-in registry."""
-    before = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(before)
 
 
 def _plugin(tmp_path: Path, filename: str, source: str) -> Path:

@@ -1104,7 +1104,7 @@ def build_on_worker(job: ClusterJob) -> tuple[tuple[str, Any, list[str]], list[A
 
     warnings: list[str] = []
     try:
-        with _BUILDING, _plugins_of(job), limited_nodes(job.settings.max_nodes), reporting(warnings.append):
+        with _plugins_of(job), limited_nodes(job.settings.max_nodes), reporting(warnings.append):
             program = load_program(job.expr, (), job.settings, env={})
             values = scale.lazy_inputs(job.values)
             req = Request(program, values, job.wrt, job.settings, job.style)
@@ -1128,42 +1128,97 @@ def build_on_worker(job: ClusterJob) -> tuple[tuple[str, Any, list[str]], list[A
         return ("failed", described, warnings), []
 
 
-# One build at a time in a worker's process: each has the registry to itself (its plugins).
-_BUILDING = threading.Lock()
+# Builds with plugins take turns in a worker's process: each has the names its plugins register
+# to itself. The text of each plugin copied to a file by this process, by its SHA-256.
+_PLUGIN_BUILDS = threading.Lock()
+_COPIES: dict[str, str] = {}
 
 
 @contextlib.contextmanager
 def _plugins_of(job: ClusterJob) -> Iterator[None]:
-    """The job's plugins registered for its build, from their sources as they were where the
-    command was given (a worker runs many jobs, and may have loaded another version of a file,
-    or none), and gone again afterwards, with whatever else the build registered."""
-    import tempfile
-    import zlib
-
+    """The job's plugins registered for its build, from their text as it was where the command
+    was given (a worker runs many jobs, and may have loaded another version of a file, or
+    none), and gone again afterwards. A build without plugins needs no turn: the plugins of
+    another build that it may see meanwhile have names its expression does not use (they were
+    checked where it was given)."""
+    if not job.plugins:
+        yield
+        return
     from .functions.registry import REGISTRY
     from .plugins import PluginError, load_plugin_file
 
-    before = dict(REGISTRY)
-    try:
-        for path, source in job.plugins:
-            data = source.encode("utf-8", "surrogateescape")
-            version = f"{zlib.crc32(data):08x}-{len(data)}"
-            folder = os.path.join(tempfile.gettempdir(), "gradcli-plugins", version)
-            copy = os.path.join(folder, os.path.basename(path))
-            if not os.path.exists(copy):
-                os.makedirs(folder, exist_ok=True)
-                partial = f"{copy}.{os.getpid()}.{threading.get_ident()}"
-                with open(partial, "wb") as f:
-                    f.write(data)
-                os.replace(partial, copy)
+    with _turn(_PLUGIN_BUILDS):
+        before = dict(REGISTRY)
+        try:
+            for path, source in job.plugins:
+                copy = _copy_of(path, source)
+                try:
+                    load_plugin_file(copy)
+                except PluginError as exc:  # in the words of the file the user named
+                    raise PluginError(str(exc).replace(copy, path)) from None
+            yield
+        finally:  # what the build added goes (never a built-in function, even for a moment)
+            for name in [n for n in REGISTRY if n not in before]:
+                del REGISTRY[name]
+
+
+@contextlib.contextmanager
+def _turn(lock: Any) -> Iterator[None]:
+    """``lock`` held in the block. On a worker, a build that waits for it gives up its thread
+    meanwhile (``distributed.secede``), so that the build holding it, which may compute on the
+    cluster (``check``), can have its tasks run."""
+    if not lock.acquire(blocking=False):
+        import distributed
+
+        try:
+            distributed.secede()
+            seceded = True
+        except Exception:  # not a worker's task
+            seceded = False
+        lock.acquire()
+        if seceded:
             try:
-                load_plugin_file(copy)
-            except PluginError as exc:  # in the words of the file the user named
-                raise PluginError(str(exc).replace(copy, path)) from None
+                distributed.rejoin()
+            except BaseException:
+                lock.release()
+                raise
+    try:
         yield
     finally:
-        REGISTRY.clear()
-        REGISTRY.update(before)
+        lock.release()
+
+
+def _copy_of(path: str, source: str) -> str:
+    """A file holding ``source`` (the plugin at ``path``), written by this process into a folder
+    only it uses and named by the text's SHA-256: another version of the file is another file,
+    and so another module."""
+    import hashlib
+
+    data = source.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(data).hexdigest()
+    copy = _COPIES.get(digest)
+    if copy is None or not os.path.exists(copy):
+        folder = os.path.join(_private_folder(), digest[:32])
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        copy = os.path.join(folder, os.path.basename(path))
+        with open(copy, "wb") as f:
+            f.write(data)
+        _COPIES[digest] = copy
+    return copy
+
+
+@functools.cache
+def _private_folder() -> str:
+    """A folder of this process's own (the worker's local directory, which distributed removes
+    with the worker, else a new temporary folder)."""
+    try:
+        import distributed
+
+        return os.path.join(distributed.get_worker().local_directory, "gradcli-plugins")
+    except Exception:  # not a worker
+        import tempfile
+
+        return tempfile.mkdtemp(prefix="gradcli-plugins-")
 
 
 def _run_batch(

@@ -336,8 +336,8 @@ def cluster(address: str | None) -> Iterator[Any]:
     """
     helper = _LocalCluster() if address is None else None
     try:
+        distributed = _imported("distributed")
         with _quiet():
-            distributed = _imported("distributed")
             if helper is not None:
                 address = helper.address()
             assert address is not None
@@ -367,7 +367,11 @@ def _quiet() -> Iterator[None]:
     that a Ctrl-C leaves unfinished, the size of a graph."""
     import warnings
 
-    loggers = [logging.getLogger(name) for name in ("distributed", "asyncio", "tornado")]
+    # Every logger of theirs, each of which may have a level and a handler of its own
+    # (``distributed.client`` has both), as they are once distributed is imported.
+    theirs = ("distributed", "asyncio", "tornado")
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in theirs]
+    loggers = [logging.getLogger(name) for name in {*theirs, *names}]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL)
@@ -459,6 +463,10 @@ def on_cluster(client: Any, build: Callable[[Any], tuple[Any, list[Any]]], job: 
         if published:
             client.unpublish_dataset(name)
         taken = True
+        # Let go of the driver's task: a worker lost now would otherwise run it again (the
+        # scheduler keeps what a client holds), building and publishing a second time.
+        driver.release()
+        driver = None
         return answer, _gathered(client, futures) if futures else []
     except BaseException as exc:
         raise _cluster_error(exc) from None
@@ -473,7 +481,9 @@ def on_cluster(client: Any, build: Callable[[Any], tuple[Any, list[Any]]], job: 
 def _drive(build: Callable[[Any], tuple[Any, list[Any]]], job: Any, name: str) -> tuple[Any, bool]:
     """On a worker: ``build(job)``, and its collections handed to the scheduler as futures
     published under ``name`` (they outlive this task; the client takes them from there), once
-    the scheduler has them, and only while the client still waits for this task."""
+    the scheduler has them. Published, then taken back if this task is no longer wanted (its
+    client cancelled it, or went): the scheduler handles the client's withdrawal and this
+    check in some order, and either way one of them unpublishes."""
     import distributed
 
     answer, collections = build(job)
@@ -482,44 +492,47 @@ def _drive(build: Callable[[Any], tuple[Any, list[Any]]], job: Any, name: str) -
     client = distributed.get_client()
     futures = client.compute(list(collections))
     _taken_by_the_scheduler(client, futures)
-    if _still_wanted():
-        client.publish_dataset(futures, name=name, override=True)
+    client.publish_dataset(futures, name=name, override=True)
+    if not _still_wanted(client):
+        with contextlib.suppress(Exception):
+            client.unpublish_dataset(name)
     return answer, True
 
 
 def _taken_by_the_scheduler(client: Any, futures: list[Any]) -> None:
-    """Return once the scheduler holds every future's task; raise :class:`ClusterError` where
-    it could not read the graph (it then marks the futures as failed), which would otherwise
-    leave them waiting for ever."""
+    """Return once the scheduler holds every future's task (whatever becomes of them: a task's
+    own failure comes back when the results are gathered). Raise :class:`ClusterError` where it
+    could not read the graph: then it holds none of them and has marked the futures failed,
+    which would otherwise leave them waiting for ever."""
     import time
 
     keys, pause = [f.key for f in futures], 0.005
     while True:
+        states = client.sync(client.scheduler.get_task_status, keys=keys)
+        if all(state is not None for state in states.values()):
+            return
         for f in futures:
-            if f.status == "error":
+            if f.status == "error" and states.get(f.key) is None:
                 raise ClusterError(
                     f"the Dask scheduler could not read the graph ({_one_line(str(f.exception()))}): "
                     "its process needs gradcli[dask] installed, and the graph cannot hold a "
                     "plugin's own Python functions"
                 )
-        states = client.sync(client.scheduler.get_task_status, keys=keys)
-        if all(state is not None for state in states.values()):
-            return
         time.sleep(pause)
         pause = min(2 * pause, 0.2)
 
 
-def _still_wanted() -> bool:
-    """Whether the task this worker thread runs is still wanted (its client may have cancelled
-    it, or gone)."""
+def _still_wanted(client: Any) -> bool:
+    """Whether the scheduler still runs the task of this worker thread for a client (it was not
+    cancelled, and its client did not go)."""
     import distributed
 
     try:
-        worker = distributed.get_worker()
-        task = worker.state.tasks.get(worker.get_current_task())
-    except (AttributeError, ValueError):  # not a worker's task thread, or another distributed
+        key = distributed.get_worker().get_current_task()
+    except (AttributeError, ValueError):  # not a worker's task
         return True
-    return task is not None and task.state not in ("cancelled", "released", "forgotten")
+    state = client.sync(client.scheduler.get_task_status, keys=[key]).get(key)
+    return state == "processing"
 
 
 def _one_line(text: str) -> str:

@@ -691,6 +691,102 @@ def test_a_command_interrupted_while_a_worker_builds_its_graph_leaves_nothing_on
         assert not client.run_on_scheduler(building)
 
 
+# Each block takes 0.5 s (a lambda: sent by value, where a plugin's named function could not be).
+SLOW_BLOCKS = "return x.map_blocks(lambda b: (time.sleep(0.5), b)[1], dtype=x.dtype)"
+
+
+@pytest.mark.slow
+def test_builds_with_plugins_take_turns_on_a_worker_without_holding_its_thread(
+    store: Any, tmp_path: Path
+) -> None:
+    """One worker of one thread: a check (it computes while it builds, holding the plugins'
+    turn) and, meanwhile, another build with plugins, which waits for the turn without the
+    thread the check's tasks need."""
+    path, _ = store
+    plugin = _write_plugin(tmp_path / "slow.py", "slowblocks", SLOW_BLOCKS, "return gy")
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, **QUIET) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        address = cluster.scheduler_address
+        common = ["--plugin", str(plugin), "--w", "2", "--x", f"@{path}:x", "--dask", address]
+        command = [sys.executable, "-m", "gradcli"]
+        check = subprocess.Popen(
+            [*command, "check", "sum(w * slowblocks(x))", *common], stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(3)  # the check computes its blocks, one at a time
+        assert check.poll() is None
+        done = subprocess.run(
+            [*command, "eval", "sum(w * slowblocks(x))", *common], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert check.wait(timeout=120) == 0
+        assert not client.list_datasets()
+
+
+@pytest.mark.slow
+def test_a_worker_lost_after_the_build_leaves_nothing_on_the_cluster(
+    store: Any, scheduler: str, tmp_path: Path
+) -> None:
+    """The worker holding the driver's answer is killed while the results are computed: the
+    answer is the same, and the driver is not run again (it would publish a second time)."""
+    path, data = store
+    plugin = _write_plugin(tmp_path / "slow.py", "slowblocks", SLOW_BLOCKS, "return gy")
+    args = ["eval", "sum(w * slowblocks(x))", "--plugin", str(plugin), "--w", "2", "--x", f"@{path}:x"]
+    with distributed.Client(scheduler) as client:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gradcli", *args, "--json", "--dask", scheduler],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+        def driver_held_by(dask_scheduler: Any) -> list[str]:
+            for key, task in dask_scheduler.tasks.items():
+                if str(key).endswith("-driver") and task.state == "memory":
+                    return [w.address for w in task.who_has]
+            return []
+
+        deadline, holder = time.monotonic() + 60, []
+        while not holder and time.monotonic() < deadline:
+            holder = client.run_on_scheduler(driver_held_by)
+            time.sleep(0.05)
+        assert holder, "the driver never finished"
+        os.kill(client.run(os.getpid)[holder[0]], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        np.testing.assert_allclose(json.loads(out)["grad"]["w"], data["x"].sum(), rtol=1e-12)
+        time.sleep(3)  # a driver run again would have built and published by now
+        assert not client.list_datasets()
+        assert not client.run_on_scheduler(driver_held_by)
+
+
+@pytest.mark.slow
+def test_a_local_cluster_lost_in_the_middle_is_one_line_of_error(store: Any, tmp_path: Path) -> None:
+    import psutil
+
+    path, _ = store
+    plugin = _write_plugin(tmp_path / "slow.py", "slowblocks", SLOW_BLOCKS, "return gy")
+    command = [sys.executable, "-m", "gradcli", "eval", "sum(slowblocks(x))", "--plugin", str(plugin)]
+    proc = subprocess.Popen(
+        [*command, "--x", f"@{path}:x", "--dask"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline, helper = time.monotonic() + 60, None
+    while helper is None and time.monotonic() < deadline:
+        found = [
+            p for p in psutil.Process(proc.pid).children() if "gradcli._cluster" in " ".join(p.cmdline())
+        ]
+        helper = found[0] if found else None
+        time.sleep(0.05)
+    assert helper is not None
+    time.sleep(5)  # started, and computing the slow blocks
+    for p in [helper, *helper.children(recursive=True)]:
+        p.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
 @pytest.mark.slow
 def test_a_scheduler_without_workers_is_one_line_of_error(store: Any) -> None:
     path, _ = store

@@ -16,6 +16,8 @@ import signal
 import sys
 import warnings
 
+from gradcli.failures import one_line
+
 
 def main(argv: list[str]) -> int:
     # Ctrl-C reaches every process of the terminal's group: gradcli handles it, and closes our
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> int:
             silence_logs=logging.CRITICAL,
         )
     except Exception as exc:  # distributed's ways to fail to start have no common base
-        print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", flush=True)
+        print(f"error: {one_line(exc) or type(exc).__name__}", flush=True)
         return 1
     try:
         print(cluster.scheduler_address, flush=True)

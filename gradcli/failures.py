@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["describe"]
+__all__ = ["describe", "one_line"]
 
 NODES_ADVICE = (
     "each order of derivative can multiply the graph: lower --order, use `gradcli hessian` for "
     "second derivatives, or raise --max-nodes"
 )
+
+
+def one_line(text: object) -> str:
+    """``text`` (a message, or anything whose ``str`` is one) on one line: an error is one line,
+    and the messages of SciPy, distributed and Python's own exceptions may break theirs."""
+    return " ".join(str(text).split())
 
 
 def out_of_memory() -> str:

@@ -29,6 +29,7 @@ from . import calculus
 from .calculus import CalculusError
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
+from .failures import one_line
 
 __all__ = ["MINIMIZE_METHODS", "ROOT_METHODS", "Solution", "Step", "minimize", "root"]
 
@@ -336,16 +337,11 @@ def _scipy_minimize(
         )
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = int(getattr(res, "nit", count[0]))
-    return x, iterations, bool(res.success), _one_line(res.message), _texts(caught)
+    return x, iterations, bool(res.success), one_line(res.message), _texts(caught)
 
 
 def _texts(caught: list[warnings.WarningMessage]) -> list[str]:
-    return list(dict.fromkeys(_one_line(w.message) for w in caught))
-
-
-def _one_line(message: Any) -> str:
-    """SciPy's messages break lines (MINPACK's do); an error is one line."""
-    return " ".join(str(message).split())
+    return list(dict.fromkeys(one_line(w.message) for w in caught))
 
 
 def _method(table: Mapping[str, _Method], method: str, what: str) -> _Method:
@@ -553,4 +549,4 @@ def _scipy_root(
         res = optimize.root(residuals, problem.x0, method=spec.scipy, tol=tol, options=options, **extra)
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = count[0] if method in _COUNTS_EVALUATIONS else int(getattr(res, "nit", count[0]))
-    return x, iterations, bool(res.success), _one_line(res.message), _texts(caught)
+    return x, iterations, bool(res.success), one_line(res.message), _texts(caught)

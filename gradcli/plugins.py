@@ -39,13 +39,11 @@ _loaded: dict[str, dict[str, Spec]] = {}
 _lock = _thread.RLock()
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _describe(e: BaseException, where: str) -> str:
+    from .failures import one_line  # (only on failure, as each use of it here: not at startup)
+
     if isinstance(e, RegistryError):
-        return _one_line(str(e))
+        return one_line(e)
     line = ""
     if isinstance(e, SyntaxError) and e.lineno:
         line = f" (line {e.lineno})"
@@ -58,7 +56,7 @@ def _describe(e: BaseException, where: str) -> str:
             line = f" (line {frames[-1].lineno})"
         message = str(e)
     text = f"{type(e).__name__}: {message}" if message else type(e).__name__
-    return _one_line(text) + line
+    return one_line(text) + line
 
 
 def _still_registered(specs: dict[str, Spec]) -> bool:
@@ -141,7 +139,9 @@ def _load_entry_point(ep: Any) -> list[str]:
         try:
             register(ep.name)(obj)
         except RegistryError as e:
-            raise PluginError(f"{label}: {_one_line(str(e))}") from None
+            from .failures import one_line
+
+            raise PluginError(f"{label}: {one_line(e)}") from None
         return [*names, ep.name]
     raise PluginError(f"{label}: expected a module or a gradcli.Function subclass, got {type(obj).__name__}")
 
@@ -181,6 +181,8 @@ def failure(exc: BaseException) -> str | None:
         return None
     import traceback
 
+    from .failures import one_line
+
     base = {Function.forward.__code__: "forward", Function.backward.__code__: "backward"}
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
         owner = frame.f_locals.get("self")
@@ -190,7 +192,7 @@ def failure(exc: BaseException) -> str | None:
             return f"{owner.name} has no {base[frame.f_code]}"
         if type(owner).__module__.partition(".")[0] != "gradcli":
             where = f" in {frame.f_code.co_name}" if frame.f_code.co_name in ("forward", "backward") else ""
-            text = _one_line(str(exc))
+            text = one_line(exc)
             kind = type(exc).__name__
             return f"{owner.name} (a plugin) failed{where}: {kind}" + (f": {text}" if text else "")
     return None

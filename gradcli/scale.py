@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .backend import is_lazy
+from .failures import one_line
 from .inputs import InputError
 
 __all__ = [
@@ -346,7 +347,7 @@ def cluster(address: str | None) -> Iterator[Any]:
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError, ValueError) as exc:
-                raise ClusterError(f"cannot {where}: {_one_line(str(exc))}") from None
+                raise ClusterError(f"cannot {where}: {one_line(exc)}") from None
             try:
                 try:  # (a scheduler of its own has its workers before it says its address)
                     client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
@@ -514,7 +515,7 @@ def _taken_by_the_scheduler(client: Any, futures: list[Any]) -> None:
         for f in futures:
             if f.status == "error" and states.get(f.key) is None:
                 raise ClusterError(
-                    f"the Dask scheduler could not read the graph ({_one_line(str(f.exception()))}): "
+                    f"the Dask scheduler could not read the graph ({one_line(f.exception())}): "
                     "its process needs gradcli[dask] installed, and the graph cannot hold a "
                     "plugin's own Python functions"
                 )
@@ -533,10 +534,6 @@ def _still_wanted(client: Any) -> bool:
         return True
     state = client.sync(client.scheduler.get_task_status, keys=[key]).get(key)
     return state == "processing"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _gathered(client: Any, futures: list[Any]) -> list[Any]:
@@ -560,7 +557,7 @@ def _cluster_error(exc: BaseException) -> BaseException:
     if isinstance(exc, (distributed.client.FutureCancelledError, OSError, TimeoutError)) or (
         type(exc).__name__ == "KilledWorker"
     ):
-        return ClusterError(f"the Dask computation failed: {_one_line(str(exc))}")
+        return ClusterError(f"the Dask computation failed: {one_line(exc)}")
     return exc
 
 

@@ -29,6 +29,7 @@ writes the answer as text, JSON or arrays, once or once per batch line, and sets
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -942,12 +943,12 @@ def _run(
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
+    reading: Any = contextlib.nullcontext()
     if on_dask is not None:  # Zarr inputs checked here, read by the worker that builds the graph
         from .scale import for_a_cluster
 
-        with for_a_cluster():
-            values = collect_values(program, texts, common["vars_text"])
-    else:
+        reading = for_a_cluster()
+    with reading:
         values = collect_values(program, texts, common["vars_text"])
     given_wrt = common["wrt"]
     wrt = parse_wrt(given_wrt, program.inputs) if given_wrt is not None else _without_data(texts, program)

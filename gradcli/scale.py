@@ -112,8 +112,13 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
     workers, with ``--dask``, so that the process that builds the graph neither imports zarr nor
     needs to see the store. Anything else, and every error, goes through zarr here.
     """
+    return _as_dask(_described(store, member), store, member, name)
+
+
+def _as_dask(described: ZarrBlocks | None, store: str, member: str | None, name: str) -> Any:
+    """:func:`read_zarr`'s Dask array, from the store's description where it has one (then
+    nothing is read here), else through zarr."""
     da = dask_array()
-    described = _described(store, member)
     if described is not None:
         token = f"from-zarr-{described.token()}"
         meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
@@ -126,10 +131,11 @@ def zarr_value(store: str, member: str | None, name: str) -> Any:
     the input checked and described (:class:`ZarrInput`) for the worker that builds the graph."""
     if not _for_a_cluster.get():
         return read_zarr(store, member, name)
-    if _described(store, member) is None:
+    described = _described(store, member)
+    if described is None:
         _opened(store, member, name)  # zarr's own checks, and their messages, here
     # A store on this machine by its absolute path: the workers run elsewhere.
-    return ZarrInput(store if "://" in store else os.path.abspath(store), member, name)
+    return ZarrInput(store if "://" in store else os.path.abspath(store), member, name, described)
 
 
 _for_a_cluster: contextvars.ContextVar[bool] = contextvars.ContextVar("gradcli_for_a_cluster", default=False)
@@ -147,12 +153,13 @@ def for_a_cluster() -> Iterator[None]:
 
 class ZarrInput:
     """A Zarr input of a run on a cluster, checked where the command line was given and made a
-    Dask array (:func:`read_zarr`) on the worker that builds the graph (:func:`on_cluster`)."""
+    Dask array on the worker that builds the graph (:func:`on_cluster`): from the description
+    of its metadata read there (``described``), or where it has none, through zarr."""
 
-    __slots__ = ("store", "member", "name")
+    __slots__ = ("store", "member", "name", "described")
 
-    def __init__(self, store: str, member: str | None, name: str) -> None:
-        self.store, self.member, self.name = store, member, name
+    def __init__(self, store: str, member: str | None, name: str, described: ZarrBlocks | None) -> None:
+        self.store, self.member, self.name, self.described = store, member, name, described
 
     def __repr__(self) -> str:
         return f"ZarrInput({self.store!r}, {self.member!r}, {self.name!r})"
@@ -314,7 +321,7 @@ def lazy_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
 
     def lazy(v: Any) -> Any:
         if isinstance(v, ZarrInput):
-            return read_zarr(v.store, v.member, v.name)
+            return _as_dask(v.described, v.store, v.member, v.name)
         return v if is_lazy(v) or np.ndim(v) == 0 else da.from_array(v)
 
     return {n: lazy(v) for n, v in values.items()}

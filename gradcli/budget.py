@@ -58,7 +58,7 @@ def physical_memory() -> int | None:
         return None
     for path in _CGROUP_LIMITS:
         try:
-            with open(path, encoding="ascii") as f:
+            with open(path, "rb") as f:  # (bytes: a text encoding would be one more import)
                 text = f.read().strip()
         except OSError:
             continue

@@ -50,6 +50,9 @@ MAX_OUTPUT = 10_000_000  # numbers written as JSON: about 200 MB of text
 MAX_NODES = 1_000_000
 # An error message line longer than this is cut in the middle (a 10-million-character name).
 MESSAGE_LINE_LIMIT = 1000
+# The environment variable that lists plugin files (gradcli.plugins.ENV_VAR, which a test holds
+# to this: the plugins module is imported only when there is a plugin to load).
+PLUGINS_VAR = "GRADCLI_PLUGINS"
 
 
 class Settings:
@@ -455,10 +458,12 @@ def load_program(
     """
     from .functions.registry import REGISTRY
     from .language import parse
-    from .plugins import load_plugins
     from .program import ExpressionError
 
-    load_plugins(list(plugins), env, entry_points=False)
+    if plugins or env.get(PLUGINS_VAR, "").strip():  # (gradcli.plugins is imported only for one)
+        from .plugins import load_plugins
+
+        load_plugins(list(plugins), env, entry_points=False)
     limit = settings.max_expression
     if expr is not None and len(expr) > limit:
         fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
@@ -471,6 +476,8 @@ def load_program(
     except ExpressionError as exc:
         if not exc.message.startswith("unknown function"):
             raise
+        from .plugins import load_plugins
+
         before = len(REGISTRY)
         load_plugins([], env={}, entry_points=True)
         if len(REGISTRY) == before:

@@ -14,7 +14,6 @@ import _thread
 import os
 import re
 import sys
-import zlib
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -90,8 +89,10 @@ def load_plugin_file(path: str) -> list[str]:
         if resolved in _loaded and _still_registered(_loaded[resolved]):
             return list(_loaded[resolved])
         stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(resolved))[0])
-        # A checksum, not a cryptographic hash: it only keeps two files with one stem apart, and
-        # zlib is loaded already (hashlib would load OpenSSL at startup).
+        # A checksum, not a cryptographic hash: it only keeps two files with one stem apart
+        # (hashlib would load OpenSSL).
+        import zlib
+
         digest = f"{zlib.crc32(resolved.encode('utf-8', 'surrogateescape')):08x}"
         module_name = f"gradcli_plugin_{stem}_{digest}"
         loader = SourceFileLoader(module_name, resolved)

@@ -261,12 +261,13 @@ NOT_LOADED_BY_EVAL = [
     "difflib",
     "shutil",
     "subprocess",
-    "inspect_x",
     "gradcli.batch",
     "gradcli.cli_calculus",
     "gradcli.cli_inspect",
     "gradcli.explain",
     "gradcli.graph",
+    "gradcli.plugins",
+    "zlib",
     "click.shell_completion",
     "scipy",
     "matplotlib",
@@ -282,6 +283,12 @@ def test_a_plain_eval_loads_only_what_it_needs() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+
+
+def test_the_cli_names_the_plugins_variable_as_the_plugins_module_does() -> None:
+    from gradcli import command, plugins
+
+    assert command.PLUGINS_VAR == plugins.ENV_VAR
 
 
 LIBRARY_MODULES = ["arithmetic", "elementwise", "reductions", "logic", "shape", "linalg", "losses", "special"]

@@ -278,6 +278,7 @@ class Parser:
         self._lexers: tuple[tuple[str, tuple[str, ...], dict[str, dict[str, str]]], ...] = tables.LEXERS
         self._state_lexer: tuple[int, ...] = tables.STATE_LEXER
         self._root_lexer: int = tables.ROOT_LEXER
+        self._blank: str = tables.BLANK
         self._compiled: list[re.Pattern[str] | None] = [None] * len(self._lexers)
         # Per lexer and per state (built on first use): its regex's ``match``, and for each of its
         # terminals what the lexer does with a match of it, looked up once per token.
@@ -377,7 +378,7 @@ class Parser:
         """What the transformer's method for the start rule returns (a :class:`Tree` without one)."""
         actions, gotos, reducers, chains = self._actions, self._gotos, self._reducers, self._unit_chains
         scanners, kept, callbacks = self._state_scanners, self._kept, self._token_callbacks
-        end_state = self._end
+        end_state, blank = self._end, self._blank
         new_str, count, rindex = str.__new__, text.count, text.rindex
         states = [self._start]
         values: list[Any] = []
@@ -396,6 +397,9 @@ class Parser:
             top = states[-1]
             accepts = actions[top]
             while pos < size:
+                if text[pos] == blank:  # the start of an ignored blank run in every lexer
+                    pos += 1
+                    continue
                 m = None
                 if root_match is not None:
                     m = root_match(text, pos)

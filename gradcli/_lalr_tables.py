@@ -509,5 +509,8 @@ STATE_LEXER: tuple[int, ...] = (
     23,  # 110
 )
 
+# a character that starts an %ignore'd run of blanks in every lexer, whatever follows: the driver steps over it without a regex ('' for none)
+BLANK: str = ' '
+
 # the lexer of all terminals, to name what is found where a state's fail
 ROOT_LEXER: int = 27

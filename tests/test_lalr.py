@@ -185,3 +185,34 @@ def test_a_case_insensitive_keyword_is_refused_at_build_time() -> None:
     generator = build_parser()
     with pytest.raises(generator.UnsupportedGrammarError, match="flags"):
         generator.build('start: "select"i NAME\nNAME: /[a-z]+/\n%ignore " "\n')
+
+
+def test_a_blank_that_every_lexer_ignores_is_stepped_over() -> None:
+    """The driver steps over a space without a regex only where the tables say that every lexer
+    takes it as the start of an ignored run of blanks, whatever follows; this file's grammar is
+    one, so every test above runs that path against Lark."""
+    assert TABLES.BLANK == " "
+
+
+SPACE_GRAMMARS = {
+    # a terminal tried before the blanks (a higher priority) that starts with a space
+    "a terminal starts with it": 'start: (NAME | SPACED)+\nNAME: /[a-z]+/\nSPACED.2: / +x/\n%ignore " "\n',
+    # the same, case-insensitive
+    "a terminal with flags starts with it": 'start: (NAME | X)+\nNAME: /[a-z]+/\nX.2: / x/i\n%ignore " "\n',
+    # the ignored run may hold a newline, which moves the line count
+    "the run holds a newline": "start: NAME+\nNAME: /[a-z]+/\n%ignore /[ \\n]+/\n",
+    # a space is a token of its own
+    "it is not ignored": 'start: NAME (SPACE NAME)*\nNAME: /[a-z]+/\nSPACE: / /\n%ignore "\\t"\n',
+}
+
+
+@pytest.mark.parametrize("why", SPACE_GRAMMARS)
+def test_a_space_is_lexed_where_some_lexer_could_read_it_otherwise(why: str) -> None:
+    from lark import Lark
+
+    grammar = SPACE_GRAMMARS[why]
+    built = tables(grammar)
+    assert built.BLANK == ""
+    ours, theirs = _lalr.Parser(built).parse, Lark(grammar, parser="lalr").parse
+    for text in ["ab cd", "ab  x", "ab X", "ab\n cd x", "a b", "a\tb"]:
+        assert outcome(ours, text) == outcome(theirs, text)

@@ -57,6 +57,11 @@ FIELDS = {
         "order, the terminals it tries, {regex terminal: {keyword: keyword's terminal}})",
     ),
     "STATE_LEXER": ("tuple[int, ...]", "per state, the lexer of the terminals it accepts"),
+    "BLANK": (
+        "str",
+        "a character that starts an %ignore'd run of blanks in every lexer, whatever follows: "
+        "the driver steps over it without a regex ('' for none)",
+    ),
     "ROOT_LEXER": ("int", "the lexer of all terminals, to name what is found where a state's fail"),
 }
 
@@ -163,8 +168,10 @@ def build(grammar: str) -> dict[str, Any]:
     root_lexer = lexer_of(frontend.lexer.root_lexer)
     if len(ignore) != 1:
         raise UnsupportedGrammarError("lexers that differ in what they ignore")
+    (ignore_types,) = ignore
 
     return {
+        "BLANK": _blank(lexers, ignore_types, newlines),
         "START": 0,
         "END": number[table.end_states[start_rule]],
         "ACTIONS": tuple(actions),
@@ -172,12 +179,103 @@ def build(grammar: str) -> dict[str, Any]:
         "RULES": tuple(rules),
         "TERMINALS": tuple(sorted(t.name for t in lark.terminals)),
         "KEPT": frozenset(kept),
-        "IGNORE": frozenset(ignore.pop()),
+        "IGNORE": frozenset(ignore_types),
         "NEWLINES": frozenset(newlines),
         "LEXERS": tuple(lexers),
         "STATE_LEXER": state_lexer,
         "ROOT_LEXER": root_lexer,
     }
+
+
+# The character classes of a regex, as sre_parse names them, each as a regex of its own.
+_CATEGORIES = {
+    "CATEGORY_DIGIT": r"\d",
+    "CATEGORY_NOT_DIGIT": r"\D",
+    "CATEGORY_SPACE": r"\s",
+    "CATEGORY_NOT_SPACE": r"\S",
+    "CATEGORY_WORD": r"\w",
+    "CATEGORY_NOT_WORD": r"\W",
+}
+
+
+def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candidate: str = " ") -> str:
+    """``candidate`` where, in every lexer's regex, the first alternative that may match a text
+    starting with it is an %ignore'd terminal that holds no newline and matches one or more
+    characters of a set holding it: there, whatever follows, the lexer's token is that blank run,
+    skipped; stepping over the character alone and lexing on from the next one finds the same
+    tokens. '' where any lexer could read it otherwise."""
+    import importlib
+    import re
+
+    sre_parse: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
+
+    code = ord(candidate)
+    c = sre_parse  # the opcodes are names in the parser's module
+
+    def in_set(items: Any) -> bool:
+        negate, found = False, False
+        for op, av in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                found = found or av == code
+            elif op is c.RANGE:
+                found = found or av[0] <= code <= av[1]
+            elif op is c.CATEGORY and str(av) in _CATEGORIES:
+                found = found or bool(re.fullmatch(_CATEGORIES[str(av)], candidate))
+            else:
+                return True  # not understood: it may
+        return found != negate
+
+    def may_start(items: Any) -> bool:
+        """Whether the sequence ``items`` may match a text that starts with the candidate (True
+        wherever this is not worked out)."""
+        for op, av in items:
+            if op is c.LITERAL:
+                return bool(av == code)
+            if op is c.NOT_LITERAL:
+                return bool(av != code)
+            if op is c.IN:
+                return in_set(av)
+            if op is c.SUBPATTERN:  # a group (one that may match nothing, may: see the end)
+                if (av[1] | av[2]) & ~re.IGNORECASE or candidate.lower() != candidate.upper():
+                    return True  # flags (other than a case that the candidate has not): not worked out
+                return may_start(av[3])
+            if op is c.BRANCH:
+                return any(may_start(alt) for alt in av[1])
+            if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                if may_start(av[2]):
+                    return True
+                if av[0] > 0:
+                    return False
+                continue  # it may match nothing: what follows decides
+            return True
+        return True  # may match the empty text
+
+    def blank_run(items: Any) -> bool:
+        """``items`` is one repetition (at least once) of a set that holds the candidate."""
+        if len(items) != 1 or items[0][0] is not c.MAX_REPEAT or items[0][1][0] < 1:
+            return False
+        body = items[0][1][2]
+        return len(body) == 1 and (
+            body[0][0] is c.IN and in_set(body[0][1]) or body[0][0] is c.LITERAL and body[0][1] == code
+        )
+
+    for pattern, _, _ in lexers:
+        names = {number: name for name, number in re.compile(pattern).groupindex.items()}
+        tree = list(sre_parse.parse(pattern))
+        alternatives = tree[0][1][1] if len(tree) == 1 and tree[0][0] is c.BRANCH else [tree]
+        for alternative in alternatives:
+            if not may_start(alternative):
+                continue
+            (op, av), *rest = alternative
+            name = names.get(av[0]) if op is c.SUBPATTERN else None
+            if rest or name not in ignore or name in newlines or not blank_run(av[3]):
+                return ""
+            break
+        else:
+            return ""
+    return candidate
 
 
 def render(tables: dict[str, Any], digest: str) -> str:

@@ -450,6 +450,9 @@ def plot_command(
         else:
             rest[name] = text
     values = collect_values(program, rest, vars_text)
+    from ._entry import started
+
+    started()  # (as every expression command does once its inputs are read: gradcli._entry)
     if len(ranges) not in (1, 2):
         fail(f"plot draws one or two variables over a range (--x -3:3); got {len(ranges)} ranges", 2)
     missing = [n for n in program.inputs if n not in values and n not in ranges]

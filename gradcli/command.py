@@ -957,6 +957,9 @@ def _run(
         reading = for_a_cluster()
     with reading:
         values = collect_values(program, texts, common["vars_text"])
+    from ._entry import started
+
+    started()  # (what starting made is frozen, and the garbage collector runs as usual again)
     given_wrt = common["wrt"]
     wrt = parse_wrt(given_wrt, program.inputs) if given_wrt is not None else _without_data(texts, program)
     req = Request(program, values, wrt, settings, Style(common["precision"], terminal_width()))

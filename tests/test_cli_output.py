@@ -285,6 +285,41 @@ def test_a_plain_eval_loads_only_what_it_needs() -> None:
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stdout + proc.stderr
 
 
+def test_the_collector_waits_while_gradcli_starts_and_runs_as_usual_once_it_has(tmp_path: Path) -> None:
+    """The console script raises the collector's first threshold until the command has read its
+    inputs (a plugin, loaded before that, sees it raised), then freezes what exists and gives
+    Python's thresholds back, for the rest of the run."""
+    plugin = tmp_path / "look.py"
+    plugin.write_text("import gc\nprint('starting', gc.get_threshold()[0], gc.get_freeze_count())\n")
+    code = (
+        "import atexit, gc, sys\n"
+        "from gradcli._entry import STARTING_THRESHOLD, main\n"
+        "print('python', gc.get_threshold(), STARTING_THRESHOLD)\n"
+        "def after(): print('after', gc.get_threshold(), gc.get_freeze_count() > 0, gc.isenabled())\n"
+        "atexit.register(after)\n"
+        f"sys.argv = ['gradcli', 'eval', 'x*y', '--x', '2', '--y', '3', '--plugin', {str(plugin)!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    python, starting, after = lines[0].split(" ", 1)[1], lines[1], lines[-1]
+    thresholds, raised = python.rsplit(" ", 1)
+    assert starting == f"starting {raised} 0"
+    assert after == f"after {thresholds} True True"
+    assert "value  6" in proc.stdout
+
+
+def test_the_python_api_leaves_the_collector_alone() -> None:
+    import gc
+
+    from gradcli.cli import run
+
+    before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
+    assert run(["eval", "x*y", "--x", "2", "--y", "3"]) == 0
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
+
+
 def test_the_cli_names_the_plugins_variable_as_the_plugins_module_does() -> None:
     from gradcli import command, plugins
 

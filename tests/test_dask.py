@@ -774,7 +774,11 @@ def test_a_local_cluster_lost_in_the_middle_is_one_line_of_error(store: Any, tmp
     import psutil
 
     path, _ = store
-    plugin = _write_plugin(tmp_path / "slow.py", "slowblocks", SLOW_BLOCKS, "return gy")
+    # 3 s a block, 10 blocks: computing outlasts the 5 s below on any number of workers up to 5
+    # (0.5 s blocks could all be done by then on a quick machine, and the run end well)
+    slower = SLOW_BLOCKS.replace("time.sleep(0.5)", "time.sleep(3)")
+    assert slower != SLOW_BLOCKS
+    plugin = _write_plugin(tmp_path / "slow.py", "slowblocks", slower, "return gy")
     command = [sys.executable, "-m", "gradcli", "eval", "sum(slowblocks(x))", "--plugin", str(plugin)]
     proc = subprocess.Popen(
         [*command, "--x", f"@{path}:x", "--dask"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

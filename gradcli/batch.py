@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import click
 import numpy as np
 
+from .budget import BudgetTooSmallError
 from .command import Sink, bounded, describe, fail
 from .inputs import InputError, json_loads, values_from_json_object
 from .render import dumps
@@ -257,7 +258,7 @@ def _answer_together(run: list[Line], answer_rows: RowsAnswer) -> list[Record] |
         if rows is None:
             return None
         texts = rows.lines()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BudgetTooSmallError):  # (a budget too small ends the run: see gradcli.budget)
         raise
     except BaseException:  # noqa: BLE001 - every line is answered again on its own (a plugin's SystemExit too)
         return None
@@ -273,7 +274,7 @@ def _answer_alone(line: Line, answer: Callable[[dict[str, Any]], Output]) -> Rec
         return _error_record(line.number, line.error)
     try:
         output = answer(line.values)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BudgetTooSmallError):
         raise
     except BaseException as exc:  # a plugin's SystemExit is this line's error too
         described = describe(exc, excerpt=False)

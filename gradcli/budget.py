@@ -9,7 +9,10 @@ mappings, which is where NumPy's arrays and Python's objects live. Not ``RLIMIT_
 all address space, including reservations that hold no memory (each thread's malloc arena
 reserves 64 MiB, CUDA reserves terabytes), so it refuses work that would fit. Both count memory
 when it is reserved rather than when it is touched, so OpenBLAS's per-thread buffers (about 40 MiB
-for each thread, started with NumPy) are part of the budget.
+for each thread, started with NumPy) are part of the budget. They are allocated as the library
+loads, which happens with the limit as it was before gradcli lowered it (:func:`loading`): under
+a limit too tight for them OpenBLAS's threads retry for ever, and gradcli would hang instead of
+saying that the budget is too small.
 
 The default is half of the physical memory (or of the container's memory limit, if that is
 lower): enough for large work, and it leaves the other half to the rest of the machine.
@@ -17,10 +20,11 @@ lower): enough for large work, and it leaves the other half to the rest of the m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -29,9 +33,11 @@ __all__ = [
     "DEFAULT",
     "ENV_VAR",
     "SIZE",
+    "BudgetTooSmallError",
     "apply",
     "child_preexec",
     "limit",
+    "loading",
     "format_size",
     "parse_size",
     "physical_memory",
@@ -127,6 +133,7 @@ def apply(budget: int | None) -> Callable[[], None]:
 
     A lower limit set by the user (``ulimit -d``) stays: the budget only ever lowers it.
     """
+    global _before
     resource = _resource()
     if resource is None or budget is None:
         return lambda: None
@@ -135,7 +142,51 @@ def apply(budget: int | None) -> Callable[[], None]:
     if wanted == soft:
         return lambda: None
     resource.setrlimit(resource.RLIMIT_DATA, (wanted, hard))
-    return lambda: resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+    _before = soft
+
+    def put_back() -> None:
+        global _before
+        _before = None
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+    return put_back
+
+
+# The data limit as it was before apply() lowered it (None: not lowered), for loading().
+_before: int | None = None
+
+
+@contextlib.contextmanager
+def loading() -> Iterator[None]:
+    """Around the first import of a library with native code that allocates as it loads (NumPy,
+    SciPy: OpenBLAS takes a buffer for each of its threads): the data limit as it was before the
+    budget lowered it, so that the library loads whole, or fails as it would without gradcli.
+    Once loaded, what it holds counts against the budget as any other memory does; a budget that
+    it already fills ends the first work past it with the usual out-of-memory error. (Without
+    this, a budget of 150M made ``gradcli eval "erf(x)"`` spin for ever in SciPy's OpenBLAS.)"""
+    resource = _resource()
+    lowered = _before
+    if resource is None or lowered is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (lowered, hard))
+    try:
+        yield
+    except BaseException:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+        raise
+    used = _usage().get("VmData", 0)
+    if used > soft:  # nothing more could be allocated: the error is said without the limit
+        raise BudgetTooSmallError(
+            f"the memory budget (--max-memory {format_size(soft)}) is less than gradcli takes to start "
+            f"({format_size(used)} here, with the libraries it loads): raise --max-memory"
+        )
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+class BudgetTooSmallError(MemoryError):
+    """The budget is smaller than what gradcli holds once its libraries are loaded."""
 
 
 def _usage() -> dict[str, int]:

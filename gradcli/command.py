@@ -38,6 +38,8 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from . import budget
+
 if TYPE_CHECKING:
     from .program import Program
     from .render import Output, Style
@@ -141,7 +143,8 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .engine import limited_nodes
+        with budget.loading():  # NumPy first loads here, with its OpenBLAS (see gradcli.budget)
+            from .engine import limited_nodes
 
         try:
             with limited_nodes(current_settings().max_nodes):

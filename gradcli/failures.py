@@ -39,6 +39,9 @@ def out_of_memory() -> str:
 def describe(exc: BaseException) -> tuple[str, int] | None:
     """(message, exit status) for ``exc``, or None when it is none of these failures."""
     if isinstance(exc, MemoryError):
+        budget = sys.modules.get("gradcli.budget")
+        if budget is not None and isinstance(exc, budget.BudgetTooSmallError):
+            return str(exc), 2  # the option's value is the mistake
         return out_of_memory(), 1
     engine = sys.modules.get("gradcli.engine")
     if engine is None:  # no Function has run, so neither a graph nor a plugin can have failed

@@ -28,8 +28,11 @@ class MissingPackageError(CalculusError):
 def need(module: str, what: str) -> ModuleType:
     """Import ``module`` (e.g. ``scipy.optimize``), or raise :class:`MissingPackageError` naming
     what needed it and the command that installs it."""
+    from .budget import loading
+
     try:
-        return importlib.import_module(module)
+        with loading():  # (SciPy's OpenBLAS allocates as it loads: see gradcli.budget)
+            return importlib.import_module(module)
     except ImportError:
         package = module.split(".")[0]
         raise MissingPackageError(

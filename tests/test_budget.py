@@ -36,7 +36,7 @@ def gradcli(*args: str, stdin: str | None = None, **env: str) -> subprocess.Comp
         input=stdin,
         capture_output=True,
         text=True,
-        env=child_env(OPENBLAS_NUM_THREADS="1", **env),
+        env=child_env(**{"OPENBLAS_NUM_THREADS": "1", **env}),
         preexec_fn=_safety_net,
         timeout=120,
     )
@@ -118,7 +118,59 @@ def test_a_child_gets_the_room_left_in_the_budget() -> None:
     assert 0 < int(out.stdout) <= left
 
 
+def test_loading_gives_the_limit_from_before_the_budget_and_takes_it_back() -> None:
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    wanted = 1 << 46
+    if before[0] != resource.RLIM_INFINITY and before[0] <= wanted:
+        pytest.skip("a lower data limit is already in force")
+    with budget.loading():  # no budget: nothing changes
+        assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    restore = budget.apply(wanted)
+    try:
+        with budget.loading():
+            assert resource.getrlimit(resource.RLIMIT_DATA) == before
+        assert resource.getrlimit(resource.RLIMIT_DATA) == (wanted, before[1])
+        with pytest.raises(KeyError), budget.loading():
+            raise KeyError("a failed import")
+        assert resource.getrlimit(resource.RLIMIT_DATA) == (wanted, before[1])
+    finally:
+        restore()
+    with budget.loading():  # put back: nothing to lift any more
+        assert resource.getrlimit(resource.RLIMIT_DATA) == before
+
+
 # -- through the command line ------------------------------------------------------------------
+
+# What loads SciPy's OpenBLAS, whose threads (several: the hang needed more than one) retried
+# their allocations for ever under a budget too tight for them.
+SCIPY_USERS = [("eval", "erf(x)", "--x", "1"), ("minimize", "x**2", "--x", "1")]
+
+
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize("command", SCIPY_USERS, ids=lambda c: c[0])
+@pytest.mark.parametrize("size", ["20M", "150M"])
+def test_a_budget_too_small_for_the_libraries_is_one_line_not_a_hang(
+    command: tuple[str, ...], size: str
+) -> None:
+    proc = gradcli("--max-memory", size, *command, OPENBLAS_NUM_THREADS="4")
+    if proc.returncode == 0:  # the libraries fit (a machine with a smaller OpenBLAS)
+        assert size == "150M" and proc.stdout.startswith(("value", "point")), proc.stdout
+        return
+    message = assert_one_error_line(proc, 2)
+    assert message.startswith(f"error: the memory budget (--max-memory {size}) is less than gradcli takes")
+    assert message.endswith("raise --max-memory")
+
+
+@linux_only
+@pytest.mark.slow
+def test_a_budget_too_small_ends_a_batch_at_once(tmp_path: Path) -> None:
+    lines = tmp_path / "points.ndjson"
+    lines.write_text('{"x": 1}\n{"x": 2}\n')
+    proc = gradcli("--max-memory", "20M", "eval", "erf(x)", "--batch", str(lines))
+    assert proc.stdout == ""  # no line answered, none answered without the budget
+    assert "is less than gradcli takes to start" in assert_one_error_line(proc, 2)
+
 
 OUTER = "sum(reshape(x, shape=[-1, 1]) * reshape(x, shape=[1, -1]))"
 

@@ -10,6 +10,7 @@ derivative raises n, and j_n' is a combination of j_(n-1) and j_(n+1).
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,17 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 def _scipy() -> Any:
-    """``scipy.special``, imported on first use (Python caches it from then on)."""
-    import scipy.special  # type: ignore[import-untyped,unused-ignore]
+    """``scipy.special``, imported on first use (Python caches it from then on), the first time
+    as the budget says native libraries load (:func:`gradcli.budget.loading`)."""
+    special = sys.modules.get("scipy.special")
+    if special is None:
+        from ..budget import loading
 
-    return scipy.special
+        with loading():
+            import scipy.special  # type: ignore[import-untyped,unused-ignore]
+
+        special = scipy.special
+    return special
 
 
 # --- error function ------------------------------------------------------------------------------

@@ -193,11 +193,11 @@ def _usage() -> dict[str, int]:
     """This process's data segment and address space in bytes, from /proc (Linux)."""
     found: dict[str, int] = {}
     try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+        with open("/proc/self/status", "rb") as f:  # (bytes: no text encoding to import)
             for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmData", "VmSize"):
-                    found[key] = int(value.split()[0]) * 1024
+                key, _, value = line.partition(b":")
+                if key in (b"VmData", b"VmSize"):
+                    found[key.decode()] = int(value.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return found

@@ -268,6 +268,7 @@ NOT_LOADED_BY_EVAL = [
     "gradcli.graph",
     "gradcli.plugins",
     "zlib",
+    "encodings.ascii",
     "click.shell_completion",
     "scipy",
     "matplotlib",

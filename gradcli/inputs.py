@@ -73,7 +73,10 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
     stripped = text.strip()
     if stripped == "-":
         source = "--vars from stdin"
-        body = _read_data(stdin if stdin is not None else sys.stdin, source)
+        stream = stdin if stdin is not None else sys.stdin
+        if stream is None:  # (started with stdin closed: <&-)
+            raise InputError("--vars -: standard input is closed")
+        body = _read_data(stream, source)
     elif stripped.startswith("@"):
         path = os.path.expanduser(stripped[1:])
         source = f"--vars file {path!r}"

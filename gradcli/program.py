@@ -320,7 +320,7 @@ def _plan(
     read = bytearray(n)
     for s in outputs:
         read[s] = True  # the outputs are kept
-    frees: list[tuple[int, ...]] = [()] * n
+    freed: dict[int, list[int]] = {}  # (lists: one instruction may free 100,000 slots, a stack's)
     for i in range(n - 1, -1, -1):
         op = ops[i]
         if op.spec is not None and op.spec.cls.masks_gradient:
@@ -328,9 +328,9 @@ def _plan(
         for j in op.args:
             if not read[j]:
                 read[j] = True
-                frees[i] = (*frees[i], j)
+                freed.setdefault(i, []).append(j)
     else:
-        return frees, frozenset(), {}
+        return _as_tuples(freed, n), frozenset(), {}
     masking = {
         i: _branches(op) for i, op in enumerate(ops) if op.spec is not None and op.spec.cls.masks_gradient
     }
@@ -372,8 +372,15 @@ def _plan(
 def _frees(last: list[int], outputs: tuple[int, ...], n: int) -> list[tuple[int, ...]]:
     """For each instruction, the slots it is the last reader of (the outputs are kept)."""
     keep = set(outputs)
-    frees: list[tuple[int, ...]] = [()] * n
+    freed: dict[int, list[int]] = {}
     for j, i in enumerate(last):
         if i >= 0 and j not in keep:
-            frees[i] = (*frees[i], j)
+            freed.setdefault(i, []).append(j)
+    return _as_tuples(freed, n)
+
+
+def _as_tuples(freed: dict[int, list[int]], n: int) -> list[tuple[int, ...]]:
+    frees: list[tuple[int, ...]] = [()] * n
+    for i, slots in freed.items():
+        frees[i] = tuple(slots)
     return frees

@@ -32,6 +32,7 @@ from .command import (
     translate_errors,
     variable_texts,
 )
+from .inputs import finite_range
 from .optimize import MINIMIZE_METHODS, ROOT_METHODS, Solution
 from .plotting import FORMATS, MAX_SAMPLES
 from .render import Output, Style
@@ -235,12 +236,12 @@ def _method_option(table: Mapping[str, Any], default: str, help: str) -> Any:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=finite_range(min=0, min_open=True),
     default=None,
     help="Learning rate of gd [default: 0.001].",
 )
 @click.option("--max-iter", type=click.IntRange(0), default=None, help=_MAX_ITER_HELP)
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, help=_TOL_HELP)
+@click.option("--tol", type=finite_range(min=0, min_open=True), default=None, help=_TOL_HELP)
 @click.option(
     "--bounds",
     "bounds_texts",
@@ -360,7 +361,7 @@ def _write(write: Callable[[Any], None], file: str, what: str) -> None:
     "SciPy's root methods (hybr and lm are given gradcli's Jacobian); newton: x - J^-1 f.",
 )
 @click.option("--max-iter", type=click.IntRange(0), default=None, help=_MAX_ITER_HELP)
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None, help=_TOL_HELP)
+@click.option("--tol", type=finite_range(min=0, min_open=True), default=None, help=_TOL_HELP)
 @click.option("--trace", is_flag=True, help=_TRACE_HELP)
 def root_command(req: Request, method: str, max_iter: int | None, tol: float | None, trace: bool) -> Output:
     """Solve EXPR = 0 (several equations: "EXPR1, EXPR2"), starting from the values given.

@@ -455,3 +455,22 @@ def run_cli_python(script: str) -> tuple[int, str, str]:
 def test_minimize_through_a_real_process_exits_1_when_not_converged() -> None:
     rc, out, err = run_cli("minimize", QUARTIC, "--x", "2", "--method", "newton", "--max-iter", "2")
     assert rc == 1 and "converged  no" in out and err.startswith("error: did not converge")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("minimize", "x**2", "--x", "1", "--tol", "nan"),
+        ("minimize", "x**2", "--x", "1", "--tol", "inf"),
+        ("minimize", "x**2", "--x", "1", "--method", "gd", "--lr", "nan"),
+        ("root", "x**2 - 4", "--x", "1", "--tol", "nan"),
+    ],
+    ids=["tol-nan", "tol-inf", "lr-nan", "root-tol-nan"],
+)
+def test_a_tolerance_or_rate_that_is_not_a_finite_number_is_refused(args: tuple[str, ...]) -> None:
+    """nan compares false with every bound: it once passed as a tolerance, and minimize said
+    'converged yes' at the starting point."""
+    rc, out, err = invoke(*args)
+    assert rc == 2 and out == ""
+    assert err.startswith(f"error: invalid value for '{args[-2]}': ") and err.count("\n") == 1, err
+    assert "is not a finite number" in err

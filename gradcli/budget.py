@@ -88,7 +88,14 @@ def parse_size(text: str) -> int | None:
     size = _SIZE.fullmatch(stripped)
     if not size:
         raise ValueError(f"expected a size like 4G, 512M, 25% or unlimited, got {text!r}")
-    return int(float(size.group(1)) * _UNITS[size.group(2).lower()])
+    number = float(size.group(1)) * _UNITS[size.group(2).lower()]
+    if not number < _LARGEST:  # (the kernel's limits are 64-bit; inf too)
+        raise ValueError(f"{text!r} is more than any machine has: give a size like 4G, or unlimited")
+    return int(number)
+
+
+# Sizes from 8 EiB up do not fit the kernel's limits (and no machine has them).
+_LARGEST = float(1 << 63)
 
 
 def format_size(n: int) -> str:

@@ -204,7 +204,13 @@ def test_a_lower_limit_set_by_the_user_stays(x40k: Path) -> None:
     assert "(--max-memory 3G)" in assert_one_error_line(proc, 1)  # SAFETY, set before gradcli started
 
 
-@pytest.mark.parametrize("value", ["lots", "0", "-5G"])
+@pytest.mark.parametrize("text", ["999999999999999999999G", "9" * 400, "8192P", "16384P"])
+def test_a_size_past_what_the_kernel_takes_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is more than any machine has"):
+        budget.parse_size(text)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5G", "999999999999999999999G"])
 def test_a_budget_that_is_not_a_size_is_a_usage_error(value: str) -> None:
     from conftest import invoke
 

@@ -49,14 +49,32 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     return proc.stdout
 
 
+# What a file's extension says it holds, for graph -o FILE.
+_GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".txt": "text", ".dot": "dot", ".gv": "dot"}
+
+
+def _graph_format(fmt: str | None, output: str | None) -> str:
+    """``--format`` as given, else the one ``-o``'s extension names, else dot. An image file
+    named for one format never receives another (DOT text in g.png opens as a broken image)."""
+    import os
+
+    named = _GRAPH_FORMATS.get(os.path.splitext(output or "")[1].lower())
+    if fmt is None:
+        return named or "dot"
+    if output is not None and named in ("svg", "png") and fmt != named:
+        article = "an" if named == "svg" else "a"
+        fail(f"-o {output} names {article} {named.upper()} image, but --format is {fmt}: drop --format", 2)
+    return fmt
+
+
 @expression_command("graph", values="all_or_none", wrt=False, json=False, output=False, batch=False)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["dot", "text", "svg", "png"]),
-    default="dot",
-    show_default=True,
-    help="dot: Graphviz source; text: an indented tree; svg/png: rendered by Graphviz's dot.",
+    default=None,
+    help="dot: Graphviz source; text: an indented tree; svg/png: rendered by Graphviz's dot "
+    "[default: -o's extension, .svg, .png or .txt, else dot].",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 @click.option(
@@ -66,7 +84,7 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
     show_default=True,
     help="Refuse to lay out (svg, png) a graph of more nodes: Graphviz takes minutes and gigabytes.",
 )
-def graph_command(req: Request, fmt: str, output: str | None, max_render_nodes: int) -> None:
+def graph_command(req: Request, fmt: str | None, output: str | None, max_render_nodes: int) -> None:
     """Draw the computational graph of EXPR.
 
     Variables are ellipses (inputs filled, constants dashed, outputs doubled), functions are
@@ -84,6 +102,7 @@ def graph_command(req: Request, fmt: str, output: str | None, max_render_nodes: 
 
     from .graph import evaluate, structure, to_dot, to_text
 
+    fmt = _graph_format(fmt, output)
     dot_program = None
     if fmt in ("svg", "png"):
         dot_program = shutil.which("dot")

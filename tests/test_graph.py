@@ -322,3 +322,27 @@ def test_text_tree_of_a_very_deep_expression_has_bounded_lines() -> None:
     assert len(lines) == depth + 1
     assert max(map(len, lines)) < 200
     assert lines[-1].endswith("x")
+
+
+@pytest.mark.parametrize(
+    ("name", "starts"), [("g.txt", b"t1 = mul(x, y)"), ("g.dot", b"digraph"), ("g", b"digraph")]
+)
+def test_without_format_the_output_file_name_says_which(tmp_path: Path, name: str, starts: bytes) -> None:
+    rc, _, err = invoke("graph", "x*y", "-o", str(tmp_path / name))
+    assert rc == 0, err
+    assert (tmp_path / name).read_bytes().startswith(starts)
+
+
+@needs_dot
+@pytest.mark.parametrize(("name", "magic"), [("g.png", b"\x89PNG"), ("g.svg", b"<?xml")])
+def test_an_image_file_name_gets_that_image(tmp_path: Path, name: str, magic: bytes) -> None:
+    """``-o g.png`` once received DOT text, which image viewers open as a broken file."""
+    rc, _, err = invoke("graph", "x*y", "-o", str(tmp_path / name))
+    assert rc == 0, err
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_an_image_file_name_with_another_format_is_refused(tmp_path: Path) -> None:
+    rc, out, err = invoke("graph", "x*y", "--format", "dot", "-o", str(tmp_path / "g.png"))
+    assert rc == 2 and out == "" and not (tmp_path / "g.png").exists()
+    assert err.startswith("error: -o ") and "names a PNG image, but --format is dot" in err

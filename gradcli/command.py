@@ -591,6 +591,8 @@ class Sink:
     """
 
     def __init__(self, path: str | None = None) -> None:
+        if path == "-":  # -o -: standard output, as plot's -o - and most tools take it
+            path = None
         self.path = path
         self.where = "the output" if path is None else path
         self.fd: int | None = None
@@ -944,6 +946,8 @@ def _run(
     _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
     batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
+    if path == "-":  # standard output (see Sink)
+        path = None
     if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
     if batch_source is not None and on_dask is not None:

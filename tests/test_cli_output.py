@@ -347,3 +347,17 @@ def test_each_module_of_functions_imports_on_its_own_before_the_registry_has_loa
 
 def test_examples_are_found_in_help_texts() -> None:
     assert shlex.split(_examples("eval")[0])[:2] == ["gradcli", "eval"]
+
+
+@pytest.mark.parametrize("command", [("eval", "x", "--x", "1", "--json"), ("graph", "x")])
+def test_output_dash_is_standard_output(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """``-o -`` once wrote a file named ``-`` in the current directory."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcli", *command, "-o", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=subprocess_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(("{", "digraph")) and not (tmp_path / "-").exists()

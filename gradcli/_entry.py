@@ -35,7 +35,49 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    cli(prog_name="gradcli")
+    try:
+        cli(prog_name="gradcli")
+    except OSError as exc:  # click's own --help and --version, written before any command runs
+        _cannot_write(exc)
+    finally:
+        _flush_output()
+
+
+def _flush_output() -> None:
+    """Write out what standard output still buffers (``--help``, ``--version`` and short
+    answers are flushed only as the interpreter ends), so that a full disk or a closed output is
+    one line of error with exit status 1, not a traceback and status 120 from the interpreter's
+    own last flush."""
+    stream = sys.stdout
+    if stream is None:
+        return
+    try:
+        stream.flush()
+    except OSError as exc:
+        _cannot_write(exc)
+
+
+def _cannot_write(exc: OSError) -> None:
+    """A write to standard output failed: one line, status 1 (a closed pipe, ``| head``: quietly,
+    as the reader has all it wanted)."""
+    import errno
+
+    if exc.errno not in (errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EBADF):
+        raise exc
+    _silence(sys.stdout)
+    if exc.errno == errno.EPIPE:
+        sys.exit(0)
+    sys.stderr.write(f"error: cannot write the output: {exc.strerror or exc}\n")
+    sys.exit(1)
+
+
+def _silence(stream: object) -> None:
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def started() -> None:

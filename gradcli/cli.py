@@ -9,6 +9,7 @@ stderr starting ``error:`` (a parse error adds the expression and a caret).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -113,6 +114,11 @@ class GradGroup(click.Group):
         except BrokenPipeError:
             silence_stdout()
             sys.exit(0)
+        except OSError as exc:
+            if exc.errno not in _WRITE_FAILURES or _debugging(ctx):
+                raise
+            silence_stdout()  # (what is left in its buffer cannot be written either)
+            raise CliError(f"cannot write the output: {exc.strerror or exc}", 1) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if _debugging(ctx):
                 raise
@@ -124,6 +130,11 @@ class GradGroup(click.Group):
             raise CliError(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
             ) from None
+
+
+# What a write to a full or failing output raises (files given with -o say so themselves, and
+# name the file: what reaches here is standard output, written by click.echo or print).
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EBADF})
 
 
 def _flush_quietly() -> None:

@@ -193,6 +193,24 @@ def test_output_that_cannot_be_written_is_one_error_with_exit_1(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        "gradcli --help",
+        "gradcli --version",
+        "gradcli eval --help",
+        "gradcli plot x --x -1:1",
+        "gradcli plot x --x -1:1 --format csv --points 2000",
+    ],
+)
+def test_help_version_and_plots_on_a_full_disk_are_one_error_with_exit_1(command: str) -> None:
+    """click's help and version and the plots went through print and click.echo, whose failure
+    was a traceback (or 'internal error') and the interpreter's exit status 120."""
+    rc, out, err = run_shell(f"{command} > /dev/full")
+    assert (rc, err) == (1, "error: cannot write the output: No space left on device\n")
+
+
+@pytest.mark.slow
 def test_a_file_size_limit_leaves_whole_lines_only(tmp_path: Path) -> None:
     points = tmp_path / "points.ndjson"
     points.write_text("".join(json.dumps({"x": [k] * 7}) + "\n" for k in range(3000)))

@@ -1021,7 +1021,41 @@ def _vjp(f: Function, gys: list[Any], raw: bool, strong_zeros: bool) -> tuple[An
         gys = [Variable(g, requires_grad=False) for g in gys]
         ys = tuple([r() for r in f.outputs])
         xs = f.inputs
-    return apply_rule(f, tuple(gys), xs, ys, strong_zeros)
+    gxs = apply_rule(f, tuple(gys), xs, ys, strong_zeros)
+    if not f.raw_vjp:
+        _check_gradients(f, gxs, gys)
+    return gxs
+
+
+def _check_gradients(f: Function, gxs: tuple[Any, ...], gys: Sequence[Any]) -> None:
+    """A backward written by hand (a plugin's) gives one gradient per input, each of its input's
+    shape or of a shape the input was broadcast to in forward (at most the outputs'); anything
+    else was once taken silently (a (7, 7) gradient of a number summed to 49, a third gradient
+    for two inputs dropped, a missing one read as zero)."""
+    inputs = f.inputs
+    if len(gxs) != len(inputs):
+        said = f"{len(gxs)} gradient{'' if len(gxs) == 1 else 's'}"
+        raise ValueError(
+            f"{f.name}'s backward returned {said} for {len(inputs)} input{'' if len(inputs) == 1 else 's'}"
+        )
+    try:
+        out = np.broadcast_shapes(*[np.shape(data_of(g)) for g in gys])
+    except ValueError:  # outputs of unrelated shapes: any broadcast of its input may be right
+        out = None
+    for k, (x, gx) in enumerate(zip(inputs, gxs)):
+        if gx is None:
+            continue
+        shape, want = np.shape(data_of(gx)), x.shape
+        try:
+            fits = np.broadcast_shapes(shape, want) == shape and (
+                out is None or np.broadcast_shapes(shape, out) == out
+            )
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{f.name}'s backward returned a gradient of shape {shape} for input {k + 1}, of shape {want}"
+            )
 
 
 def _as_tuple(gxs: Any) -> tuple[Any, ...]:

@@ -249,3 +249,55 @@ def test_importing_gradcli_does_not_import_importlib_metadata() -> None:
     code = "import sys, gradcli, gradcli.plugins; print('importlib.metadata' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- a hand-written backward's gradients are checked --------------------------------------------
+
+WRONG_BACKWARD = """
+import numpy as np
+import gradcli
+
+
+@gradcli.register("{name}")
+class Wrong(gradcli.Function):
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, gy):
+        return {returns}
+"""
+
+
+@pytest.mark.parametrize(
+    ("returns", "args", "message"),
+    [
+        (
+            "np.ones((7, 7)), gy",
+            ("--x", "3", "--y", "2"),
+            "returned a gradient of shape (7, 7) for input 1, of shape ()",
+        ),
+        ("gy, gy, gy", ("--x", "3", "--y", "2"), "returned 3 gradients for 2 inputs"),
+        ("gy", ("--x", "3", "--y", "2"), "returned 1 gradient for 2 inputs"),
+        ("gy * 0.0 + 1.0, gy", ("--x", "[1, 2]", "--y", "2"), None),  # of the output's shape: fine
+        (
+            "np.ones(3), gy",
+            ("--x", "[1, 2]", "--y", "2"),
+            "returned a gradient of shape (3,) for input 1, of shape (2,)",
+        ),
+    ],
+    ids=["shape", "too-many", "too-few", "broadcast", "unrelated"],
+)
+def test_a_backward_giving_the_wrong_gradients_is_one_line_naming_it(
+    tmp_path: Path, returns: str, args: tuple[str, ...], message: str | None
+) -> None:
+    """These were taken silently: the (7, 7) gradient of a number summed to 49, a third
+    gradient dropped, a missing one read as zero."""
+    from conftest import invoke
+
+    plugin = _plugin(tmp_path, "wrong.py", WRONG_BACKWARD.format(name="wrong", returns=returns))
+    rc, out, err = invoke("eval", "wrong(x, y)", *args, "--plugin", str(plugin))
+    if message is None:
+        assert rc == 0, err
+        return
+    assert rc == 1 and out == ""
+    assert err == f"error: wrong's backward {message}\n"

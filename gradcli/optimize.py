@@ -277,6 +277,8 @@ def minimize(
             "gradient",
             method == "newton",
         )
+        if converged and method == "newton":
+            converged, message = _a_minimum(problem.hessian(x), message)
         caught: list[str] = []
     else:
         x, iterations, converged, message, caught = _scipy_minimize(
@@ -293,6 +295,22 @@ def minimize(
         message,
         steps,
         caught,
+    )
+
+
+def _a_minimum(hessian: Any, message: str) -> tuple[bool, str]:
+    """Newton's method stops where the gradient is zero, which is a maximum or a saddle point as
+    readily as a minimum: converged only where the Hessian there is positive semi-definite (its
+    least eigenvalue not below zero, up to rounding)."""
+    h = np.atleast_2d(np.asarray(hessian, dtype=np.float64))
+    h = 0.5 * (h + h.T)
+    least = float(np.linalg.eigvalsh(h)[0]) if h.size else 0.0
+    scale = float(np.max(np.abs(h))) if h.size else 0.0
+    if np.isfinite(least) and least >= -1e-9 * max(scale, 1.0):
+        return True, message
+    return (
+        False,
+        f"not a minimum: the gradient is zero, but the Hessian has a negative eigenvalue ({least:.3g})",
     )
 
 

@@ -474,3 +474,18 @@ def test_a_tolerance_or_rate_that_is_not_a_finite_number_is_refused(args: tuple[
     assert rc == 2 and out == ""
     assert err.startswith(f"error: invalid value for '{args[-2]}': ") and err.count("\n") == 1, err
     assert "is not a finite number" in err
+
+
+@pytest.mark.parametrize(
+    ("expr", "start"),
+    [("-x**2", {"x": 1.0}), ("x**2 - y**2", {"x": 1.0, "y": 2.0})],
+    ids=["maximum", "saddle"],
+)
+def test_newton_does_not_call_a_maximum_or_a_saddle_point_converged(
+    expr: str, start: dict[str, float]
+) -> None:
+    """Newton's step goes to where the gradient is zero, whatever the curvature there: it once
+    said 'converged' at the top of -x**2 (BFGS, correctly, fails there)."""
+    result = minimize(expr, start, method="newton")
+    assert not result.converged and result.message.startswith("not a minimum")
+    assert minimize("x**4 - 2*x**2", {"x": 2.0}, method="newton").converged  # a true minimum still is

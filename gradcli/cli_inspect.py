@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from . import budget, caps
-from .command import Request, Sink, expression_command, fail
+from .command import Request, Sink, dash_is_stdout, expression_command, fail
 from .render import Output, TextOutput
 
 DOT_MISSING = (
@@ -76,7 +76,13 @@ def _graph_format(fmt: str | None, output: str | None) -> str:
     help="dot: Graphviz source; text: an indented tree; svg/png: rendered by Graphviz's dot "
     "[default: -o's extension, .svg, .png or .txt, else dot].",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    callback=dash_is_stdout,
+    help="Write to FILE instead of stdout (- for stdout).",
+)
 @click.option(
     "--max-render-nodes",
     type=click.IntRange(1),

@@ -579,6 +579,12 @@ def _whole_lines(data: bytes) -> Iterator[bytes]:
         start = end
 
 
+def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The callback of an ``-o FILE`` option: ``-o -`` is standard output (None), as it is for
+    plot and most tools (it once wrote a file named ``-``)."""
+    return None if value == "-" else value
+
+
 class Sink:
     """Where answers go, whole lines (or a whole file's bytes) at a time: standard output, or
     ``-o FILE``.
@@ -591,8 +597,6 @@ class Sink:
     """
 
     def __init__(self, path: str | None = None) -> None:
-        if path == "-":  # -o -: standard output, as plot's -o - and most tools take it
-            path = None
         self.path = path
         self.where = "the output" if path is None else path
         self.fd: int | None = None
@@ -816,7 +820,8 @@ def _option_list(
             click.option(
                 "-o",
                 "--output",
-                type=click.Path(),
+                type=click.Path(allow_dash=True),
+                callback=dash_is_stdout,
                 metavar="FILE",
                 help="Write the result to FILE instead of stdout: .npy (the one derivative), .npz "
                 "(every array: value, grad/x, ...), .zarr (every array, as a Zarr store written by "
@@ -946,8 +951,6 @@ def _run(
     _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
     batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
-    if path == "-":  # standard output (see Sink)
-        path = None
     if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
     if batch_source is not None and on_dask is not None:

@@ -58,26 +58,17 @@ def _flush_output() -> None:
 
 
 def _cannot_write(exc: OSError) -> None:
-    """A write to standard output failed: one line, status 1 (a closed pipe, ``| head``: quietly,
-    as the reader has all it wanted)."""
-    import errno
+    """A write to standard output failed: one line, status 1, as the CLI says it for a command
+    (a closed pipe, ``| head``: quietly, as the reader has all it wanted)."""
+    from .command import WRITE_FAILURES, silence_stdout  # (imported already, with the CLI)
 
-    if exc.errno not in (errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EBADF):
+    if not isinstance(exc, BrokenPipeError) and exc.errno not in WRITE_FAILURES:
         raise exc
-    _silence(sys.stdout)
-    if exc.errno == errno.EPIPE:
+    silence_stdout()
+    if isinstance(exc, BrokenPipeError):
         sys.exit(0)
     sys.stderr.write(f"error: cannot write the output: {exc.strerror or exc}\n")
     sys.exit(1)
-
-
-def _silence(stream: object) -> None:
-    import os
-
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def started() -> None:

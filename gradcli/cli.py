@@ -9,7 +9,6 @@ stderr starting ``error:`` (a parse error adds the expression and a caret).
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from .command import (
     MAX_EXPRESSION,
     MAX_NODES,
     MAX_OUTPUT,
+    WRITE_FAILURES,
     CliError,
     Request,
     Settings,
@@ -115,7 +115,7 @@ class GradGroup(click.Group):
             silence_stdout()
             sys.exit(0)
         except OSError as exc:
-            if exc.errno not in _WRITE_FAILURES or _debugging(ctx):
+            if exc.errno not in WRITE_FAILURES or _debugging(ctx):
                 raise
             silence_stdout()  # (what is left in its buffer cannot be written either)
             raise CliError(f"cannot write the output: {exc.strerror or exc}", 1) from None
@@ -130,11 +130,6 @@ class GradGroup(click.Group):
             raise CliError(
                 f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
             ) from None
-
-
-# What a write to a full or failing output raises (files given with -o say so themselves, and
-# name the file: what reaches here is standard output, written by click.echo or print).
-_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EBADF})
 
 
 def _flush_quietly() -> None:

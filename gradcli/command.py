@@ -30,6 +30,7 @@ writes the answer as text, JSON or arrays, once or once per batch line, and sets
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -551,6 +552,11 @@ class Request:
 
 
 # --- where the answer goes ------------------------------------------------------------------------
+
+
+# What a write to a full or failing standard output raises, written by click.echo or print
+# (files given with -o say so themselves, naming the file).
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT, errno.EBADF})
 
 
 def silence_stdout() -> None:

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import importlib
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -129,22 +130,20 @@ def _as_dask(described: ZarrBlocks | None, store: str, member: str | None, name:
     return da.from_zarr(opened, chunks=_blocks(opened.shape, opened.dtype, opened.chunks))
 
 
-# The least a Dask block of a Zarr input holds (8 MiB). A store of tiny chunks (one number each:
-# 100,000 of them in 8 KB on disk) once made a task per chunk, and took 72 s for sum(x).
-MIN_BLOCK_BYTES = 1 << 23
+# What a Dask block of a Zarr input's smaller chunks holds at most (8 MiB). A store of tiny
+# chunks (one number each: 100,000 of them in 8 KB on disk) once made a task per chunk, and took
+# 72 s for sum(x).
+MERGED_BLOCK_BYTES = 1 << 23
 
 
 def _blocks(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
-    """Dask's blocks for a store's ``chunks``: the chunks themselves, or, where they hold less
-    than :data:`MIN_BLOCK_BYTES`, whole numbers of them that do (each block reads whole chunks,
-    none twice)."""
-    size = np.dtype(dtype).itemsize
-    for c in chunks:
-        size *= c
-    if size >= MIN_BLOCK_BYTES or not shape:
+    """Dask's blocks for a store's ``chunks``: the chunks themselves, or, where a chunk holds
+    less than :data:`MERGED_BLOCK_BYTES`, as many whole chunks as fit in that (each block reads
+    whole chunks, none twice)."""
+    if not shape or math.prod(chunks) * np.dtype(dtype).itemsize >= MERGED_BLOCK_BYTES:
         return chunks
     return dask_array().core.normalize_chunks(
-        "auto", shape, limit=MIN_BLOCK_BYTES, dtype=np.dtype(dtype), previous_chunks=chunks
+        "auto", shape, limit=MERGED_BLOCK_BYTES, dtype=np.dtype(dtype), previous_chunks=chunks
     )
 
 

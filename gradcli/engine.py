@@ -793,7 +793,7 @@ def backward(
                     gxs = f.vjp((g,), xs, ys)
                     xs = ys = ()
                     if type(gxs) is not tuple:
-                        gxs = _as_tuple(gxs)
+                        gxs = as_tuple(gxs)
                 else:
                     o = None
                     gxs = _vjp(f, [g], raw, strong_zeros)
@@ -976,9 +976,9 @@ def apply_rule(
     function (``strong_zeros``), an elementwise rule keeps a zero incoming gradient zero."""
     if strong_zeros and f.elementwise:
         with np.errstate(divide="ignore", invalid="ignore"):
-            gxs = _as_tuple(f.vjp(gys, xs, ys))
+            gxs = as_tuple(f.vjp(gys, xs, ys))
         return tuple([None if gx is None else _strong_zero(gx, gys[0]) for gx in gxs])
-    return _as_tuple(f.vjp(gys, xs, ys))
+    return as_tuple(f.vjp(gys, xs, ys))
 
 
 def fit_array(g: Any, shape: tuple[int, ...]) -> Any:
@@ -1058,7 +1058,7 @@ def _check_gradients(f: Function, gxs: tuple[Any, ...], gys: Sequence[Any]) -> N
             )
 
 
-def _as_tuple(gxs: Any) -> tuple[Any, ...]:
+def as_tuple(gxs: Any) -> tuple[Any, ...]:
     return gxs if isinstance(gxs, tuple) else tuple(gxs) if isinstance(gxs, list) else (gxs,)
 
 

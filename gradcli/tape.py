@@ -13,6 +13,7 @@ written with Variables) says so with :func:`runs_on_tape`, and goes through the 
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,9 +23,9 @@ from . import backend
 from .backend import as_array
 from .engine import (
     Function,
-    GenerationQueue,
     Primitive,
     apply_rule,
+    as_tuple,
     fit_array,
     gradient_sum,
     own,
@@ -94,19 +95,25 @@ class _Tape:
 def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_all: bool = False) -> _Tape:
     """Run every instruction, keeping what the reverse sweep needs. A value no rule will read
     (``x*y``'s output, or ``neg``'s input) is dropped after its last use in forward, as the
-    graph's own run does without a graph: a big-array expression holds fewer arrays at once."""
+    graph's own run does without a graph: a big-array expression holds fewer arrays at once.
+
+    (One loop for a million instructions: what every call repeats is looked up once per
+    function and pattern of inputs wanting gradients, in :data:`_PLANS`.)"""
     ops = program.ops
     tape = _Tape(len(ops))
-    slots, shapes, functions, needs, generation = (
+    slots, shapes, functions, needs, generation, reads_of, readers = (
         tape.slots,
         tape.shapes,
         tape.functions,
         tape.needs,
         tape.generation,
+        tape.reads,
+        tape.readers,
     )
     quiet, guards, frees = program.quiet, program.guards, program.frees
     read = [keep_all] * len(ops)  # whether a rule that will run reads the slot
     xp = backend.common_namespace(arrays.values())  # array constants go where the inputs are
+    plans, ndarray, float64 = _PLANS, np.ndarray, np.float64
     for j in program.outputs:
         read[j] = True
     for i, op in enumerate(ops):
@@ -114,30 +121,39 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
         if kind == CALL:
             args = op.args
             pattern = tuple([needs[j] for j in args])
-            need = True in pattern
-            f = _function(op, pattern if need else None)
-            if need:  # first: what this call's own rule reads is not free for its result
-                if not hasattr(f, "inputs"):  # a new Function, not one shared (see _function)
-                    f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
-                functions[i] = f
+            if True in pattern:  # first: what this call's own rule reads is not free for its result
+                plan = None if op.params else plans.get((op.spec.cls, pattern))  # type: ignore[union-attr]
+                if plan is None:
+                    plan = _plan(op, pattern)
+                forward_of, positions, reads_output = plan
+                functions[i] = forward_of
                 needs[i] = True
                 below = 0
                 for j in args:
                     if generation[j] > below:
                         below = generation[j]
                 generation[i] = below + 1
-                tape.reads[i] = reads = _reads(f, i, args, pattern)
-                for j in reads:
-                    read[j] = True
-                    tape.readers[j] += 1
+                if positions or reads_output:
+                    reads = tuple([args[k] for k in positions])
+                    if reads_output:
+                        reads += (i,)
+                    reads_of[i] = reads
+                    for j in reads:
+                        read[j] = True
+                        readers[j] += 1
+            else:
+                forward_of = _function(op)
             into = None
-            if f.ufunc is not None and not (guards and i in guards):  # a where's branches stay
-                into = _spent(args, frees[i], read, ops, slots)
+            if forward_of.ufunc is not None and not (guards and i in guards):  # a where's branches stay
+                for j in args:
+                    if type(slots[j]) is ndarray:  # (a number is never a buffer to write into)
+                        into = _spent(args, frees[i], read, ops, slots)
+                        break
             if quiet and i in quiet:
                 with np.errstate(all="ignore"):
-                    slots[i] = _call(program, i, f, slots, into)
+                    slots[i] = _call(program, i, forward_of, slots, into)
             else:
-                slots[i] = _call(program, i, f, slots, into)
+                slots[i] = _call(program, i, forward_of, slots, into)
             if guards and i in guards:
                 program.warn_where_taken(i, slots, lambda k, s: _call(program, k, _function(ops[k]), s))
         elif kind == INPUT:
@@ -154,7 +170,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
         held = type(slots[i])  # (no local name for the value: it would hold the array, see _spent)
-        if held is np.float64 or held is np.ndarray:
+        if held is float64 or held is ndarray:
             shapes[i] = slots[i].shape
         elif held is not tuple:
             shapes[i] = np.shape(slots[i])
@@ -164,13 +180,21 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     return tape
 
 
-def _reads(f: Function, i: int, args: tuple[int, ...], needs: tuple[bool, ...]) -> tuple[int, ...]:
-    """The slots ``f``'s rules will read: the inputs and output that table rules name, or all of
-    them for a rule of its own (a class's ``vjp``)."""
+def _plan(op: Any, pattern: tuple[bool, ...]) -> tuple[Function, tuple[int, ...], bool]:
+    """For a call whose inputs flagged in ``pattern`` want gradients: its Function (see
+    :func:`_function`), and what its rules read: the positions of the inputs, and whether the
+    output. Kept in :data:`_PLANS` where the Function is shared."""
+    f = _function(op, pattern)
+    if not hasattr(f, "inputs"):  # a new Function, not one shared
+        f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
     if isinstance(f, Primitive):
-        inputs, output = f.reads(needs)
-        return tuple([args[k] for k in inputs]) + ((i,) if output else ())
-    return args + ((i,) if f.uses_outputs else ())
+        positions, output = f.reads(pattern)
+    else:  # a rule of its own (a class's vjp) may read every input, and its outputs
+        positions, output = tuple(range(len(pattern))), f.uses_outputs
+    plan = (f, positions, output)
+    if f is _SHARED.get((type(f), pattern)):
+        _PLANS[(type(f), pattern)] = plan
+    return plan
 
 
 def _spent(
@@ -208,6 +232,7 @@ def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
 
 
 _SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
+_PLANS: dict[tuple[type, tuple[bool, ...]], tuple[Function, tuple[int, ...], bool]] = {}
 
 
 def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any = None) -> Any:
@@ -216,15 +241,22 @@ def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any 
     same numbers). (The local's name tells floating-point warnings which function ran:
     gradcli.fpe.)"""
     op = program.ops[i]
+    args = op.args
     try:
         if into is not None:
-            return forward_of.ufunc(*[slots[j] for j in op.args], out=into)  # type: ignore[misc]
-        out = forward_of.forward(*[slots[j] for j in op.args])
+            return forward_of.ufunc(*[slots[j] for j in args], out=into)  # type: ignore[misc]
+        if len(args) == 2:  # the operators: their arguments without building a list
+            out = forward_of.forward(slots[args[0]], slots[args[1]])
+        else:
+            out = forward_of.forward(*[slots[j] for j in args])
     except ExpressionError:
         raise
     except FAILURES as exc:
         raise program.failed(op, slots, exc) from exc
-    if type(out) is tuple:
+    kind = type(out)
+    if kind is np.float64:
+        return out
+    if kind is tuple:
         if op.n_outputs == 1:
             raise EvaluationError(
                 f"{op.spec.name}() has {len(out)} outputs: unpack them, e.g. "  # type: ignore[union-attr]
@@ -249,10 +281,11 @@ def _reverse(
     """One reverse sweep from slot ``output`` (seeded with ones): the gradient of each ``wrt``.
 
     Functions run in the engine's order (highest generation first, ties in the order they were
-    reached), so gradients add up in the same order and the numbers are the graph's, bit for bit.
-    In the ``last`` sweep over the tape, each value goes once the last rule that reads it has run.
+    reached: :class:`gradcli.engine.GenerationQueue`'s, kept here in place), so gradients add up
+    in the same order and the numbers are the graph's, bit for bit. In the ``last`` sweep over
+    the tape, each value goes once the last rule that reads it has run.
     """
-    ops, slots, functions, needs, generation, shapes, readers = (
+    ops, slots, functions, needs, generation, shapes, readers, reads_of = (
         program.ops,
         tape.slots,
         tape.functions,
@@ -260,37 +293,60 @@ def _reverse(
         tape.generation,
         tape.shapes,
         tape.readers,
+        tape.reads,
     )
     grads: dict[int, Any] = {}  # added into in place where nothing else holds one (sole)
-    outputs_of = _unpacked(ops)
-    queue = GenerationQueue()
+    outputs_of: dict[int, list[int | None]] | None = None  # worked out at the first call with several outputs
+    # The queue: the calls of each generation, first come first served; the highest generation
+    # with work left only moves down, as a function reaches only those of lower generations.
+    buckets: dict[int, collections.deque[int]] = {}
+    top = -1
     # The slots reached so far, each looked at once (an input may be reached a million times);
     # a call's own slot is in it once its function is queued.
     seen: set[int] = set()
-
-    def reach(j: int) -> None:
-        seen.add(j)
-        op = ops[j]
-        if op.kind == UNPACK:
-            c = op.args[0]
-            if c in seen:
-                return
-            seen.add(c)
-        elif op.kind == CALL:
-            c = j
-        else:
-            return
-        if functions[c] is not None:
-            queue.push(generation[c] - 1, c)
-
-    if needs[output]:
+    ndarray, float64, deque = np.ndarray, np.float64, collections.deque
+    reached = [output] if needs[output] else []  # slots reached, whose functions are to be queued
+    if reached:
+        seen.add(output)
         grads[output] = seed_like(slots[output])
-        reach(output)
     strong_zeros = False
-    while (c := queue.pop()) is not None:
+    gxs: tuple[Any, ...] = ()
+    while True:
+        for j in reached:  # queue the functions of the slots reached
+            op = ops[j]
+            if op.kind == UNPACK:
+                c = op.args[0]
+                if c in seen:
+                    continue
+                seen.add(c)
+            elif op.kind == CALL:
+                c = j
+            else:
+                continue
+            if functions[c] is not None:
+                level = generation[c] - 1
+                bucket = buckets.get(level)
+                if bucket is None:
+                    bucket = buckets[level] = deque()
+                bucket.append(c)
+                if level > top:
+                    top = level
+        while top >= 0:  # the next function
+            bucket = buckets.get(top)
+            if bucket is not None:
+                c = bucket.popleft()
+                if not bucket:  # a generation done: its bucket goes (a chain has a million)
+                    del buckets[top]
+                break
+            top -= 1
+        else:
+            break
         op, f = ops[c], functions[c]
         assert f is not None
+        args = op.args
         if op.n_outputs > 1:
+            if outputs_of is None:
+                outputs_of = _unpacked(ops)
             out = slots[c]
             gys = tuple(
                 grads.pop(u, None) if u is not None and u in grads else seed_like(y, 0.0)
@@ -300,30 +356,40 @@ def _reverse(
         else:
             gys = (grads.pop(c),)
             ys = (slots[c],)
-        gxs = apply_rule(
-            f, gys, tuple([slots[j] for j in op.args]), ys if f.uses_outputs else (), strong_zeros
-        )
-        del ys
+        xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
+        if strong_zeros:
+            gxs = apply_rule(f, gys, xs, ys if f.uses_outputs else (), strong_zeros)
+        else:
+            gxs = f.vjp(gys, xs, ys if f.uses_outputs else ())
+            if type(gxs) is not tuple:
+                gxs = as_tuple(gxs)
+        del ys, xs
         if last:  # the last sweep over this tape: a value no rule still to run reads is let go
-            for j in tape.reads[c]:
+            for j in reads_of[c]:
                 readers[j] -= 1
                 if not readers[j]:
                     slots[j] = None
         if f.masks_gradient:
             strong_zeros = True
-        for j, gx in zip(op.args, gxs):
+        reached = []
+        for j, gx in zip(args, gxs):
             if gx is None or not needs[j]:
                 continue
-            shape, held = shapes[j], type(gx)
-            if held is not np.float64 and held is not np.ndarray or gx.shape != shape:
-                gx = fit_array(gx, shape)
-            if j not in grads:
+            held = type(gx)
+            if held is not float64 and held is not ndarray or gx.shape != shapes[j]:
+                gx = fit_array(gx, shapes[j])
+            total = grads.get(j)
+            if total is None:
                 grads[j] = gx
-            else:
-                alone = sole(grads[j], 1)  # (before the call: its arguments would hold it)
-                grads[j] = gradient_sum(grads[j], gx, alone)
+            elif type(total) is ndarray:
+                alone = sole(total, 2)  # (held by grads and total)
+                grads[j] = gradient_sum(total, gx, alone)
+            else:  # a number, or the seed: never added into
+                grads[j] = total + gx
+            total = None
             if j not in seen:
-                reach(j)
+                seen.add(j)
+                reached.append(j)
     gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
     gx = None
     result = {}

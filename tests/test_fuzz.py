@@ -361,6 +361,24 @@ def test_random_smooth_expressions_agree_with_central_differences(
 
 
 @FUZZ
+@given(
+    exprs=st.lists(smooth_expression(), min_size=1, max_size=4),
+    values=point,
+)
+def test_the_tape_adds_gradients_in_the_graphs_order(exprs: list[str], values: dict[str, float]) -> None:
+    """The tape's reverse sweep (gradcli.tape, the CLI's first order) gives the graph's numbers
+    bit for bit: the same rules, in the same order (highest generation first, ties as reached),
+    however the expression's terms are nested and however many reach the same input."""
+    expr = " + ".join(f"({e})*{k + 1}.1" for k, e in enumerate(exprs)) + " + x*y*z"
+    program = parse(expr)
+    on_tape = calculus.evaluate(program, values)
+    on_graph = calculus.grad(program, values)
+    for name in program.inputs:
+        a, b = float(on_tape.grad[0][name]), float(on_graph[name])
+        assert a == b or (np.isnan(a) and np.isnan(b)), (expr, name, a.hex(), b.hex())
+
+
+@FUZZ
 @given(expr=smooth_expression(safe=False), values=point)
 def test_random_unguarded_expressions_are_flagged_when_not_finite(
     expr: str, values: dict[str, float]

@@ -15,7 +15,9 @@ come back. A command that never gets there still collects, only less often.
 
 from __future__ import annotations
 
+import errno
 import gc
+import io
 import sys
 
 # The collector's first threshold while gradcli starts: above what starting allocates, and a
@@ -26,8 +28,35 @@ STARTING_THRESHOLD = 100_000
 _thresholds: tuple[int, ...] | None = None  # Python's own, while the collector waits
 
 
+class _Closed(io.TextIOBase):
+    """In place of a standard stream that was closed when gradcli started (``>&-``), where Python
+    leaves ``sys.stdout`` None: for output, a write fails as one on a closed descriptor does
+    (EBADF: the CLI's one line "cannot write the output", status 1, whatever writes it: click's
+    --help, a plot drawn in the terminal); for errors, whose messages have nowhere to go, a
+    write is dropped and the exit status still tells. Nothing is ever written to descriptor 1
+    or 2, which a file gradcli opens may have been given."""
+
+    def __init__(self, fails: bool) -> None:
+        self.fails = fails
+
+    def write(self, s: str) -> int:
+        if self.fails and s:
+            raise OSError(errno.EBADF, "standard output is closed")
+        return len(s)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "closed")
+
+
 def main() -> None:
     global _thresholds
+    if sys.stdout is None:
+        sys.stdout = _Closed(fails=True)
+    if sys.stderr is None:
+        sys.stderr = _Closed(fails=False)
     _thresholds = gc.get_threshold()
     gc.set_threshold(STARTING_THRESHOLD, *_thresholds[1:])
     try:

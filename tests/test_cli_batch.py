@@ -203,11 +203,33 @@ def test_output_that_cannot_be_written_is_one_error_with_exit_1(
         "gradcli plot x --x -1:1 --format csv --points 2000",
     ],
 )
-def test_help_version_and_plots_on_a_full_disk_are_one_error_with_exit_1(command: str) -> None:
+@pytest.mark.parametrize(
+    ("redirect", "reason"),
+    [(">&-", "standard output is closed"), ("> /dev/full", "No space left on device")],
+    ids=["stdout closed", "disk full"],
+)
+def test_help_version_and_plots_that_cannot_be_written_are_one_error_with_exit_1(
+    command: str, redirect: str, reason: str
+) -> None:
     """click's help and version and the plots went through print and click.echo, whose failure
-    was a traceback (or 'internal error') and the interpreter's exit status 120."""
-    rc, out, err = run_shell(f"{command} > /dev/full")
-    assert (rc, err) == (1, "error: cannot write the output: No space left on device\n")
+    was a traceback (or 'internal error') and the interpreter's exit status 120; with standard
+    output closed (Python's sys.stdout is None), help was silently lost with status 0 and a plot
+    drawn in the terminal an internal error."""
+    rc, out, err = run_shell(f"{command} {redirect}")
+    assert (rc, err) == (1, f"error: cannot write the output: {reason}\n")
+
+
+@pytest.mark.slow
+def test_with_standard_streams_closed_a_command_that_writes_a_file_still_works(tmp_path: Path) -> None:
+    """Closed stdout or stderr is a problem only for what would be written there: a plot or an
+    answer that goes to a file is written, and an error still ends with its status."""
+    rc, out, err = run_shell(f"cd {tmp_path} && gradcli plot 'x**2' --x -1:1 -o p.svg >&- 2>&-")
+    assert rc == 0 and (tmp_path / "p.svg").read_bytes().startswith(b"<?xml")
+    rc, out, err = run_shell(f"cd {tmp_path} && gradcli eval 'x*y' --x 2 --y 3 --json -o r.json >&-")
+    assert (rc, err) == (0, "")
+    assert json.loads((tmp_path / "r.json").read_text())["grad"] == {"x": 3.0, "y": 2.0}
+    rc, out, err = run_shell("gradcli eval 'x*' --x 1 2>&-")
+    assert (rc, err) == (2, "")
 
 
 @pytest.mark.slow

@@ -121,13 +121,49 @@ def _as_dask(described: ZarrBlocks | None, store: str, member: str | None, name:
     """:func:`read_zarr`'s Dask array, from the store's description where it has one (then
     nothing is read here), else through zarr."""
     da = dask_array()
+    source = _source(store, name)
     if described is not None:
+        described.source = source
         token = f"from-zarr-{described.token()}"
         meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
         chunks = _blocks(described.shape, described.dtype, described.chunks)
         return da.from_array(described, chunks=chunks, name=token, meta=meta)
     opened = _opened(store, member, name)
-    return da.from_zarr(opened, chunks=_blocks(opened.shape, opened.dtype, opened.chunks))
+    from dask.base import tokenize
+
+    token = f"from-zarr-{tokenize(store, member, opened.shape, str(opened.dtype), opened.chunks)}"
+    meta = np.empty((0,) * opened.ndim, dtype=opened.dtype)
+    chunks = _blocks(opened.shape, opened.dtype, opened.chunks)
+    return da.from_array(_Read(opened, source), chunks=chunks, name=token, meta=meta)
+
+
+def _source(store: str, name: str) -> str:
+    """How messages name a Zarr input."""
+    return f"variable {name!r} from {store!r}"
+
+
+def _unreadable(source: str, exc: Exception) -> InputError:
+    """A block of a Zarr input that zarr cannot read (a chunk cut short or corrupt, metadata
+    that is not what it says): an error in the user's data, named, with zarr's reason (status 2;
+    once an internal error with a codec's words)."""
+    return InputError(f"{source}: cannot read the data ({one_line(exc)})")
+
+
+class _Read:
+    """A zarr array opened here, as Dask's ``from_array`` reads it: its blocks, and zarr's
+    failures to read them as :func:`_unreadable`."""
+
+    def __init__(self, array: Any, source: str) -> None:
+        self.array, self.source = array, source
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.array[key]
+        except MemoryError:
+            raise
+        except Exception as exc:  # zarr's and its codecs' errors have no common base
+            raise _unreadable(self.source, exc) from None
 
 
 # What a Dask block of a Zarr input's smaller chunks holds at most (8 MiB). A store of tiny
@@ -191,7 +227,7 @@ def _opened(store: str, member: str | None, name: str) -> Any:
     is not one, an :class:`InputError` that says so."""
     import zarr
 
-    source = f"variable {name!r} from {store!r}"
+    source = _source(store, name)
     try:
         node = zarr.open(store, mode="r")
     except FileNotFoundError:
@@ -199,7 +235,10 @@ def _opened(store: str, member: str | None, name: str) -> Any:
     except Exception as exc:  # zarr's errors for what is not a store have no common base
         raise InputError(f"{source}: not a Zarr store ({exc})") from None
     if isinstance(node, zarr.Group):
-        names = sorted(node.array_keys())
+        try:
+            names = sorted(node.array_keys())
+        except Exception as exc:  # a member's metadata unreadable
+            raise InputError(f"{source}: cannot read the store's arrays ({one_line(exc)})") from None
         if member is None:
             if len(names) != 1:
                 listed = ", ".join(names) or "none"
@@ -210,6 +249,8 @@ def _opened(store: str, member: str | None, name: str) -> Any:
         except KeyError:
             listed = ", ".join(names) or "none"
             raise InputError(f"{source}: no array {member!r} (arrays: {listed})") from None
+        except Exception as exc:  # its metadata unreadable (zarr's errors have no common base)
+            raise InputError(f"{source}: not a Zarr array ({one_line(exc)})") from None
         if isinstance(node, zarr.Group):
             raise InputError(f"{source}: {member!r} is a group, not an array")
     elif member is not None:
@@ -230,6 +271,7 @@ class ZarrBlocks:
         self.store, self.path = store, path
         self.shape, self.dtype, self.chunks = shape, dtype, chunks
         self.ndim = len(shape)
+        self.source = f"{store!r}"  # (how messages name it: the variable's name, once known)
         self._array: Any = None
 
     def token(self) -> str:
@@ -238,11 +280,16 @@ class ZarrBlocks:
         return str(tokenize(self.store, self.path, self.shape, str(self.dtype), self.chunks))
 
     def __getitem__(self, key: Any) -> Any:
-        if self._array is None:
-            import zarr
+        try:
+            if self._array is None:
+                import zarr
 
-            self._array = zarr.open_array(self.store, path=self.path, mode="r")
-        return self._array[key]
+                self._array = zarr.open_array(self.store, path=self.path, mode="r")
+            return self._array[key]
+        except MemoryError:
+            raise
+        except Exception as exc:  # zarr's and its codecs' errors have no common base
+            raise _unreadable(self.source, exc) from None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**vars(self), "_array": None}

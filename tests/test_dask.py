@@ -356,6 +356,41 @@ def test_a_zarr_input_that_cannot_be_read_is_one_line_of_error(store: Any, value
     assert rc == 2 and err.startswith("error:") and message in err and "Traceback" not in err
 
 
+def _damage(path: Path, how: str) -> None:
+    """Spoil array x of the store at ``path`` as a disk, a copy cut short or an editor might."""
+    chunk = path / "x" / "c" / "3"
+    if how == "a chunk cut short":
+        chunk.write_bytes(chunk.read_bytes()[:100])
+    elif how == "a chunk of noise":
+        chunk.write_bytes(np.random.default_rng(1).bytes(len(chunk.read_bytes())))
+    else:  # the array's metadata
+        meta = path / "x" / "zarr.json"
+        meta.write_text(meta.read_text()[:40])
+
+
+DAMAGE = ["a chunk cut short", "a chunk of noise", "broken metadata"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_zarr_store_is_one_line_naming_the_variable_and_the_store(
+    store: Any, scheduler: str, how: str
+) -> None:
+    """Data zarr cannot read (found by the block that reads it, on a worker with --dask) was an
+    internal error in a codec's words, or a JSON parser's with status 1: it is the user's file,
+    status 2, named, here and on a cluster alike; y, undamaged, still reads."""
+    from conftest import invoke
+
+    path, data = store
+    _damage(path, how)
+    for where in ((), ("--dask", scheduler)):
+        rc, out, err = invoke("eval", "sum(x*y)", "--x", f"@{path}:x", "--y", f"@{path}:y", *where)
+        assert rc == 2 and out == "", (where, err)
+        assert err.startswith(f"error: variable 'x' from '{path}")
+        assert "cannot read" in err and err.count("\n") == 1 and "Traceback" not in err
+        rc, out, err = invoke("eval", "sum(y)", "--y", f"@{path}:y", "--json", *where)
+        assert rc == 0 and json.loads(out)["value"] == pytest.approx(data["y"].sum(), rel=1e-12), err
+
+
 def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path) -> None:
     np.save(tmp_path / "v.npy", np.arange(3.0))
     code = (

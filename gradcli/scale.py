@@ -172,15 +172,26 @@ class _Read:
 MERGED_BLOCK_BYTES = 1 << 23
 
 
-def _blocks(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> Any:
-    """Dask's blocks for a store's ``chunks``: the chunks themselves, or, where a chunk holds
-    less than :data:`MERGED_BLOCK_BYTES`, as many whole chunks as fit in that (each block reads
-    whole chunks, none twice)."""
-    if not shape or math.prod(chunks) * np.dtype(dtype).itemsize >= MERGED_BLOCK_BYTES:
-        return chunks
-    return dask_array().core.normalize_chunks(
-        "auto", shape, limit=MERGED_BLOCK_BYTES, dtype=np.dtype(dtype), previous_chunks=chunks
-    )
+def _blocks(shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of Dask's blocks for a store's ``chunks``: the chunks themselves, or, where a
+    chunk holds less than :data:`MERGED_BLOCK_BYTES`, as many whole chunks as fit in that (each
+    block reads whole chunks, none twice): along the last axis first, whose chunks lie next to
+    each other in C order, then the one before it once a block spans the whole last axis.
+
+    Worked out from the chunk shape alone: Dask's ``normalize_chunks("auto", previous_chunks=...)``
+    lists every chunk, and took 28 s for a store of 10^8 of them."""
+    itemsize = np.dtype(dtype).itemsize
+    block = list(chunks)
+    for axis in reversed(range(len(shape))):
+        size = math.prod(block) * itemsize
+        along = -(-shape[axis] // chunks[axis]) if chunks[axis] else 1  # chunks along the axis
+        fit = MERGED_BLOCK_BYTES // size if size else along
+        if fit <= 1:
+            break
+        block[axis] = min(shape[axis], chunks[axis] * min(fit, along))
+        if fit < along:
+            break
+    return tuple(block)
 
 
 def zarr_value(store: str, member: str | None, name: str) -> Any:

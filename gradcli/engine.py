@@ -1045,7 +1045,14 @@ def _check_gradients(f: Function, gxs: tuple[Any, ...], gys: Sequence[Any]) -> N
     for k, (x, gx) in enumerate(zip(inputs, gxs)):
         if gx is None:
             continue
-        shape, want = np.shape(data_of(gx)), x.shape
+        data = data_of(gx)
+        if not (isinstance(data, (int, float, np.number, list)) or hasattr(data, "shape")):
+            short = isinstance(data, (str, bytes)) and len(data) <= 40
+            what = repr(data) if short else f"a {type(data).__name__}"
+            raise ValueError(
+                f"{f.name}'s backward returned {what} for input {k + 1}, not a number or an array of numbers"
+            )
+        shape, want = np.shape(data), x.shape
         try:
             fits = np.broadcast_shapes(shape, want) == shape and (
                 out is None or np.broadcast_shapes(shape, out) == out

@@ -284,8 +284,19 @@ class Wrong(gradcli.Function):
             ("--x", "[1, 2]", "--y", "2"),
             "returned a gradient of shape (3,) for input 1, of shape (2,)",
         ),
+        (
+            "'abc', gy",
+            ("--x", "3", "--y", "2"),
+            "returned 'abc' for input 1, not a number or an array of numbers",
+        ),
+        (
+            "gy, {'x': 1}",
+            ("--x", "[1, 2]", "--y", "2"),
+            "returned a dict for input 2, not a number or an array of numbers",
+        ),
+        ("[1.0, 2.0], gy", ("--x", "[1, 2]", "--y", "2"), None),  # a list of numbers: an array
     ],
-    ids=["shape", "too-many", "too-few", "broadcast", "unrelated"],
+    ids=["shape", "too-many", "too-few", "broadcast", "unrelated", "text", "dict", "list"],
 )
 def test_a_backward_giving_the_wrong_gradients_is_one_line_naming_it(
     tmp_path: Path, returns: str, args: tuple[str, ...], message: str | None

@@ -12,7 +12,10 @@ when it is reserved rather than when it is touched, so OpenBLAS's per-thread buf
 for each thread, started with NumPy) are part of the budget. They are allocated as the library
 loads, which happens with the limit as it was before gradcli lowered it (:func:`loading`): under
 a limit too tight for them OpenBLAS's threads retry for ever, and gradcli would hang instead of
-saying that the budget is too small.
+saying that the budget is too small. The buffers OpenBLAS takes later, at the first matrix
+product each thread shares, are taken inside :func:`loading` too where the budget is tight, and
+left out of it (:func:`_take_blas_buffers`): OpenBLAS ends the process itself where it cannot
+have them.
 
 The default is half of the physical memory (or of the container's memory limit, if that is
 lower): enough for large work, and it leaves the other half to the rest of the machine.
@@ -180,16 +183,63 @@ def loading() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_DATA, (lowered, hard))
     try:
         yield
+        used = _usage().get("VmData", 0)
+        taken = _take_blas_buffers(soft, used)
+        soft, used = soft + taken, used + taken
     except BaseException:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
         raise
-    used = _usage().get("VmData", 0)
     if used > soft:  # nothing more could be allocated: the error is said without the limit
         raise BudgetTooSmallError(
-            f"the memory budget (--max-memory {format_size(soft)}) is less than gradcli takes to start "
-            f"({format_size(used)} here, with the libraries it loads): raise --max-memory"
+            f"the memory budget (--max-memory {format_size(soft - _blas_buffers)}) is less than gradcli "
+            f"takes to start ({format_size(used - _blas_buffers)} here, with the libraries it loads): "
+            "raise --max-memory"
         )
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+# What OpenBLAS takes for a thread's buffer at its first matrix product on that thread (32 MiB
+# measured, and some to spare): the headroom under the budget below which loading() has it
+# taken at once.
+_BLAS_BUFFER = 64 << 20
+_blas_taken = False
+_blas_buffers = 0  # what taking them added to the data segment, and so to the limit
+
+
+def _take_blas_buffers(limit: int, used: int) -> int:
+    """Where the budget (``limit``, with ``used`` of it taken) leaves less room than NumPy's
+    OpenBLAS may take for its buffers, have it take them now, inside :func:`loading`, and return
+    the bytes they took (0 if nothing was done).
+
+    OpenBLAS allocates a buffer for each thread at the first matrix product big enough to share
+    among them, and where it cannot, it ends the process itself (status 1, "OpenBLAS error:
+    Memory allocation still failed after 10 retries, giving up.", no word of gradcli's:
+    ``x @ A`` or a plot under ``--max-memory 120M``). Taken here, they are left out of the budget,
+    as a limit raised by what they took: reserved address space that a product only touches as
+    far as it needs, and of a size set by the machine's number of CPUs (2 GiB for 64 threads), not
+    by the work. With room enough (the default budget) nothing is done: the start stays as fast."""
+    global _blas_taken, _blas_buffers
+    numpy = sys.modules.get("numpy")
+    if numpy is None or _blas_taken:
+        return 0
+    if limit - used >= _BLAS_BUFFER * _blas_threads():
+        return 0
+    _blas_taken = True
+    a = numpy.ones((256, 256))  # (2^24 multiply-adds: enough for every thread OpenBLAS has, up to 64)
+    a @ a
+    del a
+    taken = max(0, _usage().get("VmData", 0) - used)
+    _blas_buffers += taken
+    return taken
+
+
+def _blas_threads() -> int:
+    """How many threads OpenBLAS runs: as its environment says, else one for each CPU."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
 
 
 class BudgetTooSmallError(MemoryError):
@@ -211,12 +261,13 @@ def _usage() -> dict[str, int]:
 
 
 def limit() -> int | None:
-    """The budget in force (this process's data limit), or None if there is none."""
+    """The budget in force (this process's data limit, less OpenBLAS's buffers where they were
+    left out of it: :func:`_take_blas_buffers`), or None if there is none."""
     resource = _resource()
     if resource is None:
         return None
     soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
-    return None if soft == resource.RLIM_INFINITY else soft
+    return None if soft == resource.RLIM_INFINITY else soft - _blas_buffers
 
 
 def room() -> int | None:

@@ -8,6 +8,7 @@ instead of taking the machine's memory.
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -160,6 +161,33 @@ def test_a_budget_too_small_for_the_libraries_is_one_line_not_a_hang(
     message = assert_one_error_line(proc, 2)
     assert message.startswith(f"error: the memory budget (--max-memory {size}) is less than gradcli takes")
     assert message.endswith("raise --max-memory")
+
+
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["110M", "120M", "135M", "150M"])
+def test_a_matrix_product_or_a_plot_under_a_tight_budget_is_gradclis_answer_or_its_one_line(
+    tmp_path: Path, size: str
+) -> None:
+    """OpenBLAS takes a buffer for each thread at its first product big enough to share, and
+    where the budget left no room for one, it ended the process itself: status 1 and
+    "OpenBLAS error: Memory allocation still failed after 10 retries, giving up.", for
+    ``A @ A`` or a plot under --max-memory 120M."""
+    np.save(tmp_path / "a.npy", np.eye(300))
+    threads = {"OPENBLAS_NUM_THREADS": "4"}
+    product = gradcli(
+        "--max-memory", size, "eval", "sum(A @ A)", "--A", f"@{tmp_path / 'a.npy'}", "--json", **threads
+    )
+    plot = gradcli(
+        "--max-memory", size, "plot", "x**2", "--x", "-1:1", "-o", str(tmp_path / "p.png"), **threads
+    )
+    for proc in (product, plot):
+        assert "OpenBLAS" not in proc.stderr
+        if proc.returncode:
+            message = assert_one_error_line(proc, proc.returncode)
+            assert message.endswith("raise --max-memory") and proc.returncode in (1, 2)
+    if product.returncode == 0:
+        assert json.loads(product.stdout)["value"] == 300.0
 
 
 @linux_only

@@ -227,7 +227,7 @@ def _intervals(x: np.ndarray, mask: np.ndarray) -> list[tuple[float, float]]:
 
 def _limits(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     """Vertical limits that show the body of the curves, not a spike to 1e16 (tan near pi/2)."""
-    finite = np.concatenate([a[np.isfinite(a)] for a in arrays])
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.empty(0)])
     if not finite.size:
         return None
     lo, hi = np.percentile(finite, [10, 90])
@@ -274,16 +274,20 @@ def draw(
     from .optional import need
 
     figure = need("matplotlib.figure", "drawing a plot into a file")
-    fig = figure.Figure(figsize=(8, 5), dpi=100)
-    ax = fig.add_subplot()
-    if len(s.names) == 1:
-        _draw_curve(ax, s, path)
-    else:
-        _draw_surface(ax, s, path)
-    ax.set_title(title[:80] + ("..." if len(title) > 80 else ""))
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
-    fig.savefig(target, format=fmt)
+    # (Floating-point events while matplotlib lays out and renders NaN and infinite samples are
+    # its own, not the user's: f's were said as it was sampled. They were "warning: numpy:
+    # invalid value" for a surface that is nowhere finite.)
+    with np.errstate(all="ignore"):
+        fig = figure.Figure(figsize=(8, 5), dpi=100)
+        ax = fig.add_subplot()
+        if len(s.names) == 1:
+            _draw_curve(ax, s, path)
+        else:
+            _draw_surface(ax, s, path)
+        ax.set_title(title[:80] + ("..." if len(title) > 80 else ""))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        fig.savefig(target, format=fmt)
 
 
 def _draw_curve(ax: Any, s: Samples, path: Sequence[tuple[Mapping[str, Any], float]]) -> None:
@@ -356,9 +360,11 @@ def draw_text(
     if len(s.names) == 1:
         name = s.names[0]
         for k, c in enumerate([s.value, *s.derivatives[name]]):
-            xs.append(s.axes[0])
-            ys.append(np.where(np.isfinite(c), c, np.nan))
-            labels.append(label(name, k))
+            finite = np.isfinite(c)
+            if finite.any():  # (a curve nowhere finite has nothing to draw: the note says where)
+                xs.append(s.axes[0])
+                ys.append(np.where(finite, c, np.nan))
+                labels.append(label(name, k))
         limits = _limits(ys)
         if path:
             px, pf = _path_xy(path, [name])
@@ -382,17 +388,25 @@ def draw_text(
     options: dict[str, Any] = {"x_min": float(s.axes[0][0]), "x_max": float(s.axes[0][-1])}
     if limits is not None:
         options.update(y_min=limits[0], y_max=limits[1])
-    text = uniplot.plot_to_string(
-        ys=ys or [np.array([np.nan])],
-        xs=xs or [np.array([np.nan])],
-        lines=lines or [False],
-        legend_labels=labels or None,
-        width=width,
-        height=height,
-        color=color,
-        title=title[: width + 2] or None,
-        **options,
-    )
+    if any(np.isfinite(y).any() for y in ys):
+        text = uniplot.plot_to_string(
+            ys=ys,
+            xs=xs,
+            lines=lines,
+            legend_labels=labels,
+            width=width,
+            height=height,
+            color=color,
+            title=title[: width + 2] or None,
+            **options,
+        )
+    else:  # (uniplot fails on a plot without a finite point: NumPy's words, once)
+        why = (
+            "f and its derivatives are nowhere finite on the range"
+            if len(s.names) == 1
+            else "f has no contour line on the range (it is constant, or nowhere finite)"
+        )
+        text = "\n".join(part for part in (title[: width + 2], f"nothing to draw: {why}") if part)
     axes = f"horizontal: {s.names[0]}" + (f", vertical: {s.names[1]}" if len(s.names) == 2 else "")
     note = _nonfinite_note(s)
     return "\n".join(part for part in (text.rstrip("\n"), axes, note) if part)

@@ -205,6 +205,28 @@ def test_text_plot_says_where_f_is_not_finite() -> None:
     assert rc == 0 and out.splitlines()[-1] == "f or its derivative is not finite where x is in [-1.25, 0.25]"
 
 
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["nan*x", "--x", "-1:1"], "f and its derivatives are nowhere finite on the range"),
+        (["1/(x - x)", "--x", "-1:1"], "f and its derivatives are nowhere finite on the range"),
+        (["nan*x + y", "--x", "-1:1", "--y", "-1:1"], "f has no contour line on the range"),
+        (["0*x + 0*y", "--x", "-1:1", "--y", "-1:1"], "f has no contour line on the range"),
+    ],
+)
+def test_a_plot_with_nothing_to_draw_says_so_and_a_file_of_it_is_drawn(
+    tmp_path: Path, args: list[str], why: str
+) -> None:
+    """A function nowhere finite on the range was NumPy's words in the terminal ('zero-size array
+    to reduction operation maximum ...', 'need at least one array to concatenate'), and its
+    picture two lines of 'warning: numpy: invalid value' from matplotlib's drawing."""
+    rc, out, err = invoke("plot", *args)
+    assert (rc, err) == (0, "") and f"nothing to draw: {why}" in out
+    rc, out, err = invoke("plot", *args, "-o", str(tmp_path / "p.png"))
+    assert (rc, out, err) == (0, "", "")
+    assert matplotlib.image.imread(tmp_path / "p.png").shape == (500, 800, 4)
+
+
 def test_text_plot_of_two_inputs_draws_contour_levels() -> None:
     rc, out, _ = invoke("plot", "x**2 + y**2", "--x", "-1:1", "--y", "-1:1", env={"COLUMNS": "80"})
     assert rc == 0 and "f = " in out and out.splitlines()[-1] == "horizontal: x, vertical: y"

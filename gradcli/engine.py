@@ -1365,6 +1365,10 @@ class MatMul(Function):
     uses_outputs = False
 
     def forward(self, a: Any, b: Any) -> Any:
+        if not (a.ndim and b.ndim):  # (NumPy's words name its scalar types: "for @: 'numpy.float64'")
+            raise ValueError(
+                "@ multiplies vectors and matrices; a number has no axis to multiply along (use *)"
+            )
         return a @ b
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:

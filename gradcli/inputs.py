@@ -27,7 +27,8 @@ class InputError(ValueError):
 
 
 # A plain decimal number, as a person or a shell script writes it (no "1_000", no hex).
-_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+# ASCII digits only: Python's float() also reads other scripts' digits ("١٢" is 12).
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 # Our own JSON output writes non-finite numbers as "NaN", "Infinity", "-Infinity"; people write
 # nan, inf, -inf. Both read back, in any case.
 _NON_FINITE = r"(?i)[+-]?(?:nan|inf|infinity)"
@@ -64,7 +65,15 @@ def parse_value(text: str, name: str) -> Any:
     scalar = _scalar(stripped)
     if scalar is None:
         raise InputError(f"variable {name!r}: expected a number, an array like [1, 2] or @FILE, got {text!r}")
+    if math.isinf(scalar) and not _regex(_NON_FINITE).fullmatch(stripped):
+        raise _too_large(f"variable {name!r}: ", stripped)
     return np.array(scalar)
+
+
+def _too_large(where: str, text: str) -> InputError:
+    """A number written out that a 64-bit float cannot hold (it was read as infinity)."""
+    shown = text if len(text) <= 24 else f"{text[:12]}... ({len(text):,} characters)"
+    return InputError(f"{where}{shown} is too large for a 64-bit float (at most about 1.8e308)")
 
 
 def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
@@ -152,11 +161,25 @@ def json_loads(text: str, what: str | None = None) -> Any:
         raise InputError(
             f"{where}a number is too large for a 64-bit float (an integer of {exc.digits:,} digits)"
         ) from None
+    except _LargeFloatError as exc:
+        raise _too_large(f"{what}: " if what else "", exc.text) from None
 
 
 class _LongIntegerError(Exception):
     def __init__(self, digits: int) -> None:
         self.digits = digits
+
+
+class _LargeFloatError(Exception):
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # (JSON has no infinity: this was a finite number written out)
+        raise _LargeFloatError(text)
+    return value
 
 
 def _integer(digits: str) -> int:
@@ -174,7 +197,7 @@ def _decoder() -> Any:
     if _DECODER is None:
         import json  # here, not at the top: plain numbers are the common case and need no JSON
 
-        _DECODER = json.JSONDecoder(parse_int=_integer)
+        _DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_float)
     return _DECODER
 
 

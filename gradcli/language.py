@@ -295,6 +295,12 @@ class _Callbacks:
         try:
             np.array(values, dtype=np.float64)
         except ValueError:
+            depth, level = 1, values
+            while depth <= 64 and level and isinstance(level[0], list):
+                depth, level = depth + 1, level[0]
+            if depth > 64:  # (NumPy's limit, which it reports as a ragged array)
+                deep = "array literal nested more than 64 deep: an array has at most 64 axes"
+                raise b.error(deep, pos) from None
             raise b.error("array literal is ragged: every row needs the same length", pos) from None
         return Const(values, pos)
 
@@ -483,7 +489,10 @@ def _subscript(b: _Builder, s: Any) -> Any:
         if not np.all((indices == np.round(indices)) & (np.abs(indices) < 2.0**62)):
             raise b.error("an index array must hold whole numbers", _pos(s))
         return indices.astype(np.intp)
-    return _int(b, v, _pos(s))
+    index = _int(b, v, _pos(s))
+    if isinstance(index, int) and abs(index) >= 2**62:  # (NumPy: "only integers, slices ... are valid")
+        raise b.error(f"the index {float(index):.6g} is out of range for any array", _pos(s))
+    return index
 
 
 def _is_number(b: _Builder, ref: Any) -> bool:

@@ -55,12 +55,36 @@ def caret_excerpt(text: str, pos: int, width: int = 76) -> str:
     end = text.find("\n", pos)
     raw = text[start : end if end != -1 else len(text)]
     shown = [_visible(ch) for ch in raw]
-    col = sum(len(piece) for piece in shown[: pos - start])
-    line = "".join(shown)
-    if len(line) > width:  # keep the caret in view on long lines
-        lo = max(0, min(col - width // 2, len(line) - width))
-        line, col = ("..." if lo else "") + line[lo : lo + width], col - lo + (3 if lo else 0)
-    return f"  {line}\n  {' ' * col}^"
+    columns = [_columns(piece) for piece in shown]
+    if sum(columns) > width:  # keep the caret in view on long lines: at most width columns of it
+        at = pos - start
+        lo, used = at, 0
+        while lo > 0 and used + columns[lo - 1] <= width // 2:  # half before the caret
+            lo, used = lo - 1, used + columns[lo - 1]
+        hi, used = lo, 0
+        while hi < len(shown) and used + columns[hi] <= width:  # the rest after it
+            used, hi = used + columns[hi], hi + 1
+        while lo > 0 and used + columns[lo - 1] <= width:  # near the end: more before it
+            lo, used = lo - 1, used + columns[lo - 1]
+        shown, columns = shown[lo:hi], columns[lo:hi]
+        if lo:
+            shown, columns, start = ["...", *shown], [3, *columns], start + lo - 1
+    col = sum(columns[: pos - start])
+    return f"  {''.join(shown)}\n  {' ' * col}^"
+
+
+def _columns(piece: str) -> int:
+    """The columns a terminal gives ``piece``: two for each wide character (CJK, emoji), none for a
+    combining mark, one for the rest (the caret once stood left of where it points, after CJK)."""
+    if piece.isascii():
+        return len(piece)
+    import unicodedata
+
+    width = 0
+    for ch in piece:
+        if not unicodedata.combining(ch):
+            width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
 
 def _visible(ch: str) -> str:

@@ -369,6 +369,8 @@ def test_higher_derivatives_of_det_at_a_singular_matrix_are_refused_clearly() ->
         ("cross(x, x)", "[1, 2]", "cross of shapes (2,), (2,): takes vectors of length 3"),
         ("einsum(x, subscripts=2)", "[1, 2]", "subscripts must be a string"),
         ("a, b = slogdet(x); b", "[[1, 2], [2, 4]]", "log|det| is -inf at a singular matrix"),
+        ("x @ x", "2", "matmul of shapes (), (): @ multiplies vectors and matrices; a number has no axis"),
+        ("x @ [1, 2]", "2", "matmul of shapes (), (2,): @ multiplies vectors and matrices"),
     ],
 )
 def test_bad_shapes_and_singular_matrices_are_one_clear_error_line(

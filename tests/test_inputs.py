@@ -82,6 +82,10 @@ def test_empty_json_arrays_keep_their_shape() -> None:
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ("[" * 40 + "]" * 40, "levels of nested lists"),
         ("@", "must be followed by a file name"),
+        ("\u0661\u0662", "expected a number"),  # Arabic-Indic digits, which float() reads as 12
+        ("1e400", "1e400 is too large for a 64-bit float"),  # read as infinity, silently, once
+        ("-" + "9" * 5000, "(5,001 characters) is too large for a 64-bit float"),
+        ("[1, 2e308]", "2e308 is too large for a 64-bit float"),
     ],
 )
 def test_bad_value_text_is_one_line_error_naming_the_variable(text: str, fragment: str) -> None:

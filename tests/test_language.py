@@ -388,6 +388,7 @@ ERRORS = [
     ("1 + sqaure(x)", 4, "unknown function 'sqaure'"),
     ("a = x\nb = a + * 2\nb", 14, "unexpected '*'"),
     ("x[0.5]", 2, "whole number"),
+    ("x[10000000000000000000000]", 2, "the index 1e+22 is out of range for any array"),
 ]
 
 
@@ -408,6 +409,32 @@ def test_error_caret_points_at_the_fault(text: str, pos: int, words: str) -> Non
     end = text.find("\n", pos)
     assert line == text[start : end if end != -1 else len(text)]
     assert column == pos - start
+
+
+@pytest.mark.parametrize(
+    ("text", "pos", "column"),
+    [
+        ("x + 名前 +", 8, 10),
+        ("x + 名前 + )", 9, 11),
+        ("名前" * 40 + " + )", 83, 78),
+        ("a" * 100 + " + )", 103, 78),
+    ],
+    ids=["wide", "wide, then the fault", "long wide line", "long line"],
+)
+def test_the_caret_stands_under_the_fault_in_a_terminals_columns(text: str, pos: int, column: int) -> None:
+    """A wide character (CJK) takes two columns of a terminal, a combining accent none: the caret
+    counted characters, and stood two columns left of the fault after 名前. A long line is cut to
+    76 columns around the caret, not to 76 characters (152 columns of CJK)."""
+    err = parse_error(text)
+    assert err.pos == pos
+    line, caret = _caret_column(err)
+    assert caret == column
+    assert sum(2 if "\u4e00" <= ch <= "\u9fff" else 1 for ch in line) <= 3 + 76  # ("..." and 76)
+
+
+def test_an_array_literal_nested_past_numpys_64_axes_is_not_called_ragged() -> None:
+    assert "nested more than 64 deep" in parse_error("[" * 65 + "1" + "]" * 65).message
+    assert "ragged" in parse_error("[[1, 2], [3]]").message
 
 
 @pytest.mark.parametrize("text", ["a, b = sin(x); a", "a, b, c = sincos(x); a"])

@@ -116,7 +116,7 @@ def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     strings are refused: a batch line never names a file to open.
     """
     if not isinstance(obj, Mapping):
-        raise InputError(f'expected a JSON object like {{"x": 2, "y": [1, 2]}}, got {type(obj).__name__}')
+        raise InputError(f'expected a JSON object like {{"x": 2, "y": [1, 2]}}, got {_json_kind(obj)}')
     out: dict[str, Any] = {}
     for key, value in obj.items():
         kind = type(value)
@@ -223,8 +223,21 @@ def _leaf(value: Any, what: str) -> float:
     elif isinstance(value, str):
         found = '"' + shown(" ".join(value[:30].split())) + '"'
     else:
-        found = type(value).__name__
+        found = _json_kind(value)
     raise InputError(f"{what}: expected numbers, found {found}")
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (Python's are dict, list, str)."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None or isinstance(value, bool):
+        return _JSON_NAMES[value]
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
 
 
 def _nested_to_array(obj: Any, what: str) -> np.ndarray | np.float64:

@@ -217,7 +217,7 @@ def test_vars_at_json_and_npz_files(files: Path) -> None:
         ("2", "expected a JSON object"),
         ("{x: 1}", "not valid JSON"),
         ('{"x": "2"}', "variable 'x'"),
-        ('{"x": {"y": 1}}', "expected numbers, found dict"),
+        ('{"x": {"y": 1}}', "expected numbers, found an object"),
         ('{"x": [1, [2]]}', "ragged"),
         ("@nowhere.json", "cannot read the file"),
         ("@data.npy", "expected a .json or .npz file"),
@@ -236,9 +236,12 @@ def test_values_from_json_object_reads_back_our_own_json_output() -> None:
     assert got["value"].shape == ()
 
 
-@pytest.mark.parametrize("line", [[1, 2], 3, "x", None])
-def test_json_that_is_not_an_object_is_an_input_error(line: object) -> None:
-    with pytest.raises(InputError, match="expected a JSON object"):
+@pytest.mark.parametrize(
+    ("line", "kind"), [([1, 2], "an array"), (3, "a number"), ("x", "a string"), (None, "null")]
+)
+def test_json_that_is_not_an_object_is_an_input_error_in_jsons_words(line: object, kind: str) -> None:
+    """JSON's names for what was given: Python's were list, int, str and NoneType."""
+    with pytest.raises(InputError, match=f"expected a JSON object .*, got {kind}$"):
         values_from_json_object(line)  # type: ignore[arg-type]
 
 

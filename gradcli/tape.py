@@ -24,6 +24,8 @@ from .backend import as_array
 from .engine import (
     Function,
     Primitive,
+    Spare,
+    _lender,
     apply_rule,
     as_tuple,
     fit_array,
@@ -305,91 +307,111 @@ def _reverse(
     # a call's own slot is in it once its function is queued.
     seen: set[int] = set()
     ndarray, float64, deque = np.ndarray, np.float64, collections.deque
+    spare = Spare()  # what the sweep lets go of, for the results of the rules still to run
+    lending = _lender.set(spare)
     reached = [output] if needs[output] else []  # slots reached, whose functions are to be queued
     if reached:
         seen.add(output)
         grads[output] = seed_like(slots[output])
     strong_zeros = False
     gxs: tuple[Any, ...] = ()
-    while True:
-        for j in reached:  # queue the functions of the slots reached
-            op = ops[j]
-            if op.kind == UNPACK:
-                c = op.args[0]
-                if c in seen:
+    try:
+        while True:
+            for j in reached:  # queue the functions of the slots reached
+                op = ops[j]
+                if op.kind == UNPACK:
+                    c = op.args[0]
+                    if c in seen:
+                        continue
+                    seen.add(c)
+                elif op.kind == CALL:
+                    c = j
+                else:
                     continue
-                seen.add(c)
-            elif op.kind == CALL:
-                c = j
+                if functions[c] is not None:
+                    level = generation[c] - 1
+                    bucket = buckets.get(level)
+                    if bucket is None:
+                        bucket = buckets[level] = deque()
+                    bucket.append(c)
+                    if level > top:
+                        top = level
+            while top >= 0:  # the next function
+                bucket = buckets.get(top)
+                if bucket is not None:
+                    c = bucket.popleft()
+                    if not bucket:  # a generation done: its bucket goes (a chain has a million)
+                        del buckets[top]
+                    break
+                top -= 1
             else:
-                continue
-            if functions[c] is not None:
-                level = generation[c] - 1
-                bucket = buckets.get(level)
-                if bucket is None:
-                    bucket = buckets[level] = deque()
-                bucket.append(c)
-                if level > top:
-                    top = level
-        while top >= 0:  # the next function
-            bucket = buckets.get(top)
-            if bucket is not None:
-                c = bucket.popleft()
-                if not bucket:  # a generation done: its bucket goes (a chain has a million)
-                    del buckets[top]
                 break
-            top -= 1
-        else:
-            break
-        op, f = ops[c], functions[c]
-        assert f is not None
-        args = op.args
-        if op.n_outputs > 1:
-            if outputs_of is None:
-                outputs_of = _unpacked(ops)
-            out = slots[c]
-            gys = tuple(
-                grads.pop(u, None) if u is not None and u in grads else seed_like(y, 0.0)
-                for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
-            )
-            ys = out
-        else:
-            gys = (grads.pop(c),)
-            ys = (slots[c],)
-        xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
-        if strong_zeros:
-            gxs = apply_rule(f, gys, xs, ys if f.uses_outputs else (), strong_zeros)
-        else:
-            gxs = f.vjp(gys, xs, ys if f.uses_outputs else ())
-            if type(gxs) is not tuple:
-                gxs = as_tuple(gxs)
-        del ys, xs
-        if last:  # the last sweep over this tape: a value no rule still to run reads is let go
-            for j in reads_of[c]:
-                readers[j] -= 1
-                if not readers[j]:
-                    slots[j] = None
-        if f.masks_gradient:
-            strong_zeros = True
-        reached = []
-        for j, gx in zip(args, gxs):
-            if gx is None or not needs[j]:
-                continue
-            held = type(gx)
-            if held is not float64 and held is not ndarray or gx.shape != shapes[j]:
-                gx = fit_array(gx, shapes[j])
-            total = grads.get(j)
-            if total is None:
-                grads[j] = gx
-            elif type(total) is ndarray:
-                alone = sole(total, 2)  # (held by grads and total)
-                grads[j] = gradient_sum(total, gx, alone)
-            else:  # a number, or the seed: never added into
-                grads[j] = total + gx
-            total = None
-            if j not in seen:
-                seen.add(j)
-                reached.append(j)
+            op, f = ops[c], functions[c]
+            assert f is not None
+            args = op.args
+            if op.n_outputs > 1:
+                if outputs_of is None:
+                    outputs_of = _unpacked(ops)
+                out = slots[c]
+                gys = tuple(
+                    grads.pop(u, None) if u is not None and u in grads else seed_like(y, 0.0)
+                    for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
+                )
+                ys = out
+            else:
+                gys = (grads.pop(c),)
+                ys = (slots[c],)
+            xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
+            lent = None
+            if spare.buffers and f.elementwise and isinstance(f, Primitive):  # results into spare buffers
+                n = len(xs)
+                lent_args, lent = spare.lend((*xs, *ys))
+                xs, ys = lent_args[:n], lent_args[n:]
+                del lent_args
+            if strong_zeros:
+                gxs = apply_rule(f, gys, xs, ys if f.uses_outputs else (), strong_zeros)
+            else:
+                gxs = f.vjp(gys, xs, ys if f.uses_outputs else ())
+                if type(gxs) is not tuple:
+                    gxs = as_tuple(gxs)
+            if lent is not None:  # (while the views lent are alive: returned() knows them by id)
+                gxs = Spare.returned(gxs, lent)
+                lent = None
+            del ys, xs
+            if last:  # the last sweep over this tape: a value no rule still to run reads is let go
+                for j in reads_of[c]:
+                    readers[j] -= 1
+                    if not readers[j]:
+                        spare.give(slots[j], 1)
+                        slots[j] = None
+            if f.masks_gradient:
+                strong_zeros = True
+            reached = []
+            for j, gx in zip(args, gxs):
+                if gx is None or not needs[j]:
+                    continue
+                held = type(gx)
+                if held is not float64 and held is not ndarray or gx.shape != shapes[j]:
+                    gx = fit_array(gx, shapes[j])
+                total = grads.get(j)
+                if total is None:
+                    grads[j] = gx
+                elif type(total) is ndarray:
+                    alone = sole(total, 2)  # (held by grads and total)
+                    grads[j] = gradient_sum(total, gx, alone)
+                else:  # a number, or the seed: never added into
+                    grads[j] = total + gx
+                total = None
+                if j not in seen:
+                    seen.add(j)
+                    reached.append(j)
+            gx = None
+            for g in gys:  # a gradient its rule has used, where nothing else holds it
+                if type(g) is ndarray:
+                    spare.give(g, 2)  # (held by gys and g)
+            g = None
+    finally:
+        _lender.reset(lending)
     gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
     gx = None
     result = {}

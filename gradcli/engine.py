@@ -751,9 +751,7 @@ def backward(
     # A first-order pass over big arrays gives the results of elementwise rules the buffers it
     # has let go of (:class:`Spare`).
     spare = Spare() if holds is not None else None
-    lending = _lender.set(spare)
-    with using_grad(create_graph), paused_gc(), contextlib.ExitStack() as stack:
-        stack.callback(_lender.reset, lending)
+    with using_grad(create_graph), paused_gc(), lending(spare):
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:
@@ -795,13 +793,8 @@ def backward(
                         xs = tuple([x.data for x in ins])
                     ys = (o.data,) if f.uses_outputs else ()
                     o = None  # (not held here: _let_go counts who holds each output)
-                    if spare is not None and spare.buffers and f.elementwise and isinstance(f, Primitive):
-                        n = len(xs)
-                        lent_args, lent = spare.lend((*xs, *ys))
-                        xs, ys = lent_args[:n], lent_args[n:]
-                        lent_args = ()
-                        gxs = Spare.returned(as_tuple(f.vjp((g,), xs, ys)), lent)
-                        lent = {}
+                    if spare is not None and spare.buffers and Spare.lends_to(f):
+                        gxs = spare.run(f, (g,), xs, ys)
                     else:
                         gxs = f.vjp((g,), xs, ys)
                     xs = ys = ()
@@ -980,32 +973,53 @@ class Spare:
                 return buffers.pop(k)
         return None
 
-    def lend(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[int, Any]]:
-        """``args`` for a rule, each big float64 array as a :class:`_Lending` view of itself, and
-        the views by id, to give back (:meth:`returned`) what the rule hands back as it is."""
-        lent: dict[int, Any] = {}
-        out = []
-        for a in args:
+    @staticmethod
+    def lends_to(f: Function) -> bool:
+        """Whether :meth:`run` serves ``f``'s rule: an elementwise table row, whose arithmetic
+        is ufuncs of arrays of the result's shape."""
+        return f.elementwise and isinstance(f, Primitive)
+
+    def run(
+        self,
+        f: Function,
+        gys: tuple[Any, ...],
+        xs: tuple[Any, ...],
+        ys: tuple[Any, ...],
+        strong_zeros: bool = False,
+    ) -> tuple[Any, ...]:
+        """``f``'s rule on arrays (:func:`apply_rule`), its inputs and outputs lent as
+        :class:`_Lending` views (not ``gys``: ``gy * cos(x)`` keeps landing in ``cos(x)``'s
+        temporary), its gradients plain arrays again: an argument handed back as it is (``y`` of
+        a product with the seed) is the argument itself."""
+        lent: dict[int, Any] = {}  # each view, by id, to the array it is a view of
+        args = []
+        for a in (*xs, *ys):
             if type(a) is np.ndarray and a.dtype == _FLOAT64 and a.nbytes >= _LET_GO_BYTES:
                 view = a.view(_Lending)
                 lent[id(view)] = a
-                out.append(view)
+                args.append(view)
             else:
-                out.append(a)
-        return tuple(out), lent
+                args.append(a)
+        n = len(xs)
+        gxs = apply_rule(f, gys, tuple(args[:n]), tuple(args[n:]), strong_zeros)
+        # (while the views are alive: they are known by id)
+        return tuple([_plain(g, lent) if isinstance(g, _Lending) else g for g in gxs])
 
-    @staticmethod
-    def returned(gxs: tuple[Any, ...], lent: dict[int, Any]) -> tuple[Any, ...]:
-        """A rule's gradients as plain arrays: an argument handed back as it is (``gy`` of an
-        addition, ``y`` of a product with the seed) is the argument itself again."""
-        if not any(isinstance(g, _Lending) for g in gxs):
-            return gxs
-        return tuple(
-            [
-                (lent.get(id(g)) if id(g) in lent else g.view(np.ndarray)) if isinstance(g, _Lending) else g
-                for g in gxs
-            ]
-        )
+
+def _plain(g: Any, lent: dict[int, Any]) -> Any:
+    original = lent.get(id(g))
+    return original if original is not None else g.view(np.ndarray)
+
+
+@contextlib.contextmanager
+def lending(spare: Spare | None) -> Iterator[None]:
+    """Inside the block, the ufuncs of :class:`_Lending` views take their results' buffers from
+    ``spare`` (a first-order pass's), where it has one of their shape."""
+    token = _lender.set(spare)
+    try:
+        yield
+    finally:
+        _lender.reset(token)
 
 
 _lender: ContextVar[Spare | None] = ContextVar("gradcli_spare", default=None)

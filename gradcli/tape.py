@@ -25,11 +25,11 @@ from .engine import (
     Function,
     Primitive,
     Spare,
-    _lender,
     apply_rule,
     as_tuple,
     fit_array,
     gradient_sum,
+    lending,
     own,
     paused_gc,
     seed_like,
@@ -308,14 +308,13 @@ def _reverse(
     seen: set[int] = set()
     ndarray, float64, deque = np.ndarray, np.float64, collections.deque
     spare = Spare()  # what the sweep lets go of, for the results of the rules still to run
-    lending = _lender.set(spare)
     reached = [output] if needs[output] else []  # slots reached, whose functions are to be queued
     if reached:
         seen.add(output)
         grads[output] = seed_like(slots[output])
     strong_zeros = False
     gxs: tuple[Any, ...] = ()
-    try:
+    with lending(spare):
         while True:
             for j in reached:  # queue the functions of the slots reached
                 op = ops[j]
@@ -362,21 +361,16 @@ def _reverse(
                 gys = (grads.pop(c),)
                 ys = (slots[c],)
             xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
-            lent = None
-            if spare.buffers and f.elementwise and isinstance(f, Primitive):  # results into spare buffers
-                n = len(xs)
-                lent_args, lent = spare.lend((*xs, *ys))
-                xs, ys = lent_args[:n], lent_args[n:]
-                del lent_args
-            if strong_zeros:
-                gxs = apply_rule(f, gys, xs, ys if f.uses_outputs else (), strong_zeros)
+            if not f.uses_outputs:
+                ys = ()
+            if spare.buffers and Spare.lends_to(f):  # its results into buffers let go of
+                gxs = spare.run(f, gys, xs, ys, strong_zeros)
+            elif strong_zeros:
+                gxs = apply_rule(f, gys, xs, ys, strong_zeros)
             else:
-                gxs = f.vjp(gys, xs, ys if f.uses_outputs else ())
+                gxs = f.vjp(gys, xs, ys)
                 if type(gxs) is not tuple:
                     gxs = as_tuple(gxs)
-            if lent is not None:  # (while the views lent are alive: returned() knows them by id)
-                gxs = Spare.returned(gxs, lent)
-                lent = None
             del ys, xs
             if last:  # the last sweep over this tape: a value no rule still to run reads is let go
                 for j in reads_of[c]:
@@ -410,8 +404,6 @@ def _reverse(
                 if type(g) is ndarray:
                     spare.give(g, 2)  # (held by gys and g)
             g = None
-    finally:
-        _lender.reset(lending)
     gys = gxs = ()  # the last step's gradients, let go here: own() counts who else holds each
     gx = None
     result = {}

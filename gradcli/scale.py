@@ -120,50 +120,20 @@ def read_zarr(store: str, member: str | None, name: str) -> Any:
 def _as_dask(described: ZarrBlocks | None, store: str, member: str | None, name: str) -> Any:
     """:func:`read_zarr`'s Dask array, from the store's description where it has one (then
     nothing is read here), else through zarr."""
-    da = dask_array()
-    source = _source(store, name)
-    if described is not None:
-        described.source = source
-        token = f"from-zarr-{described.token()}"
-        meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
-        chunks = _blocks(described.shape, described.dtype, described.chunks)
-        return da.from_array(described, chunks=chunks, name=token, meta=meta)
-    opened = _opened(store, member, name)
-    from dask.base import tokenize
-
-    token = f"from-zarr-{tokenize(store, member, opened.shape, str(opened.dtype), opened.chunks)}"
-    meta = np.empty((0,) * opened.ndim, dtype=opened.dtype)
-    chunks = _blocks(opened.shape, opened.dtype, opened.chunks)
-    return da.from_array(_Read(opened, source), chunks=chunks, name=token, meta=meta)
+    if described is None:  # a store of another kind: zarr opens it here
+        opened = _opened(store, member, name)
+        shape, dtype, chunks = opened.shape, np.dtype(opened.dtype), opened.chunks
+        described = ZarrBlocks(store, opened.path, shape, dtype, chunks, opened)
+    described.source = _source(store, name)
+    token = f"from-zarr-{described.token()}"
+    meta = np.empty((0,) * len(described.shape), dtype=described.dtype)
+    chunks = _blocks(described.shape, described.dtype, described.chunks)
+    return dask_array().from_array(described, chunks=chunks, name=token, meta=meta)
 
 
 def _source(store: str, name: str) -> str:
     """How messages name a Zarr input."""
     return f"variable {name!r} from {store!r}"
-
-
-def _unreadable(source: str, exc: Exception) -> InputError:
-    """A block of a Zarr input that zarr cannot read (a chunk cut short or corrupt, metadata
-    that is not what it says): an error in the user's data, named, with zarr's reason (status 2;
-    once an internal error with a codec's words)."""
-    return InputError(f"{source}: cannot read the data ({one_line(exc)})")
-
-
-class _Read:
-    """A zarr array opened here, as Dask's ``from_array`` reads it: its blocks, and zarr's
-    failures to read them as :func:`_unreadable`."""
-
-    def __init__(self, array: Any, source: str) -> None:
-        self.array, self.source = array, source
-        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
-
-    def __getitem__(self, key: Any) -> Any:
-        try:
-            return self.array[key]
-        except MemoryError:
-            raise
-        except Exception as exc:  # zarr's and its codecs' errors have no common base
-            raise _unreadable(self.source, exc) from None
 
 
 # What a Dask block of a Zarr input's smaller chunks holds at most (8 MiB). A store of tiny
@@ -273,17 +243,26 @@ def _opened(store: str, member: str | None, name: str) -> Any:
 
 class ZarrBlocks:
     """One array of a Zarr store as Dask's ``from_array`` sees it: its shape, dtype and chunks
-    from the store's metadata, and blocks read by zarr in the process that computes them (opened
-    there once; a copy sent to another process opens it anew)."""
+    from the store's metadata (or from ``array``, the array zarr opened), and blocks read by zarr
+    in the process that computes them (opened there once; a copy sent to another process opens it
+    anew). What zarr cannot read (a chunk cut short or corrupt, metadata that is not what it
+    says) is an error in the user's data, naming it, with zarr's reason (status 2; once an
+    internal error in a codec's words)."""
 
     def __init__(
-        self, store: str, path: str, shape: tuple[int, ...], dtype: np.dtype[Any], chunks: tuple[int, ...]
+        self,
+        store: str,
+        path: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        chunks: tuple[int, ...],
+        array: Any = None,
     ) -> None:
         self.store, self.path = store, path
         self.shape, self.dtype, self.chunks = shape, dtype, chunks
         self.ndim = len(shape)
         self.source = f"{store!r}"  # (how messages name it: the variable's name, once known)
-        self._array: Any = None
+        self._array: Any = array
 
     def token(self) -> str:
         from dask.base import tokenize
@@ -300,7 +279,7 @@ class ZarrBlocks:
         except MemoryError:
             raise
         except Exception as exc:  # zarr's and its codecs' errors have no common base
-            raise _unreadable(self.source, exc) from None
+            raise InputError(f"{self.source}: cannot read the data ({one_line(exc)})") from None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**vars(self), "_array": None}

@@ -406,6 +406,26 @@ def test_a_damaged_zarr_store_is_one_line_naming_the_variable_and_the_store(
         assert rc == 0 and json.loads(out)["value"] == pytest.approx(data["y"].sum(), rel=1e-12), err
 
 
+@pytest.mark.parametrize("how", DAMAGE[:2])
+def test_a_damaged_store_that_zarr_opens_itself_is_the_same_one_line(
+    store: Any, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store the metadata reader does not describe (scale._described: None) is opened by zarr
+    here and read through the same blocks: a damaged chunk is the same named error, status 2."""
+    from conftest import invoke
+
+    from gradcli import scale
+
+    path, data = store
+    monkeypatch.setattr(scale, "_described", lambda store, member: None)
+    rc, out, err = invoke("eval", "sum(y)", "--y", f"@{path}:y", "--json")
+    assert rc == 0 and json.loads(out)["value"] == pytest.approx(data["y"].sum(), rel=1e-12), err
+    _damage(path, how)
+    rc, out, err = invoke("eval", "sum(x*y)", "--x", f"@{path}:x", "--y", f"@{path}:y")
+    assert rc == 2 and out == "" and err.startswith(f"error: variable 'x' from '{path}")
+    assert "cannot read the data" in err and err.count("\n") == 1
+
+
 def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path) -> None:
     np.save(tmp_path / "v.npy", np.arange(3.0))
     code = (

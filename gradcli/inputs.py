@@ -218,12 +218,10 @@ def _leaf(value: Any, what: str) -> float:
         return value
     if isinstance(value, str) and _regex(_NON_FINITE).fullmatch(value.strip()):
         return float(value)
-    if value is None or isinstance(value, bool):
-        found = _JSON_NAMES[value]
-    elif isinstance(value, str):
+    if isinstance(value, str):
         found = '"' + shown(" ".join(value[:30].split())) + '"'
     else:
-        found = _json_kind(value)
+        found = _json_kind(value)  # (true, false, null, an object, ...)
     raise InputError(f"{what}: expected numbers, found {found}")
 
 

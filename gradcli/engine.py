@@ -579,6 +579,21 @@ def primitive(
     Sin = primitive("sin", np.sin, [lambda gy, x: gy * cos(x)])
     Exp = primitive("exp", np.exp, [lambda gy, out: gy * out])
     """
+    return primitive_maker(name, forward, rules, inputs, params, elementwise, masks_gradient)()
+
+
+def primitive_maker(
+    name: str,
+    forward: Callable[..., Any],
+    rules: Sequence[Callable[..., Any] | None],
+    inputs: Sequence[str] = ("x",),
+    params: Mapping[str, Any] | None = None,
+    elementwise: bool = True,
+    masks_gradient: bool = False,
+) -> Callable[[], type[Primitive]]:
+    """``primitive``'s row checked now (a rule that takes what no rule can is an error here),
+    and a function that makes its class, the costly part, when it is first needed: the function
+    table registers about 50 rows at start-up and an expression calls a few of them."""
     inputs = tuple(inputs)
     if len(rules) != len(inputs):
         raise ValueError(f"{name}: {len(inputs)} inputs need {len(inputs)} rules, got {len(rules)}")
@@ -595,29 +610,34 @@ def primitive(
         if bad:
             raise ValueError(f"{name}: a rule takes {bad[0]!r}; rules take {', '.join(sources)}")
         rule_args.append(tuple(sources.index(w) for w in wanted))
-    out_index = len(inputs) + 1
-    attrs: dict[str, Any] = {
-        "_forward": staticmethod(forward),
-        "input_names": inputs,
-        "param_defaults": defaults,
-        "rules": tuple(rules),
-        "_rule_args": tuple(rule_args),
-        "_pickers": tuple(_picker(a) for a in rule_args),
-        "uses_outputs": any(out_index in a for a in rule_args),
-        "elementwise": elementwise,
-        "masks_gradient": masks_gradient,
-        "registry_name": name,
-        "__doc__": f"{name}: a function given by its forward and derivative rules",
-    }
-    if defaults:
-        attrs["__init__"] = _init_options
-    else:
-        # No __init__ (object's, in C), and forward called directly, without a wrapper: the hot
-        # path of every operator.
-        attrs["forward"] = staticmethod(forward)
-        attrs["ufunc"] = _float_ufunc(forward, len(inputs))
-    class_name = "".join(part.capitalize() for part in name.split("_")) or name
-    return type(class_name, (Primitive,), attrs)
+    rules = tuple(rules)
+
+    def make() -> type[Primitive]:
+        out_index = len(inputs) + 1
+        attrs: dict[str, Any] = {
+            "_forward": staticmethod(forward),
+            "input_names": inputs,
+            "param_defaults": defaults,
+            "rules": rules,
+            "_rule_args": tuple(rule_args),
+            "_pickers": tuple(_picker(a) for a in rule_args),
+            "uses_outputs": any(out_index in a for a in rule_args),
+            "elementwise": elementwise,
+            "masks_gradient": masks_gradient,
+            "registry_name": name,
+            "__doc__": f"{name}: a function given by its forward and derivative rules",
+        }
+        if defaults:
+            attrs["__init__"] = _init_options
+        else:
+            # No __init__ (object's, in C), and forward called directly, without a wrapper: the
+            # hot path of every operator.
+            attrs["forward"] = staticmethod(forward)
+            attrs["ufunc"] = _float_ufunc(forward, len(inputs))
+        class_name = "".join(part.capitalize() for part in name.split("_")) or name
+        return type(class_name, (Primitive,), attrs)
+
+    return make
 
 
 def _init_options(self: Primitive, **params: Any) -> None:

@@ -606,3 +606,44 @@ def test_generation_queue_takes_higher_generations_first_and_arrivals_in_order()
         taken.append(item)
     assert taken == ["b", "d", "f", "a", "c", "g", "e"]
     assert q.pop() is None
+
+
+# --- table rows: checked when defined, their classes made when first used -------------------------
+
+
+def test_a_rule_that_takes_what_no_rule_can_is_refused_when_its_row_is_defined() -> None:
+    from gradcli.engine import primitive_maker
+
+    with pytest.raises(ValueError, match="a rule takes 'z'; rules take gy, x, out"):
+        primitive_maker("twice", np.add, [lambda gy, z: gy], ("x",))
+    with pytest.raises(ValueError, match="1 inputs need 1 rules, got 2"):
+        primitive_maker("twice", np.add, [None, None], ("x",))
+
+
+def test_a_table_rows_class_is_made_once_when_first_read_and_serves_every_route() -> None:
+    from gradcli.functions.registry import REGISTRY
+
+    spec = REGISTRY["expm1"]
+    cls = spec.cls
+    assert spec.cls is cls and cls.registry_name == "expm1" and cls.input_names == ("x",)
+    x = Variable(np.array([0.5, -1.0]))
+    y = spec(x)
+    assert type(y.creator) is cls
+    np.testing.assert_array_equal(y.data, np.expm1(x.data))
+    np.testing.assert_array_equal(spec(x.data), np.expm1(x.data))  # arrays in: the forward alone
+
+
+@pytest.mark.slow
+def test_a_plain_eval_makes_the_classes_of_the_functions_it_calls_and_no_others() -> None:
+    code = textwrap.dedent(
+        """
+        from gradcli.cli import run
+        from gradcli.functions.registry import REGISTRY
+        status = run(["eval", "sin(x) * y", "--x", "2", "--y", "3"])
+        rows = [(n, s) for n, s in dict.items(REGISTRY) if s._make is not None]  # given by a row
+        made = sorted(n for n, s in rows if "cls" in s.__dict__)
+        print(status, len(rows) > 40, made)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "0 True ['sin']", proc.stdout + proc.stderr

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import as_array
-from ..engine import Function, Primitive, Variable, primitive
+from ..engine import Function, Primitive, Variable, primitive_maker
 
 
 class RegistryError(ValueError):
@@ -49,7 +49,7 @@ class Spec:
     def __init__(
         self,
         name: str,
-        cls: type[Function],
+        cls: type[Function] | None,
         inputs: tuple[str, ...],
         optional: int,
         params: tuple[tuple[str, Any], ...],
@@ -64,8 +64,15 @@ class Spec:
         elementwise: bool = False,
         smooth: bool = True,
         variadic: bool = False,
+        make: Callable[[], type[Function]] | None = None,
+        apply: Callable[..., Any] | None = None,
     ) -> None:
-        self.name, self.cls, self.inputs, self.optional, self.params = name, cls, inputs, optional, params
+        """``cls``, or ``make`` to make it when it is first read, and then ``apply``: how the
+        function computes on arrays alone."""
+        self.name, self.inputs, self.optional, self.params = name, inputs, optional, params
+        if cls is not None:
+            self.cls = cls
+        self._make = make
         self.variadic = variadic
         # Two inputs and no options: what an operator calls (the parser's fast path).
         self.binary = not variadic and optional == 0 and len(inputs) == 2 and not params
@@ -73,7 +80,16 @@ class Spec:
         self.sample_domain, self.sample_shapes = sample_domain, sample_shapes
         self.sample_params = sample_params or {}
         self.elementwise, self.smooth = elementwise, smooth
-        self._apply = _array_call(cls)
+        self._apply = apply if apply is not None else _array_call(self.cls)
+
+    def __getattr__(self, attr: str) -> Any:
+        """``cls`` of a table row, made the first time it is read (see ``define``)."""
+        make = self.__dict__.get("_make")
+        if attr != "cls" or make is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+        cls = self.cls = make()
+        cls.registry_name = self.name
+        return cls
 
     def __repr__(self) -> str:
         return f"<Spec {self.signature()}>"
@@ -117,19 +133,26 @@ class Spec:
 def _array_call(cls: type[Function]) -> Callable[..., Any]:
     """How a function computes on arrays alone (no graph): its forward, directly."""
     if issubclass(cls, Primitive):
-        forward, defaults = cls._forward, dict(cls.param_defaults)
-        if not defaults:
-            return forward
-
-        def call(*xs: Any, **params: Any) -> Any:
-            return forward(*xs, **{**defaults, **params})
-
-        return call
+        return _forward_call(cls._forward, cls.param_defaults)
 
     def call_class(*xs: Any, **params: Any) -> Any:
         return cls(**params).forward(*[x if isinstance(x, np.ndarray) else as_array(x) for x in xs])
 
     return call_class
+
+
+def _forward_call(
+    forward: Callable[..., Any], param_defaults: tuple[tuple[str, Any], ...]
+) -> Callable[..., Any]:
+    """A table row's forward on arrays, its options' defaults filled in."""
+    defaults = dict(param_defaults)
+    if not defaults:
+        return forward
+
+    def call(*xs: Any, **params: Any) -> Any:
+        return forward(*xs, **{**defaults, **params})
+
+    return call
 
 
 # The modules of the library's own functions, imported as their names are first looked up, in
@@ -280,29 +303,27 @@ def register(
     def deco(cls: type[Function]) -> type[Function]:
         if not (isinstance(cls, type) and issubclass(cls, Function)):
             raise RegistryError(f"register({name!r}) expects a gradcli.Function subclass, got {cls!r}")
-        if not name.isidentifier():
-            raise RegistryError(f"function name {name!r} is not an identifier")
-        load_all()  # a plugin's name is checked against every function of the library
-        if dict.__contains__(REGISTRY, name):
-            owner = dict.__getitem__(REGISTRY, name).cls.__module__
-            raise RegistryError(f"function {name!r} is already registered (by {owner})")
         text = doc if doc is not None else (cls.__doc__ or "").strip().split("\n")[0]
         inputs, optional, variadic = _inputs_of(cls)
-        REGISTRY[name] = Spec(
-            name=name,
-            cls=cls,
-            inputs=inputs,
-            optional=optional,
-            variadic=variadic,
-            params=_params_of(cls),
-            doc=text,
-            rule=rule,
-            **options,
-        )
+        fields = {"inputs": inputs, "optional": optional, "variadic": variadic, "params": _params_of(cls)}
+        _enter(name, text, rule, cls, **fields, **options)
         cls.registry_name = name  # type: ignore[attr-defined]
         return cls
 
     return deco
+
+
+def _enter(name: str, doc: str, rule: str, cls: type[Function] | None, **fields: Any) -> Spec:
+    """Put ``name``'s Spec in the table, once: registering a name twice is an error."""
+    if not name.isidentifier():
+        raise RegistryError(f"function name {name!r} is not an identifier")
+    load_all()  # a plugin's name is checked against every function of the library
+    if dict.__contains__(REGISTRY, name):
+        owner = dict.__getitem__(REGISTRY, name)
+        module = owner.cls.__module__ if "cls" in owner.__dict__ else owner._apply.__module__
+        raise RegistryError(f"function {name!r} is already registered (by {module})")
+    spec = REGISTRY[name] = Spec(name=name, cls=cls, doc=doc, rule=rule, **fields)
+    return spec
 
 
 def define(
@@ -322,14 +343,28 @@ def define(
 ) -> Spec:
     """Register a function given by one table row; return its Spec (callable by the rules of
     other rows). ``partials`` are the local derivatives as text, one per input (None where a
-    rule is not an elementwise derivative); ``rule`` defaults to them written out."""
-    cls = primitive(name, forward, rules, inputs, params, elementwise, masks_gradient)
+    rule is not an elementwise derivative); ``rule`` defaults to them written out. The row is
+    checked now; its class is made when first read (``Spec.cls``)."""
+    make = primitive_maker(name, forward, rules, inputs, params, elementwise, masks_gradient)
+    defaults = tuple((params or {}).items())
     if rule is None:
         rule = _rule_text(name, tuple(inputs), tuple(partials))
-    register(
-        name, doc=doc, rule=rule, group=group, partials=tuple(partials), elementwise=elementwise, **options
-    )(cls)
-    return REGISTRY[name]
+    return _enter(
+        name,
+        doc,
+        rule,
+        None,
+        make=make,
+        apply=_forward_call(forward, defaults),
+        inputs=tuple(inputs),
+        optional=0,
+        variadic=False,
+        params=defaults,
+        group=group,
+        partials=tuple(partials),
+        elementwise=elementwise,
+        **options,
+    )
 
 
 def _rule_text(name: str, inputs: tuple[str, ...], partials: tuple[str | None, ...]) -> str:

@@ -118,10 +118,10 @@ FULL = Sizes(
     sum_terms=1_000_000,
     sum_runs=1,
     array_n=10_000_000,
-    array_runs=3,
+    array_runs=5,
     hessian_n=100,
     hessian_runs=3,
-    cold_runs=10,
+    cold_runs=25,
     rounds=2,
 )
 QUICK = Sizes(

@@ -873,6 +873,9 @@ def backward(
                 if c is not None and c not in seen:
                     seen.add(c)
                     push(c.generation, c)
+            if holds:
+                x = None
+                _let_go_inputs(f, holds, read, grads, spare)
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
             if spare is not None and type(g) is np.ndarray:
@@ -924,18 +927,45 @@ def _let_go(f: Function, holds: dict[Variable, int], read: set[Variable], spare:
     name, no other branch of the graph), as PyTorch keeps no more than backward reads. Its data
     becomes a read-only broadcast of NaN of its shape: a later pass over the graph reads only
     the shape of a value no rule reads."""
-    if f.uses_outputs and (not isinstance(f, Primitive) or f.reads_output()):
+    if _reads_its_outputs(f):
         return
     for ref in f.outputs:
         o = ref()
         # held by this local, as sole()'s parameter is; by each function that takes it, and as a
         # key of ``holds``
         if o is not None and o in holds and o not in read and sys.getrefcount(o) - _UNHELD <= holds[o] + 1:
-            data = o.data
-            o.data = np.broadcast_to(np.float64(np.nan), data.shape)
-            if spare is not None:
-                spare.give(data, 1)
-            data = None
+            _release(o, spare)
+
+
+def _let_go_inputs(
+    f: Function, holds: dict[Variable, int], read: set[Variable], grads: dict[Any, Any], spare: Spare | None
+) -> None:
+    """After ``f``'s rule has run and its inputs' gradients are in ``grads``: let go of the value of
+    each input that no rule reads, whose own function's rule does not read it either, and that
+    nothing holds but functions already reached (and ``grads``, by its key): ``-(y**2)`` as
+    ``exp``'s input, before ``neg`` is reached. What :func:`_let_go` does for the outputs of
+    ``f``, as soon as the value is known to be dead, so that its buffer serves the rules still to
+    run."""
+    for x in f.inputs:
+        if x in holds and x not in read:
+            c = x.creator
+            # held by this local, as sole()'s parameter is; by each function that takes it, as a
+            # key of ``holds`` and, where it has a gradient waiting, of ``grads``
+            held = holds[x] + 1 + (x in grads)
+            if c is not None and not _reads_its_outputs(c) and sys.getrefcount(x) - _UNHELD <= held:
+                _release(x, spare)
+
+
+def _reads_its_outputs(f: Function) -> bool:
+    return f.uses_outputs and (not isinstance(f, Primitive) or f.reads_output())
+
+
+def _release(v: Variable, spare: Spare | None) -> None:
+    """``v``'s data becomes a read-only broadcast of NaN of its shape; its buffer goes to ``spare``."""
+    data = v.data
+    v.data = np.broadcast_to(np.float64(np.nan), data.shape)
+    if spare is not None:
+        spare.give(data, 1)
 
 
 def seed_like(like: Any, value: float = 1.0, shape: tuple[int, ...] | None = None) -> Any:

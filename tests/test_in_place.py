@@ -149,6 +149,36 @@ def test_backward_lets_go_of_big_values_no_rule_reads_and_no_name_holds() -> Non
     assert np.isfinite(named.data).all() and np.isfinite(z.data).all()
 
 
+def test_a_value_no_rule_reads_is_let_go_once_its_last_reader_has_run_not_at_its_own_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``-(y**2)``, the input of ``exp`` (whose rule reads its own output), is dead once ``exp``'s
+    rule has run; its buffer serves ``log1p``'s rule, which runs before ``neg`` is reached. So do
+    the product and log1p's output, once ``add``'s rule has run. Five rules' results land in
+    buffers the pass let go of (mul's hands its argument back and takes none; ``-gy`` is not
+    lent): with the values let go only at their own functions, four."""
+    from gradcli.engine import Spare
+
+    hits = []
+    take = Spare.take
+
+    def counted(self: Spare, shape: tuple[int, ...]) -> object:
+        got = take(self, shape)
+        hits.append(got is not None)
+        return got
+
+    monkeypatch.setattr(Spare, "take", counted)
+    rng = np.random.default_rng(7)
+    a, b = rng.uniform(0.5, 2.0, BIG), rng.uniform(0.5, 2.0, BIG)
+    x, y = Variable(a), Variable(b)
+    z = F.sin(x) * F.exp(-(y**2)) + F.log1p(x**2)
+    z.backward()
+    assert sum(hits) == 5
+    assert x.grad is not None and y.grad is not None
+    assert np.array_equal(x.grad.data, np.cos(a) * np.exp(-(b**2)) + 1.0 / (1.0 + a**2) * (a * 2.0))
+    np.testing.assert_allclose(y.grad.data, -2.0 * b * np.sin(a) * np.exp(-(b**2)), rtol=1e-12)
+
+
 def test_a_second_backward_and_a_higher_order_through_the_same_graph_after_values_went() -> None:
     rng = np.random.default_rng(6)
     a, b = rng.uniform(0.5, 2.0, BIG), rng.uniform(0.5, 2.0, BIG)

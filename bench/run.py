@@ -103,6 +103,7 @@ class Sizes:
     sum_runs: int
     array_n: int
     array_runs: int
+    array_rounds: int  # a process of its own each round: its pages (huge or not) vary between them
     hessian_n: int
     hessian_runs: int
     cold_runs: int
@@ -118,7 +119,8 @@ FULL = Sizes(
     sum_terms=1_000_000,
     sum_runs=3,
     array_n=10_000_000,
-    array_runs=5,
+    array_runs=3,
+    array_rounds=5,
     hessian_n=100,
     hessian_runs=3,
     cold_runs=25,
@@ -134,6 +136,7 @@ QUICK = Sizes(
     sum_runs=1,
     array_n=10_000,
     array_runs=2,
+    array_rounds=1,
     hessian_n=5,
     hessian_runs=2,
     cold_runs=2,
@@ -821,7 +824,7 @@ def million_sum(rep: Report, sizes: Sizes, tmp: Path) -> None:
 
 def big_arrays(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
     n = sizes.array_n
-    res = compare_in_process(rep, "arrays", impls, n, sizes.array_runs, sizes.rounds)
+    res = compare_in_process(rep, "arrays", impls, n, sizes.array_runs, sizes.array_rounds)
     floor = res[FLOOR.label]
     array_kb = 8 * n / 1024
     rows = []
@@ -842,7 +845,7 @@ def big_arrays(rep: Report, sizes: Sizes, impls: list[Impl]) -> None:
     rep.table(
         f"5. `{ARRAY_EXPR}` on {n:,} elements",
         f"Two float64 arrays of {n:,} elements ({8 * n / 2**20:.0f} MB each), value and both gradients; "
-        f"median of {turns(sizes.array_runs, sizes.rounds)}. The floor is NumPy by hand, derivatives "
+        f"median of {turns(sizes.array_runs, sizes.array_rounds)}. The floor is NumPy by hand, derivatives "
         "worked out on paper, each shared subexpression computed once. Memory: peak RSS above the RSS "
         "once the inputs exist (kernel high-water mark reset just before, read from /proc/self/status), "
         "also in units of one input array.",

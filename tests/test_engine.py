@@ -647,3 +647,16 @@ def test_a_plain_eval_makes_the_classes_of_the_functions_it_calls_and_no_others(
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.splitlines()[-1] == "0 True ['sin']", proc.stdout + proc.stderr
+
+
+def test_a_name_a_table_row_took_is_refused_with_gradcli_as_its_owner() -> None:
+    from gradcli.functions.registry import REGISTRY, RegistryError, register
+
+    class Again(Function):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+    assert "expm1" in REGISTRY
+    owner = r"^function 'expm1' is already registered \(by gradcli\.engine\)$"
+    with pytest.raises(RegistryError, match=owner):
+        register("expm1")(Again)

@@ -319,9 +319,8 @@ def _enter(name: str, doc: str, rule: str, cls: type[Function] | None, **fields:
         raise RegistryError(f"function name {name!r} is not an identifier")
     load_all()  # a plugin's name is checked against every function of the library
     if dict.__contains__(REGISTRY, name):
-        owner = dict.__getitem__(REGISTRY, name)
-        module = owner.cls.__module__ if "cls" in owner.__dict__ else owner._apply.__module__
-        raise RegistryError(f"function {name!r} is already registered (by {module})")
+        owner = dict.__getitem__(REGISTRY, name).cls.__module__
+        raise RegistryError(f"function {name!r} is already registered (by {owner})")
     spec = REGISTRY[name] = Spec(name=name, cls=cls, doc=doc, rule=rule, **fields)
     return spec
 

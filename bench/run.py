@@ -122,7 +122,7 @@ FULL = Sizes(
     array_runs=3,
     array_rounds=5,
     hessian_n=100,
-    hessian_runs=3,
+    hessian_runs=30,
     cold_runs=25,
     rounds=2,
 )

@@ -812,7 +812,7 @@ def backward(
                     else:
                         xs = tuple([x.data for x in ins])
                     ys = (o.data,) if f.uses_outputs else ()
-                    o = None  # (not held here: _let_go counts who holds each output)
+                    o = None  # (not held here: _let_go counts who holds each value)
                     if spare is not None and spare.buffers and Spare.lends_to(f):
                         gxs = spare.run(f, (g,), xs, ys)
                     else:
@@ -837,10 +837,8 @@ def backward(
                         if retain_grad or o in wanted:
                             kept[o] = g
                     gys.append(g)
-                o = None  # (not held here: _let_go counts who holds each output)
+                o = None  # (not held here: _let_go counts who holds each value)
                 gxs = _vjp(f, gys, raw, strong_zeros)
-            if holds:
-                _let_go(f, holds, read, spare)
             if f.masks_gradient:
                 strong_zeros = True
             fitted: list[Any] | None = [] if trace is not None else None
@@ -875,7 +873,7 @@ def backward(
                     push(c.generation, c)
             if holds:
                 x = None
-                _let_go_inputs(f, holds, read, grads, spare)
+                _let_go(f, holds, read, grads, spare)
             if trace is not None:
                 trace(f, gys, tuple(fitted or ()))
             if spare is not None and type(g) is np.ndarray:
@@ -921,31 +919,16 @@ def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variab
         read.add(x)
 
 
-def _let_go(f: Function, holds: dict[Variable, int], read: set[Variable], spare: Spare | None = None) -> None:
-    """After ``f``'s rule (and those of every function that takes its outputs) has run: let go of
-    the value of each output that no rule reads and that nothing holds but those functions (no
-    name, no other branch of the graph), as PyTorch keeps no more than backward reads. Its data
-    becomes a read-only broadcast of NaN of its shape: a later pass over the graph reads only
-    the shape of a value no rule reads."""
-    if _reads_its_outputs(f):
-        return
-    for ref in f.outputs:
-        o = ref()
-        # held by this local, as sole()'s parameter is; by each function that takes it, and as a
-        # key of ``holds``
-        if o is not None and o in holds and o not in read and sys.getrefcount(o) - _UNHELD <= holds[o] + 1:
-            _release(o, spare)
-
-
-def _let_go_inputs(
+def _let_go(
     f: Function, holds: dict[Variable, int], read: set[Variable], grads: dict[Any, Any], spare: Spare | None
 ) -> None:
     """After ``f``'s rule has run and its inputs' gradients are in ``grads``: let go of the value of
-    each input that no rule reads, whose own function's rule does not read it either, and that
-    nothing holds but functions already reached (and ``grads``, by its key): ``-(y**2)`` as
-    ``exp``'s input, before ``neg`` is reached. What :func:`_let_go` does for the outputs of
-    ``f``, as soon as the value is known to be dead, so that its buffer serves the rules still to
-    run."""
+    each input that no rule reads, whose own function's rule does not read its outputs, and that
+    nothing holds but functions already reached (no name, no other branch of the graph), as
+    PyTorch keeps no more than backward reads: ``-(y**2)`` as ``exp``'s input, before ``neg`` is
+    reached, so that its buffer serves the rules still to run. Its data becomes a read-only
+    broadcast of NaN of its shape: a later pass over the graph reads only the shape of a value no
+    rule reads."""
     for x in f.inputs:
         if x in holds and x not in read:
             c = x.creator
@@ -953,6 +936,7 @@ def _let_go_inputs(
             # key of ``holds`` and, where it has a gradient waiting, of ``grads``
             held = holds[x] + 1 + (x in grads)
             if c is not None and not _reads_its_outputs(c) and sys.getrefcount(x) - _UNHELD <= held:
+                del holds[x]  # (once: ``x + x`` takes it twice)
                 _release(x, spare)
 
 

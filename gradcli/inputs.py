@@ -115,7 +115,7 @@ def values_from_json_object(obj: Mapping[str, Any]) -> dict[str, Any]:
     "-Infinity" (any case, also "nan"/"inf"), so gradcli's own JSON output reads back. Other
     strings are refused: a batch line never names a file to open.
     """
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InputError(f'expected a JSON object like {{"x": 2, "y": [1, 2]}}, got {_json_kind(obj)}')
     out: dict[str, Any] = {}
     for key, value in obj.items():

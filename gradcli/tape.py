@@ -13,7 +13,6 @@ written with Variables) says so with :func:`runs_on_tape`, and goes through the 
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -297,54 +296,46 @@ def _reverse(
         tape.readers,
         tape.reads,
     )
-    grads: dict[int, Any] = {}  # added into in place where nothing else holds one (sole)
+    # Each slot's gradient so far, by slot (a list: a million slots are a million lookups);
+    # a call's goes once its function has run, and no gradient reaches it after that (those
+    # that take it are of higher generations, and ran first). Added into in place where nothing
+    # else holds one (sole).
+    grads: list[Any] = [None] * len(ops)
     outputs_of: dict[int, list[int | None]] | None = None  # worked out at the first call with several outputs
-    # The queue: the calls of each generation, first come first served; the highest generation
-    # with work left only moves down, as a function reaches only those of lower generations.
-    buckets: dict[int, collections.deque[int]] = {}
-    top = -1
-    # The slots reached so far, each looked at once (an input may be reached a million times);
-    # a call's own slot is in it once its function is queued.
-    seen: set[int] = set()
-    ndarray, float64, deque = np.ndarray, np.float64, collections.deque
+    # The queue: the calls of each generation, by generation, first come first served. A
+    # function reaches only those of lower generations than its own, so the highest generation
+    # with work left (``top``) only moves down, and only its calls are taken: from ``bucket``,
+    # at ``at``; the others are only added to.
+    buckets: list[list[int] | None] = [None] * (generation[output] + 1)
+    bucket: list[int] = []
+    top, at = -1, 0
+    # A call with several outputs, queued at the first of its outputs to be reached.
+    queued: set[int] = set()
+    ndarray, float64 = np.ndarray, np.float64
     spare = Spare()  # what the sweep lets go of, for the results of the rules still to run
-    reached = [output] if needs[output] else []  # slots reached, whose functions are to be queued
-    if reached:
-        seen.add(output)
+    if needs[output]:
         grads[output] = seed_like(slots[output])
+        c = _queued(ops, output, queued)
+        if c is not None:
+            top = generation[c] - 1
+            bucket = buckets[top] = [c]
     strong_zeros = False
     gxs: tuple[Any, ...] = ()
     with lending(spare):
         while True:
-            for j in reached:  # queue the functions of the slots reached
-                op = ops[j]
-                if op.kind == UNPACK:
-                    c = op.args[0]
-                    if c in seen:
-                        continue
-                    seen.add(c)
-                elif op.kind == CALL:
-                    c = j
-                else:
-                    continue
-                if functions[c] is not None:
-                    level = generation[c] - 1
-                    bucket = buckets.get(level)
-                    if bucket is None:
-                        bucket = buckets[level] = deque()
-                    bucket.append(c)
-                    if level > top:
-                        top = level
-            while top >= 0:  # the next function
-                bucket = buckets.get(top)
-                if bucket is not None:
-                    c = bucket.popleft()
-                    if not bucket:  # a generation done: its bucket goes (a chain has a million)
-                        del buckets[top]
-                    break
-                top -= 1
+            if at < len(bucket):  # the next function
+                c = bucket[at]
+                at += 1
             else:
-                break
+                if top >= 0:  # a generation done: its calls go (a chain has a million)
+                    buckets[top] = None
+                top -= 1
+                while top >= 0 and buckets[top] is None:
+                    top -= 1
+                if top < 0:
+                    break
+                bucket = buckets[top]  # type: ignore[assignment]
+                c, at = bucket[0], 1
             op, f = ops[c], functions[c]
             assert f is not None
             args = op.args
@@ -353,12 +344,16 @@ def _reverse(
                     outputs_of = _unpacked(ops)
                 out = slots[c]
                 gys = tuple(
-                    grads.pop(u, None) if u is not None and u in grads else seed_like(y, 0.0)
+                    seed_like(y, 0.0) if u is None or grads[u] is None else grads[u]
                     for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
                 )
+                for u in outputs_of.get(c, ()):
+                    if u is not None:
+                        grads[u] = None
                 ys = out
             else:
-                gys = (grads.pop(c),)
+                gys = (grads[c],)  # (no local name for it: spare.give counts who holds it)
+                grads[c] = None
                 ys = (slots[c],)
             xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
             if not f.uses_outputs:
@@ -380,25 +375,29 @@ def _reverse(
                         slots[j] = None
             if f.masks_gradient:
                 strong_zeros = True
-            reached = []
             for j, gx in zip(args, gxs):
                 if gx is None or not needs[j]:
                     continue
                 held = type(gx)
                 if held is not float64 and held is not ndarray or gx.shape != shapes[j]:
                     gx = fit_array(gx, shapes[j])
-                total = grads.get(j)
-                if total is None:
+                total = grads[j]
+                if total is None:  # the first gradient to reach j: its function is queued
                     grads[j] = gx
+                    k = generation[j] - 1  # (an input's is 0: it has none)
+                    if k >= 0:
+                        q = j if ops[j].kind == CALL else _queued(ops, j, queued)
+                        if q is not None:
+                            if buckets[k] is None:
+                                buckets[k] = [q]
+                            else:
+                                buckets[k].append(q)  # type: ignore[union-attr]
                 elif type(total) is ndarray:
                     alone = sole(total, 2)  # (held by grads and total)
                     grads[j] = gradient_sum(total, gx, alone)
                 else:  # a number, or the seed: never added into
                     grads[j] = total + gx
                 total = None
-                if j not in seen:
-                    seen.add(j)
-                    reached.append(j)
             gx = None
             for g in gys:  # a gradient its rule has used, where nothing else holds it
                 if type(g) is ndarray:
@@ -409,10 +408,26 @@ def _reverse(
     result = {}
     for name in wrt:
         slot = program.input_slot(name)
-        g = grads.get(slot) if slot is not None else None
+        g = grads[slot] if slot is not None else None
         alone = sole(g, 2)  # held by grads and g
         result[name] = np.zeros_like(arrays[name]) if g is None else own(g, alone)
     return result
+
+
+def _queued(ops: list[Any], j: int, queued: set[int]) -> int | None:
+    """The call whose function a gradient reaching slot ``j`` queues: ``j``'s own, or for one of
+    the outputs of a call with several, that call's, the first time one of them is reached (None:
+    already queued, or an input's)."""
+    op = ops[j]
+    if op.kind == CALL:
+        return j
+    if op.kind != UNPACK:
+        return None
+    c = op.args[0]
+    if c in queued:
+        return None
+    queued.add(c)
+    return c
 
 
 def _unpacked(ops: list[Any]) -> dict[int, list[int | None]]:

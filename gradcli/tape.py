@@ -81,12 +81,13 @@ class _Tape:
     each call that needs a gradient, which slots need one, and generations (as the engine's);
     the slots each function's rules read, and how many rules read each slot."""
 
-    __slots__ = ("slots", "shapes", "functions", "needs", "generation", "reads", "readers")
+    __slots__ = ("slots", "shapes", "functions", "rules", "needs", "generation", "reads", "readers")
 
     def __init__(self, n: int) -> None:
         self.slots: list[Any] = [None] * n
         self.shapes: list[tuple[int, ...]] = [()] * n
         self.functions: list[Function | None] = [None] * n
+        self.rules: list[_Rules | None] = [None] * n  # see _table_rules
         self.needs = [False] * n
         self.generation = [0] * n
         self.reads: list[tuple[int, ...]] = [()] * n
@@ -102,10 +103,11 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     function and pattern of inputs wanting gradients, in :data:`_PLANS`.)"""
     ops = program.ops
     tape = _Tape(len(ops))
-    slots, shapes, functions, needs, generation, reads_of, readers = (
+    slots, shapes, functions, rules_of, needs, generation, reads_of, readers = (
         tape.slots,
         tape.shapes,
         tape.functions,
+        tape.rules,
         tape.needs,
         tape.generation,
         tape.reads,
@@ -126,7 +128,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 plan = None if op.params else plans.get((op.spec.cls, pattern))  # type: ignore[union-attr]
                 if plan is None:
                     plan = _plan(op, pattern)
-                forward_of, positions, reads_output = plan
+                forward_of, positions, reads_output, rules_of[i] = plan
                 functions[i] = forward_of
                 needs[i] = True
                 below = 0
@@ -181,10 +183,11 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     return tape
 
 
-def _plan(op: Any, pattern: tuple[bool, ...]) -> tuple[Function, tuple[int, ...], bool]:
+def _plan(op: Any, pattern: tuple[bool, ...]) -> _Plan:
     """For a call whose inputs flagged in ``pattern`` want gradients: its Function (see
-    :func:`_function`), and what its rules read: the positions of the inputs, and whether the
-    output. Kept in :data:`_PLANS` where the Function is shared."""
+    :func:`_function`), what its rules read (the positions of the inputs, and whether the
+    output), and its rules for the reverse sweep to run itself (:func:`_table_rules`). Kept in
+    :data:`_PLANS` where the Function is shared."""
     f = _function(op, pattern)
     if not hasattr(f, "inputs"):  # a new Function, not one shared
         f.inputs = tuple([_NEEDED if n else _CONSTANT for n in pattern])  # type: ignore[misc]
@@ -192,10 +195,29 @@ def _plan(op: Any, pattern: tuple[bool, ...]) -> tuple[Function, tuple[int, ...]
         positions, output = f.reads(pattern)
     else:  # a rule of its own (a class's vjp) may read every input, and its outputs
         positions, output = tuple(range(len(pattern))), f.uses_outputs
-    plan = (f, positions, output)
+    plan = (f, positions, output, _table_rules(f, pattern, output))
     if f is _SHARED.get((type(f), pattern)):
         _PLANS[(type(f), pattern)] = plan
     return plan
+
+
+def _table_rules(f: Function, pattern: tuple[bool, ...], reads_output: bool) -> _Rules | None:
+    """For a table row of two inputs without options whose rules that run (those of the inputs
+    flagged in ``pattern``) do not read its output: ``(rule, picker, rule, picker)``, a rule
+    None where :meth:`Primitive.vjp` gives no gradient. The reverse sweep runs them as that
+    method does, on the same arguments in the same order, without the call and its tuples (a
+    tape of a million additions runs it a million times). None for anything else."""
+    if (
+        not isinstance(f, Primitive)
+        or type(f).vjp is not Primitive.vjp
+        or f.params
+        or len(pattern) != 2
+        or len(f.rules) != 2
+        or reads_output
+    ):
+        return None
+    (r0, r1), (p0, p1) = f.rules, f._pickers
+    return (r0 if pattern[0] else None, p0, r1 if pattern[1] else None, p1)
 
 
 def _spent(
@@ -233,7 +255,9 @@ def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
 
 
 _SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
-_PLANS: dict[tuple[type, tuple[bool, ...]], tuple[Function, tuple[int, ...], bool]] = {}
+_Rules = tuple[Any, Any, Any, Any]
+_Plan = tuple[Function, tuple[int, ...], bool, "_Rules | None"]
+_PLANS: dict[tuple[type, tuple[bool, ...]], _Plan] = {}
 
 
 def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any = None) -> Any:
@@ -286,10 +310,11 @@ def _reverse(
     in the same order and the numbers are the graph's, bit for bit. In the ``last`` sweep over
     the tape, each value goes once the last rule that reads it has run.
     """
-    ops, slots, functions, needs, generation, shapes, readers, reads_of = (
+    ops, slots, functions, rules_of, needs, generation, shapes, readers, reads_of = (
         program.ops,
         tape.slots,
         tape.functions,
+        tape.rules,
         tape.needs,
         tape.generation,
         tape.shapes,
@@ -320,6 +345,7 @@ def _reverse(
             top = generation[c] - 1
             bucket = buckets[top] = [c]
     strong_zeros = False
+    gys: tuple[Any, ...] = ()
     gxs: tuple[Any, ...] = ()
     with lending(spare):
         while True:
@@ -336,37 +362,46 @@ def _reverse(
                     break
                 bucket = buckets[top]  # type: ignore[assignment]
                 c, at = bucket[0], 1
-            op, f = ops[c], functions[c]
+            op, f, rules = ops[c], functions[c], rules_of[c]
             assert f is not None
             args = op.args
-            if op.n_outputs > 1:
-                if outputs_of is None:
-                    outputs_of = _unpacked(ops)
-                out = slots[c]
-                gys = tuple(
-                    seed_like(y, 0.0) if u is None or grads[u] is None else grads[u]
-                    for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
-                )
-                for u in outputs_of.get(c, ()):
-                    if u is not None:
-                        grads[u] = None
-                ys = out
-            else:
+            if rules is not None and not strong_zeros and not spare.buffers:
+                # A table row of two inputs (_table_rules): Primitive.vjp's work, in place
                 gys = (grads[c],)  # (no local name for it: spare.give counts who holds it)
                 grads[c] = None
-                ys = (slots[c],)
-            xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
-            if not f.uses_outputs:
-                ys = ()
-            if spare.buffers and Spare.lends_to(f):  # its results into buffers let go of
-                gxs = spare.run(f, gys, xs, ys, strong_zeros)
-            elif strong_zeros:
-                gxs = apply_rule(f, gys, xs, ys, strong_zeros)
+                r0, p0, r1, p1 = rules
+                values = (gys[0], slots[args[0]], slots[args[1]], None)  # (gy, x, y, out)
+                gxs = (None if r0 is None else r0(*p0(values)), None if r1 is None else r1(*p1(values)))
+                del values
             else:
-                gxs = f.vjp(gys, xs, ys)
-                if type(gxs) is not tuple:
-                    gxs = as_tuple(gxs)
-            del ys, xs
+                if op.n_outputs > 1:
+                    if outputs_of is None:
+                        outputs_of = _unpacked(ops)
+                    out = slots[c]
+                    gys = tuple(
+                        seed_like(y, 0.0) if u is None or grads[u] is None else grads[u]
+                        for u, y in zip(outputs_of.get(c, [None] * len(out)), out)
+                    )
+                    for u in outputs_of.get(c, ()):
+                        if u is not None:
+                            grads[u] = None
+                    ys = out
+                else:
+                    gys = (grads[c],)  # (no local name for it: spare.give counts who holds it)
+                    grads[c] = None
+                    ys = (slots[c],)
+                xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
+                if not f.uses_outputs:
+                    ys = ()
+                if spare.buffers and Spare.lends_to(f):  # its results into buffers let go of
+                    gxs = spare.run(f, gys, xs, ys, strong_zeros)
+                elif strong_zeros:
+                    gxs = apply_rule(f, gys, xs, ys, strong_zeros)
+                else:
+                    gxs = f.vjp(gys, xs, ys)
+                    if type(gxs) is not tuple:
+                        gxs = as_tuple(gxs)
+                del ys, xs
             if last:  # the last sweep over this tape: a value no rule still to run reads is let go
                 for j in reads_of[c]:
                     readers[j] -= 1

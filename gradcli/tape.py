@@ -34,7 +34,7 @@ from .engine import (
     seed_like,
     sole,
 )
-from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Program
+from .program import CALL, CONST, FAILURES, GRAD, INPUT, UNPACK, EvaluationError, ExpressionError, Op, Program
 
 
 class _Needs:
@@ -117,27 +117,33 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
     read = [keep_all] * len(ops)  # whether a rule that will run reads the slot
     xp = backend.common_namespace(arrays.values())  # array constants go where the inputs are
     plans, ndarray, float64 = _PLANS, np.ndarray, np.float64
+    on_numpy = xp is np
     for j in program.outputs:
         read[j] = True
     for i, op in enumerate(ops):
         kind = op.kind
         if kind == CALL:
             args = op.args
-            pattern = tuple([needs[j] for j in args])
+            two = len(args) == 2  # the operators: their arguments without a loop
+            pattern = (needs[args[0]], needs[args[1]]) if two else tuple([needs[j] for j in args])
             if True in pattern:  # first: what this call's own rule reads is not free for its result
                 plan = None if op.params else plans.get((op.spec.cls, pattern))  # type: ignore[union-attr]
                 if plan is None:
                     plan = _plan(op, pattern)
-                forward_of, positions, reads_output, rules_of[i] = plan
+                forward_of, positions, cut, reads_output, rules_of[i] = plan
                 functions[i] = forward_of
                 needs[i] = True
-                below = 0
-                for j in args:
-                    if generation[j] > below:
-                        below = generation[j]
-                generation[i] = below + 1
+                if two:
+                    g, h = generation[args[0]], generation[args[1]]
+                    generation[i] = (g if g > h else h) + 1
+                else:
+                    below = 0
+                    for j in args:
+                        if generation[j] > below:
+                            below = generation[j]
+                    generation[i] = below + 1
                 if positions or reads_output:
-                    reads = tuple([args[k] for k in positions])
+                    reads = args[cut] if cut is not None else tuple([args[k] for k in positions])
                     if reads_output:
                         reads += (i,)
                     reads_of[i] = reads
@@ -163,7 +169,7 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
             slots[i] = arrays[op.value]
             needs[i] = op.value in live
         elif kind == CONST:
-            slots[i] = backend.moved(op.value.data, xp)
+            slots[i] = op.value.data if on_numpy else backend.moved(op.value.data, xp)
         elif kind == UNPACK:
             slots[i] = program.unpacked(op, slots[op.args[0]])
             needs[i] = needs[op.args[0]]
@@ -173,9 +179,9 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                 "grad() inside an expression needs the graph, not a tape", program.text, op.where
             )
         held = type(slots[i])  # (no local name for the value: it would hold the array, see _spent)
-        if held is float64 or held is ndarray:
+        if held is ndarray:
             shapes[i] = slots[i].shape
-        elif held is not tuple:
+        elif held is not float64 and held is not tuple:  # (a number's is (), as the list starts)
             shapes[i] = np.shape(slots[i])
         for j in frees[i]:
             if not read[j] and type(slots[j]) is not tuple:
@@ -195,7 +201,14 @@ def _plan(op: Any, pattern: tuple[bool, ...]) -> _Plan:
         positions, output = f.reads(pattern)
     else:  # a rule of its own (a class's vjp) may read every input, and its outputs
         positions, output = tuple(range(len(pattern))), f.uses_outputs
-    plan = (f, positions, output, _table_rules(f, pattern, output))
+    # The inputs read, as a slice of the arguments where they are consecutive (all of them: the
+    # arguments' own tuple)
+    cut = (
+        slice(positions[0], positions[-1] + 1)
+        if positions and len(positions) == positions[-1] - positions[0] + 1
+        else None
+    )
+    plan = (f, positions, cut, output, _table_rules(f, pattern, output))
     if f is _SHARED.get((type(f), pattern)):
         _PLANS[(type(f), pattern)] = plan
     return plan
@@ -256,7 +269,7 @@ def _function(op: Any, pattern: tuple[bool, ...] | None = None) -> Function:
 
 _SHARED: dict[tuple[type, tuple[bool, ...]], Function] = {}
 _Rules = tuple[Any, Any, Any, Any]
-_Plan = tuple[Function, tuple[int, ...], bool, "_Rules | None"]
+_Plan = tuple[Function, tuple[int, ...], "slice | None", bool, "_Rules | None"]
 _PLANS: dict[tuple[type, tuple[bool, ...]], _Plan] = {}
 
 
@@ -278,10 +291,13 @@ def _call(program: Program, i: int, forward_of: Function, slots: Any, into: Any 
         raise
     except FAILURES as exc:
         raise program.failed(op, slots, exc) from exc
-    kind = type(out)
-    if kind is np.float64:
-        return out
-    if kind is tuple:
+    return out if type(out) is np.float64 else _output(program, op, out)
+
+
+def _output(program: Program, op: Op, out: Any) -> Any:
+    """A call's result as the tape keeps it: float64 arrays and numbers, a tuple of them for a
+    function with several outputs (an error where one was not unpacked)."""
+    if type(out) is tuple:
         if op.n_outputs == 1:
             raise EvaluationError(
                 f"{op.spec.name}() has {len(out)} outputs: unpack them, e.g. "  # type: ignore[union-attr]

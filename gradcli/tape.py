@@ -158,7 +158,18 @@ def _forward(program: Program, arrays: Mapping[str, Any], live: set[str], keep_a
                     if type(slots[j]) is ndarray:  # (a number is never a buffer to write into)
                         into = _spent(args, frees[i], read, ops, slots)
                         break
-            if quiet and i in quiet:
+            if into is None and two and not (quiet and i in quiet):
+                # _call's work for the operators, in place (a million calls); the result goes
+                # straight into its slot (a local name would hold it: see _spent)
+                try:
+                    slots[i] = forward_of.forward(slots[args[0]], slots[args[1]])
+                except ExpressionError:
+                    raise
+                except FAILURES as exc:
+                    raise program.failed(op, slots, exc) from exc
+                if type(slots[i]) is not float64:
+                    slots[i] = _output(program, op, slots[i])
+            elif quiet and i in quiet:
                 with np.errstate(all="ignore"):
                     slots[i] = _call(program, i, forward_of, slots, into)
             else:

@@ -14,6 +14,7 @@ import pytest
 from gradcli import calculus, tape
 from gradcli.functions import REGISTRY, Spec
 from gradcli.language import parse
+from gradcli.program import ExpressionError
 
 # Elementwise: they take any numbers, and arrays of shapes that broadcast.
 TWO_INPUTS = sorted(
@@ -84,3 +85,38 @@ def test_a_wide_sum_of_generations_adds_up_in_the_graphs_order() -> None:
     nested = [f"(({a}) * y + ({b}) / (y + 2.0))" for a, b in zip(terms[::2], terms[1::2])]
     text = " + ".join(nested) + " + " + " + ".join(f"{t}*{t}" for t in terms[:10])
     assert_same_bits(text, {"x": 0.7, "y": 1.3})
+
+
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("x + y", {"x": np.ones(2), "y": np.ones(3)}),
+        ("x * y + 1.0", {"x": np.ones((2, 2)), "y": np.ones(3)}),
+        ("atan2(x, y)", {"x": np.ones(4), "y": np.ones(5)}),
+    ],
+)
+def test_a_two_argument_call_fails_on_the_tape_as_on_the_graph(text: str, values: dict[str, object]) -> None:
+    """The tape runs a call of two arguments itself (not through _call): its failure is still
+    the graph run's message, at the same place."""
+    program = parse(text)
+    with pytest.raises(ExpressionError) as on_graph:
+        program.run(values)
+    with pytest.raises(ExpressionError) as on_tape:
+        calculus.evaluate(program, values)
+    assert str(on_tape.value) == str(on_graph.value)
+    assert "of shapes" in str(on_tape.value)
+
+
+@pytest.mark.parametrize(
+    "text", ["(x < y) * x + y", "where(x > y, x*y, x + y)", "maximum(x, 2.0) * (x >= 1.5)"]
+)
+@pytest.mark.parametrize("x", [1.0, 2.5])
+def test_a_two_argument_call_that_gives_no_float_is_kept_as_the_graph_keeps_it(text: str, x: float) -> None:
+    """Comparisons give booleans: the tape keeps what the graph's run keeps (as_array), in value
+    and type, and the gradients match bit for bit."""
+    program = parse(text)
+    values = {n: v for n, v in {"x": x, "y": 2.0}.items() if n in program.inputs}
+    on_tape = calculus.evaluate(program, values).value[0]
+    on_graph = program.run(values).outputs[0].data
+    assert type(on_tape) is type(on_graph) and np.array_equal(on_tape, on_graph)
+    assert_same_bits(text, values)

@@ -433,7 +433,8 @@ def _reverse(
                 for j in reads_of[c]:
                     readers[j] -= 1
                     if not readers[j]:
-                        spare.give(slots[j], 1)
+                        if type(slots[j]) is ndarray:  # (a number is no buffer)
+                            spare.give(slots[j], 1)
                         slots[j] = None
             if f.masks_gradient:
                 strong_zeros = True
@@ -441,14 +442,17 @@ def _reverse(
                 if gx is None or not needs[j]:
                     continue
                 held = type(gx)
-                if held is not float64 and held is not ndarray or gx.shape != shapes[j]:
+                if held is float64:  # (a number's shape is ())
+                    if shapes[j]:
+                        gx = fit_array(gx, shapes[j])
+                elif held is not ndarray or gx.shape != shapes[j]:
                     gx = fit_array(gx, shapes[j])
                 total = grads[j]
                 if total is None:  # the first gradient to reach j: its function is queued
                     grads[j] = gx
                     k = generation[j] - 1  # (an input's is 0: it has none)
                     if k >= 0:
-                        q = j if ops[j].kind == CALL else _queued(ops, j, queued)
+                        q = j if functions[j] is not None else _queued(ops, j, queued)
                         if q is not None:
                             if buckets[k] is None:
                                 buckets[k] = [q]

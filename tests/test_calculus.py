@@ -239,10 +239,18 @@ def test_hessian_of_goldstein_price_matches_closed_form() -> None:
 # Random smooth programs from the registry
 # --------------------------------------------------------------------------------------------
 
+# rad2deg is left out: its factor of 57 makes a composition's second derivatives thousands of
+# times larger than central differences' step is made for (check of cos(rad2deg(x)**2) at 0
+# misses by 0.28); the registry's own tests differentiate it alone.
 UNARY = sorted(
     n
     for n, s in REGISTRY.items()
-    if s.smooth and s.arity == (1, 1) and not s.params and s.sample_shapes is None and s.n_outputs == 1
+    if s.smooth
+    and s.arity == (1, 1)
+    and not s.params
+    and s.sample_shapes is None
+    and s.n_outputs == 1
+    and n != "rad2deg"
 )
 BINARY = ["add", "sub", "mul", "div", "pow"]
 

@@ -514,6 +514,17 @@ class Parser:
                     if chained is None:
                         chained = chains[key] = self._unit_chain(*key)
                     states[-1] = top = chained
+                # The two most common shapes without slicing the stacks and deleting from a copy:
+                # one child (a name, a number), and two with a filtered terminal between them (an
+                # operator); the result takes the place of the first child.
+                elif length == 1 and not drop:
+                    values[-1] = build([values[-1]])
+                    states[-1] = top = gotos[states[-2]][lhs]
+                elif length == 3 and drop == (1,):
+                    children = [values[-3], values[-1]]
+                    del values[-2:], states[-2:]
+                    values[-1] = build(children)
+                    states[-1] = top = gotos[states[-2]][lhs]
                 else:
                     if length:
                         children = values[-length:]

@@ -288,8 +288,7 @@ class Parser:
         # terminals what the lexer does with a match of it, looked up once per token.
         self._scanners: list[_Scanner | None] = [None] * len(self._lexers)
         self._state_scanners: list[_Scanner | None] = [None] * len(self._actions)
-        self._patterns: dict[str, str] = tables.PATTERNS
-        self._first_characters: tuple[tuple[tuple[str, tuple[str, ...]], ...], ...] = tables.FIRST
+        self._tables = tables  # (its PATTERNS and FIRST are read on a long text's first use)
         self._firsts: list[_First | None] = [None] * len(self._lexers)
         self._state_firsts: list[_First | None] = [None] * len(self._actions)
         self._some: dict[tuple[str, ...], Callable[..., Any]] = {}  # terminals -> their regex's match
@@ -366,15 +365,16 @@ class Parser:
         first = self._firsts[lexer]
         if first is None:
             match, terminals = self._scanner(lexer)
+            patterns: dict[str, str] = self._tables.PATTERNS
             first = {}
-            for chars, names in self._first_characters[lexer]:
+            for chars, names in self._tables.FIRST[lexer]:
                 how: Callable[..., Any] | str
                 if len(names) == len(terminals):
                     how = match
                 elif (  # one character, the only one its regex matches (Lark escapes literals)
                     len(names) == 1
                     and terminals[names[0]] == (None, False, False)
-                    and self._patterns[names[0]] == re.escape(chars)
+                    and patterns[names[0]] == re.escape(chars)
                 ):
                     how = names[0]  # a one-character token, of a terminal with no keywords
                 else:
@@ -390,7 +390,8 @@ class Parser:
         lexer's (one named group per terminal, in the order given); one per set, in any lexer."""
         match = self._some.get(names)
         if match is None:
-            regex = "|".join(f"(?P<{name}>{self._patterns[name]})" for name in names)
+            patterns: dict[str, str] = self._tables.PATTERNS
+            regex = "|".join(f"(?P<{name}>{patterns[name]})" for name in names)
             match = self._some[names] = re.compile(regex).match
         return match
 

@@ -21,7 +21,8 @@ a module of literals, e.g. ``gradcli/_lalr_tables.py``); this module only runs t
 
 The parse is one loop over an explicit stack, so nesting depth is bounded by memory, not by Python's
 recursion limit. Regular expressions are compiled on first use, one per distinct set of terminals;
-a short text tries the full set's first, and most never need another.
+a short text tries the full set's first, and most never need another. A long text also compiles,
+per set of terminals that may start at some character, a regex of those alone.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ _Last = tuple[str, int, int, int, int, int, int]
 # A lexer's ``match``, and per terminal: its keywords (text -> terminal, or None), whether it is
 # %ignore'd, whether it may hold a newline (Lark counts lines only in those).
 _Scanner = tuple[Callable[..., Any], dict[str, tuple[dict[str, str] | None, bool, bool]]]
+# Per character that may start a token: the ``match`` of a regex of the only alternatives that
+# may match there, or the terminal itself where that is one character, its only match.
+_First = dict[str, Callable[..., Any] | str]
 # A rule: its left-hand side, length, what a reduction calls (None: a unit rule, which calls
 # nothing), and the positions of the filtered terminals to delete from the children, last first.
 _Reducer = tuple[str, int, Callable[[list[Any]], Any] | None, tuple[int, ...]]
@@ -284,6 +288,10 @@ class Parser:
         # terminals what the lexer does with a match of it, looked up once per token.
         self._scanners: list[_Scanner | None] = [None] * len(self._lexers)
         self._state_scanners: list[_Scanner | None] = [None] * len(self._actions)
+        self._tables = tables  # (its PATTERNS and FIRST are read on a long text's first use)
+        self._firsts: list[_First | None] = [None] * len(self._lexers)
+        self._state_firsts: list[_First | None] = [None] * len(self._actions)
+        self._some: dict[tuple[str, ...], Callable[..., Any]] = {}  # terminals -> their regex's match
         # (state below, top state, terminal) -> the top state after the unit reductions it causes
         self._unit_chains: dict[tuple[int, int, str], int] = {}
         self._reducers: list[_Reducer] = []
@@ -346,6 +354,47 @@ class Parser:
         scanner = self._state_scanners[state] = self._scanner(self._state_lexer[state])
         return scanner
 
+    def _state_first(self, state: int) -> _First:
+        """What a state's lexer tries at each character that may start a token (see FIRST in the
+        tables): a regex of fewer alternatives, in the same order, finds the same token, since the
+        others cannot match there, and is faster (Python's regex engine tries alternatives in
+        turn, and a named group defeats its quick check of their first character). A character
+        not listed, or one no terminal may start, takes the lexer's whole regex, as do its errors.
+        """
+        lexer = self._state_lexer[state]
+        first = self._firsts[lexer]
+        if first is None:
+            match, terminals = self._scanner(lexer)
+            patterns: dict[str, str] = self._tables.PATTERNS
+            first = {}
+            for chars, names in self._tables.FIRST[lexer]:
+                how: Callable[..., Any] | str
+                if len(names) == len(terminals):
+                    how = match
+                elif (  # one character, the only one its regex matches (Lark escapes literals)
+                    len(names) == 1
+                    and terminals[names[0]] == (None, False, False)
+                    and patterns[names[0]] == re.escape(chars)
+                ):
+                    how = names[0]  # a one-character token, of a terminal with no keywords
+                else:
+                    how = self._some_match(names)
+                for char in chars:
+                    first[char] = how
+            self._firsts[lexer] = first
+        self._state_firsts[state] = first
+        return first
+
+    def _some_match(self, names: tuple[str, ...]) -> Callable[..., Any]:
+        """The ``match`` of a regex of the terminals ``names`` alone, written as Lark writes a
+        lexer's (one named group per terminal, in the order given); one per set, in any lexer."""
+        match = self._some.get(names)
+        if match is None:
+            patterns: dict[str, str] = self._tables.PATTERNS
+            regex = "|".join(f"(?P<{name}>{patterns[name]})" for name in names)
+            match = self._some[names] = re.compile(regex).match
+        return match
+
     def _unexpected_characters(
         self, text: str, pos: int, line: int, line_start: int, states: list[int], last: _Last | None
     ) -> UnexpectedInput:
@@ -378,6 +427,7 @@ class Parser:
         """What the transformer's method for the start rule returns (a :class:`Tree` without one)."""
         actions, gotos, reducers, chains = self._actions, self._gotos, self._reducers, self._unit_chains
         scanners, kept, callbacks = self._state_scanners, self._kept, self._token_callbacks
+        firsts = self._state_firsts
         end_state, blank = self._end, self._blank
         new_str, count, rindex = str.__new__, text.count, text.rindex
         states = [self._start]
@@ -391,13 +441,16 @@ class Parser:
         # (see _root_scanner), and a state's own lexer is compiled only where it is not. A
         # one-line expression then compiles one regular expression instead of about six (each
         # up to a millisecond, at every start). A long text takes the states' own lexers, whose
-        # fewer alternatives match faster.
-        root_match, root_terminals = self._root_scanner() if size <= self.short_text else (None, {})
+        # fewer alternatives match faster, and of those only the ones that may start with the
+        # character there (see _state_first).
+        short = size <= self.short_text
+        root_match, root_terminals = self._root_scanner() if short else (None, {})
         while True:
             top = states[-1]
             accepts = actions[top]
             while pos < size:
-                if text[pos] == blank:  # the start of an ignored blank run in every lexer
+                char = text[pos]
+                if char == blank:  # the start of an ignored blank run in every lexer
                     pos += 1
                     continue
                 m = None
@@ -412,13 +465,17 @@ class Parser:
                         m = None
                 if m is None:
                     match, terminals = scanners[top] or self._state_scanner(top)
-                    m = match(text, pos)
-                    if m is None:
-                        raise self._unexpected_characters(text, pos, line, line_start, states, last)
-                    name = m.lastgroup
-                    retype, ignored, newline = terminals[name]
-                    end = m.end()
-                    kind = name if retype is None else retype.get(text[pos:end], name)
+                    how = match if short else (firsts[top] or self._state_first(top)).get(char, match)
+                    if isinstance(how, str):
+                        kind, end, ignored, newline = how, pos + 1, False, False
+                    else:
+                        m = how(text, pos)
+                        if m is None:
+                            raise self._unexpected_characters(text, pos, line, line_start, states, last)
+                        name = m.lastgroup
+                        retype, ignored, newline = terminals[name]
+                        end = m.end()
+                        kind = name if retype is None else retype.get(text[pos:end], name)
                 start, pos = pos, end
                 start_line, start_column = line, start - line_start + 1
                 if newline:
@@ -458,6 +515,17 @@ class Parser:
                     if chained is None:
                         chained = chains[key] = self._unit_chain(*key)
                     states[-1] = top = chained
+                # The two most common shapes without slicing the stacks and deleting from a copy:
+                # one child (a name, a number), and two with a filtered terminal between them (an
+                # operator); the result takes the place of the first child.
+                elif length == 1 and not drop:
+                    values[-1] = build([values[-1]])
+                    states[-1] = top = gotos[states[-2]][lhs]
+                elif length == 3 and drop == (1,):
+                    children = [values[-3], values[-1]]
+                    del values[-2:], states[-2:]
+                    values[-1] = build(children)
+                    states[-1] = top = gotos[states[-2]][lhs]
                 else:
                     if length:
                         children = values[-length:]

@@ -514,3 +514,12 @@ BLANK: str = ' '
 
 # the lexer of all terminals, to name what is found where a state's fail
 ROOT_LEXER: int = 27
+
+
+def __getattr__(name: str) -> object:
+    """PATTERNS and FIRST, which only a long text reads, from their own module, on first use."""
+    if name in ('PATTERNS', 'FIRST'):
+        import importlib
+
+        return getattr(importlib.import_module(__name__ + "_first"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -344,17 +344,24 @@ def _plan(
     read = bytearray(n)
     for s in outputs:
         read[s] = True  # the outputs are kept
-    freed: dict[int, list[int]] = {}  # (lists: one instruction may free 100,000 slots, a stack's)
+    frees: list[tuple[int, ...]] = [()] * n
     for i in range(n - 1, -1, -1):
         op = ops[i]
-        if op.spec is not None and op.spec.cls.masks_gradient:
+        spec = op.spec
+        if spec is not None and spec.cls.masks_gradient:
             break
+        fresh = None  # (a list: one instruction may free 100,000 slots, a stack's)
         for j in op.args:
             if not read[j]:
                 read[j] = True
-                freed.setdefault(i, []).append(j)
+                if fresh is None:
+                    fresh = [j]
+                else:
+                    fresh.append(j)
+        if fresh is not None:
+            frees[i] = tuple(fresh)
     else:
-        return _as_tuples(freed, n), frozenset(), {}
+        return frees, frozenset(), {}
     masking = {
         i: _branches(op) for i, op in enumerate(ops) if op.spec is not None and op.spec.cls.masks_gradient
     }

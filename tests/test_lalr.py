@@ -7,6 +7,8 @@ the same order with the same children."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -80,6 +82,17 @@ TOKENS = [
     *("%", "×", "<", "<=", "≤", "==", "!=", "=", "(", ")", "[", "]", "{", "}", ",", ":", ";"),
     *("\n", "\r\n", "# c\n", " ", "\u00a0", "\t", "$", "\\", "é", "0"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True, params=["full lexer first", "states' lexers"])
+def lexing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs both ways the driver lexes (see ``_lalr.Parser.parse``): a short text
+    tries the grammar's full lexer first, a long one only the states' own lexers, and of those
+    only the terminals that may start at each character (FIRST in the tables)."""
+    before = _lalr.Parser.short_text
+    _lalr.Parser.short_text = 10**9 if request.param == "full lexer first" else -1
+    yield
+    _lalr.Parser.short_text = before
 
 
 def _lark(transformer: Any = None) -> Any:
@@ -216,3 +229,52 @@ def test_a_space_is_lexed_where_some_lexer_could_read_it_otherwise(why: str) -> 
     ours, theirs = _lalr.Parser(built).parse, Lark(grammar, parser="lalr").parse
     for text in ["ab cd", "ab  x", "ab X", "ab\n cd x", "a b", "a\tb"]:
         assert outcome(ours, text) == outcome(theirs, text)
+
+
+FIRST_GRAMMAR = r"""
+start: (NAME | NUMBER | OP | SELECT | "<" | "<=" | "-")+
+NAME: /[a-zA-Z]+/
+SELECT.2: /sel[a-z]*/i
+NUMBER: /-?[0-9]+/
+OP: "->" | "<-"
+%ignore " "
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["SELECT x", "Selected sel Sx", "a <= b < c -> d <- -3 - 4", "-x", "<", "x y$", "sEl -", "x <"],
+)
+def test_only_the_terminals_that_may_start_at_a_character_are_tried_there(text: str) -> None:
+    """A case-insensitive terminal that starts with a letter in either case, one-character
+    terminals that start longer ones, a number that may start with the character of an operator:
+    each is among those tried where it may start, and a character where none may takes the whole
+    regex, whose error is the same."""
+    from lark import Lark
+
+    built = tables(FIRST_GRAMMAR)
+    ours, theirs = _lalr.Parser(built).parse, Lark(FIRST_GRAMMAR, parser="lalr").parse
+    assert outcome(ours, text) == outcome(theirs, text)
+
+
+SUFFIXES = ["", " ", "x", "X1", "_", "0", "9.5e-3", "=", "*", "**", "/", "<=", "'", '"s"', ".", "é"]
+SUFFIXES += ["\n", "\r\n", "\\\n", "# c"]
+
+
+def test_a_regex_of_the_terminals_that_may_start_at_a_character_matches_as_the_whole_one() -> None:
+    """For each lexer of this file's grammars and gradcli's, at each character FIRST lists: the
+    regex of the terminals listed, in order, matches every text tried starting there as the
+    lexer's whole regex does (the same terminal, the same length, or no match)."""
+    from gradcli import _lalr_tables
+
+    for built in (TABLES, tables(FIRST_GRAMMAR), _lalr_tables):
+        assert len(built.FIRST) == len(built.LEXERS)
+        for (pattern, _, _), first in zip(built.LEXERS, built.FIRST):
+            whole = re.compile(pattern)
+            for chars, names in first:
+                some = re.compile("|".join(f"(?P<{n}>{built.PATTERNS[n]})" for n in names))
+                for char in chars:
+                    for suffix in SUFFIXES:
+                        text = char + suffix
+                        m, n = whole.match(text), some.match(text)
+                        assert (m and (m.lastgroup, m.end())) == (n and (n.lastgroup, n.end())), text

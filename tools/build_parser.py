@@ -1,4 +1,5 @@
-"""Regenerate gradcli/_lalr_tables.py: the LALR(1) tables Lark builds for grammars/gradcli.lark.
+"""Regenerate gradcli/_lalr_tables.py (and _lalr_tables_first.py): the LALR(1) tables Lark builds
+for grammars/gradcli.lark.
 
     python tools/build_parser.py [GRAMMAR [TARGET]]
 
@@ -15,6 +16,7 @@ renumbered here in breadth-first order from the start state, so the same grammar
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 GRAMMAR = ROOT / "grammars" / "gradcli.lark"
 TARGET = ROOT / "gradcli" / "_lalr_tables.py"
+# Fields only a long text reads (gradcli/_lalr.py's lexing by first character): they are written to
+# a module of their own beside TARGET (its name + "_first"), which TARGET loads on first use, so a
+# short text's start does not load them.
+LATER = ("PATTERNS", "FIRST")
 
 # The names of the generated module, in order, each with its type and what it holds.
 FIELDS = {
@@ -63,6 +69,16 @@ FIELDS = {
         "the driver steps over it without a regex ('' for none)",
     ),
     "ROOT_LEXER": ("int", "the lexer of all terminals, to name what is found where a state's fail"),
+    "PATTERNS": (
+        "dict[str, str]",
+        "every terminal's regex, as each lexer's regex holds it in the terminal's named group",
+    ),
+    "FIRST": (
+        "tuple[tuple[tuple[str, tuple[str, ...]], ...], ...]",
+        "per lexer, (ASCII characters, the lexer's terminals in its order that may match a text "
+        "starting with any of them): the only alternatives its regex can match there (a character "
+        "not listed: none, or not worked out)",
+    ),
 }
 
 
@@ -138,6 +154,7 @@ def build(grammar: str) -> dict[str, Any]:
     lexers: list[tuple[str, tuple[str, ...], dict[str, dict[str, str]]]] = []
     ignore: set[frozenset[str]] = set()
     newlines: set[str] = set()
+    patterns = {str(t.name): t.pattern.to_regexp() for t in lark.terminals}
 
     def lexer_of(basic: Any) -> int:
         scanner = basic.scanner
@@ -155,8 +172,13 @@ def build(grammar: str) -> dict[str, Any]:
                 keywords.setdefault(regex_terminal, {})[keyword.pattern.value] = keyword.name
         ignore.add(basic.ignore_types)
         newlines.update(basic.newline_types)
+        regex = scanner._mres[0].pattern
+        # The driver builds a regex of some of a lexer's alternatives from PATTERNS (see FIRST).
+        order = sorted(re.compile(regex).groupindex.items(), key=lambda item: item[1])
+        if "|".join(f"(?P<{name}>{patterns.get(name)})" for name, _ in order) != regex:
+            raise UnsupportedGrammarError("a lexer's regex is not its terminals' patterns, one group each")
         spec = (
-            scanner._mres[0].pattern,
+            regex,
             tuple(sorted(scanner.allowed_types - basic.ignore_types)),
             keywords,
         )
@@ -184,6 +206,8 @@ def build(grammar: str) -> dict[str, Any]:
         "LEXERS": tuple(lexers),
         "STATE_LEXER": state_lexer,
         "ROOT_LEXER": root_lexer,
+        "PATTERNS": patterns,
+        "FIRST": tuple(_first_characters(pattern) for pattern, _, _ in lexers),
     }
 
 
@@ -198,19 +222,18 @@ _CATEGORIES = {
 }
 
 
-def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candidate: str = " ") -> str:
-    """``candidate`` where, in every lexer's regex, the first alternative that may match a text
-    starting with it is an %ignore'd terminal that holds no newline and matches one or more
-    characters of a set holding it: there, whatever follows, the lexer's token is that blank run,
-    skipped; stepping over the character alone and lexing on from the next one finds the same
-    tokens. '' where any lexer could read it otherwise."""
+def _sre_parse() -> Any:
+    """Python's regex parser (its opcodes are names in the module)."""
     import importlib
-    import re
 
-    sre_parse: Any = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
+    return importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
 
+
+def _may_start(items: Any, candidate: str) -> bool:
+    """Whether the parsed regex ``items`` may match a text that starts with ``candidate`` (True
+    wherever this is not worked out)."""
+    c = _sre_parse()
     code = ord(candidate)
-    c = sre_parse  # the opcodes are names in the parser's module
 
     def in_set(items: Any) -> bool:
         negate, found = False, False
@@ -228,8 +251,6 @@ def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candid
         return found != negate
 
     def may_start(items: Any) -> bool:
-        """Whether the sequence ``items`` may match a text that starts with the candidate (True
-        wherever this is not worked out)."""
         for op, av in items:
             if op is c.LITERAL:
                 return bool(av == code)
@@ -238,8 +259,10 @@ def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candid
             if op is c.IN:
                 return in_set(av)
             if op is c.SUBPATTERN:  # a group (one that may match nothing, may: see the end)
-                if (av[1] | av[2]) & ~re.IGNORECASE or candidate.lower() != candidate.upper():
-                    return True  # flags (other than a case that the candidate has not): not worked out
+                if (av[1] | av[2]) & ~re.IGNORECASE:
+                    return True  # flags (other than a case): not worked out
+                if av[1] & re.IGNORECASE and candidate.lower() != candidate.upper():
+                    return True  # a letter in any case: not worked out
                 return may_start(av[3])
             if op is c.BRANCH:
                 return any(may_start(alt) for alt in av[1])
@@ -252,24 +275,69 @@ def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candid
             return True
         return True  # may match the empty text
 
+    return may_start(items)
+
+
+def _alternatives(pattern: str) -> list[tuple[str | None, Any]]:
+    """A lexer's regex as its alternatives: (the terminal of its named group, its parsed regex)."""
+    c = _sre_parse()
+    names = {number: name for name, number in re.compile(pattern).groupindex.items()}
+    parsed = c.parse(pattern)
+    if parsed.state.flags & ~re.UNICODE:  # flags for the whole regex: not worked out
+        return [(None, list(parsed))]
+    tree = list(parsed)
+    alternatives = tree[0][1][1] if len(tree) == 1 and tree[0][0] is c.BRANCH else [tree]
+    named = []
+    for alternative in alternatives:
+        op, av = alternative[0]
+        named.append((names.get(av[0]) if op is c.SUBPATTERN else None, alternative))
+    return named
+
+
+def _first_characters(pattern: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """For a lexer's regex: which of its terminals may match a text starting with each ASCII
+    character, grouped by the terminals (in the regex's order). Where a text starts with one of
+    those characters, a regex of those alternatives alone, in the same order, matches what the
+    whole one does: the others cannot match there. A character no terminal may start is left out,
+    as is any where an alternative is not a named group (the driver tries the whole regex)."""
+    alternatives = _alternatives(pattern)
+    if any(name is None for name, _ in alternatives):
+        return ()
+    groups: dict[tuple[str, ...], str] = {}
+    for code in range(128):
+        candidate = chr(code)
+        names = tuple(str(name) for name, items in alternatives if _may_start(items, candidate))
+        if names:
+            groups[names] = groups.get(names, "") + candidate
+    return tuple((chars, names) for names, chars in groups.items())
+
+
+def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candidate: str = " ") -> str:
+    """``candidate`` where, in every lexer's regex, the first alternative that may match a text
+    starting with it is an %ignore'd terminal that holds no newline and matches one or more
+    characters of a set holding it: there, whatever follows, the lexer's token is that blank run,
+    skipped; stepping over the character alone and lexing on from the next one finds the same
+    tokens. '' where any lexer could read it otherwise."""
+    c = _sre_parse()
+    code = ord(candidate)
+
     def blank_run(items: Any) -> bool:
         """``items`` is one repetition (at least once) of a set that holds the candidate."""
         if len(items) != 1 or items[0][0] is not c.MAX_REPEAT or items[0][1][0] < 1:
             return False
         body = items[0][1][2]
         return len(body) == 1 and (
-            body[0][0] is c.IN and in_set(body[0][1]) or body[0][0] is c.LITERAL and body[0][1] == code
+            body[0][0] is c.IN
+            and _may_start(body, candidate)
+            or body[0][0] is c.LITERAL
+            and body[0][1] == code
         )
 
     for pattern, _, _ in lexers:
-        names = {number: name for name, number in re.compile(pattern).groupindex.items()}
-        tree = list(sre_parse.parse(pattern))
-        alternatives = tree[0][1][1] if len(tree) == 1 and tree[0][0] is c.BRANCH else [tree]
-        for alternative in alternatives:
-            if not may_start(alternative):
+        for name, alternative in _alternatives(pattern):
+            if not _may_start(alternative, candidate):
                 continue
             (op, av), *rest = alternative
-            name = names.get(av[0]) if op is c.SUBPATTERN else None
             if rest or name not in ignore or name in newlines or not blank_run(av[3]):
                 return ""
             break
@@ -278,17 +346,34 @@ def _blank(lexers: list[Any], ignore: frozenset[str], newlines: set[str], candid
     return candidate
 
 
-def render(tables: dict[str, Any], digest: str) -> str:
+# The end of TARGET: where it finds the fields of LATER.
+_LATER_GETATTR = f'''
+
+def __getattr__(name: str) -> object:
+    """{" and ".join(LATER)}, which only a long text reads, from their own module, on first use."""
+    if name in {LATER!r}:
+        import importlib
+
+        return getattr(importlib.import_module(__name__ + "_first"), name)
+    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+'''
+
+
+def render(tables: dict[str, Any], digest: str, later: bool = False) -> str:
+    """TARGET's text (``later``: the text of the module of the fields of LATER)."""
     import lark
 
     lines = [
         "# Generated by tools/build_parser.py from grammars/gradcli.lark: do not edit.",
-        f"# Lark {lark.__version__}'s LALR(1) tables for the grammar, run by gradcli/_lalr.py.",
+        f"# Lark {lark.__version__}'s LALR(1) tables for the grammar, run by gradcli/_lalr.py"
+        + (" (the lexing tables only a long text reads)." if later else "."),
         "from __future__ import annotations",
-        "",
-        f"GRAMMAR_SHA256 = {digest!r}",
     ]
+    if not later:
+        lines += ["", f"GRAMMAR_SHA256 = {digest!r}"]
     for name, (kind, what) in FIELDS.items():
+        if (name in LATER) != later:
+            continue
         value = tables[name]
         if isinstance(value, frozenset):
             text = f"frozenset({sorted(value)!r})"
@@ -297,15 +382,18 @@ def render(tables: dict[str, Any], digest: str) -> str:
         else:
             text = repr(value)
         lines += ["", f"# {what}", f"{name}: {kind} = {text}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("" if later else _LATER_GETATTR)
 
 
 def main(argv: list[str]) -> None:
     grammar_path = Path(argv[0]) if argv else GRAMMAR
     target = Path(argv[1]) if len(argv) > 1 else TARGET
     grammar = grammar_path.read_text(encoding="utf-8")
-    target.write_text(render(build(grammar), grammar_digest(grammar_path)), encoding="utf-8")
-    print(f"wrote {target}")
+    tables, digest = build(grammar), grammar_digest(grammar_path)
+    target.write_text(render(tables, digest), encoding="utf-8")
+    first = target.with_name(target.stem + "_first.py")
+    first.write_text(render(tables, digest, later=True), encoding="utf-8")
+    print(f"wrote {target} and {first}")
 
 
 if __name__ == "__main__":

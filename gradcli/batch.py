@@ -173,7 +173,7 @@ def parse_line(number: int, raw: bytes | None) -> Line:
     a line it refuses is read again by the standard library, whose reading, or whose words for
     what is wrong, are gradcli's: it also takes ``NaN``, integers past 64 bits and lone
     surrogates, and it says which column is not JSON. The two agree on every number both read
-    (both round correctly: tests/test_batch.py holds them to it)."""
+    (both round correctly: tests/test_batch_reading.py holds them to it)."""
     if raw is None:
         return Line(number, error=f"the line is longer than {line_limit():,} bytes")
     if _orjson is not None:

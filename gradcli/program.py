@@ -407,10 +407,6 @@ def _frees(last: list[int], outputs: tuple[int, ...], n: int) -> list[tuple[int,
     for j, i in enumerate(last):
         if i >= 0 and j not in keep:
             freed.setdefault(i, []).append(j)
-    return _as_tuples(freed, n)
-
-
-def _as_tuples(freed: dict[int, list[int]], n: int) -> list[tuple[int, ...]]:
     frees: list[tuple[int, ...]] = [()] * n
     for i, slots in freed.items():
         frees[i] = tuple(slots)

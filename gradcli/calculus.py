@@ -28,6 +28,7 @@ from .backend import as_array
 from .engine import GraphTooLarge, Variable, as_variable, node_limit, pass_sizes, using_grad
 from .engine import grad as _engine_grad
 from .functions.registry import Spec
+from .program import sizing
 
 __all__ = [
     "CalculusError",
@@ -204,7 +205,7 @@ class _Problem:
     def rows_per_chunk(self, count: int) -> int:
         """How many copies of the problem one batched run may hold (see :func:`_rows_per_chunk`)."""
         if self.per_row is None:
-            with using_grad(False):
+            with sizing(self.program):
                 self.per_row = _batching().elements_per_run(self.program, self.leaves())
         return _rows_per_chunk(count, self.per_row)
 

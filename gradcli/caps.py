@@ -22,9 +22,9 @@ def _input_size(values: Mapping[str, Any], names: Sequence[str]) -> int:
 
 def jacobian_numbers(program: Any, values: Mapping[str, Any], wrt: Sequence[str] | None) -> int:
     """The entries of the Jacobian: (elements of all outputs) x (elements of the variables)."""
-    from .engine import no_grad
+    from .program import sizing
 
-    with no_grad():  # shapes only: no graph, intermediates freed as it goes
+    with sizing(program):  # shapes only: no graph (unless grad() inside needs it)
         outputs = program.run(values).outputs
     return sum(int(y.size) for y in outputs) * _input_size(values, wrt or program.inputs)
 

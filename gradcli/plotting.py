@@ -24,6 +24,7 @@ from . import batching, calculus
 from .calculus import CalculusError
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
+from .program import sizing
 
 __all__ = [
     "FORMATS",
@@ -126,7 +127,7 @@ def evaluate_points(
         }
         return value, derivs
     one = {**fixed, **{k: p[0] for k, p in points.items()}}
-    with using_grad(False):
+    with sizing(f):
         per_point = batching.elements_per_run(
             f, {k: Variable(np.asarray(v, dtype=np.float64)) for k, v in one.items()}
         )

@@ -8,13 +8,14 @@ evaluations (batch mode).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from . import backend
-from .engine import Variable, data_of, grad, no_grad, paused_gc
+from .engine import Variable, data_of, grad, no_grad, paused_gc, using_grad
 from .functions.registry import Spec
 
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
@@ -288,6 +289,14 @@ class Program:
             with no_grad():
                 for k in sorted(branch_ops):
                     again[k] = execute(k, again)
+
+
+def sizing(program: Any) -> contextlib.AbstractContextManager[None]:
+    """Around a run that only learns sizes (the shapes of the outputs, how many numbers a run
+    computes): no graph, so that each value goes after its last use, unless ``program`` has a
+    ``grad()`` inside. That one's value needs the graph: without it the inner derivative is
+    zero, and what follows it (``inv``, a division) fails or warns where the real run does not."""
+    return using_grad(bool(getattr(program, "differentiates_inside", False)))
 
 
 def constant_in(value: Variable, variables: Mapping[str, Variable]) -> Variable:

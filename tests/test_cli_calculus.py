@@ -350,6 +350,54 @@ def test_check_several_outputs_checks_each_gradient() -> None:
     ]
 
 
+# -- grad() inside, where a command first runs the expression for its sizes -------------------------
+
+# f = 1 / (2x): the inner derivative of x**2 is 2x, so f' = -1/(2x**2) and f'' = 1/x**3. Before a
+# Jacobian, a check, pure partials or a plot, the expression runs once to learn its sizes; without
+# a graph there, grad(x**2, x) was 0 and inv() refused a singular matrix that the real run never
+# sees (exit 1, "the matrix is singular").
+INVERSE_OF_GRAD = "sum(inv(reshape(grad(x**2, x), [1, 1])))"
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "expected"),
+    [
+        (["eval", INVERSE_OF_GRAD, "--order", "2"], ["derivatives", "x"], [-0.125, 0.125]),
+        (["jacobian", "inv(reshape(grad(x**2, x), [1, 1]))"], ["jacobian", "x"], [[-0.125]]),
+        (["hessian", INVERSE_OF_GRAD], ["hessian", "x", "x"], 0.125),
+    ],
+)
+def test_grad_inside_is_differentiated_where_its_sizes_are_worked_out(
+    args: list[str], path: list[str], expected: Any
+) -> None:
+    rc, out, err = invoke(*args, "--x", "2", "--json")
+    assert (rc, err) == (0, "")
+    found = json.loads(out)
+    for key in path:
+        found = found[key]
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+
+
+def test_grad_inside_checks_at_order_2() -> None:
+    rc, out, err = invoke("check", INVERSE_OF_GRAD, "--x", "2", "--order", "2", "--json")
+    assert (rc, err) == (0, "")
+    assert [r["analytic"] for r in json.loads(out)["rows"]] == pytest.approx([-0.125, 0.125], rel=1e-12)
+
+
+def test_grad_inside_plots() -> None:
+    args = ["--x", "1:2", "--points", "2", "--format", "csv", "-o", "-"]
+    rc, out, err = invoke("plot", INVERSE_OF_GRAD, *args)
+    assert (rc, err) == (0, "")
+    assert out.splitlines() == ["x,f,df/dx", "1.0,0.5,-0.5", "2.0,0.25,-0.125"]
+
+
+@pytest.mark.parametrize("command", [["eval", "--order", "2"], ["check", "--order", "2"], ["jacobian"]])
+def test_no_warning_for_a_division_that_only_a_run_without_grad_would_make(command: list[str]) -> None:
+    # x / grad(x**2, x) = 1/2 everywhere: no division by zero happens, so none is reported.
+    rc, _, err = invoke(command[0], "x / grad(x**2, x)", *command[1:], "--x", "1")
+    assert (rc, err) == (0, "")
+
+
 # -- help --------------------------------------------------------------------------------------------
 
 

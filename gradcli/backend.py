@@ -220,12 +220,27 @@ def _is_basic(index: Any) -> bool:
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
 
 
+# The most axes NumPy's ufunc.at takes without crashing (NPY_MAXARGS of NumPy 1, which it still
+# assumes there; arrays themselves may have 64).
+_UFUNC_AT_AXES = 32
+
+
 def scatter_add(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     """Zeros of ``shape`` (``g``'s library) with ``g`` added in at ``index``: the adjoint of
     ``x[index]``. Repeated indices add up."""
     gx = np.zeros_like(g, shape=shape)
     if not _is_dask(g):
-        np.add.at(gx, index, g)  # dispatches: CuPy and NumPy-like arrays have ufunc.at
+        if _is_basic(index):
+            gx[index] += g  # each element picked at most once: add.at's sums, in one pass
+        elif max(len(shape), np.ndim(g)) > _UFUNC_AT_AXES:
+            # NumPy's ufunc.at crashes the process past 32 axes (NumPy 2.4): the same sums, in
+            # the same order, over flat positions
+            xp = namespace(g)
+            flat = reshape(xp.arange(gx.size), shape)[index]
+            g = xp.broadcast_to(g, flat.shape)
+            np.add.at(reshape(gx, (-1,)), reshape(flat, (-1,)), reshape(g, (-1,)))
+        else:
+            np.add.at(gx, index, g)  # dispatches: CuPy and NumPy-like arrays have ufunc.at
         return gx
     if _is_basic(index):
         gx[index] = g  # Dask assigns lazily; basic indices do not repeat

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import invoke, run_cli
 from derivative_checks import as_tuple, assert_derivatives
 
 from gradcli import Variable
@@ -122,3 +122,39 @@ def test_options_that_do_not_fit_are_one_clear_error_line(expr: str, message: st
     assert (rc, out) == (1, "")
     assert first.startswith("error: ") and message in first, err
     assert "Traceback" not in err and len(excerpt) in (0, 2)
+
+
+# NumPy's ufunc.at (which sums the gradient of x[index] into place) crashed the process with a
+# segmentation fault past 32 axes, where arrays may have 64: a .npy file of 40 axes and x[0].
+DEEP = np.arange(3.0).reshape((1,) * 39 + (3,))
+
+
+@pytest.mark.parametrize(
+    ("index", "grad"),
+    [
+        ((0,), [1.0, 1.0, 1.0]),  # basic: each element once
+        ((Ellipsis, slice(1, None)), [0.0, 1.0, 1.0]),
+        ((Ellipsis, [0, 2, 2]), [1.0, 0.0, 2.0]),  # a list: repeated elements add up
+        ((None,) * 20 + (Ellipsis, [2]), [0.0, 0.0, 1.0]),  # 60 axes in the result
+    ],
+)
+def test_gradient_of_indexing_past_32_axes(index: tuple[Any, ...], grad: list[float]) -> None:
+    x = Variable(DEEP)
+    REGISTRY["sum"](REGISTRY["getitem"](x, index=index)).backward()
+    assert x.grad is not None
+    np.testing.assert_array_equal(x.grad.data, np.reshape(grad, DEEP.shape))
+
+
+def test_indexing_past_32_axes_from_the_command_line(tmp_path: Any) -> None:
+    # (A process of its own: the crash was a segmentation fault. The command line runs the tape.)
+    path = tmp_path / "deep.npy"
+    np.save(path, DEEP)
+    rc, out, err = run_cli("eval", "sum(x[..., [0, 2, 2]])", "--x", f"@{path}", "--json")
+    assert (rc, err) == (0, "")
+    assert out == '{"value": 4.0, "grad": {"x": ' + "[" * 39 + "[1.0, 0.0, 2.0]" + "]" * 39 + "}}\n"
+    none33 = ", ".join(["None"] * 33)
+    assert run_cli("eval", f"sum(x[{none33}])", "--x", "1", "--json") == (
+        0,
+        '{"value": 1.0, "grad": {"x": 1.0}}\n',
+        "",
+    )

@@ -24,14 +24,19 @@ from .engine import Function
 def _where() -> str:
     """The running function: the innermost ``backward`` on the stack if any (a backward is built
     from other functions, but the user thinks of it as that function's derivative), else the
-    innermost ``forward`` (a frame with a local ``forward_of``, where a tape runs one)."""
+    innermost ``forward``. A tape runs both outside any method of the function: in a frame with
+    a local ``forward_of`` or ``backward_of``, the function whose rule it is running."""
     found = "numpy"
     frame = sys._getframe(2)
     while frame is not None:
-        running = frame.f_locals.get("forward_of")  # a tape runs forwards outside any method
+        local = frame.f_locals
+        running = local.get("backward_of")
+        if isinstance(running, Function):
+            return f"{running.name} (in backward)"
+        running = local.get("forward_of")
         if isinstance(running, Function) and found == "numpy":
             found = running.name
-        owner = frame.f_locals.get("self")
+        owner = local.get("self")
         if isinstance(owner, Function):
             if frame.f_code.co_name in ("backward", "vjp"):
                 return f"{owner.name} (in backward)"

@@ -389,8 +389,8 @@ def _reverse(
                     break
                 bucket = buckets[top]  # type: ignore[assignment]
                 c, at = bucket[0], 1
-            op, f, rules = ops[c], functions[c], rules_of[c]
-            assert f is not None
+            op, backward_of, rules = ops[c], functions[c], rules_of[c]
+            assert backward_of is not None
             args = op.args
             if rules is not None and not strong_zeros and not spare.buffers:
                 # A table row of two inputs (_table_rules): Primitive.vjp's work, in place
@@ -418,14 +418,14 @@ def _reverse(
                     grads[c] = None
                     ys = (slots[c],)
                 xs = (slots[args[0]], slots[args[1]]) if len(args) == 2 else tuple([slots[j] for j in args])
-                if not f.uses_outputs:
+                if not backward_of.uses_outputs:
                     ys = ()
-                if spare.buffers and Spare.lends_to(f):  # its results into buffers let go of
-                    gxs = spare.run(f, gys, xs, ys, strong_zeros)
+                if spare.buffers and Spare.lends_to(backward_of):  # its results into buffers let go of
+                    gxs = spare.run(backward_of, gys, xs, ys, strong_zeros)
                 elif strong_zeros:
-                    gxs = apply_rule(f, gys, xs, ys, strong_zeros)
+                    gxs = apply_rule(backward_of, gys, xs, ys, strong_zeros)
                 else:
-                    gxs = f.vjp(gys, xs, ys)
+                    gxs = backward_of.vjp(gys, xs, ys)
                     if type(gxs) is not tuple:
                         gxs = as_tuple(gxs)
                 del ys, xs
@@ -436,7 +436,7 @@ def _reverse(
                         if type(slots[j]) is ndarray:  # (a number is no buffer)
                             spare.give(slots[j], 1)
                         slots[j] = None
-            if f.masks_gradient:
+            if backward_of.masks_gradient:
                 strong_zeros = True
             for j, gx in zip(args, gxs):
                 if gx is None or not needs[j]:

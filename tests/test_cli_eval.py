@@ -389,6 +389,23 @@ def test_floating_point_warning_is_one_line_naming_the_function() -> None:
     assert all(line.startswith("warning: log") for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("expr", "x", "lines"),
+    [
+        # The tape runs a two-input row's rules itself, outside any method of the function: the
+        # warning named "numpy" there, where the README promises the function's name.
+        ("x**0.5", "0", ["warning: pow (in backward): divide by zero"]),
+        ("x**3", "1e200", ["warning: pow: overflow", "warning: pow (in backward): overflow"]),
+        ("x/y", "1", ["warning: div: divide by zero", "warning: div (in backward): divide by zero"]),
+        ("sqrt(x)", "0", ["warning: sqrt (in backward): divide by zero"]),
+    ],
+)
+def test_floating_point_warning_names_the_function_in_backward(expr: str, x: str, lines: list[str]) -> None:
+    rc, _, err = invoke("eval", expr, "--x", x, "--y", "0") if "y" in expr else invoke("eval", expr, "--x", x)
+    assert rc == 0
+    assert err.splitlines() == lines
+
+
 @pytest.mark.slow
 def test_floating_point_warning_in_a_subprocess_has_no_python_warning_text() -> None:
     rc, out, err = run_cli("eval", "log(x)", "--x", "0", "--json")

@@ -523,6 +523,14 @@ def _shaped(problem: _Unknowns, r: np.ndarray) -> Any:
     return out[0] if len(out) == 1 else out
 
 
+#: SciPy's methods of root converge when they say so and the largest residual at their answer is
+#: at most this (or ``tol``, where larger), times the largest at the start where that is more than
+#: 1. Loose on purpose: SciPy's residual tests stop at 6e-6 (broyden1 and the other nonlin
+#: methods); this one is for a stopping test on the steps (hybr's, lm's), which a stalled run
+#: passes too, its residual as large as at the start.
+ROOT_RESIDUAL = 1e-4
+
+
 def _scipy_root(
     problem: _Unknowns,
     spec: _Method,
@@ -567,4 +575,15 @@ def _scipy_root(
         res = optimize.root(residuals, problem.x0, method=spec.scipy, tol=tol, options=options, **extra)
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = count[0] if method in _COUNTS_EVALUATIONS else int(getattr(res, "nit", count[0]))
-    return x, iterations, bool(res.success), one_line(res.message), _texts(caught)
+    success, message = bool(res.success), one_line(res.message)
+    if success:
+        # SciPy's success is its stopping test (MINPACK's hybr: two iterates close together),
+        # which a stalled run passes too: at x = 1, 1/x - 2 stays -1. A root has small residuals.
+        with np.errstate(all="ignore"):
+            start = float(np.max(np.abs(problem.residuals(problem.x0)), initial=0.0))
+            left = float(np.max(np.abs(problem.residuals(x)), initial=0.0))
+        bound = max(ROOT_RESIDUAL, tol or 0.0) * (max(1.0, start) if np.isfinite(start) else 1.0)
+        if not left <= bound:
+            success = False
+            message = f"stopped where the largest residual is {left:.3g}, not a root (SciPy: {message})"
+    return x, iterations, success, message, _texts(caught)

@@ -314,6 +314,20 @@ def test_every_root_method_finds_the_cube_root_of_two_as_scipy_does(method: str)
         assert float(sol.point["x"]) == pytest.approx(float(expected.x[0]), rel=1e-9)
 
 
+def test_root_where_scipy_stalls_is_not_called_converged() -> None:
+    # From x = 1, hybr's first step lands on 1/0; it comes back to x = 1 and stops there with
+    # "The solution converged." (its iterates stopped moving), where 1/x - 2 is still -1.
+    assert not so.root(lambda x: 1 / x - 2, [1.0], method="hybr").x[0] == pytest.approx(0.5)
+    sol = root("1/x - 2", {"x": 1.0})
+    assert not sol.converged
+    assert "the largest residual is 1, not a root" in sol.message
+    rc, out, err = invoke("root", "1/x - 2", "--x", "1", "--json")
+    assert rc == 1 and json.loads(out)["converged"] is False
+    assert err.splitlines()[-1].startswith("error: did not converge (hybr, 2 iterations): stopped where")
+    lm = root("1/x - 2", {"x": 1.0}, method="lm")  # another method gets there, and says so
+    assert lm.converged and float(lm.point["x"]) == pytest.approx(0.5, rel=1e-12)
+
+
 def test_root_trace_lists_residual_norms() -> None:
     rc, out, _ = invoke("root", "x**3 - 2*x - 5", "--x", "2", "--method", "newton", "--trace", "--json")
     lines = [json.loads(line) for line in out.splitlines()]

@@ -874,3 +874,18 @@ def test_cli_reports_bad_arguments_of_these_functions_in_one_error_line(
     first = err.splitlines()[0]
     assert first.startswith("error: ") and message in first, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("n", [149, 150, 1000, 1_000_000])
+def test_spherical_jn_of_a_high_order_is_scipys(n: int) -> None:
+    # The series term for subnormal x, (2n+1)!!, was an exact integer for every element: no float
+    # past n = 150 ("int too large to convert to float"), minutes of work at n = 10**6.
+    from scipy.special import spherical_jn as scipy_jn
+
+    rc, out, err = invoke("eval", f"spherical_jn(x, n={n})", "--x", "[200, 1e-200]", "--json")
+    assert (rc, err) == (0, "")
+    data = json.loads(out)
+    assert data["value"] == [float(scipy_jn(n, 200.0)), 0.0]
+    up, down = scipy_jn(n + 1, 200.0), scipy_jn(n - 1, 200.0)
+    expected = (n * down - (n + 1) * up) / (2 * n + 1)
+    assert data["grad"]["x"][0] == pytest.approx(expected, rel=1e-12, abs=1e-300)

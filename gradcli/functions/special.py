@@ -123,9 +123,13 @@ polygamma: Spec = define(
 
 def _spherical_jn(x: Any, n: Any) -> Any:
     n = whole_number("spherical_jn", "n", n, least=0)
-    # SciPy gives NaN for subnormal x; there j_n(x) is its series' first term, x**n / (2n+1)!!.
-    first = x**n / math.prod(range(1, 2 * n + 2, 2))
-    return np.where(np.abs(x) < 1e-100, first, via_numpy(lambda v: _scipy().spherical_jn(n, v), x))
+    # SciPy gives NaN for subnormal x; there j_n(x) is its series' first term, x**n / (2n+1)!!,
+    # taken only there (elsewhere x**n overflows for a large n, and warned). Past n = 3 it is
+    # x**n alone, a zero (|x| < 1e-100): (2n+1)!! is no float past n = 150, and no quick integer.
+    tiny = np.abs(x) < 1e-100
+    t = np.where(tiny, x, 0.0)
+    first = t**n / math.prod(range(1, 2 * n + 2, 2)) if n <= 3 else t**n
+    return np.where(tiny, first, via_numpy(lambda v: _scipy().spherical_jn(n, v), x))
 
 
 def _spherical_jn_rule(gy: Any, x: Any, n: int) -> Any:

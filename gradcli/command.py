@@ -156,9 +156,30 @@ def translate_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             described = describe(exc)
             if described is None:
                 raise
+            _quiet_event_loops()
             fail(*described)
 
     return wrapper
+
+
+def _quiet_event_loops() -> None:
+    """After an error, its one line is all that is said. zarr reads a store's chunks as tasks on
+    an event loop of its own; where one chunk cannot be read, the others are left pending, and
+    at exit asyncio logs each one destroyed and Python each coroutine closed on a closed loop,
+    with tracebacks (10,000 lines for a store of 10,000 chunks). In this process, which is about
+    to end, asyncio's logger is turned off, and Python's reports of such coroutines ("Exception
+    ignored in", "coroutine ... was never awaited") are dropped."""
+    if "asyncio" in sys.modules:
+        import logging
+        import warnings
+
+        logging.getLogger("asyncio").disabled = True
+        sys.unraisablehook = _dropped
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+
+
+def _dropped(unraisable: Any) -> None:
+    """An exception Python could not raise (in a finalizer), not reported: see above."""
 
 
 def fp_warnings() -> Any:

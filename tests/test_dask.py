@@ -426,6 +426,24 @@ def test_a_damaged_store_that_zarr_opens_itself_is_the_same_one_line(
     assert "cannot read the data" in err and err.count("\n") == 1
 
 
+def test_a_damaged_chunk_among_many_is_one_line_to_the_end_of_the_process(tmp_path: Path) -> None:
+    """zarr reads a block's chunks as tasks on its own event loop; one failing left the others
+    pending, and at exit asyncio logged each one destroyed: about 10,000 lines, with
+    tracebacks, after the error, for a store of 10,000 chunks. A process of its own: that was
+    said at exit."""
+    from conftest import run_cli
+
+    path = tmp_path / "many.zarr"
+    z = zarr.create_array(str(path), shape=(1_000_000,), chunks=(100,), dtype="f8")
+    z[:] = np.arange(1_000_000.0)
+    chunk = path / "c" / "5000"
+    chunk.write_bytes(chunk.read_bytes()[:20])
+    rc, out, err = run_cli("eval", "mean(x)", "--x", f"@{path}")
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: variable 'x' from '{path}': cannot read the data (")
+    assert err.count("\n") == 1, err[:2000]
+
+
 def test_plain_evaluation_loads_none_of_dask_distributed_or_zarr(tmp_path: Path) -> None:
     np.save(tmp_path / "v.npy", np.arange(3.0))
     code = (

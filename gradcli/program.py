@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .engine import Variable, data_of, grad, no_grad, paused_gc, using_grad
+from .engine import Variable, data_of, grad, paused_gc, using_grad
 from .functions.registry import Spec
 
 INPUT, CONST, CALL, UNPACK, GRAD = "input", "const", "call", "unpack", "grad"
@@ -286,7 +286,8 @@ class Program:
                         branch_ops.add(a)
                         todo.append(a)
             again = _Overlay(slots)
-            with no_grad():
+            # (With the graph where the branch differentiates: a grad() of it needs one.)
+            with using_grad(any(self.ops[k].kind == GRAD for k in branch_ops)):
                 for k in sorted(branch_ops):
                     again[k] = execute(k, again)
 
@@ -382,7 +383,7 @@ def _plan(
     quiet: set[int] = set()
     for i in range(n - 1, -1, -1):
         op = ops[i]
-        if reach[i] >= 0 and not loud[i] and op.kind in (CALL, UNPACK):
+        if reach[i] >= 0 and not loud[i] and op.kind in (CALL, UNPACK, GRAD):
             quiet.add(i)  # what a quiet instruction reads flows on to the same where
             at = reach[i]
             for j in op.args:

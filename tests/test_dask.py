@@ -426,6 +426,24 @@ def test_a_damaged_store_that_zarr_opens_itself_is_the_same_one_line(
     assert "cannot read the data" in err and err.count("\n") == 1
 
 
+def test_a_chunk_shape_of_zero_is_a_named_error_in_the_data(tmp_path: Path) -> None:
+    """Dask divided by it: "integer division or modulo by zero", status 1, naming nothing."""
+    import shutil
+
+    from conftest import REPO, invoke
+
+    path = tmp_path / "zero.zarr"
+    shutil.copytree(REPO / "examples" / "line.zarr", path)
+    meta = path / "x" / "zarr.json"
+    node = json.loads(meta.read_text())
+    node["chunk_grid"]["configuration"]["chunk_shape"] = [0]
+    meta.write_text(json.dumps(node))
+    rc, out, err = invoke("eval", "mean(x)", "--x", f"@{path}:x")
+    assert (rc, out) == (2, "")
+    reason = "its chunks are [0]: each axis needs 1 or more"
+    assert err == f"error: variable 'x' from '{path}': not a Zarr array ({reason})\n"
+
+
 def test_a_damaged_chunk_among_many_is_one_line_to_the_end_of_the_process(tmp_path: Path) -> None:
     """zarr reads a block's chunks as tasks on its own event loop; one failing left the others
     pending, and at exit asyncio logged each one destroyed: about 10,000 lines, with

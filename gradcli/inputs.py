@@ -539,9 +539,31 @@ def _load_csv(text: str, source: str) -> np.ndarray:
     except MemoryError:
         raise InputError(f"{source}: not enough memory to load it") from None
     except ValueError as e:
-        # NumPy's message says where ("... at row 2, column 1"); drop its advice on usecols.
-        reason = str(e).split(";")[0].strip().rstrip(".")
+        # NumPy's message says where; drop its advice on usecols.
+        reason = _file_line(str(e).split(";")[0].strip().rstrip("."), int(header))
         raise InputError(f"{source}: not a table of numbers ({shown(reason)})") from None
     if arr.size == 0:
         raise InputError(f"{source}: the file holds no numbers")
+    if np.isinf(arr).any():  # 1e999 is read as inf: refused, as in every other way of giving it
+        for line in text.splitlines():
+            for field in line.split(delimiter):
+                value = _scalar(field.strip())
+                if (
+                    value is not None
+                    and math.isinf(value)
+                    and not _regex(_NON_FINITE).fullmatch(field.strip())
+                ):
+                    raise _too_large(f"{source}: ", field.strip())
     return arr
+
+
+def _file_line(reason: str, header: int) -> str:
+    """NumPy's place of a bad field ("at row 1, column 2": the rows after the skipped header,
+    from 0; "columns changed ... at row 2": from 1) as the line of the file, counted from 1."""
+    bad_field = _regex(r"(could not convert .*) at row (\d+), column (\d+)").fullmatch(reason)
+    if bad_field:
+        return f"{bad_field[1]} on line {int(bad_field[2]) + 1 + header}, column {bad_field[3]}"
+    ragged = _regex(r"(the number of columns changed .*) at row (\d+)").fullmatch(reason)
+    if ragged:
+        return f"{ragged[1]} on line {int(ragged[2]) + header}"
+    return reason

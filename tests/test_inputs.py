@@ -341,6 +341,40 @@ def test_csv_with_semicolons_tabs_or_a_byte_order_mark_keeps_every_row(
     np.testing.assert_array_equal(parse_value(f"@{path}", "x"), np.array(expected))
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # the file's own lines, from 1, with or without a line of names before the numbers
+        ("1,2\n3,x\n", "could not convert string 'x' to float64 on line 2, column 2"),
+        ("a,b\n1,2\n3,x\n", "could not convert string 'x' to float64 on line 3, column 2"),
+        ("1,2\n3\n", "the number of columns changed from 2 to 1 on line 2"),
+        ("a,b\n1,2\n3\n", "the number of columns changed from 2 to 1 on line 3"),
+    ],
+)
+def test_a_bad_csv_field_is_named_by_its_line_in_the_file(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{path}", "x")
+    assert str(info.value) == f"variable 'x' from '{path}': not a table of numbers ({reason})"
+
+
+@pytest.mark.parametrize(("text", "shown"), [("1e999\n", "1e999"), ("a,b\n1,2\n-1E400,3\n", "-1E400")])
+def test_a_csv_number_too_large_for_a_float_is_refused_as_everywhere(
+    tmp_path: Path, text: str, shown: str
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        parse_value(f"@{path}", "x")
+    assert (
+        str(info.value)
+        == f"variable 'x' from '{path}': {shown} is too large for a 64-bit float (at most about 1.8e308)"
+    )
+    path.write_text("1,-inf,inf,Infinity\n")  # infinity, written as such, is a value
+    np.testing.assert_array_equal(parse_value(f"@{path}", "x"), [1.0, -np.inf, np.inf, np.inf])
+
+
 def test_a_json_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_text("\ufeff[1, 2]", encoding="utf-8")

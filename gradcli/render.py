@@ -193,7 +193,10 @@ def format_number(x: float, precision: int | None = None) -> str:
     nan -> "nan", inf -> "inf". Negative zero prints as "0" (JSON keeps its sign)."""
     x = float(x)
     if precision is not None and math.isfinite(x):
-        x = float(f"{x:.{precision}g}")
+        rounded = f"{x:.{precision}g}"
+        x = float(rounded)
+        if math.isinf(x):  # rounded past the largest float (1.7e308 to one digit): the text itself
+            return rounded
     text = repr(x + 0.0)  # + 0.0 turns -0.0 into 0.0
     return text[:-2] if text.endswith(".0") else text
 

@@ -187,6 +187,9 @@ def test_array_elements_follow_the_same_rule_as_scalars(a: np.ndarray, text: str
         (1.23456e-7, 2, "1.2e-07"),
         (13.0, 5, "13"),
         (math.nan, 3, "nan"),
+        (1.7e308, 1, "2e+308"),  # rounded past the largest float: not "inf"
+        (-1.7e308, 1, "-2e+308"),
+        (1.7e308, 2, "1.7e+308"),
     ],
 )
 def test_precision_rounds_to_significant_digits_then_prints_the_shortest_text(

@@ -1466,6 +1466,8 @@ def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     (repeated indices add up), on arrays or Variables."""
     if isinstance(g, Variable):
         return GetItemGrad(index, shape)(g)
+    if type(g) is _Ones:  # (zeros like it would be of its class, whose in-place add recurses)
+        g = g.view(np.ndarray)
     return backend.scatter_add(g, index, shape)
 
 
@@ -1477,7 +1479,7 @@ class GetItemGrad(_Shape):
         self.shape = shape
 
     def forward(self, gy: Any) -> Any:
-        return backend.scatter_add(gy, self.index, self.shape)
+        return scatter(gy, self.index, self.shape)  # (gy an array here)
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:
         (ggx,) = gys

@@ -145,6 +145,13 @@ def test_gradient_of_indexing_past_32_axes(index: tuple[Any, ...], grad: list[fl
     np.testing.assert_array_equal(x.grad.data, np.reshape(grad, DEEP.shape))
 
 
+def test_the_gradient_of_an_index_from_the_seed_itself() -> None:
+    # x[None, :] as the output: its gradient's seed (a broadcast of ones, of the engine's own
+    # class) is what is summed into place, which an in-place add on that class recursed on.
+    rc, out, err = invoke("eval", "x[None, :]", "--x", "[1, 2]", "--json")
+    assert (rc, out, err) == (0, '{"value": [[1.0, 2.0]], "grad": {"x": [1.0, 1.0]}}\n', "")
+
+
 def test_indexing_past_32_axes_from_the_command_line(tmp_path: Any) -> None:
     # (A process of its own: the crash was a segmentation fault. The command line runs the tape.)
     path = tmp_path / "deep.npy"

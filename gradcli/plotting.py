@@ -88,7 +88,7 @@ def sample(
     for n, (lo, hi) in ranges.items():
         if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
             raise CalculusError(f"the range of {n!r} must go from a finite low end to a higher one")
-    axes = [np.linspace(lo, hi, points) for lo, hi in ranges.values()]
+    axes = [_samples(lo, hi, points) for lo, hi in ranges.values()]
     grids = np.meshgrid(*axes) if len(axes) == 2 else axes
     fixed = {n: v for n, v in values.items() if n not in names}
     with np.errstate(all="ignore"):
@@ -104,6 +104,14 @@ def sample(
         value.reshape(shape),
         {n: [d.reshape(shape) for d in ds] for n, ds in derivs.items()},
     )
+
+
+def _samples(lo: float, hi: float, points: int) -> np.ndarray:
+    """``points`` evenly spaced from ``lo`` to ``hi``; where ``hi - lo`` is past the largest float
+    (-1e308:1e308), the halves' points doubled (exact: both ends are kept), not NaN and inf."""
+    if np.isfinite(hi - lo):
+        return np.linspace(lo, hi, points)
+    return np.linspace(lo / 2, hi / 2, points) * 2
 
 
 def evaluate_points(

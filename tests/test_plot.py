@@ -303,3 +303,10 @@ def test_csv_reads_back_with_numpy() -> None:
     rc, out, _ = invoke("plot", QUARTIC, "--x", "-1:1", "--points", "4", "--format", "csv")
     data = np.genfromtxt(io.StringIO(out), delimiter=",", names=True)
     assert data.dtype.names == ("x", "f", "dfdx") and len(data) == 4
+
+
+def test_a_range_wider_than_the_largest_float_is_sampled_end_to_end() -> None:
+    # 1e308 - (-1e308) overflows: linspace gave the points nan, inf, 1e308.
+    rc, out, err = invoke("plot", "sin(x)", "--x=-1e308:1e308", "--points", "3", "--format", "csv", "-o", "-")
+    assert (rc, err) == (0, "")
+    assert [line.split(",")[0] for line in out.splitlines()] == ["x", "-1e+308", "0.0", "1e+308"]

@@ -209,6 +209,8 @@ class Program:
         name = op.spec.name if op.spec is not None else op.kind
         shapes = ", ".join(str(tuple(np.shape(data_of(slots[j])))) for j in op.args)
         detail = str(exc).removeprefix(f"{name}: ")
+        if isinstance(exc, OverflowError) and "too large to convert to C" in detail:
+            detail = "a whole number in its options is too large (at most 2**63 - 1)"  # (Python's words)
         return EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where)
 
     def unpacked(self, op: Op, whole: Any) -> Any:

@@ -116,3 +116,17 @@ def test_each_form_has_a_one_line_error_with_a_caret(
     assert lines[0].startswith(first), err
     assert lines[1:] == [f"  {text}", "  " + " " * pos + "^"]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "first"),
+    [
+        ("sum(repeat(x, 100000000000000000000))", "2", "error: repeat of shapes (): "),
+        ("sum(x, axis=99999999999999999999)", "[1, 2]", "error: sum of shapes (2,): "),
+    ],
+)
+def test_an_option_past_64_bits_is_said_in_gradclis_words(text: str, value: str, first: str) -> None:
+    # NumPy's was Python's: "Python int too large to convert to C long"
+    rc, _, err = invoke("eval", text, "--x", value)
+    assert rc == 1
+    assert err.splitlines()[0] == first + "a whole number in its options is too large (at most 2**63 - 1)"

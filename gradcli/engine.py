@@ -1116,6 +1116,9 @@ class _Ones(np.ndarray):
             ):
                 return other
         plain = tuple([x.view(np.ndarray) if isinstance(x, _Ones) else x for x in inputs])
+        out = kwargs.get("out")
+        if out is not None:  # an in-place operation on an array of this class (zeros like a seed)
+            kwargs["out"] = tuple([o.view(np.ndarray) if isinstance(o, _Ones) else o for o in out])
         return getattr(ufunc, method)(*plain, **kwargs)
 
 
@@ -1466,7 +1469,7 @@ def scatter(g: Any, index: Any, shape: tuple[int, ...]) -> Any:
     (repeated indices add up), on arrays or Variables."""
     if isinstance(g, Variable):
         return GetItemGrad(index, shape)(g)
-    if type(g) is _Ones:  # (zeros like it would be of its class, whose in-place add recurses)
+    if type(g) is _Ones:  # (the gradient, zeros like g, is then a plain array, not of g's class)
         g = g.view(np.ndarray)
     return backend.scatter_add(g, index, shape)
 

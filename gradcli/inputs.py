@@ -65,9 +65,15 @@ def parse_value(text: str, name: str) -> Any:
     scalar = _scalar(stripped)
     if scalar is None:
         raise InputError(f"variable {name!r}: expected a number, an array like [1, 2] or @FILE, got {text!r}")
-    if math.isinf(scalar) and not _regex(_NON_FINITE).fullmatch(stripped):
+    if _overflowed(scalar, stripped):
         raise _too_large(f"variable {name!r}: ", stripped)
     return np.array(scalar)
+
+
+def _overflowed(value: float, text: str) -> bool:
+    """Whether ``text``, read as ``value``, is a number too large for a float (read as
+    infinity) rather than infinity written as such (``inf``, ``-Infinity``)."""
+    return math.isinf(value) and not _regex(_NON_FINITE).fullmatch(text)
 
 
 def _too_large(where: str, text: str) -> InputError:
@@ -546,14 +552,10 @@ def _load_csv(text: str, source: str) -> np.ndarray:
         raise InputError(f"{source}: the file holds no numbers")
     if np.isinf(arr).any():  # 1e999 is read as inf: refused, as in every other way of giving it
         for line in text.splitlines():
-            for field in line.split(delimiter):
-                value = _scalar(field.strip())
-                if (
-                    value is not None
-                    and math.isinf(value)
-                    and not _regex(_NON_FINITE).fullmatch(field.strip())
-                ):
-                    raise _too_large(f"{source}: ", field.strip())
+            for field in (f.strip() for f in line.split(delimiter)):
+                value = _scalar(field)
+                if value is not None and _overflowed(value, field):
+                    raise _too_large(f"{source}: ", field)
     return arr
 
 

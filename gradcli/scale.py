@@ -126,9 +126,9 @@ def _as_dask(described: ZarrBlocks | None, store: str, member: str | None, name:
         described = ZarrBlocks(store, opened.path, shape, dtype, chunks, opened)
     described.source = _source(store, name)
     if min(described.chunks, default=1) < 1:
-        chunks = ", ".join(str(c) for c in described.chunks)
+        listed = ", ".join(str(c) for c in described.chunks)
         raise InputError(
-            f"{described.source}: not a Zarr array (its chunks are [{chunks}]: each axis needs 1 or more)"
+            f"{described.source}: not a Zarr array (its chunks are [{listed}]: each axis needs 1 or more)"
         )
     token = f"from-zarr-{described.token()}"
     meta = np.empty((0,) * len(described.shape), dtype=described.dtype)

@@ -660,3 +660,15 @@ def test_a_name_a_table_row_took_is_refused_with_gradcli_as_its_owner() -> None:
     owner = r"^function 'expm1' is already registered \(by gradcli\.engine\)$"
     with pytest.raises(RegistryError, match=owner):
         register("expm1")(Again)
+
+
+def test_an_array_of_the_seeds_class_takes_in_place_operations() -> None:
+    # np.zeros_like(seed) keeps the class of the seed of ones; an in-place add on it (out=) went
+    # back into the class's own ufunc hook without end ("nested too deeply").
+    from gradcli.engine import seed_like
+
+    seed = seed_like(np.ones(3))
+    zeros = np.zeros_like(seed)
+    zeros[1:] += seed[1:]
+    zeros *= 3.0
+    np.testing.assert_array_equal(zeros, [0.0, 3.0, 3.0])

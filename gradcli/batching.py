@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
 from .engine import BroadcastTo, GetItemGrad, SumTo, Variable, broadcast_to, data_of, grad, scatter, sum_to
 from .functions.registry import REGISTRY, Spec
 
@@ -44,7 +45,9 @@ class BatchError(ValueError):
 
 def ndim_of(x: Any, batched: bool) -> int:
     """The number of axes of one row."""
-    return int(np.ndim(data_of(x))) - (1 if batched else 0)
+    data = x.data if isinstance(x, Variable) else x
+    ndim = data.ndim if hasattr(data, "ndim") else np.ndim(data)
+    return int(ndim) - (1 if batched else 0)
 
 
 def _per_row_shape(x: Any, batched: bool) -> tuple[int, ...]:
@@ -134,9 +137,20 @@ _KINDS: dict[str, Callable[[Spec], Rule]] = {
 }
 
 
+#: The rule made for each entry so far, by the entry's id (with the entry, which keeps it alive).
+_MADE: dict[int, tuple[Spec, Rule]] = {}
+
+
 def rule_for(spec: Spec) -> Rule:
     """The batching rule of a registered function: its entry in :data:`RULES`, else elementwise
     for an elementwise function, else row by row (plugins)."""
+    made = _MADE.get(id(spec))
+    if made is None or made[0] is not spec:
+        made = _MADE[id(spec)] = (spec, _made_rule(spec))
+    return made[1]
+
+
+def _made_rule(spec: Spec) -> Rule:
     kind = RULES.get(spec.name)
     if callable(kind):
         return kind
@@ -505,12 +519,18 @@ def run(
     """Run ``program`` with the inputs named in ``batched`` carrying a batch axis (row b is one
     evaluation). Returns the outputs, each with a batch axis (an output that depends on no batched
     input is broadcast to one, so every output has its rows). ``seen``, if given, is called with
-    every value the run computes."""
+    every value the run computes. Inputs that are arrays, none of them a Variable, give arrays:
+    each function computes on arrays alone and no graph is made (except in a program with
+    ``grad()`` inside, whose inner derivatives need the graph: it runs on Variables)."""
     from .program import CALL, CONST, GRAD, INPUT, UNPACK, constant_in
 
     size = batch_size(variables, batched)
     wanted = set(batched)
     inside = getattr(program, "differentiates_inside", False)
+    # Arrays in (inputs, none of them a Variable): arrays out, each function computing on arrays
+    # alone, with no node of a graph made (a Hessian's rows, which nothing differentiates).
+    raw = bool(variables) and not inside and not any(isinstance(v, Variable) for v in variables.values())
+    xp = backend.common_namespace(variables.values()) if raw else np
     ops = program.ops
     slots: list[Any] = [None] * len(ops)
     flags = [False] * len(ops)
@@ -529,6 +549,8 @@ def run(
                 # grad(EXPR, x) inside must see each row's own x, not one x shared by all rows.
                 out, flags[i] = _expand(out, size), True
         elif kind == CONST:
+            if raw:  # (in the inputs' array library, as constant_in moves it)
+                return backend.moved(op.value.data, xp)
             out = constant_in(op.value, variables) if op.value.ndim else op.value
         elif kind == UNPACK:
             index, _count = op.value
@@ -541,6 +563,8 @@ def run(
             flags[i] = flags[op.args[1]]
         else:
             raise BatchError(f"cannot batch the instruction {kind!r}")
+        if raw:
+            return out
         if getattr(op, "leaf", False) and not out.requires_grad:
             # A name assigned a constant that a grad(EXPR, NAME) differentiates by: a leaf, one per row.
             out = Variable(data_of(out))

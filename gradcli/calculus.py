@@ -25,7 +25,7 @@ import numpy as np
 
 from . import backend, tape
 from .backend import as_array
-from .engine import GraphTooLarge, Variable, as_variable, node_limit, pass_sizes, using_grad
+from .engine import GraphTooLarge, Variable, as_variable, data_of, node_limit, pass_sizes, using_grad
 from .engine import grad as _engine_grad
 from .functions.registry import Spec
 from .program import sizing
@@ -638,11 +638,10 @@ def _vjp_rows(
     program = trace.program
 
     def rows(batch: dict[str, Any]) -> dict[str, Any]:
+        # Arrays in, arrays out: nothing differentiates the rows, so no graph is made.
         with using_grad(False):
-            outs = _batching().run(
-                program, {n: Variable(s, requires_grad=False) for n, s in batch.items()}, list(p.wrt)
-            )
-        return {n: o.data for n, o in zip(p.wrt, outs, strict=True)}
+            outs = _batching().run(program, batch, list(p.wrt))
+        return {n: data_of(o) for n, o in zip(p.wrt, outs, strict=True)}
 
     return _rows_per_chunk(p.elements(), trace.elements), rows
 

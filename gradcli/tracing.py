@@ -22,6 +22,7 @@ and the caller keeps to the graph itself.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
     functions = _functions(outputs, inputs)
     if functions is None:
         return None
+    live = {id(f) for f, _, _ in functions}
     names = {id(v): n for n, v in inputs.items()}
     order = {n: k for k, n in enumerate(inputs)}
     ops: list[Op] = []
@@ -73,6 +75,10 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
         return known
 
     for f, spec, params in functions:
+        same = _times_one(f, spec, live, names)
+        if same is not None:  # x * 1.0 is x, bit for bit: no instruction
+            slots[id(f.outputs[0]())] = slot(same)
+            continue
         args = tuple([slot(x) for x in f.inputs])
         outs = [r() for r in f.outputs]
         call = len(ops)
@@ -90,8 +96,36 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
     return Trace(Program("", ops, result, {}), elements)
 
 
+def _times_one(f: Function, spec: Spec, live: set[int], names: Mapping[int, str]) -> Variable | None:
+    """The input that ``f`` hands back unchanged, where ``f`` multiplies it by a constant 1.0 (the
+    seed of ones of a scalar's gradient, in a graph of derivatives): a float64 value of the
+    output's shape, whose product with one is itself in every element (-0.0, inf and NaN
+    included), at every point the Program runs at. None otherwise."""
+    if spec.name != "mul":
+        return None
+    a, b = f.inputs
+    for x, one in ((a, b), (b, a)):
+        d = one.data
+        kind = type(d)
+        if not (kind is np.float64 or kind is np.ndarray and d.size == 1 and d.dtype == np.float64):
+            continue
+        if d.reshape(-1)[0] != 1.0 or id(one) in names or one.creator is not None and id(one.creator) in live:
+            continue  # (a value of the inputs is 1.0 here, not at other rows)
+        xd = x.data
+        kind = type(xd)
+        if not (kind is np.float64 or kind is np.ndarray) or xd.dtype != np.float64 or d.ndim > xd.ndim:
+            continue
+        out = f.outputs[0]()
+        if out is not None and xd.shape == out.data.shape:
+            return x
+    return None
+
+
+_generation = operator.attrgetter("generation")
+
+
 def _size(x: Any) -> int:
-    shape = x if isinstance(x, tuple) else np.shape(x)
+    shape = x if type(x) is tuple else x.shape if hasattr(x, "shape") else np.shape(x)
     return math.prod(shape)  # not np.size, which would compute a Dask array
 
 
@@ -106,21 +140,29 @@ def _functions(
     todo = [y.creator for y in outputs if y.creator is not None]
     while todo:
         f = todo.pop()
-        if f not in reached:
-            reached.add(f)
-            todo.extend(x.creator for x in f.inputs if x.creator is not None and x.creator not in reached)
+        if f in reached:
+            continue
+        reached.add(f)
+        for x in f.inputs:
+            c = x.creator
+            if c is not None and c not in reached:
+                todo.append(c)
     leaves = {id(v) for v in inputs.values()}
     live: set[Function] = set()
     found = []
     # A function's generation is above those of its inputs' creators: in increasing generation,
     # each comes after what it reads.
-    for f in sorted(reached, key=lambda f: f.generation):
-        if any(id(x) in leaves or x.creator in live for x in f.inputs):
-            entry = _registered(f)
-            if entry is None:
-                return None
-            live.add(f)
-            found.append((f, *entry))
+    for f in sorted(reached, key=_generation):
+        for x in f.inputs:
+            if id(x) in leaves or x.creator in live:
+                break
+        else:
+            continue
+        entry = _registered(f)
+        if entry is None:
+            return None
+        live.add(f)
+        found.append((f, *entry))
     return found
 
 

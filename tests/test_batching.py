@@ -132,3 +132,39 @@ def test_batched_matmul_of_vectors_of_different_lengths_fails_as_unbatched() -> 
         REGISTRY["matmul"](Variable(np.ones(1)), y)
     with pytest.raises(ValueError):
         batching.apply(REGISTRY["matmul"], [x, y], [True, False], {}, ROWS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_a_batched_call_on_arrays_gives_the_numbers_of_one_on_variables(spec: Spec) -> None:
+    """Arrays in, arrays out (a Hessian's rows, which nothing differentiates): the same rule,
+    the same numbers, bit for bit, as on Variables."""
+    shapes = _shapes(spec)
+    lo, hi = spec.sample_domain
+    for flags in _patterns(len(shapes)):
+        rng = _rng(spec.name, flags, "arrays")
+        arrays = [rng.uniform(lo, hi, size=((ROWS,) if f else ()) + s) for s, f in zip(shapes, flags)]
+        xs = [Variable(a) for a in arrays]
+        on_variables = _as_list(batching.apply(spec, xs, flags, spec.sample_params, ROWS))
+        on_arrays = batching.apply(spec, arrays, flags, spec.sample_params, ROWS)
+        on_arrays = list(on_arrays) if isinstance(on_arrays, tuple) else [on_arrays]
+        assert len(on_arrays) == len(on_variables)
+        for y, z in zip(on_variables, on_arrays):
+            assert not isinstance(z, Variable), f"{spec.name} {flags}: a Variable from arrays"
+            np.testing.assert_array_equal(z, y.data, err_msg=f"{spec.name} {flags}")
+
+
+@pytest.mark.parametrize("text, shapes", [p for p in PROGRAMS if "grad(" not in p[0]], ids=lambda p: str(p))
+def test_a_batched_program_on_arrays_gives_the_numbers_of_a_run_on_variables(
+    text: str, shapes: dict[str, tuple[int, ...]]
+) -> None:
+    program = parse(text)
+    rng = _rng(text, "arrays")
+    names = list(shapes)
+    values = {n: rng.normal(size=(ROWS, *shapes[n])) for n in names}
+    batched = names[:1]  # the others shared by every row
+    values.update({n: values[n][0] for n in names[1:]})
+    want = batching.run(program, {n: Variable(v, name=n) for n, v in values.items()}, batched)
+    got = batching.run(program, values, batched)
+    for y, z in zip(want, got, strict=True):
+        assert type(z) is not Variable
+        np.testing.assert_array_equal(z, y.data, err_msg=text)

@@ -245,3 +245,44 @@ def test_a_plugins_class_with_options_is_not_traced_and_its_hessian_is_right() -
     finally:
         REGISTRY.clear()
         REGISTRY.update(before)
+
+
+def test_a_product_with_a_constant_one_is_no_instruction_and_with_a_value_of_the_inputs_is_one() -> None:
+    x, y = Variable(np.array([0.5, -0.0, np.inf, np.nan])), Variable(np.float64(1.0))
+    ones = Variable(np.float64(1.0), requires_grad=False)
+    trace = tracing.program_of([x * ones, ones * x], {"x": x})
+    assert trace is not None
+    assert [op.kind for op in trace.program.ops] == ["input"]  # both outputs are x itself
+    # One that is 1.0 here but depends on an input is 1.0 at this point only: it stays.
+    kept = tracing.program_of([x * y, x * (y * 0.0 + 1.0)], {"x": x, "y": y})
+    assert kept is not None
+    assert [op.spec.name for op in kept.program.ops if op.spec is not None] == ["mul", "mul", "add", "mul"]
+    # So does a one that gives the product another shape than the input's (a broadcast).
+    for ones in (np.ones(1), np.ones(3), np.ones((1, 1))):
+        g = Variable(np.float64(2.0))
+        grown = tracing.program_of([g * Variable(ones, requires_grad=False)], {"g": g})
+        assert grown is not None
+        assert [op.spec.name for op in grown.program.ops if op.spec is not None] == ["mul"], ones.shape
+        (out,) = grown.program.run_variables({"g": Variable(np.float64(3.0))})
+        assert out.shape == ones.shape
+
+
+def test_the_rows_of_a_quadratic_forms_hessian_multiply_by_no_seed_of_ones() -> None:
+    a = np.arange(9.0).reshape(3, 3) / 7.0
+    program = language.parse("0.5 * x @ A @ x")
+    traced: list[Any] = []
+    real = tracing.program_of
+
+    def spy(outputs: Any, inputs: Any) -> Any:
+        traced.append(real(outputs, inputs))
+        return traced[-1]
+
+    tracing.program_of = spy  # type: ignore[assignment]
+    try:
+        h = calculus.hessian(program, {"x": np.array([1.0, -2.0, 0.5]), "A": a}, wrt=["x"])
+    finally:
+        tracing.program_of = real  # type: ignore[assignment]
+    np.testing.assert_array_equal(h.hessian["x"]["x"], 0.5 * a.T + 0.5 * a)
+    (rows,) = traced
+    calls = [op.spec.name for op in rows.program.ops if op.spec is not None]
+    assert sorted(calls) == ["add", "matmul", "matmul", "mul", "mul"]  # two by 0.5, none by 1.0

@@ -164,7 +164,7 @@ def apply(
 ) -> Any:
     """``spec`` applied to inputs of which those flagged carry a batch axis of ``size`` rows: every
     output carries one. Without a batched input it is an ordinary call."""
-    if not any(batched):
+    if True not in batched:
         return spec(*args, **params)
     return rule_for(spec)(list(args), list(batched), dict(params), size)
 
@@ -500,7 +500,10 @@ RULES: dict[str, str | Rule] = {
 
 
 def batch_size(values: Mapping[str, Any], batched: Sequence[str]) -> int:
-    sizes = {n: int(np.shape(data_of(values[n]))[0]) if np.ndim(data_of(values[n])) else -1 for n in batched}
+    sizes = {}
+    for n in batched:
+        shape = np.shape(data_of(values[n]))
+        sizes[n] = int(shape[0]) if shape else -1
     bad = [n for n, s in sizes.items() if s < 0]
     if bad:
         raise BatchError(f"{bad[0]!r} has no batch axis (a batched input needs at least one axis)")
@@ -540,8 +543,9 @@ def run(
         kind = op.kind
         if kind == CALL:
             args = [slots[j] for j in op.args]
-            flags[i] = any(flags[j] for j in op.args)
-            out = apply(op.spec, args, [flags[j] for j in op.args], op.params, size)
+            these = [flags[j] for j in op.args]
+            flags[i] = True in these
+            out = apply(op.spec, args, these, op.params, size)
         elif kind == INPUT:
             out = variables[op.value]
             flags[i] = op.value in wanted

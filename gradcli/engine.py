@@ -39,18 +39,35 @@ _node_limit: ContextVar[int | None] = ContextVar("gradcli_node_limit", default=N
 _pass_sizes: ContextVar[list[int] | None] = ContextVar("gradcli_pass_sizes", default=None)
 
 
-@contextlib.contextmanager
-def using_grad(enabled: bool) -> Iterator[None]:
+class _Setting(contextlib.AbstractContextManager[None]):
+    """A block with a context variable set to a value (for this thread/context only): a class
+    rather than a generator, because every backward pass and every run enters a few (a
+    generator's block costs twice as much)."""
+
+    __slots__ = ("value", "token")
+    var: ContextVar[Any]
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __enter__(self) -> None:
+        self.token = self.var.set(self.value)
+
+    def __exit__(self, *exc: object) -> None:
+        self.var.reset(self.token)
+
+
+class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.set_grad_enabled is)
     """Turn graph recording on or off inside the block (for this thread/context only)."""
-    token = _grad_enabled.set(enabled)
-    try:
-        yield
-    finally:
-        _grad_enabled.reset(token)
+
+    __slots__ = ()
+    var = _grad_enabled
+
+    def __init__(self, enabled: bool) -> None:
+        self.value = enabled
 
 
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
+class paused_gc(contextlib.AbstractContextManager[None]):  # noqa: N801
     """Pause Python's cyclic garbage collector while a graph is built or walked in bulk.
 
     A graph of n nodes is n long-lived objects, and each full collection rescans them all: on a
@@ -58,13 +75,16 @@ def paused_gc() -> Iterator[None]:
     (outputs are held weakly), so nothing is lost; reference counting still frees everything.
     Nesting and threads are safe: only the entry that found the collector on turns it back on.
     """
-    was_on = gc.isenabled()
-    if was_on:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
+
+    __slots__ = ("was_on",)
+
+    def __enter__(self) -> None:
+        self.was_on = gc.isenabled()
+        if self.was_on:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_on:
             gc.enable()
 
 
@@ -1045,18 +1065,20 @@ def _plain(g: Any, lent: dict[int, Any]) -> Any:
     return original if original is not None else g.view(np.ndarray)
 
 
-@contextlib.contextmanager
-def lending(spare: Spare | None) -> Iterator[None]:
+_lender: ContextVar[Spare | None] = ContextVar("gradcli_spare", default=None)
+
+
+class lending(_Setting):  # noqa: N801
     """Inside the block, the ufuncs of :class:`_Lending` views take their results' buffers from
     ``spare`` (a first-order pass's), where it has one of their shape."""
-    token = _lender.set(spare)
-    try:
-        yield
-    finally:
-        _lender.reset(token)
+
+    __slots__ = ()
+    var = _lender
+
+    def __init__(self, spare: Spare | None) -> None:
+        self.value = spare
 
 
-_lender: ContextVar[Spare | None] = ContextVar("gradcli_spare", default=None)
 # Ufuncs with a loop from float64 inputs to one float64 output (not comparisons, not isfinite).
 _FLOAT_LOOPS: dict[Any, bool] = {}
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .batching import INTERNAL
-from .engine import Function, Primitive, Variable, data_of
+from .engine import Function, Primitive, Variable
 from .functions.registry import REGISTRY, Spec, load_all
 from .program import CALL, CONST, INPUT, UNPACK, Op, Program
 
@@ -80,18 +80,22 @@ def program_of(outputs: Sequence[Variable], inputs: Mapping[str, Variable]) -> T
             slots[id(f.outputs[0]())] = slot(same)
             continue
         args = tuple([slot(x) for x in f.inputs])
-        outs = [r() for r in f.outputs]
+        refs = f._outputs
         call = len(ops)
-        ops.append(Op(CALL, args=args, spec=spec, params=params, n_outputs=len(outs)))
-        if len(outs) == 1:
-            assert outs[0] is not None  # a consumer or the caller holds it
-            slots[id(outs[0])] = call
-        else:
-            for k, o in enumerate(outs):
-                if o is not None:
-                    slots[id(o)] = len(ops)
-                    ops.append(Op(UNPACK, args=(call,), value=(k, len(outs))))
-        elements += sum(_size(s) for s in (f._out_shapes or [data_of(outs[0])]))
+        if not isinstance(refs, tuple):  # one output
+            out = refs()
+            assert out is not None  # a consumer or the caller holds it
+            ops.append(Op(CALL, args, spec, params))
+            slots[id(out)] = call
+            elements += _size(out.data)
+            continue
+        ops.append(Op(CALL, args, spec, params, n_outputs=len(refs)))
+        for k, r in enumerate(refs):
+            o = r()
+            if o is not None:
+                slots[id(o)] = len(ops)
+                ops.append(Op(UNPACK, args=(call,), value=(k, len(refs))))
+        elements += sum(_size(s) for s in f._out_shapes)
     result = tuple([slots[id(y)] if id(y) in slots else slot(y) for y in outputs])
     return Trace(Program("", ops, result, {}), elements)
 

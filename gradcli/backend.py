@@ -191,6 +191,10 @@ def take(x: Any, index: Any) -> Any:
     (``vindex``), which is NumPy's meaning when the index holds nothing but arrays."""
     try:
         return x[index]
+    except IndexError:
+        if isinstance(x, np.generic):  # a number: its own error names nothing of the index
+            return np.asarray(x)[index]  # ("invalid index to scalar variable"); a 0-d array's does
+        raise
     except NotImplementedError:
         if not _is_dask(x):
             raise

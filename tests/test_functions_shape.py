@@ -165,3 +165,17 @@ def test_indexing_past_32_axes_from_the_command_line(tmp_path: Any) -> None:
         '{"value": 1.0, "grad": {"x": 1.0}}\n',
         "",
     )
+
+
+@pytest.mark.parametrize(
+    ("index", "said"),
+    [
+        ("0", "too many indices for array: array is 0-dimensional, but 1 were indexed"),
+        (", ".join(["None"] * 65), "indexing result would have 65"),
+    ],
+)
+def test_indexing_a_number_says_what_is_wrong_with_the_index(index: str, said: str) -> None:
+    # (NumPy's own words for a number, "invalid index to scalar variable", named neither.)
+    rc, out, err = invoke("eval", f"sum(x[{index}])", "--x", "2")
+    assert (rc, out) == (1, "")
+    assert err.startswith("error: getitem of shapes (): ") and said in err.splitlines()[0]

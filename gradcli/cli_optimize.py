@@ -24,6 +24,8 @@ from .command import (
     current_settings,
     expression_command,
     fail,
+    file_name,
+    file_or_dash,
     fp_warnings,
     load_program,
     missing_value,
@@ -255,6 +257,7 @@ def _method_option(table: Mapping[str, Any], default: str, help: str) -> Any:
     "--plot",
     "plot_file",
     metavar="FILE",
+    callback=file_name,
     help="Also draw the iterates on the contours of f (one variable: on its curve) into FILE "
     "(.png .svg .pdf).",
 )
@@ -405,7 +408,13 @@ def root_command(req: Request, method: str, max_iter: int | None, tol: float | N
     default=None,
     help="Samples along each input [default: 400 for one input, 100 per axis for two].",
 )
-@click.option("-o", "--output", metavar="FILE", help="Write to FILE: .png, .svg, .pdf, .csv (- for stdout).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    callback=file_or_dash,
+    help="Write to FILE: .png, .svg, .pdf, .csv (- for stdout).",
+)
 @click.option(
     "--format",
     "fmt",

@@ -609,7 +609,23 @@ def _whole_lines(data: bytes) -> Iterator[bytes]:
 def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """The callback of an ``-o FILE`` option: ``-o -`` is standard output (None), as it is for
     plot and most tools (it once wrote a file named ``-``)."""
+    value = file_or_dash(ctx, param, value)
     return None if value == "-" else value
+
+
+def file_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The callback of an option that names a file to write: an empty name (``-o ""``, an unset
+    shell variable) is a usage error, not "cannot write : No such file or directory"."""
+    if value == "":
+        raise click.BadParameter("an empty file name; give a FILE")
+    return value
+
+
+def file_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """:func:`file_name` for an option where ``-`` is standard output."""
+    if value == "":
+        raise click.BadParameter("an empty file name; give a FILE, or - for standard output")
+    return value
 
 
 class Sink:

@@ -374,3 +374,26 @@ def test_output_dash_is_standard_output(tmp_path: Path, command: tuple[str, ...]
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(starts) and not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "x*y", "--x", "2", "--y", "3"),
+        ("hessian", "x*y", "--x", "2", "--y", "3"),
+        ("graph", "x*y"),
+        ("plot", "sin(x)", "--x=0:1"),
+    ],
+    ids=lambda a: a[0],
+)
+def test_an_empty_output_file_name_is_a_usage_error(args: tuple[str, ...]) -> None:
+    # (-o "$OUT" with OUT unset once said "cannot write : No such file or directory", status 1.)
+    rc, out, err = invoke(*args, "-o", "")
+    assert (rc, out) == (2, "")
+    said = "an empty file name; give a FILE, or - for standard output"
+    assert err == f"error: invalid value for '-o' / '--output': {said}\n"
+
+
+def test_an_empty_plot_file_name_for_minimize_is_a_usage_error() -> None:
+    rc, out, err = invoke("minimize", "x**2", "--x", "1", "--plot", "")
+    assert (rc, out, err) == (2, "", "error: invalid value for '--plot': an empty file name; give a FILE\n")

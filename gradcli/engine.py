@@ -39,16 +39,20 @@ _node_limit: ContextVar[int | None] = ContextVar("gradcli_node_limit", default=N
 _pass_sizes: ContextVar[list[int] | None] = ContextVar("gradcli_pass_sizes", default=None)
 
 
-class _Setting(contextlib.AbstractContextManager[None]):
+class _Setting(contextlib.ContextDecorator, contextlib.AbstractContextManager[None]):
     """A block with a context variable set to a value (for this thread/context only): a class
     rather than a generator, because every backward pass and every run enters a few (a
-    generator's block costs twice as much)."""
+    generator's block costs twice as much). Like a generator's, it also decorates a function
+    (``@no_grad()``), each call in a block of its own."""
 
     __slots__ = ("value", "token")
     var: ContextVar[Any]
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+    def _recreate_cm(self) -> _Setting:
+        return type(self)(self.value)
 
     def __enter__(self) -> None:
         self.token = self.var.set(self.value)
@@ -67,7 +71,7 @@ class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.s
         self.value = enabled
 
 
-class paused_gc(contextlib.AbstractContextManager[None]):  # noqa: N801
+class paused_gc(contextlib.ContextDecorator, contextlib.AbstractContextManager[None]):  # noqa: N801
     """Pause Python's cyclic garbage collector while a graph is built or walked in bulk.
 
     A graph of n nodes is n long-lived objects, and each full collection rescans them all: on a
@@ -77,6 +81,9 @@ class paused_gc(contextlib.AbstractContextManager[None]):  # noqa: N801
     """
 
     __slots__ = ("was_on",)
+
+    def _recreate_cm(self) -> paused_gc:
+        return paused_gc()
 
     def __enter__(self) -> None:
         self.was_on = gc.isenabled()

@@ -185,6 +185,27 @@ def test_no_grad_records_no_graph() -> None:
     assert z.creator is not None
 
 
+def test_no_grad_and_the_engines_blocks_decorate_functions_and_nest() -> None:
+    # As torch's @torch.no_grad() does; each call is a block of its own, so recursion nests.
+    @no_grad()
+    def depth(n: int) -> bool:
+        assert not gradcli.is_grad_enabled()
+        return depth(n - 1) if n else gradcli.is_grad_enabled()
+
+    assert depth(3) is False
+    assert gradcli.is_grad_enabled()
+    with no_grad():
+        with gradcli.engine.using_grad(True):
+            assert gradcli.is_grad_enabled()
+        assert not gradcli.is_grad_enabled()
+    assert gc.isenabled()
+    with gradcli.engine.paused_gc():
+        with gradcli.engine.paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # only the block that found it on turns it back on
+    assert gc.isenabled()
+
+
 # -- higher orders ---------------------------------------------------------------------------
 
 

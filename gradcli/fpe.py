@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 
 from .engine import Function
+from .functions.registry import Spec
 
 
 def _where() -> str:
     """The running function: the innermost ``backward`` on the stack if any (a backward is built
     from other functions, but the user thinks of it as that function's derivative), else the
     innermost ``forward``. A tape runs both outside any method of the function: in a frame with
-    a local ``forward_of`` or ``backward_of``, the function whose rule it is running."""
+    a local ``forward_of`` or ``backward_of``, the function whose rule it is running (a batched
+    run on arrays: ``forward_of``, the registry's entry)."""
     found = "numpy"
     frame = sys._getframe(2)
     while frame is not None:
@@ -34,7 +36,7 @@ def _where() -> str:
         if isinstance(running, Function):
             return f"{running.name} (in backward)"
         running = local.get("forward_of")
-        if isinstance(running, Function) and found == "numpy":
+        if isinstance(running, (Function, Spec)) and found == "numpy":  # (a Spec: on arrays)
             found = running.name
         owner = local.get("self")
         if isinstance(owner, Function):

@@ -151,6 +151,7 @@ def test_a_batched_call_on_arrays_gives_the_numbers_of_one_on_variables(spec: Sp
         for y, z in zip(on_variables, on_arrays):
             assert not isinstance(z, Variable), f"{spec.name} {flags}: a Variable from arrays"
             np.testing.assert_array_equal(z, y.data, err_msg=f"{spec.name} {flags}")
+            assert (np.shape(z), np.result_type(z)) == (y.shape, y.data.dtype), f"{spec.name} {flags}"
 
 
 @pytest.mark.parametrize("text, shapes", [p for p in PROGRAMS if "grad(" not in p[0]], ids=lambda p: str(p))
@@ -166,5 +167,6 @@ def test_a_batched_program_on_arrays_gives_the_numbers_of_a_run_on_variables(
     want = batching.run(program, {n: Variable(v, name=n) for n, v in values.items()}, batched)
     got = batching.run(program, values, batched)
     for y, z in zip(want, got, strict=True):
-        assert type(z) is not Variable
+        assert type(z) is type(y.data), text  # (float64 arrays, a number as a NumPy scalar)
+        assert z.dtype == np.float64
         np.testing.assert_array_equal(z, y.data, err_msg=text)

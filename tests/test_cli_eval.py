@@ -406,6 +406,18 @@ def test_floating_point_warning_names_the_function_in_backward(expr: str, x: str
     assert err.splitlines() == lines
 
 
+def test_floating_point_warning_in_a_hessians_rows_names_the_function() -> None:
+    # The rows run the traced backward pass on arrays, where no Function runs: they said "numpy".
+    rc, _, err = invoke("hessian", "x**2 + sqrt(y)", "--x", "1", "--y", "0")
+    assert rc == 0
+    assert err.splitlines() == [
+        "warning: sqrt (in backward): divide by zero",
+        "warning: div (in backward): invalid value",
+        "warning: div: divide by zero",
+        "warning: div: invalid value",
+    ]
+
+
 @pytest.mark.slow
 def test_floating_point_warning_in_a_subprocess_has_no_python_warning_text() -> None:
     rc, out, err = run_cli("eval", "log(x)", "--x", "0", "--json")

@@ -290,7 +290,8 @@ def _answer_alone(line: Line, answer: Callable[[dict[str, Any]], Output]) -> Rec
         assert line.error is not None
         return _error_record(line.number, line.error)
     try:
-        output = answer(line.values)
+        # The JSON too: a result too big to write within the memory budget is this line's error.
+        return _record(line.number, answer(line.values))
     except (KeyboardInterrupt, BudgetTooSmallError):
         raise
     except BaseException as exc:  # a plugin's SystemExit is this line's error too
@@ -298,7 +299,6 @@ def _answer_alone(line: Line, answer: Callable[[dict[str, Any]], Output]) -> Rec
         if described is None:
             raise
         return _error_record(line.number, described[0])
-    return _record(line.number, output)
 
 
 def _record(number: int, output: Output) -> Record:

@@ -141,6 +141,27 @@ def test_a_line_too_long_is_an_error_in_place_and_is_not_held(monkeypatch: pytes
     ]
 
 
+def test_a_result_too_big_to_write_is_an_error_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writing a line's answer as JSON came after the line's own try: a MemoryError there (an
+    # outer product of 3,000 elements under --max-memory 500M) ended the stream, status 1,
+    # and the lines after it were never answered. (A line of its own shape is answered alone;
+    # a batch of lines that fails in any way is answered again line by line.)
+    real = batch.dumps
+
+    def exhausted(data: Any) -> str:
+        if isinstance(data, dict) and list(data.get("value", []))[:1] == [7.0]:
+            raise MemoryError
+        return real(data)
+
+    monkeypatch.setattr(batch, "dumps", exhausted)
+    text = '{"x": [1, 2]}\n{"x": [7, 7, 7]}\n{"x": [3, 4]}\n'
+    rc, out, _ = invoke("--max-memory", "4G", "eval", "x * 1", "--batch", input=text)
+    assert rc == 1
+    got = records(out)
+    assert [r.get("value") for r in got] == [[1.0, 2.0], None, [3.0, 4.0]]
+    assert got[1]["line"] == 2 and got[1]["error"].startswith("out of memory: ")
+
+
 def test_reading_takes_a_long_line_in_pieces() -> None:
     stream = io.BytesIO(b"a" * 1000 + b"\nb\n")
     assert list(batch.read_lines(stream, limit=10)) == [(None, 1001), (b"b", 2)]

@@ -270,7 +270,8 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     """List the functions by group, with their arguments, one-line doc and derivative rule.
 
     With GROUP (a group's name as listed, e.g. reductions or linear-algebra), only that group:
-    one screen; with a function's name, only that function.
+    one screen; with a function's name (or another name of it: arctan), only that function, and
+    the forms of the language of that name (grad, log, max).
 
     \b
       gradcli functions
@@ -278,20 +279,31 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     """
     from . import render
     from .functions import REGISTRY
+    from .functions.registry import ALIASES
     from .language import SPECIAL_FORMS
     from .plugins import load_plugins
 
     load_plugins(list(plugins), entry_points=True)
     specs = sorted(REGISTRY.values(), key=lambda s: (_group(s), s.name))
     groups = sorted({_group(s) for s in specs})
+    forms = SPECIAL_FORMS
     if group is not None:
-        asked, group = group, group if group in REGISTRY else group.replace("-", " ").replace("_", " ")
+        asked = group
+        group = ALIASES.get(group, group)  # another name for a function (arctan, ln): that function
+        group = group if group in REGISTRY else group.replace("-", " ").replace("_", " ")
+        # A form of the language by its name (grad, log, max): it, beside a function of that name.
+        forms = {f: doc for f, doc in SPECIAL_FORMS.items() if f.split("(")[0] in (asked, group)}
         if group in REGISTRY and group not in groups:
             specs, group = [REGISTRY[group]], _group(REGISTRY[group])
         elif group in groups:
-            specs = [s for s in specs if _group(s) == group]
+            specs, forms = [s for s in specs if _group(s) == group], {}
+        elif forms:
+            specs = []
         else:
-            raise CliError(f"no group {asked!r} (groups: {', '.join(groups)})", 2)
+            from .functions.meanings import suggestion
+
+            hint = suggestion(asked, {*REGISTRY, *ALIASES})
+            raise CliError(f"no group or function {asked!r}{hint} (groups: {', '.join(groups)})", 2)
     sink = Sink()
     if as_json:
         entries = [
@@ -313,16 +325,18 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     lines: list[str] = []
     for name in groups if group is None else [group]:
         members = [s for s in specs if _group(s) == name]
+        if not members:
+            continue
         width = max(len(s.signature()) for s in members)
         lines += ["", f"{name}:"] if lines else [f"{name}:"]
         for s in members:
             lines.append(f"  {s.signature():<{width}}  {s.doc}")
             if s.rule:
                 lines.append(f"  {'':<{width}}    {s.rule}")
-    if group is None:
-        width = max(map(len, SPECIAL_FORMS))
-        lines += ["", "forms of the language:"]
-        lines += [f"  {form:<{width}}  {doc}" for form, doc in SPECIAL_FORMS.items()]
+    if forms:
+        width = max(map(len, forms))
+        lines += ["", "forms of the language:"] if lines else ["forms of the language:"]
+        lines += [f"  {form:<{width}}  {doc}" for form, doc in forms.items()]
     sink.line("\n".join(lines))
 
 

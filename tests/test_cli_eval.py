@@ -475,7 +475,22 @@ def test_functions_of_one_group_fit_a_screen() -> None:
         names = {s.name for s in REGISTRY.values() if (getattr(s, "group", None) or "other") == group}
         assert {line.split("(")[0].strip() for line in lines[1:] if line[2:3].isalpha()} == names
     rc, _, err = invoke("functions", "no-such-group")
-    assert rc == 2 and err.startswith("error: no group 'no-such-group' (groups: ")
+    assert rc == 2 and err.startswith("error: no group or function 'no-such-group' (groups: ")
+
+
+def test_functions_of_another_name_or_a_form_of_the_language() -> None:
+    # `functions arctan` said "no group 'arctan'", though the README calls arctan another name
+    # of atan, and `functions grad` likewise, though the full list shows grad(EXPR, NAME).
+    assert invoke("functions", "arctan")[1] == invoke("functions", "atan")[1]
+    rc, out, _ = invoke("functions", "arctan")
+    assert rc == 0 and out.splitlines()[1].split("(")[0].strip() == "atan"
+    rc, out, _ = invoke("functions", "grad")
+    assert rc == 0 and out.splitlines()[0] == "forms of the language:"
+    assert out.splitlines()[1].split()[0] == "grad(EXPR,"
+    rc, out, _ = invoke("functions", "max")  # the reduction and the form of several arguments
+    assert rc == 0 and "forms of the language:" in out and "max(a, b, ...)" in out
+    rc, _, err = invoke("functions", "arctann")
+    assert rc == 2 and err.startswith("error: no group or function 'arctann'; did you mean 'arctan'")
 
 
 def test_functions_json_describes_every_registry_function() -> None:

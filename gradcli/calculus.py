@@ -701,6 +701,7 @@ def _central_differences(p: _Problem, results: RowResults, eps: float | None) ->
     two rows, x0 + h and x0 - h; for an expression they are all evaluated in one batched run (in
     chunks when large). The caller's arrays are never written to.
     """
+    fpe_name = "central differences"  # (names a warning of the differences: inf - inf)  # noqa: F841
     shapes = [np.shape(r)[1:] for r in results({m: _copies(p.arrays[m], 1, p.xp) for m in p.wrt})]
     out: list[dict[str, Any]] = [{} for _ in shapes]
     for n in p.wrt:

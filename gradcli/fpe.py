@@ -27,7 +27,8 @@ def _where() -> str:
     from other functions, but the user thinks of it as that function's derivative), else the
     innermost ``forward``. A tape runs both outside any method of the function: in a frame with
     a local ``forward_of`` or ``backward_of``, the function whose rule it is running (a batched
-    run on arrays: ``forward_of``, the registry's entry)."""
+    run on arrays: ``forward_of``, the registry's entry). Work outside any function names itself
+    in a local ``fpe_name`` ("central differences")."""
     found = "numpy"
     frame = sys._getframe(2)
     while frame is not None:
@@ -38,6 +39,9 @@ def _where() -> str:
         running = local.get("forward_of")
         if isinstance(running, (Function, Spec)) and found == "numpy":  # (a Spec: on arrays)
             found = running.name
+        named = local.get("fpe_name")  # work of gradcli's own, outside any function: its name
+        if type(named) is str and found == "numpy":
+            found = named
         owner = local.get("self")
         if isinstance(owner, Function):
             if frame.f_code.co_name in ("backward", "vjp"):

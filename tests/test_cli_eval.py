@@ -406,6 +406,13 @@ def test_floating_point_warning_names_the_function_in_backward(expr: str, x: str
     assert err.splitlines() == lines
 
 
+def test_floating_point_warning_of_central_differences_names_them() -> None:
+    # inf - inf in the differences themselves, outside any function: it said "numpy".
+    rc, _, err = invoke("check", "x**2", "--x", "1e200")
+    assert rc == 1
+    assert err.splitlines()[:2] == ["warning: pow: overflow", "warning: central differences: invalid value"]
+
+
 def test_floating_point_warning_in_a_hessians_rows_names_the_function() -> None:
     # The rows run the traced backward pass on arrays, where no Function runs: they said "numpy".
     rc, _, err = invoke("hessian", "x**2 + sqrt(y)", "--x", "1", "--y", "0")

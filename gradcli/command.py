@@ -748,7 +748,7 @@ def deliver(output: Output, req: Request, *, as_json: bool, path: str | None, qu
         sink = Sink(path)
         sink.write(buffer.getvalue())
         sink.close()
-    elif path is not None or as_json:
+    elif path is not None or as_json and not quiet:  # (-q prints nothing, as grep -q; a file is written)
         req.refuse_more_numbers(output.numbers())
         sink = Sink(path)
         for data in output.json_lines():
@@ -1019,7 +1019,7 @@ def _run(
     if _suffix(path) == ".npy" and len(req.variables) != 1:
         fail(f"-o {path}: a .npy file holds one derivative: choose one variable with --wrt, or write .npz", 2)
     if batch_source is not None:
-        _run_batch(function, req, batch_source, path, own, rows)
+        _run_batch(function, req, batch_source, path, own, rows, quiet=bool(common["quiet"]))
         return
     if values_needed == "all" or values:
         missing = [n for n in program.inputs if n not in values]
@@ -1110,6 +1110,19 @@ def _run_on_cluster(
         deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
 
 
+class _Silent:
+    """Where ``-q`` sends a batch's lines: nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _run_batch(
     function: Callable[..., Output | None],
     req: Request,
@@ -1117,6 +1130,7 @@ def _run_batch(
     path: str | None,
     own: dict[str, Any],
     rows: Callable[..., Any] | None = None,
+    quiet: bool = False,
 ) -> None:
     from . import batch
 
@@ -1137,13 +1151,16 @@ def _run_batch(
             req.refuse_more_numbers(answers.numbers())
         return answers
 
-    sink = Sink(path)
+    # -q: no line is written (a file, -o FILE, would be), no progress bar; the summary of failed
+    # lines is an error, on stderr, with the exit status.
+    silent = quiet and path is None
+    sink: Sink | _Silent = _Silent() if silent else Sink(path)
     with fp_warnings():
         summary = batch.run(
             source,
             answer,
-            sink,
-            to_terminal=path is None and _stdout_is_terminal(),
+            sink,  # type: ignore[arg-type]
+            to_terminal=silent or path is None and _stdout_is_terminal(),  # (no bar: see batch.Progress)
             answer_rows=answer_rows if rows is not None else None,
         )
     sink.close()

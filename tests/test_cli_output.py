@@ -169,6 +169,18 @@ def test_check_quiet_says_it_by_the_exit_status_only(options: list[str], status:
     assert invoke("check", "exp(x)", "--x", "0", "-q", *options) == (status, "", "")
 
 
+@pytest.mark.parametrize(("point", "status"), [("1", 0), ("0", 1)])
+def test_check_quiet_prints_nothing_with_json_or_in_batch_mode(point: str, status: int) -> None:
+    # -q printed the whole JSON with --json, and every line in batch mode.
+    assert invoke("check", "relu(x)", "--x", point, "-q", "--json") == (status, "", "")
+    rc, out, err = invoke("check", "relu(x)", "--batch", "-q", input=f'{{"x": 2}}\n{{"x": {point}}}\n')
+    assert (rc, out) == (status, "")
+    if status == 0:
+        assert err == ""
+    else:  # the failed lines, an error, on stderr
+        assert err.startswith("error: 1 of 2 lines failed (first: line 2, ") and err.count("\n") == 1
+
+
 def test_check_quiet_still_reports_errors() -> None:
     rc, out, err = invoke("check", "x + y", "--x", "0", "-q")
     assert (rc, out) == (2, "") and err.startswith("error: missing value for 'y'")

@@ -211,6 +211,8 @@ class Program:
         detail = str(exc).removeprefix(f"{name}: ")
         if isinstance(exc, OverflowError) and "too large to convert to C" in detail:
             detail = "a whole number in its options is too large (at most 2**63 - 1)"  # (Python's words)
+        elif detail.startswith("operands could not be broadcast together"):  # (NumPy's, shapes again)
+            detail = "the shapes do not broadcast together (each axis, from the last: equal, or one is 1)"
         return EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where)
 
     def unpacked(self, op: Op, whole: Any) -> Any:

@@ -508,3 +508,17 @@ def test_functions_json_describes_every_registry_function() -> None:
     assert {e["name"] for e in entries} == set(REGISTRY)
     sin = next(e for e in entries if e["name"] == "sin")
     assert sin["doc"] and sin["rule"]
+
+
+def test_shapes_that_do_not_broadcast_are_said_once_in_gradclis_words() -> None:
+    # NumPy's words gave the shapes a second time, in another spelling, and a trailing space.
+    rc, out, err = invoke("eval", "x*y", "--x", "[[1, 2], [3, 4]]", "--y", "[1, 2, 3]")
+    assert (rc, out) == (1, "")
+    assert err.splitlines()[0] == (
+        "error: mul of shapes (2, 2), (3,): the shapes do not broadcast together "
+        "(each axis, from the last: equal, or one is 1)"
+    )
+    rc, out, _ = invoke("eval", "x*y", "--batch", input='{"x": [1, 2], "y": [1, 2, 3]}\n')
+    assert rc == 1 and json.loads(out)["error"].endswith(
+        "the shapes do not broadcast together (each axis, from the last: equal, or one is 1)"
+    )

@@ -322,9 +322,20 @@ class ExpressionCommand(click.Command):
             formatter.write_paragraph()
             formatter.write_text(f"(the expression does not parse: {exc.message})")
             return
+        # A variable named as one of the command's own options (json, wrt) is given through --vars.
+        own = {o for p in self.get_params(ctx) for o in [*p.opts, *p.secondary_opts]}
+        kinds = "number, [list], nan, inf, or @file (.npy .npz .json .csv)"
         with formatter.section("Variables of this expression"):
             formatter.write_dl(
-                [(f"--{n} VALUE", "number, [list], nan, inf, or @file (.npy .npz .json .csv)") for n in names]
+                [
+                    (
+                        f"--vars '{{\"{n}\": VALUE}}'",
+                        f"its value in JSON (--{n} is one of the command's options)",
+                    )
+                    if f"--{n}" in own
+                    else (f"--{n} VALUE", kinds)
+                    for n in names
+                ]
                 or [("(none)", "")]
             )
 

@@ -133,6 +133,18 @@ def test_help_after_an_expression_lists_its_variables() -> None:
     assert "--sin" not in out
 
 
+def test_help_after_an_expression_gives_a_variable_named_as_an_option_through_vars() -> None:
+    # It offered "--json VALUE" and "--wrt VALUE", which are the command's own options.
+    rc, out, _ = invoke("eval", "json*y + wrt", "--help")
+    assert rc == 0
+    listed = out.split("Variables of this expression:")[1]
+    assert "--json VALUE" not in listed and "--wrt VALUE" not in listed and "--y VALUE" in listed
+    assert """--vars '{"json": VALUE}'""" in listed and """--vars '{"wrt": VALUE}'""" in listed
+    assert invoke("eval", "json*y + wrt", "--vars", '{"json": 2, "wrt": 1}', "--y", "3")[1].startswith(
+        "value     7"
+    )
+
+
 def test_help_says_a_non_scalar_gradient_is_that_of_the_sum() -> None:
     rc, out, _ = invoke("eval", "--help")
     assert rc == 0

@@ -1265,10 +1265,9 @@ def _check_gradients(f: Function, gxs: tuple[Any, ...], gys: Sequence[Any]) -> N
                 f"{f.name}'s backward returned {what} for input {k + 1}, not a number or an array of numbers"
             )
         shape, want = np.shape(data), x.shape
-        try:
-            fits = np.broadcast_shapes(shape, want) == shape and (
-                out is None or np.broadcast_shapes(shape, out) == out
-            )
+        try:  # its input's shape (a sum, a product of matrices: whatever the output's), or a broadcast
+            wider = np.broadcast_shapes(shape, want) == shape
+            fits = shape == want or wider and (out is None or np.broadcast_shapes(shape, out) == out)
         except ValueError:
             fits = False
         if not fits:

@@ -312,3 +312,35 @@ def test_a_backward_giving_the_wrong_gradients_is_one_line_naming_it(
         return
     assert rc == 1 and out == ""
     assert err == f"error: wrong's backward {message}\n"
+
+
+class _MySum(gradcli.Function):
+    def forward(self, x: Any) -> Any:
+        return x.sum()
+
+    def backward(self, gy: Any) -> Any:
+        return gy * np.ones(self.inputs[0].shape)
+
+
+class _MyMatMul(gradcli.Function):
+    def forward(self, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def backward(self, gy: Any) -> Any:
+        a, b = self.inputs
+        return gy @ b.T, a.T @ gy
+
+
+def test_a_backward_that_changes_the_shape_gives_each_input_a_gradient_of_its_shape() -> None:
+    # A hand-written sum or matrix product was refused ("a gradient of shape (3,) for input 1,
+    # of shape (3,)"): a gradient had to broadcast to the output's shape as well as fit its input.
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(gradcli.grad(lambda x: _MySum()(x), {"x": x})["x"], np.ones(3))
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4) / 7.0
+    got = gradcli.grad(lambda a, b: gradcli.functions.sum(_MyMatMul()(a, b)), {"a": a, "b": b})
+    np.testing.assert_allclose(got["a"], np.ones((2, 4)) @ b.T)
+    np.testing.assert_allclose(got["b"], a.T @ np.ones((2, 4)))
+    report = gradcli.calculus.check(
+        lambda a, b: gradcli.functions.sum(_MyMatMul()(a, b) ** 2), {"a": a, "b": b}, order=2
+    )
+    assert report.ok

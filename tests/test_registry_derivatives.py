@@ -203,3 +203,24 @@ def test_registry_holds_every_function_the_issues_require() -> None:
 
 def test_registry_has_at_least_two_functions_with_several_outputs() -> None:
     assert sum(s.n_outputs > 1 for s in SPECS) >= 2
+
+
+def test_a_call_with_inputs_beyond_a_functions_arity_is_refused_and_writes_nowhere() -> None:
+    # One input too many went to NumPy's out=: log(x, b) wrote the natural log of x into b.
+    x, b = Variable(np.array([8.0, 4.0])), Variable(np.array([2.0, 2.0]))
+    with pytest.raises(TypeError, match=r"^log\(\) takes 1 input, got 2 \(the signature: log\(x\)\)$"):
+        REGISTRY["log"](x, b)
+    with pytest.raises(
+        TypeError, match=r"^sum\(\) takes 1 input, got 2; options go by name: sum\(\.\.\., axis=\.\.\.\)"
+    ):
+        REGISTRY["sum"](x, 0)
+    with pytest.raises(TypeError, match=r"^concat\(\) takes at least 1 input, got 0"):
+        REGISTRY["concat"]()
+    for spec in SPECS:  # every function, on arrays as on Variables
+        least, most = spec.arity
+        if most is None:
+            continue
+        args = [np.array([0.5, 0.25])] * (most + 1)
+        with pytest.raises(TypeError, match=rf"^{spec.name}\(\) takes "):
+            spec(*args)
+    np.testing.assert_array_equal(b.data, [2.0, 2.0])

@@ -81,6 +81,7 @@ class Spec:
         self.sample_params = sample_params or {}
         self.elementwise, self.smooth = elementwise, smooth
         self._apply = apply if apply is not None else _array_call(self.cls)
+        self._bounds = self.arity  # (checked at every call)
 
     def __getattr__(self, attr: str) -> Any:
         """``cls`` of a table row, made the first time it is read (see ``define``)."""
@@ -116,10 +117,23 @@ class Spec:
 
     def __call__(self, *inputs: Any, **params: Any) -> Any:
         """Variables in, Variables out (a node of the graph); arrays in, arrays out."""
+        least, most = self._bounds
+        if len(inputs) < least or most is not None and len(inputs) > most:
+            raise TypeError(self._arity_error(len(inputs)))
         for x in inputs:
             if isinstance(x, Variable):
                 return self.cls(**params)(*inputs)
         return self._apply(*inputs, **params)
+
+    def _arity_error(self, given: int) -> str:
+        """What a call with ``given`` inputs does wrong. (One too many went to NumPy's ``out=``:
+        ``log(x, b)`` wrote the natural log of x into b.)"""
+        least, most = self.arity
+        count = f"at least {least}" if most is None else str(least) if least == most else f"{least} to {most}"
+        said = f"{self.name}() takes {count} input{'' if (most or least) == 1 else 's'}, got {given}"
+        if self.params and given > least:
+            said += f"; options go by name: {self.name}(..., {self.params[0][0]}=...)"
+        return f"{said} (the signature: {self.signature()})"
 
     def signature(self) -> str:
         if self.variadic:

@@ -748,11 +748,11 @@ class GenerationQueue:
 
 
 def backward(
-    outputs: Sequence[Variable],
-    grad_outputs: Sequence[Any] | None = None,
+    outputs: Variable | Sequence[Variable],
+    grad_outputs: Any = None,
     retain_grad: bool = False,
     create_graph: bool = False,
-    inputs: Sequence[Variable] | None = None,
+    inputs: Variable | Sequence[Variable] | None = None,
     trace: Callable[[Function, list[Any], tuple[Any, ...]], None] | None = None,
 ) -> list[Variable] | None:
     """Backpropagate from ``outputs`` (seeded with ``grad_outputs``, default ones).
@@ -774,6 +774,7 @@ def backward(
     ``trace(function, gys, gxs)``, if given, is called for each step (``gradcli explain``), with
     each input's gradient already summed to that input's shape.
     """
+    outputs, grad_outputs, inputs = _listed(outputs, grad_outputs, inputs)
     raw = not create_graph
     # Variables and Functions hash by identity, so they key these tables directly (and keying
     # by the object keeps it alive while its gradient is pending).
@@ -930,6 +931,32 @@ def backward(
 # below it, freeing early saves less than the bookkeeping costs (NumPy's own size for reusing
 # temporaries).
 _LET_GO_BYTES = 1 << 18
+
+
+def _listed(
+    outputs: Any, seeds: Any, inputs: Any
+) -> tuple[list[Variable], list[Any] | None, list[Variable] | None]:
+    """``backward``'s arguments as lists, a single Variable (or a seed array) as a list of one (a
+    Variable is itself a sequence of its elements: iterated, it gave getitem nodes outside the
+    graph, and gradients of zeros), and each seed of its output's shape (one that broadcast to
+    it gave another sum: a (3, 1) seed of ones for a (3,) output, three times the gradient)."""
+    outputs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+    if seeds is None:
+        return outputs, None, inputs
+    if isinstance(seeds, (Variable, np.ndarray, np.generic, float, int)) or backend.is_foreign_array(seeds):
+        seeds = [seeds]
+    seeds = list(seeds)
+    if len(seeds) != len(outputs):
+        raise ValueError(f"{len(seeds)} seeds (grad_outputs) for {len(outputs)} outputs: give one per output")
+    for k, (y, g) in enumerate(zip(outputs, seeds)):
+        if g is not None and tuple(np.shape(data_of(g))) != y.shape:
+            raise ValueError(
+                f"grad_outputs[{k}] has shape {tuple(np.shape(data_of(g)))}, its output {y.shape}: a seed "
+                "has its output's shape"
+            )
+    return outputs, seeds, inputs
 
 
 def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variable]) -> None:
@@ -1315,13 +1342,13 @@ class _Masked(Function):
 
 def grad(
     outputs: Variable | Sequence[Variable],
-    inputs: Sequence[Variable],
-    grad_outputs: Sequence[Any] | None = None,
+    inputs: Variable | Sequence[Variable],
+    grad_outputs: Any = None,
     create_graph: bool = False,
 ) -> list[Variable]:
-    """d(sum of outputs)/d(input) for each input, leaving every ``.grad`` untouched."""
-    outs = [outputs] if isinstance(outputs, Variable) else list(outputs)
-    result = backward(outs, grad_outputs, create_graph=create_graph, inputs=inputs)
+    """d(sum of outputs)/d(input) for each input, leaving every ``.grad`` untouched. A single
+    Variable stands for a list of one, as in ``torch.autograd.grad(y, x)``."""
+    result = backward(outputs, grad_outputs, create_graph=create_graph, inputs=inputs)
     assert result is not None
     return result
 

@@ -693,3 +693,21 @@ def test_an_array_of_the_seeds_class_takes_in_place_operations() -> None:
     zeros[1:] += seed[1:]
     zeros *= 3.0
     np.testing.assert_array_equal(zeros, [0.0, 3.0, 3.0])
+
+
+def test_grad_takes_a_single_variable_as_torch_does_and_refuses_a_seed_of_another_shape() -> None:
+    # A bare Variable was iterated as the sequence of its elements: getitem nodes outside the
+    # graph, and gradients of zeros (or none); a seed that broadcast to its output gave another sum.
+    x = Variable(np.array([1.0, 2.0, 3.0]))
+    (g,) = grad((x * x).sum(), x)
+    np.testing.assert_array_equal(g.data, [2.0, 4.0, 6.0])
+    y = Variable(2.0)
+    assert [float(g.data) for g in grad(y**2, y)] == [4.0]
+    z = Variable(2.0)
+    gradcli.engine.backward(z * z)
+    assert z.grad is not None and float(z.grad.data) == 4.0
+    np.testing.assert_array_equal(grad(x * 2.0, [x], np.ones(3))[0].data, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match=r"grad_outputs\[0\] has shape \(3, 1\), its output \(3,\)"):
+        grad(x * 2.0, [x], [np.ones((3, 1))])
+    with pytest.raises(ValueError, match=r"2 seeds \(grad_outputs\) for 1 outputs"):
+        grad(x * 2.0, [x], [np.ones(3), np.ones(3)])

@@ -708,7 +708,7 @@ def _central_differences(p: _Problem, results: RowResults, eps: float | None) ->
         xp = p.xp
         x = backend.reshape(xp.asarray(p.arrays[n]), (-1,))
         size = x.shape[0]
-        per_chunk = max(1, p.rows_per_chunk(2 * size) // 2) if p.program is not None else size
+        per_chunk = max(1, p.rows_per_chunk(2 * size) // 2) if p.program is not None else max(size, 1)
         pieces: list[list[Any]] = [[] for _ in shapes]
         for start, count in _chunks(size, per_chunk):
             x0 = x[start : start + count]

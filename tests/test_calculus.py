@@ -532,3 +532,13 @@ def test_derivative_of_a_newton_step_expression() -> None:
     program = language.parse("x - grad(x**3 - 2*x, x) / grad(grad(x**3 - 2*x, x), x)")
     d = calculus.derivatives(program, {"x": 2.0}, 1)
     assert float(d["x"][0]) == pytest.approx(1 - 84 / 144)
+
+
+def test_numerical_differences_of_a_callable_with_an_empty_input() -> None:
+    # A Python callable takes every row in one run: with no element, a chunk of 0 rows, and
+    # "range() arg 3 must not be zero". The same expression was fine.
+    empty = {"x": np.zeros(0)}
+    assert calculus.check(lambda x: fsum(x), empty).ok
+    assert calculus.check(language.parse("sum(x)"), empty).ok
+    assert calculus.numerical_grad(lambda x: fsum(x), empty)["x"].shape == (0,)
+    assert calculus.numerical_jacobian(lambda x: x * 2.0, empty)[0]["x"].shape == (0, 0)

@@ -322,7 +322,9 @@ def _joined(pieces: list[Any], shape: tuple[int, ...], xp: Any, axis: int = 0) -
     none (an empty variable)."""
     if not pieces:
         return xp.zeros(shape)
-    return backend.reshape(xp.concatenate(pieces, axis=axis), shape)
+    joined = backend.reshape(xp.concatenate(pieces, axis=axis), shape)
+    # (A number as a NumPy float64 scalar, as every result of gradcli's is: a 0-d array is no JSON.)
+    return joined[()] if not shape and type(joined) is np.ndarray else joined
 
 
 def _chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:

@@ -542,3 +542,17 @@ def test_numerical_differences_of_a_callable_with_an_empty_input() -> None:
     assert calculus.check(language.parse("sum(x)"), empty).ok
     assert calculus.numerical_grad(lambda x: fsum(x), empty)["x"].shape == (0,)
     assert calculus.numerical_jacobian(lambda x: x * 2.0, empty)[0]["x"].shape == (0, 0)
+
+
+def test_a_number_in_any_result_is_a_numpy_float64_scalar() -> None:
+    # The README's promise; Hessian and Jacobian blocks, higher derivatives and numerical
+    # gradients of numbers were 0-d arrays, which json.dumps refuses.
+    values = {"x": 2.0, "y": 3.0}
+    for f in (language.parse("x**3 * y"), lambda x, y: x**3 * y):
+        h = calculus.hessian(f, values)
+        found = [h.value, *h.grad.values(), *(v for row in h.hessian.values() for v in row.values())]
+        found += list(calculus.jacobian(f, values).jacobian.values())
+        found += [d for ds in calculus.derivatives(f, values, order=3).values() for d in ds]
+        found += list(calculus.numerical_grad(f, values).values())
+        assert all(type(v) is np.float64 for v in found), [type(v) for v in found]
+        json.dumps([float(v) for v in found])

@@ -388,6 +388,7 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     if p.program is not None and tape.runs_on_tape(p.program):
         # A tape over the instructions: the same rules, on arrays, without building a graph.
         values_out, grads = tape.first_order(p.program, p.arrays, p.wrt)
+        values_out = _unshared(values_out, p.arrays)
         outputs = [Variable(v, requires_grad=False) for v in values_out]
         leaves = {n: Variable(a, name=n, requires_grad=False) for n, a in p.arrays.items()}
         return Evaluation(values_out, grads, p.wrt, outputs, leaves)
@@ -396,7 +397,21 @@ def evaluate(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
     grads = []
     for y in outs:
         grads.append({n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()})
-    return Evaluation([y.data for y in outs], grads, p.wrt, outs, leaves)
+    return Evaluation(_unshared([y.data for y in outs], p.arrays), grads, p.wrt, outs, leaves)
+
+
+def _unshared(values: list[Any], inputs: Mapping[str, Any]) -> list[Any]:
+    """``values``, each that is (a view of) one of the caller's ``inputs`` copied: ``x`` itself,
+    or ``reshape(x, ...)``, was the caller's array, and a write into the result wrote into it."""
+    arrays = [a for a in inputs.values() if type(a) is np.ndarray]
+    return [
+        v.copy()
+        if type(v) is np.ndarray
+        and (v.base is not None or any(v is a for a in arrays))
+        and any(np.may_share_memory(v, a) for a in arrays)
+        else v
+        for v in values
+    ]
 
 
 class Rows(NamedTuple):
@@ -477,9 +492,10 @@ def jacobian(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None
             for n, g in _backward_from(leaves, p.wrt, y, _one_hot(y.shape, idx)).items():
                 block[n][idx] = g.data
         blocks.append(block)
+    values_out = _unshared([y.data for y in outs], p.arrays)
     if len(outs) == 1:
-        return JacobianResult(outs[0].data, blocks[0])
-    return JacobianResult([y.data for y in outs], blocks)
+        return JacobianResult(values_out[0], blocks[0])
+    return JacobianResult(values_out, blocks)
 
 
 def _batched_jacobian(p: _Problem, k: int, out_shape: tuple[int, ...]) -> dict[str, Any]:

@@ -556,3 +556,14 @@ def test_a_number_in_any_result_is_a_numpy_float64_scalar() -> None:
         found += list(calculus.numerical_grad(f, values).values())
         assert all(type(v) is np.float64 for v in found), [type(v) for v in found]
         json.dumps([float(v) for v in found])
+
+
+def test_a_value_that_is_an_input_is_a_copy_not_the_callers_array() -> None:
+    # evaluate("x") gave back the caller's array itself: a write into the result wrote into it.
+    for f in (language.parse("x"), lambda x: x, language.parse("reshape(x, [2, 1])")):
+        a = np.array([1.0, 2.0])
+        calculus.evaluate(f, {"x": a}).value[0][...] = 10.0
+        calculus.jacobian(f, {"x": a}).value[...] = 10.0
+        np.testing.assert_array_equal(a, [1.0, 2.0])
+    big = np.ones(10)
+    assert calculus.evaluate(language.parse("x * 2"), {"x": big}).value[0].base is None  # (fresh: no copy)

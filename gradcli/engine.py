@@ -27,7 +27,7 @@ import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -95,8 +95,17 @@ class paused_gc(contextlib.ContextDecorator, contextlib.AbstractContextManager[N
             gc.enable()
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Evaluate without recording a graph: no backward is possible, and memory is freed early."""
+@overload
+def no_grad() -> using_grad: ...
+@overload
+def no_grad(function: Callable[..., Any]) -> Callable[..., Any]: ...
+def no_grad(function: Callable[..., Any] | None = None) -> Any:
+    """Evaluate without recording a graph: no backward is possible, and memory is freed early.
+
+    A block (``with no_grad():``), or a decorator, with or without the parentheses (``@no_grad``,
+    ``@no_grad()``, as torch takes both)."""
+    if function is not None:
+        return using_grad(False)(function)
     return using_grad(False)
 
 

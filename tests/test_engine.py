@@ -194,6 +194,12 @@ def test_no_grad_and_the_engines_blocks_decorate_functions_and_nest() -> None:
 
     assert depth(3) is False
     assert gradcli.is_grad_enabled()
+
+    @no_grad  # without the parentheses too, as torch takes it
+    def bare() -> bool:
+        return gradcli.is_grad_enabled()
+
+    assert bare() is False and gradcli.is_grad_enabled()
     with no_grad():
         with gradcli.engine.using_grad(True):
             assert gradcli.is_grad_enabled()

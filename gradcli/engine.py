@@ -395,7 +395,7 @@ class Function:
                 b = _constant(b)
                 inputs = (a, b)
             self.inputs = inputs
-            ys = self.forward(a.data, b.data)
+            ys = self.forward(a.data, b.data) if self.raw_vjp else self._hand_forward(inputs)
             if _grad_enabled.get():
                 record = a.requires_grad or b.requires_grad
                 gen = a.generation if a.generation > b.generation else b.generation
@@ -405,14 +405,14 @@ class Function:
                 a = _constant(a)
                 inputs = (a,)
             self.inputs = inputs
-            ys = self.forward(a.data)
+            ys = self.forward(a.data) if self.raw_vjp else self._hand_forward(inputs)
             if _grad_enabled.get():
                 record = a.requires_grad
                 gen = a.generation
         else:
             ins = tuple([x if isinstance(x, Variable) else _constant(x) for x in inputs])
             self.inputs = ins
-            ys = self.forward(*[x.data for x in ins])
+            ys = self.forward(*[x.data for x in ins]) if self.raw_vjp else self._hand_forward(ins)
             if _grad_enabled.get():
                 gen = -1
                 for x in ins:
@@ -424,6 +424,7 @@ class Function:
             # _new_variable, inline
             out = _new_instance(Variable)
             kind = type(ys)
+            given = ys  # (what forward returned, which it may have saved)
             if not (kind is np.float64 or kind is np.ndarray and ys.ndim and ys.dtype == _FLOAT64):
                 ys = as_array(ys)
             out.data = ys
@@ -438,7 +439,7 @@ class Function:
                 out.generation = gen + 1
                 self._outputs = weakref.ref(out)
                 if self._saved:
-                    self._saved_outputs = {id(ys): 0}
+                    self._saved_outputs = {id(ys): 0, id(given): 0}
             else:
                 out.creator = None
                 out.generation = 0
@@ -485,6 +486,17 @@ class Function:
         return self.backward(*gys)
 
     # -- helpers for backward -------------------------------------------------------------
+    def _hand_forward(self, inputs: tuple[Variable, ...]) -> Any:
+        """``forward`` written by hand (a plugin's), on its inputs' arrays, a number as a 0-d
+        array: ``np.asarray(x)`` of it is then ``x`` itself, which ``saved_tensors`` knows for
+        that input (of a NumPy scalar it was a new array, a constant to backward, and second
+        derivatives through it were 0)."""
+        given = [np.asarray(x.data) if type(x.data) is np.float64 else x.data for x in inputs]
+        ys = self.forward(*given)
+        if self._saved:
+            self._given = {id(g): k for k, g in enumerate(given)}
+        return ys
+
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep values that backward needs (call it from forward; PyTorch's ctx idiom)."""
         self._saved = arrays
@@ -492,6 +504,8 @@ class Function:
     @property
     def saved_tensors(self) -> tuple[Variable, ...]:
         by_id: dict[int, Variable] = {id(x.data): x for x in self.inputs}
+        for id_, k in getattr(self, "_given", {}).items():
+            by_id.setdefault(id_, self.inputs[k])
         for id_, i in getattr(self, "_saved_outputs", {}).items():
             out = self.outputs[i]()
             if out is not None:

@@ -346,3 +346,38 @@ def test_a_backward_that_changes_the_shape_gives_each_input_a_gradient_of_its_sh
         lambda a, b: gradcli.functions.sum(_MyMatMul()(a, b) ** 2), {"a": a, "b": b}, order=2
     )
     assert report.ok
+
+
+class _Cube(gradcli.Function):
+    def forward(self, x: Any) -> Any:
+        x = np.asarray(x)  # what a careful author writes
+        self.save_for_backward(x)
+        return x**3
+
+    def backward(self, gy: Any) -> Any:
+        (x,) = self.saved_tensors
+        return gy * 3.0 * x * x
+
+
+class _Exp(gradcli.Function):
+    def forward(self, x: Any) -> Any:
+        y = np.asarray(np.exp(x))
+        self.save_for_backward(y)  # an output the engine then converts (a 0-d array: a number)
+        return y
+
+    def backward(self, gy: Any) -> Any:
+        (y,) = self.saved_tensors
+        return gy * y
+
+
+@pytest.mark.parametrize("x", [2.0, [2.0]], ids=["number", "array"])
+def test_saved_values_keep_their_graph_when_forward_converts_a_number(x: Any) -> None:
+    # np.asarray of a number's NumPy scalar was a new array, a constant to backward: the second
+    # derivative of a number came out 0 (12 for an array), and so it did through a saved output
+    # of a number that the engine converted.
+    from gradcli import calculus
+
+    h = calculus.hessian(lambda x: gradcli.functions.sum(_Cube()(x)), {"x": x}).hessian["x"]["x"]
+    assert np.ravel(h).tolist() == [12.0]
+    e = calculus.hessian(lambda x: gradcli.functions.sum(_Exp()(x)), {"x": x}).hessian["x"]["x"]
+    assert np.ravel(e).tolist() == [float(np.exp(2.0))]

@@ -624,19 +624,21 @@ def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None
     return None if value == "-" else value
 
 
-def file_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def file_name(
+    ctx: click.Context, param: click.Parameter, value: str | None, dash: bool = False
+) -> str | None:
     """The callback of an option that names a file to write: an empty name (``-o ""``, an unset
     shell variable) is a usage error, not "cannot write : No such file or directory"."""
     if value == "":
-        raise click.BadParameter("an empty file name; give a FILE")
+        raise click.BadParameter(
+            "an empty file name; give a FILE" + (", or - for standard output" if dash else "")
+        )
     return value
 
 
 def file_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """:func:`file_name` for an option where ``-`` is standard output."""
-    if value == "":
-        raise click.BadParameter("an empty file name; give a FILE, or - for standard output")
-    return value
+    return file_name(ctx, param, value, dash=True)
 
 
 class Sink:
@@ -1121,8 +1123,11 @@ def _run_on_cluster(
         deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
 
 
-class _Silent:
+class _Silent(Sink):
     """Where ``-q`` sends a batch's lines: nowhere."""
+
+    def __init__(self) -> None:
+        pass
 
     def write(self, data: bytes) -> None:
         pass
@@ -1165,12 +1170,12 @@ def _run_batch(
     # -q: no line is written (a file, -o FILE, would be), no progress bar; the summary of failed
     # lines is an error, on stderr, with the exit status.
     silent = quiet and path is None
-    sink: Sink | _Silent = _Silent() if silent else Sink(path)
+    sink = _Silent() if silent else Sink(path)
     with fp_warnings():
         summary = batch.run(
             source,
             answer,
-            sink,  # type: ignore[arg-type]
+            sink,
             to_terminal=silent or path is None and _stdout_is_terminal(),  # (no bar: see batch.Progress)
             answer_rows=answer_rows if rows is not None else None,
         )

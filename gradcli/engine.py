@@ -974,10 +974,10 @@ def _listed(
     if len(seeds) != len(outputs):
         raise ValueError(f"{len(seeds)} seeds (grad_outputs) for {len(outputs)} outputs: give one per output")
     for k, (y, g) in enumerate(zip(outputs, seeds)):
-        if g is not None and tuple(np.shape(data_of(g))) != y.shape:
+        shape = None if g is None else tuple(np.shape(data_of(g)))
+        if shape is not None and shape != y.shape:
             raise ValueError(
-                f"grad_outputs[{k}] has shape {tuple(np.shape(data_of(g)))}, its output {y.shape}: a seed "
-                "has its output's shape"
+                f"grad_outputs[{k}] has shape {shape}, its output {y.shape}: a seed has its output's shape"
             )
     return outputs, seeds, inputs
 

@@ -191,12 +191,7 @@ class _Builder:
         if string is not None and (len(inputs) < least or not spec.params):
             self.resolve(string)  # the error that says what a string is for
         if len(inputs) < least:
-            count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
-            raise self.error(
-                f"{spec.name}() takes {count} input{'s' if most != 1 else ''}, got {len(inputs)}: "
-                f"{spec.signature()}",
-                pos,
-            )
+            raise self.error(f"{spec.takes(len(inputs))}: {spec.signature()}", pos)
         if len(extra) > len(spec.params):
             raise self.error(f"{spec.name}() got too many arguments: {spec.signature()}", _pos(extra[-1]))
         params = {

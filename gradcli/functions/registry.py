@@ -125,13 +125,18 @@ class Spec:
                 return self.cls(**params)(*inputs)
         return self._apply(*inputs, **params)
 
+    def takes(self, given: int) -> str:
+        """``"name() takes N inputs, got M"``: the words for a call with ``given`` inputs, in
+        an expression as in Python."""
+        least, most = self._bounds
+        count = f"at least {least}" if most is None else least if least == most else f"{least} to {most}"
+        return f"{self.name}() takes {count} input{'' if (most or least) == 1 else 's'}, got {given}"
+
     def _arity_error(self, given: int) -> str:
         """What a call with ``given`` inputs does wrong. (One too many went to NumPy's ``out=``:
         ``log(x, b)`` wrote the natural log of x into b.)"""
-        least, most = self.arity
-        count = f"at least {least}" if most is None else str(least) if least == most else f"{least} to {most}"
-        said = f"{self.name}() takes {count} input{'' if (most or least) == 1 else 's'}, got {given}"
-        if self.params and given > least:
+        said = self.takes(given)
+        if self.params and given > self._bounds[0]:
             said += f"; options go by name: {self.name}(..., {self.params[0][0]}=...)"
         return f"{said} (the signature: {self.signature()})"
 

@@ -317,8 +317,21 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
                 "outputs": s.n_outputs,
                 "doc": s.doc,
                 "rule": s.rule,
+                "kind": "function",
             }
             for s in specs
+        ]
+        # The forms of the language listed in text (grad, max of several arguments, ...), each as
+        # it is written: ``gradcli functions grad --json`` is not an empty list.
+        entries += [
+            {
+                "name": form.split("(")[0],
+                "group": "forms of the language",
+                "signature": form,
+                "doc": doc,
+                "kind": "form",
+            }
+            for form, doc in forms.items()
         ]
         sink.line(render.dumps(entries))
         return

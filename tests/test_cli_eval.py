@@ -14,6 +14,7 @@ from conftest import invoke, run_cli
 
 import gradcli
 from gradcli.functions import REGISTRY
+from gradcli.language import SPECIAL_FORMS
 
 
 def eval_json(*args: str, input: str | None = None) -> Any:
@@ -517,9 +518,30 @@ def test_functions_json_describes_every_registry_function() -> None:
     assert rc == 0
     entries = json.loads(out)
     assert isinstance(entries, list)
-    assert {e["name"] for e in entries} == set(REGISTRY)
+    assert {e["name"] for e in entries if e["kind"] == "function"} == set(REGISTRY)
     sin = next(e for e in entries if e["name"] == "sin")
     assert sin["doc"] and sin["rule"]
+    forms = [e for e in entries if e["kind"] == "form"]
+    assert {e["signature"] for e in forms} == set(SPECIAL_FORMS)
+
+
+def test_functions_json_of_a_form_lists_the_form_as_the_text_does() -> None:
+    # `functions grad --json` gave [] where the text gives the form.
+    rc, out, _ = invoke("functions", "grad", "--json")
+    assert rc == 0
+    assert json.loads(out) == [
+        {
+            "name": "grad",
+            "group": "forms of the language",
+            "signature": "grad(EXPR, NAME)",
+            "doc": SPECIAL_FORMS["grad(EXPR, NAME)"],
+            "kind": "form",
+        }
+    ]
+    rc, out, _ = invoke("functions", "max", "--json")  # the reduction and the form
+    assert rc == 0 and [e["kind"] for e in json.loads(out)] == ["function", "form"]
+    rc, out, _ = invoke("functions", "reductions", "--json")  # a group: its functions only
+    assert rc == 0 and {e["kind"] for e in json.loads(out)} == {"function"}
 
 
 def test_shapes_that_do_not_broadcast_are_said_once_in_gradclis_words() -> None:

@@ -314,10 +314,19 @@ def test_nuclear_norm_of_a_rank_deficient_matrix_takes_the_nonzero_singular_valu
 
 
 def test_norm_takes_numpys_ord_options_and_refuses_the_others() -> None:
-    with pytest.raises(ValueError):
+    # NumPy's words were "Invalid norm order for matrices." with no list of the orders it takes.
+    with pytest.raises(ValueError, match=r"^ord='fro' is not an order of a vector norm: take a number"):
         REGISTRY["norm"](V, ord="fro")  # 'fro' is for matrices
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^ord=1 of an array of 3 axes needs axis: one axis"):
         REGISTRY["norm"](X, ord=1)  # an ord needs one or two axes
+    matrix = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    for ord in (3, 1.5, 0, "abc"):
+        with pytest.raises(ValueError, match=r"is not an order of a matrix norm: take 'fro', 'nuc', 1, -1"):
+            REGISTRY["norm"](matrix, ord=ord)
+    for ord in ("fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf):  # each of NumPy's, as NumPy gives it
+        np.testing.assert_allclose(REGISTRY["norm"](matrix, ord=ord).data, np.linalg.norm(matrix.data, ord))
+    along = REGISTRY["norm"](matrix, ord=3, axis=0).data  # a vector norm of each column
+    np.testing.assert_allclose(along, np.linalg.norm(matrix.data, 3, 0))
 
 
 def test_std_at_equal_elements_has_zero_gradient() -> None:

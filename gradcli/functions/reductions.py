@@ -116,6 +116,32 @@ class Min(_Extreme):
         return x.min(axis=self.axis, keepdims=self.keepdims)
 
 
+#: The orders of a matrix norm (numpy.linalg.norm's), as the language writes them.
+_MATRIX_ORDERS = ("'fro'", "'nuc'", "1", "-1", "2", "-2", "inf", "-inf")
+
+
+def _check_norm_order(ord: Any, ndim: int, matrix_axes: Any) -> None:
+    """An order that numpy.linalg.norm refuses for this shape, said in the language's words."""
+    if isinstance(matrix_axes, tuple) and len(matrix_axes) == 2:
+        if ord not in ("fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf):
+            raise ValueError(
+                f"ord={_written(ord)} is not an order of a matrix norm: take {', '.join(_MATRIX_ORDERS)}"
+            )
+    elif matrix_axes is None and ndim > 2:
+        raise ValueError(
+            f"ord={_written(ord)} of an array of {ndim} axes needs axis: one axis for a vector norm, "
+            "two for a matrix norm"
+        )
+    elif isinstance(ord, str):
+        raise ValueError(
+            f"ord={_written(ord)} is not an order of a vector norm: take a number (inf, 1, 2, 0.5...)"
+        )
+
+
+def _written(ord: Any) -> str:
+    return repr(ord) if isinstance(ord, str) else f"{ord:g}" if isinstance(ord, float) else str(ord)
+
+
 @register(
     "norm",
     rule="d/dx norm(x) = x/norm(x) (2-norm, 0 at 0); sign(x) at the extremes (1, inf); u v^T (matrix 2, nuc)",
@@ -135,6 +161,8 @@ class Norm(_Reduction):
 
     def forward(self, x: Any) -> Any:
         matrix_axes = (0, 1) if self.axis is None and x.ndim == 2 else self.axis
+        if self.ord is not None:
+            _check_norm_order(self.ord, x.ndim, matrix_axes)
         if self.ord is None:  # numpy.linalg.norm's sum, in the order NumPy's sum adds (it uses dot)
             y = np.sqrt((x * x).sum(axis=self.axis, keepdims=self.keepdims))
         elif self.ord in (2, -2, "nuc") and isinstance(matrix_axes, tuple) and len(matrix_axes) == 2:
@@ -151,7 +179,6 @@ class Norm(_Reduction):
         else:
             self.axes = normalized_axes(self.axis, x.ndim)
             self.matrix = len(self.axes) == 2
-        return y
         return y
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:

@@ -302,7 +302,13 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
         else:
             from .functions.meanings import suggestion
 
-            hint = suggestion(asked, {*REGISTRY, *ALIASES})
+            typed = [g.replace(" ", "-") for g in groups]  # a group as typed on a command line
+            # The start of a group's name (trig, hyper) is that group, whatever is close to it.
+            started = [g for g in typed if len(asked) >= 3 and g.startswith(asked.lower())]
+            if started:
+                hint = f"; did you mean {' or '.join(repr(g) for g in started)}?"
+            else:
+                hint = suggestion(asked, {*REGISTRY, *ALIASES, *typed})
             raise CliError(f"no group or function {asked!r}{hint} (groups: {', '.join(groups)})", 2)
     sink = Sink()
     if as_json:

@@ -511,6 +511,14 @@ def test_functions_of_another_name_or_a_form_of_the_language() -> None:
     assert rc == 0 and "forms of the language:" in out and "max(a, b, ...)" in out
     rc, _, err = invoke("functions", "arctann")
     assert rc == 2 and err.startswith("error: no group or function 'arctann'; did you mean 'arctan'")
+    rc, _, err = invoke("functions", "linear-algbra")  # a group's name, mistyped
+    assert rc == 2 and err.startswith(
+        "error: no group or function 'linear-algbra'; did you mean 'linear-algebra'"
+    )
+    rc, _, err = invoke("functions", "trig")  # the start of a group's name
+    assert rc == 2 and err.startswith("error: no group or function 'trig'; did you mean 'trigonometric'?")
+    rc, out, _ = invoke("functions", "linear-algebra")  # which is a group
+    assert rc == 0 and out.startswith("linear algebra:")
 
 
 def test_functions_json_describes_every_registry_function() -> None:

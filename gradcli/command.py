@@ -182,11 +182,38 @@ def _dropped(unraisable: Any) -> None:
     """An exception Python could not raise (in a finalizer), not reported: see above."""
 
 
+# The progress bar on stderr now, if any: a warning is written above it, not into its line.
+_progress: list[Any] = []
+
+
+def warn(line: str) -> None:
+    """One line of warning on stderr; over a progress bar, the bar's line is cleared first and
+    the bar drawn again below the warning."""
+    if not _progress:
+        click.echo(line, err=True)
+        return
+    bar = _progress[-1]
+    click.echo("\r\x1b[K" + line, file=bar.file)
+    bar._last_line = None  # (click draws only a line that changed: this one must be drawn again)
+    bar.render_progress()
+
+
+@contextlib.contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """click's progress bar on stderr, over which :func:`warn` writes; yields its ``update``."""
+    with click.progressbar(length=length, file=sys.stderr, label=label) as bar:
+        _progress.append(bar)
+        try:
+            yield bar.update
+        finally:
+            _progress.remove(bar)
+
+
 def fp_warnings() -> Any:
     """NumPy's floating-point warnings as one line each on stderr, naming the function."""
     from .fpe import reporting
 
-    return reporting(lambda line: click.echo(line, err=True))
+    return reporting(warn)
 
 
 def terminal_width() -> int:
@@ -1112,7 +1139,7 @@ def _run_on_cluster(
     except scale.ClusterError as exc:
         fail(str(exc), exc.status)
     for line in warnings:
-        click.echo(line, err=True)
+        warn(line)
     if kind == "failed":
         fail(*answer)
     if kind == "written":

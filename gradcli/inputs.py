@@ -531,11 +531,16 @@ def _load_npz_all(path: str, source: str) -> dict[str, np.ndarray]:
 def _load_csv(text: str, source: str) -> np.ndarray:
     """A value, a row, a column or a matrix of numbers, separated by commas, or by semicolons or
     tabs when the first line has them (so a European ``1;2`` file is not one field); a first
-    line of names is skipped."""
+    line of names is skipped. A field may be quoted, as spreadsheets write them: ``"1.5"``."""
     import io
 
     first = text.split("\n", 1)[0]
     delimiter = next((d for d in (";", "\t") if d in first), ",")
+    if '"' in text:
+        # A quoted field is its text (one holding the delimiter stays as it is, and is refused).
+        d = re.escape(delimiter)
+        text = re.compile(rf'(^|{d})[ \t]*"([^"\n{d}]*)"[ \t]*(?=\r?$|{d})', re.MULTILINE).sub(r"\1\2", text)
+        first = text.split("\n", 1)[0]
     fields = [s.strip() for s in first.split(delimiter)]
     header = bool(first.strip()) and all(s and _scalar(s) is None for s in fields)
     try:

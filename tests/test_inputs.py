@@ -342,6 +342,30 @@ def test_csv_with_semicolons_tabs_or_a_byte_order_mark_keeps_every_row(
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"1.5","2"\n"3",4\n', [[1.5, 2.0], [3.0, 4.0]]),  # the first line numbers, not names
+        ('"a","b"\r\n"1.5", "2"\r\n', [1.5, 2.0]),
+        ('"a";"b"\n"1";"-2.5e1"\n', [1.0, -25.0]),
+    ],
+)
+def test_quoted_csv_numbers_are_read_as_numbers(tmp_path: Path, text: str, expected: object) -> None:
+    from conftest import invoke
+
+    (tmp_path / "t.csv").write_text(text)
+    rc, out, err = invoke("eval", "x", "--x", f"@{tmp_path / 't.csv'}", "--json")
+    assert (rc, err) == (0, "")
+    assert json.loads(out)["value"] == expected
+
+
+def test_a_quoted_csv_field_holding_the_delimiter_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('"1,5",2\n')
+    with pytest.raises(InputError, match="not a table of numbers"):
+        parse_value(f"@{path}", "x")
+
+
+@pytest.mark.parametrize(
     ("text", "reason"),
     [
         # the file's own lines, from 1, with or without a line of names before the numbers

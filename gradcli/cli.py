@@ -26,6 +26,7 @@ from .command import (
     Request,
     Settings,
     Sink,
+    WholeNumber,
     expression_command,
     silence_stdout,
     translate_errors,
@@ -144,7 +145,7 @@ def _flush_quietly() -> None:
 @click.option("--debug", is_flag=True, hidden=True, help="Show Python tracebacks.")
 @click.option(
     "--max-expression",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_EXPRESSION,
     envvar="GRADCLI_MAX_EXPRESSION",
     show_default=True,
@@ -152,7 +153,7 @@ def _flush_quietly() -> None:
 )
 @click.option(
     "--max-output",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_OUTPUT,
     envvar="GRADCLI_MAX_OUTPUT",
     show_default=True,
@@ -169,7 +170,7 @@ def _flush_quietly() -> None:
 )
 @click.option(
     "--max-nodes",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_NODES,
     envvar="GRADCLI_MAX_NODES",
     show_default=True,
@@ -223,7 +224,7 @@ def _strictly(output: Output) -> Output:
 @expression_command("eval", dask=True, epilog=NON_SCALAR_NOTE, rows=_eval_rows)
 @click.option(
     "--order",
-    type=click.IntRange(1, 64),
+    type=WholeNumber(1, 64),
     default=None,
     help="Also the pure partial derivatives of orders 1..N (scalar output).",
 )

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import calculus, caps
-from .command import Request, expression_command
+from .command import Request, WholeNumber, expression_command
 from .inputs import finite_range
 from .render import CheckOutput, HessianOutput, JacobianOutput
 
@@ -63,7 +63,7 @@ def jacobian_command(req: Request) -> JacobianOutput:
 @expression_command("check", output=False, quiet=True, dask=True)
 @click.option(
     "--order",
-    type=click.IntRange(1, 2),
+    type=WholeNumber(1, 2),
     default=1,
     show_default=True,
     help="2: also compare the Hessian with central differences of the gradient (scalar output).",

@@ -228,6 +228,13 @@ def terminal_width() -> int:
         return 80
 
 
+class WholeNumber(click.IntRange):
+    """``click.IntRange`` in plain words: "'abc' is not a valid integer" (click's says "integer
+    range"), and INTEGER in the help."""
+
+    name = "integer"
+
+
 # --- the inputs: one wording per condition --------------------------------------------------------
 
 
@@ -892,7 +899,7 @@ def _option_list(
         options.append(
             click.option(
                 "--precision",
-                type=click.IntRange(1, 17),
+                type=WholeNumber(1, 17),
                 metavar="N",
                 help="Round numbers in text to N significant digits [default: every digit needed to "
                 "read each number back exactly].",

@@ -139,6 +139,8 @@ def finite_range(**bounds: Any) -> Any:
     import click
 
     class FiniteRange(click.FloatRange):
+        name = "number"  # "'abc' is not a valid number" (click's says "float range"), NUMBER in the help
+
         def convert(self, value: Any, param: Any, ctx: Any) -> Any:
             number = super().convert(value, param, ctx)
             if not math.isfinite(number):

@@ -100,6 +100,39 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
     assert invoke(*args)[2] == message
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["eval", "x", "--x", "1", "--order", "abc"],
+            "invalid value for '--order': 'abc' is not a valid integer",
+        ),
+        (
+            ["eval", "x", "--x", "1", "--order", "1.5"],
+            "invalid value for '--order': '1.5' is not a valid integer",
+        ),
+        (
+            ["--max-nodes", "many", "eval", "x"],
+            "invalid value for '--max-nodes': 'many' is not a valid integer",
+        ),
+        (
+            ["plot", "x", "--x", "0:1", "--points", "ten"],
+            "invalid value for '--points': 'ten' is not a valid integer",
+        ),
+        (
+            ["check", "x", "--x", "1", "--eps", "tiny"],
+            "invalid value for '--eps': 'tiny' is not a valid number",
+        ),
+        (
+            ["minimize", "x*x", "--x", "1", "--lr", "fast"],
+            "invalid value for '--lr': 'fast' is not a valid number",
+        ),
+    ],
+)
+def test_a_bad_number_for_an_option_is_said_in_plain_words(args: list[str], message: str) -> None:
+    assert invoke(*args)[::2] == (2, f"error: {message}\n")
+
+
 # --- the command line is more specific than a file, a batch line more specific than both --------
 
 

@@ -539,8 +539,16 @@ def load_program(
         fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
     if expr is None or expr.startswith("--") and expr[2:].isidentifier():
         # ('--x' would parse as -(-x), but here it is an option whose expression is missing)
-        command = click.get_current_context().command_path
-        fail(f"missing the expression: {command} EXPR [--x VALUE ...] (see --help)", 2)
+        ctx = click.get_current_context()
+        taken = _expression_taken_by_an_option(ctx)
+        if taken is not None:
+            option, value = taken
+            fail(
+                f"missing the expression: option {option} took {value!r} as its value "
+                "(give the option its own value, or put the expression before it)",
+                2,
+            )
+        fail(f"missing the expression: {ctx.command_path} EXPR [--x VALUE ...] (see --help)", 2)
     try:
         return parse(expr)
     except ExpressionError as exc:
@@ -553,6 +561,32 @@ def load_program(
         if len(REGISTRY) == before:
             raise
         return parse(expr)
+
+
+def _expression_taken_by_an_option(ctx: click.Context) -> tuple[str, str] | None:
+    """The option (``-o/--output``) and the value it took from the command line, where that
+    value reads as the missing expression (``eval --wrt "x*y" --x 1``): an expression that is
+    more than a name, or the name of a variable given a value."""
+    from click.core import ParameterSource
+
+    from .language import parse
+    from .program import ExpressionError
+
+    given = {name for name, _ in ctx.meta.get(_VARIABLES, [])}
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if not isinstance(param, click.Option) or not isinstance(value, str):
+            continue
+        if ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+            continue
+        if value.isidentifier() and value not in given:
+            continue
+        try:
+            parse(value)
+        except ExpressionError:
+            continue
+        return "/".join(param.opts), value
+    return None
 
 
 def collect_values(program: Program, texts: Mapping[str, str], vars_text: str | None) -> dict[str, Any]:

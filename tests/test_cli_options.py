@@ -133,6 +133,31 @@ def test_a_bad_number_for_an_option_is_said_in_plain_words(args: list[str], mess
     assert invoke(*args)[::2] == (2, f"error: {message}\n")
 
 
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [
+        (["eval", "--wrt", "x*y", "--x", "1", "--y", "2"], "--wrt", "x*y"),
+        (["eval", "-o", "x*x", "--x", "1"], "-o/--output", "x*x"),
+        (["hessian", "--batch", "sin(x)"], "--batch", "sin(x)"),
+        (["eval", "--wrt", "x", "--x", "1"], "--wrt", "x"),
+        (["plot", "-o", "x**2", "--x", "0:1"], "-o/--output", "x**2"),
+    ],
+)
+def test_an_expression_taken_as_an_options_value_names_the_option(
+    args: list[str], option: str, value: str
+) -> None:
+    assert invoke(*args)[::2] == (
+        2,
+        f"error: missing the expression: option {option} took {value!r} as its value "
+        "(give the option its own value, or put the expression before it)\n",
+    )
+
+
+def test_a_missing_expression_blames_no_option_whose_value_is_not_one() -> None:
+    rc, _, err = invoke("eval", "-o", "out", "--x", "1")
+    assert (rc, err) == (2, "error: missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)\n")
+
+
 # --- the command line is more specific than a file, a batch line more specific than both --------
 
 

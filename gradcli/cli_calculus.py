@@ -60,7 +60,7 @@ def jacobian_command(req: Request) -> JacobianOutput:
     return JacobianOutput(result.value, result.jacobian)
 
 
-@expression_command("check", output=False, quiet=True, dask=True)
+@expression_command("check", quiet=True, dask=True, arrays=False)
 @click.option(
     "--order",
     type=WholeNumber(1, 2),

@@ -1001,13 +1001,15 @@ def expression_command(
     dask: bool = False,
     epilog: str | None = None,
     rows: Callable[..., Any] | None = None,
+    arrays: bool = True,
 ) -> Callable[[Callable[..., Output | None]], click.Command]:
     """Make ``function(req, **its own options) -> Output`` the command ``name`` (see the module's
     docstring). ``values="all_or_none"``: the command also runs without any value (``graph``
     draws the structure); the other flags give or withhold the common options. ``rows(req,
     list of values, **its own options)`` answers many batch lines at once (an object with
     ``lines()`` and ``numbers()``, as :class:`gradcli.render.EvalRows`; None where it cannot):
-    runs of lines with the same shapes go to it as one batch."""
+    runs of lines with the same shapes go to it as one batch. ``arrays=False``: its answer is a
+    report, which ``-o FILE`` writes as JSON only (not .npy, .npz or .zarr)."""
     if values not in ("all", "all_or_none"):
         raise ValueError(f"values is 'all' or 'all_or_none', not {values!r}")
 
@@ -1019,7 +1021,7 @@ def expression_command(
         @functools.wraps(function)
         def callback(**kwargs: Any) -> None:
             common = dict.fromkeys(_COMMON) | {key: kwargs.pop(key) for key in keys}
-            _run(function, values, common, kwargs, rows)
+            _run(function, values, common, kwargs, rows, arrays)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
         command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask)(
@@ -1067,6 +1069,7 @@ def _run(
     common: dict[str, Any],
     own: dict[str, Any],
     rows: Callable[..., Any] | None = None,
+    arrays: bool = True,
 ) -> None:
     from .render import Style
 
@@ -1075,6 +1078,8 @@ def _run(
     _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
     batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
+    if not arrays and _suffix(path) in (".npy", ".npz", ".zarr"):
+        fail(f"-o {path}: {ctx.info_name} writes a report, not arrays: -o FILE takes a JSON file here", 2)
     if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
     if batch_source is not None and on_dask is not None:

@@ -335,6 +335,8 @@ class ExpressionCommand(click.Command):
             ctx.meta[_HELP_EXPR] = next((a for a in own if not a.startswith("-")), None)
         rest = super().parse_args(ctx, own)
         ctx.meta[_VARIABLES] = pairs
+        if not ctx.resilient_parsing:  # (shell completion parses what is typed so far)
+            _refuse_extra_arguments(ctx.args)
         return rest
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -1075,7 +1077,6 @@ def _run(
 
     ctx = click.get_current_context()
     settings = current_settings()
-    _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
     batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
     if not arrays and _suffix(path) in (".npy", ".npz", ".zarr"):

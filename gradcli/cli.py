@@ -64,11 +64,20 @@ def _one_line(exc: click.UsageError) -> CliError:
         text = f"no such option {exc.option_name!r}"
         if exc.possibilities:
             text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
-        elif exc.option_name.startswith("-") and not exc.option_name.startswith("--"):
+        elif (
+            exc.option_name.startswith("-") and not exc.option_name.startswith("--") and _takes_variables(exc)
+        ):
             text += f" (a variable is given as -{exc.option_name} VALUE)"
         return CliError(text, 2)
     message = " ".join(exc.format_message().split()).rstrip(".")
     return CliError(message[:1].lower() + message[1:], 2)
+
+
+def _takes_variables(exc: click.UsageError) -> bool:
+    """Whether the command of a usage error takes variables as options (``eval``, not ``functions``)."""
+    from .command import ExpressionCommand
+
+    return exc.ctx is not None and isinstance(exc.ctx.command, ExpressionCommand)
 
 
 class GradGroup(click.Group):

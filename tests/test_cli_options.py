@@ -101,6 +101,13 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "args", [["functions", "-q"], ["completion", "-q", "bash"], ["-q", "eval", "x"]], ids=" ".join
+)
+def test_a_command_without_variables_gives_no_advice_on_variables(args: list[str]) -> None:
+    assert invoke(*args)[::2] == (2, "error: no such option '-q'\n")
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (

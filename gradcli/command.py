@@ -1083,6 +1083,13 @@ def _run(
         fail(f"-o {path}: {ctx.info_name} writes a report, not arrays: -o FILE takes a JSON file here", 2)
     if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
+    if batch_source is not None and path is not None and _same_file(batch_source, path):
+        same = (
+            f"--batch reads standard input from {path}, the file -o writes"
+            if batch_source == "-"
+            else f"--batch {batch_source} and -o {path} are the same file"
+        )
+        fail(f"{same}: writing the results would empty it before it is read", 2)
     if batch_source is not None and on_dask is not None:
         fail("--dask computes one evaluation on a cluster; --batch runs many small ones here: give one", 2)
     expr = read_expression(common["expr"], common["expr_file"], settings.max_expression)
@@ -1130,6 +1137,21 @@ def _run(
         output = function(req, **own)
     if output is not None:
         deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
+
+
+def _same_file(source: str, path: str) -> bool:
+    """Whether the file read (``-``: standard input, redirected from a file) is ``path``."""
+    try:
+        if source == "-":
+            if sys.stdin is None:
+                return False
+            read = os.fstat(sys.stdin.fileno())
+        else:
+            read = os.stat(source)
+        written = os.stat(path)
+    except (OSError, ValueError, AttributeError):  # (not there yet: nothing to lose)
+        return False
+    return (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino)
 
 
 def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...] | None:

@@ -606,6 +606,9 @@ def parse_wrt(wrt: str | None, names: Sequence[str]) -> tuple[str, ...] | None:
     if wrt is None:
         return None
     chosen = tuple(n.strip() for n in wrt.split(",") if n.strip())
+    if not chosen:  # (an unset shell variable: differentiating nothing was surely not meant)
+        known_names = ", ".join(names) or "none"
+        fail(f"--wrt {wrt!r} names no variable: give them as --wrt x,y (variables: {known_names})", 2)
     known = set(names)
     for n in chosen:
         if n not in known:

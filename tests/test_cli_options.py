@@ -107,6 +107,15 @@ def test_a_command_without_variables_gives_no_advice_on_variables(args: list[str
     assert invoke(*args)[::2] == (2, "error: no such option '-q'\n")
 
 
+@pytest.mark.parametrize("command", ["eval", "hessian", "jacobian", "check", "minimize", "root"])
+@pytest.mark.parametrize("wrt", ["", " , "])
+def test_a_wrt_that_names_no_variable_is_refused(command: str, wrt: str) -> None:
+    assert invoke(command, "x*x + y", "--x", "1", "--y", "2", "--wrt", wrt)[::2] == (
+        2,
+        f"error: --wrt {wrt!r} names no variable: give them as --wrt x,y (variables: x, y)\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

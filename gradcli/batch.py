@@ -26,11 +26,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-import click
 import numpy as np
 
 from .budget import BudgetTooSmallError
-from .command import Sink, bounded, describe, fail
+from .command import Sink, bounded, describe, fail, progress_bar
 from .inputs import InputError, json_loads, values_from_json_object
 from .render import dumps
 
@@ -323,18 +322,18 @@ def _open(source: str) -> IO[bytes]:
 
 class Progress:
     """A progress bar on stderr while a FILE is read, when stderr is a terminal and the results
-    do not go to that terminal too (they would mix with the bar on the same screen)."""
+    do not go to that terminal too (they would mix with the bar on the same screen). Warnings
+    (:func:`gradcli.command.warn`) are written above it."""
 
     def __init__(self, stream: IO[bytes], source: str, to_terminal: bool) -> None:
         self.bar: Any = None
         if source != "-" and not to_terminal and sys.stderr is not None and sys.stderr.isatty():
-            size = os.fstat(stream.fileno()).st_size
-            self.bar = click.progressbar(length=size, file=sys.stderr, label="batch")
+            self.bar = progress_bar(os.fstat(stream.fileno()).st_size, "batch")
 
     def __enter__(self) -> Callable[[int], None]:
         if self.bar is None:
             return lambda n: None
-        return self.bar.__enter__().update
+        return self.bar.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:

@@ -26,6 +26,7 @@ from .command import (
     Request,
     Settings,
     Sink,
+    WholeNumber,
     expression_command,
     silence_stdout,
     translate_errors,
@@ -63,11 +64,20 @@ def _one_line(exc: click.UsageError) -> CliError:
         text = f"no such option {exc.option_name!r}"
         if exc.possibilities:
             text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
-        elif exc.option_name.startswith("-") and not exc.option_name.startswith("--"):
+        elif (
+            exc.option_name.startswith("-") and not exc.option_name.startswith("--") and _takes_variables(exc)
+        ):
             text += f" (a variable is given as -{exc.option_name} VALUE)"
         return CliError(text, 2)
     message = " ".join(exc.format_message().split()).rstrip(".")
     return CliError(message[:1].lower() + message[1:], 2)
+
+
+def _takes_variables(exc: click.UsageError) -> bool:
+    """Whether the command of a usage error takes variables as options (``eval``, not ``functions``)."""
+    from .command import ExpressionCommand
+
+    return exc.ctx is not None and isinstance(exc.ctx.command, ExpressionCommand)
 
 
 class GradGroup(click.Group):
@@ -144,7 +154,7 @@ def _flush_quietly() -> None:
 @click.option("--debug", is_flag=True, hidden=True, help="Show Python tracebacks.")
 @click.option(
     "--max-expression",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_EXPRESSION,
     envvar="GRADCLI_MAX_EXPRESSION",
     show_default=True,
@@ -152,7 +162,7 @@ def _flush_quietly() -> None:
 )
 @click.option(
     "--max-output",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_OUTPUT,
     envvar="GRADCLI_MAX_OUTPUT",
     show_default=True,
@@ -169,7 +179,7 @@ def _flush_quietly() -> None:
 )
 @click.option(
     "--max-nodes",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=MAX_NODES,
     envvar="GRADCLI_MAX_NODES",
     show_default=True,
@@ -223,7 +233,7 @@ def _strictly(output: Output) -> Output:
 @expression_command("eval", dask=True, epilog=NON_SCALAR_NOTE, rows=_eval_rows)
 @click.option(
     "--order",
-    type=click.IntRange(1, 64),
+    type=WholeNumber(1, 64),
     default=None,
     help="Also the pure partial derivatives of orders 1..N (scalar output).",
 )

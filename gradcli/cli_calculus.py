@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from . import calculus, caps
-from .command import Request, expression_command
+from .command import Request, WholeNumber, expression_command
 from .inputs import finite_range
 from .render import CheckOutput, HessianOutput, JacobianOutput
 
@@ -60,10 +60,10 @@ def jacobian_command(req: Request) -> JacobianOutput:
     return JacobianOutput(result.value, result.jacobian)
 
 
-@expression_command("check", output=False, quiet=True, dask=True)
+@expression_command("check", quiet=True, dask=True, arrays=False)
 @click.option(
     "--order",
-    type=click.IntRange(1, 2),
+    type=WholeNumber(1, 2),
     default=1,
     show_default=True,
     help="2: also compare the Hessian with central differences of the gradient (scalar output).",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from . import budget, caps
-from .command import Request, Sink, dash_is_stdout, expression_command, fail
+from .command import Request, Sink, WholeNumber, dash_is_stdout, expression_command, fail
 from .render import Output, TextOutput
 
 DOT_MISSING = (
@@ -85,7 +85,7 @@ def _graph_format(fmt: str | None, output: str | None) -> str:
 )
 @click.option(
     "--max-render-nodes",
-    type=click.IntRange(1),
+    type=WholeNumber(1),
     default=caps.MAX_RENDER_NODES,
     show_default=True,
     help="Refuse to lay out (svg, png) a graph of more nodes: Graphviz takes minutes and gigabytes.",

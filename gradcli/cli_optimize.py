@@ -19,6 +19,7 @@ import click
 from .command import (
     ExpressionCommand,
     Request,
+    WholeNumber,
     collect_values,
     common_options,
     current_settings,
@@ -242,7 +243,7 @@ def _method_option(table: Mapping[str, Any], default: str, help: str) -> Any:
     default=None,
     help="Learning rate of gd [default: 0.001].",
 )
-@click.option("--max-iter", type=click.IntRange(0), default=None, help=_MAX_ITER_HELP)
+@click.option("--max-iter", type=WholeNumber(0), default=None, help=_MAX_ITER_HELP)
 @click.option("--tol", type=finite_range(min=0, min_open=True), default=None, help=_TOL_HELP)
 @click.option(
     "--bounds",
@@ -363,7 +364,7 @@ def _write(write: Callable[[Any], None], file: str, what: str) -> None:
     "hybr",
     "SciPy's root methods (hybr and lm are given gradcli's Jacobian); newton: x - J^-1 f.",
 )
-@click.option("--max-iter", type=click.IntRange(0), default=None, help=_MAX_ITER_HELP)
+@click.option("--max-iter", type=WholeNumber(0), default=None, help=_MAX_ITER_HELP)
 @click.option("--tol", type=finite_range(min=0, min_open=True), default=None, help=_TOL_HELP)
 @click.option("--trace", is_flag=True, help=_TRACE_HELP)
 def root_command(req: Request, method: str, max_iter: int | None, tol: float | None, trace: bool) -> Output:
@@ -397,14 +398,14 @@ def root_command(req: Request, method: str, max_iter: int | None, tol: float | N
 @common_options(wrt=False, json=False, output=False, batch=False, precision=False)
 @click.option(
     "--order",
-    type=click.IntRange(1, 16),
+    type=WholeNumber(1, 16),
     default=1,
     show_default=True,
     help="Draw the derivatives up to this order (one input).",
 )
 @click.option(
     "--points",
-    type=click.IntRange(2, MAX_SAMPLES),
+    type=WholeNumber(2, MAX_SAMPLES),
     default=None,
     help="Samples along each input [default: 400 for one input, 100 per axis for two].",
 )

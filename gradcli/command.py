@@ -182,11 +182,38 @@ def _dropped(unraisable: Any) -> None:
     """An exception Python could not raise (in a finalizer), not reported: see above."""
 
 
+# The progress bar on stderr now, if any: a warning is written above it, not into its line.
+_progress: list[Any] = []
+
+
+def warn(line: str) -> None:
+    """One line of warning on stderr; over a progress bar, the bar's line is cleared first and
+    the bar drawn again below the warning."""
+    if not _progress:
+        click.echo(line, err=True)
+        return
+    bar = _progress[-1]
+    click.echo("\r\x1b[K" + line, file=bar.file)
+    bar._last_line = None  # (click draws only a line that changed: this one must be drawn again)
+    bar.render_progress()
+
+
+@contextlib.contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """click's progress bar on stderr, over which :func:`warn` writes; yields its ``update``."""
+    with click.progressbar(length=length, file=sys.stderr, label=label) as bar:
+        _progress.append(bar)
+        try:
+            yield bar.update
+        finally:
+            _progress.remove(bar)
+
+
 def fp_warnings() -> Any:
     """NumPy's floating-point warnings as one line each on stderr, naming the function."""
     from .fpe import reporting
 
-    return reporting(lambda line: click.echo(line, err=True))
+    return reporting(warn)
 
 
 def terminal_width() -> int:
@@ -199,6 +226,13 @@ def terminal_width() -> int:
         return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
     except (AttributeError, ValueError, OSError):
         return 80
+
+
+class WholeNumber(click.IntRange):
+    """``click.IntRange`` in plain words: "'abc' is not a valid integer" (click's says "integer
+    range"), and INTEGER in the help."""
+
+    name = "integer"
 
 
 # --- the inputs: one wording per condition --------------------------------------------------------
@@ -301,6 +335,8 @@ class ExpressionCommand(click.Command):
             ctx.meta[_HELP_EXPR] = next((a for a in own if not a.startswith("-")), None)
         rest = super().parse_args(ctx, own)
         ctx.meta[_VARIABLES] = pairs
+        if not ctx.resilient_parsing:  # (shell completion parses what is typed so far)
+            _refuse_extra_arguments(ctx.args)
         return rest
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -505,8 +541,16 @@ def load_program(
         fail(f"the expression is {len(expr):,} characters, more than --max-expression {limit:,}", 2)
     if expr is None or expr.startswith("--") and expr[2:].isidentifier():
         # ('--x' would parse as -(-x), but here it is an option whose expression is missing)
-        command = click.get_current_context().command_path
-        fail(f"missing the expression: {command} EXPR [--x VALUE ...] (see --help)", 2)
+        ctx = click.get_current_context()
+        taken = _expression_taken_by_an_option(ctx)
+        if taken is not None:
+            option, value = taken
+            fail(
+                f"missing the expression: option {option} took {value!r} as its value "
+                "(give the option its own value, or put the expression before it)",
+                2,
+            )
+        fail(f"missing the expression: {ctx.command_path} EXPR [--x VALUE ...] (see --help)", 2)
     try:
         return parse(expr)
     except ExpressionError as exc:
@@ -519,6 +563,32 @@ def load_program(
         if len(REGISTRY) == before:
             raise
         return parse(expr)
+
+
+def _expression_taken_by_an_option(ctx: click.Context) -> tuple[str, str] | None:
+    """The option (``-o/--output``) and the value it took from the command line, where that
+    value reads as the missing expression (``eval --wrt "x*y" --x 1``): an expression that is
+    more than a name, or the name of a variable given a value."""
+    from click.core import ParameterSource
+
+    from .language import parse
+    from .program import ExpressionError
+
+    given = {name for name, _ in ctx.meta.get(_VARIABLES, [])}
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if not isinstance(param, click.Option) or not isinstance(value, str):
+            continue
+        if ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+            continue
+        if value.isidentifier() and value not in given:
+            continue
+        try:
+            parse(value)
+        except ExpressionError:
+            continue
+        return "/".join(param.opts), value
+    return None
 
 
 def collect_values(program: Program, texts: Mapping[str, str], vars_text: str | None) -> dict[str, Any]:
@@ -536,6 +606,9 @@ def parse_wrt(wrt: str | None, names: Sequence[str]) -> tuple[str, ...] | None:
     if wrt is None:
         return None
     chosen = tuple(n.strip() for n in wrt.split(",") if n.strip())
+    if not chosen:  # (an unset shell variable: differentiating nothing was surely not meant)
+        known_names = ", ".join(names) or "none"
+        fail(f"--wrt {wrt!r} names no variable: give them as --wrt x,y (variables: {known_names})", 2)
     known = set(names)
     for n in chosen:
         if n not in known:
@@ -865,7 +938,7 @@ def _option_list(
         options.append(
             click.option(
                 "--precision",
-                type=click.IntRange(1, 17),
+                type=WholeNumber(1, 17),
                 metavar="N",
                 help="Round numbers in text to N significant digits [default: every digit needed to "
                 "read each number back exactly].",
@@ -933,13 +1006,15 @@ def expression_command(
     dask: bool = False,
     epilog: str | None = None,
     rows: Callable[..., Any] | None = None,
+    arrays: bool = True,
 ) -> Callable[[Callable[..., Output | None]], click.Command]:
     """Make ``function(req, **its own options) -> Output`` the command ``name`` (see the module's
     docstring). ``values="all_or_none"``: the command also runs without any value (``graph``
     draws the structure); the other flags give or withhold the common options. ``rows(req,
     list of values, **its own options)`` answers many batch lines at once (an object with
     ``lines()`` and ``numbers()``, as :class:`gradcli.render.EvalRows`; None where it cannot):
-    runs of lines with the same shapes go to it as one batch."""
+    runs of lines with the same shapes go to it as one batch. ``arrays=False``: its answer is a
+    report, which ``-o FILE`` writes as JSON only (not .npy, .npz or .zarr)."""
     if values not in ("all", "all_or_none"):
         raise ValueError(f"values is 'all' or 'all_or_none', not {values!r}")
 
@@ -951,7 +1026,7 @@ def expression_command(
         @functools.wraps(function)
         def callback(**kwargs: Any) -> None:
             common = dict.fromkeys(_COMMON) | {key: kwargs.pop(key) for key in keys}
-            _run(function, values, common, kwargs, rows)
+            _run(function, values, common, kwargs, rows, arrays)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
         command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask)(
@@ -999,16 +1074,25 @@ def _run(
     common: dict[str, Any],
     own: dict[str, Any],
     rows: Callable[..., Any] | None = None,
+    arrays: bool = True,
 ) -> None:
     from .render import Style
 
     ctx = click.get_current_context()
     settings = current_settings()
-    _refuse_extra_arguments(ctx.args)
     _refuse_two_readers_of_stdin(common)
     batch_source, path, on_dask = common["batch"], common["output"], common["dask"]
+    if not arrays and _suffix(path) in (".npy", ".npz", ".zarr"):
+        fail(f"-o {path}: {ctx.info_name} writes a report, not arrays: -o FILE takes a JSON file here", 2)
     if batch_source is not None and _suffix(path) in (".npy", ".npz", ".zarr"):
         fail("--batch writes one line of JSON per line of values: -o FILE takes a JSON file here", 2)
+    if batch_source is not None and path is not None and _same_file(batch_source, path):
+        same = (
+            f"--batch reads standard input from {path}, the file -o writes"
+            if batch_source == "-"
+            else f"--batch {batch_source} and -o {path} are the same file"
+        )
+        fail(f"{same}: writing the results would empty it before it is read", 2)
     if batch_source is not None and on_dask is not None:
         fail("--dask computes one evaluation on a cluster; --batch runs many small ones here: give one", 2)
     expr = read_expression(common["expr"], common["expr_file"], settings.max_expression)
@@ -1056,6 +1140,21 @@ def _run(
         output = function(req, **own)
     if output is not None:
         deliver(output, req, as_json=bool(common["as_json"]), path=path, quiet=bool(common["quiet"]))
+
+
+def _same_file(source: str, path: str) -> bool:
+    """Whether the file read (``-``: standard input, redirected from a file) is ``path``."""
+    try:
+        if source == "-":
+            if sys.stdin is None:
+                return False
+            read = os.fstat(sys.stdin.fileno())
+        else:
+            read = os.stat(source)
+        written = os.stat(path)
+    except (OSError, ValueError, AttributeError):  # (not there yet: nothing to lose)
+        return False
+    return (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino)
 
 
 def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...] | None:
@@ -1112,7 +1211,7 @@ def _run_on_cluster(
     except scale.ClusterError as exc:
         fail(str(exc), exc.status)
     for line in warnings:
-        click.echo(line, err=True)
+        warn(line)
     if kind == "failed":
         fail(*answer)
     if kind == "written":

@@ -1632,6 +1632,13 @@ class MatMul(Function):
             raise ValueError(
                 "@ multiplies vectors and matrices; a number has no axis to multiply along (use *)"
             )
+        inner = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner:  # (NumPy's words are its gufunc's: "core dimension 0, (n?,k),(k,m?)")
+            which = "only" if b.ndim == 1 else "second-to-last"
+            raise ValueError(
+                f"shapes {a.shape} and {b.shape} do not match for @: the first's last axis has "
+                f"{a.shape[-1]} elements, the second's {which} axis {inner}"
+            )
         return a @ b
 
     def vjp(self, gys: tuple[Any, ...], xs: tuple[Any, ...], ys: tuple[Any, ...]) -> Any:

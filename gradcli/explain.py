@@ -47,13 +47,17 @@ class _Lines:
         self.width = max(40, style.width)
 
     def wrap(self, text: str) -> list[str]:
-        """``text`` cut at spaces to the width; continuation lines indented 4 more than the first."""
+        """``text`` cut at spaces to the width; continuation lines indented 4 more than the first.
+        A space at the end of ``text`` stays at the end of its last line (a value follows it)."""
         if len(text) <= self.width:
             return [text]
         import textwrap
 
         indent = " " * (len(text) - len(text.lstrip()) + 4)
-        return textwrap.wrap(text, self.width, subsequent_indent=indent, break_on_hyphens=False)
+        lines = textwrap.wrap(text, self.width, subsequent_indent=indent, break_on_hyphens=False)
+        if text.endswith(" "):
+            lines[-1] += " "
+        return lines
 
     def value(self, a: Any, indent: int = 0) -> str:
         return format_value(a, indent, style=self.style)

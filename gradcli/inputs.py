@@ -61,13 +61,54 @@ def parse_value(text: str, name: str) -> Any:
     if stripped.startswith("@"):
         return _load_file(stripped[1:], name)
     if stripped.startswith("["):
-        return _nested_to_array(_loads(stripped, f"variable {name!r}"), f"variable {name!r}")
+        what = f"variable {name!r}"
+        try:
+            obj = _loads(stripped, what)
+        except _NotJSONError:
+            obj = _typed_list(stripped, what)  # numbers as people type them: nan, inf, .5, 1.
+            if obj is None:
+                raise
+        return _nested_to_array(obj, what)
     scalar = _scalar(stripped)
     if scalar is None:
         raise InputError(f"variable {name!r}: expected a number, an array like [1, 2] or @FILE, got {text!r}")
     if _overflowed(scalar, stripped):
         raise _too_large(f"variable {name!r}: ", stripped)
     return np.array(scalar)
+
+
+def _typed_list(text: str, what: str) -> Any:
+    """A list typed on the command line whose numbers are written as :func:`_scalar` reads them
+    (``[nan, -inf, .5, 1.]``), read as JSON with those numbers in JSON's words; None where a
+    part of it is not a number. A place in an error is that in ``text``."""
+    import bisect
+    import json
+
+    parts: list[str] = []
+    spans: list[tuple[int, int, int, int]] = []  # each number's (start, end) in the JSON, in text
+    size = last = 0
+    for match in _regex(r"[^\s\[\],]+").finditer(text):
+        value = _scalar(match[0])
+        if value is None:
+            return None
+        if _overflowed(value, match[0]):
+            raise _too_large(f"{what}: ", match[0])
+        word = "NaN" if math.isnan(value) else repr(value).replace("inf", "Infinity")
+        parts += [text[last : match.start()], word]
+        size += match.start() - last
+        spans.append((size, size + len(word), match.start(), match.end()))
+        size, last = size + len(word), match.end()
+    parts.append(text[last:])
+    try:
+        return json.loads("".join(parts))
+    except json.JSONDecodeError as e:
+        i = bisect.bisect_right(spans, (e.pos, len(text) + 1)) - 1
+        start, end, here, there = spans[i] if i >= 0 else (0, 0, 0, 0)
+        pos = here if e.pos < end else there + e.pos - end
+        line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        raise InputError(f"{what}: not valid JSON ({e.msg} at line {line}, column {column})") from None
+    except RecursionError:
+        raise InputError(f"{what}: JSON nested too deeply") from None
 
 
 def _overflowed(value: float, text: str) -> bool:
@@ -139,6 +180,8 @@ def finite_range(**bounds: Any) -> Any:
     import click
 
     class FiniteRange(click.FloatRange):
+        name = "number"  # "'abc' is not a valid number" (click's says "float range"), NUMBER in the help
+
         def convert(self, value: Any, param: Any, ctx: Any) -> Any:
             number = super().convert(value, param, ctx)
             if not math.isfinite(number):
@@ -213,9 +256,15 @@ def _loads(text: str, what: str) -> Any:
     try:
         return json_loads(text, what)
     except json.JSONDecodeError as e:
-        raise InputError(f"{what}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        raise _NotJSONError(
+            f"{what}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
     except RecursionError:
         raise InputError(f"{what}: JSON nested too deeply") from None
+
+
+class _NotJSONError(InputError):
+    """Text that is not JSON (which a list typed on the command line may still be)."""
 
 
 def _leaf(value: Any, what: str) -> float:
@@ -531,11 +580,16 @@ def _load_npz_all(path: str, source: str) -> dict[str, np.ndarray]:
 def _load_csv(text: str, source: str) -> np.ndarray:
     """A value, a row, a column or a matrix of numbers, separated by commas, or by semicolons or
     tabs when the first line has them (so a European ``1;2`` file is not one field); a first
-    line of names is skipped."""
+    line of names is skipped. A field may be quoted, as spreadsheets write them: ``"1.5"``."""
     import io
 
     first = text.split("\n", 1)[0]
     delimiter = next((d for d in (";", "\t") if d in first), ",")
+    if '"' in text:
+        # A quoted field is its text (one holding the delimiter stays as it is, and is refused).
+        d = re.escape(delimiter)
+        text = re.compile(rf'(^|{d})[ \t]*"([^"\n{d}]*)"[ \t]*(?=\r?$|{d})', re.MULTILINE).sub(r"\1\2", text)
+        first = text.split("\n", 1)[0]
     fields = [s.strip() for s in first.split(delimiter)]
     header = bool(first.strip()) and all(s and _scalar(s) is None for s in fields)
     try:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 from .engine import Variable, paused_gc
-from .functions.registry import REGISTRY, RegistryError, Spec, lookup
+from .functions.registry import REGISTRY, WHOLE_NUMBER_OPTIONS, RegistryError, Spec, lookup
 from .program import CALL, CONST, GRAD, INPUT, NO_OPTIONS, UNPACK, ExpressionError, Op, Program
 
 ParseError = ExpressionError
@@ -170,6 +170,19 @@ class _Builder:
             return CONSTANTS[ref.name]
         raise self.error(f"{what} must be a number written in the expression", _pos(ref))
 
+    def option(self, ref: Any, what: str, whole: bool) -> Any:
+        """The value of a function's option, written in the expression; where the option takes
+        ``whole`` numbers, one or a list of them (within int64, as NumPy's axes and counts), or None."""
+        value = _tidy_param(self.constant(ref, what))
+        if whole and value is not None:  # (None: the default, e.g. every axis)
+            for v in value if isinstance(value, tuple) else (value,):
+                if type(v) is not int:
+                    shown = repr(v) if isinstance(v, (int, float, str, bool)) else "a list"
+                    raise self.error(f"{what} must be a whole number, got {shown}", _pos(ref))
+                if not -(2**63) <= v < 2**63:
+                    raise self.error(f"{what} is too large (at most 2**63 - 1), got {v:.3g}", _pos(ref))
+        return value
+
     def call(self, spec: Spec, args: Sequence[Any], pos: int) -> Slot:
         """Emit a call of ``spec``. Positional arguments are its inputs, then its options in order;
         a string is never an input, so it fills the next option wherever it stands
@@ -194,8 +207,9 @@ class _Builder:
             raise self.error(f"{spec.takes(len(inputs))}: {spec.signature()}", pos)
         if len(extra) > len(spec.params):
             raise self.error(f"{spec.name}() got too many arguments: {spec.signature()}", _pos(extra[-1]))
+        whole = WHOLE_NUMBER_OPTIONS.get(spec.name, ())
         params = {
-            name: self.constant(a, f"{spec.name}() argument '{name}'")
+            name: self.option(a, f"{spec.name}() argument '{name}'", name in whole)
             for (name, _), a in zip(spec.params, extra)
         }
         for name, kw in keywords.items():
@@ -204,8 +218,7 @@ class _Builder:
                 raise self.error(f"{spec.name}() has no option {name!r} (options: {valid})", kw.pos)
             if name in params:
                 raise self.error(f"{spec.name}() got {name!r} twice", kw.pos)
-            params[name] = self.constant(kw.value, f"{spec.name}() option '{name}'")
-        params = {k: _tidy_param(v) for k, v in params.items()}
+            params[name] = self.option(kw.value, f"{spec.name}() option '{name}'", name in whole)
         slots = tuple(self.value(a) for a in inputs)
         return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
 

@@ -213,6 +213,8 @@ class Program:
             detail = "a whole number in its options is too large (at most 2**63 - 1)"  # (Python's words)
         elif detail.startswith("operands could not be broadcast together"):  # (NumPy's, shapes again)
             detail = "the shapes do not broadcast together (each axis, from the last: equal, or one is 1)"
+        if detail.startswith(f"shapes {shapes.replace('), (', ') and (')} "):  # (it names them already)
+            return EvaluationError(f"{name}: {detail}", self.text, op.where)
         return EvaluationError(f"{name} of shapes {shapes}: {detail}", self.text, op.where)
 
     def unpacked(self, op: Op, whole: Any) -> Any:

@@ -251,7 +251,9 @@ def format_array(
         return text
     note = f"({arr.size - shown.size:,} of {arr.size:,} elements not shown)"
     last = text.rsplit("\n", 1)[-1]
-    if len(last) + 1 + len(note) <= line_width:
+    if (
+        len(last) + (0 if "\n" in text else indent) + 1 + len(note) <= line_width
+    ):  # (a first line's indent is its label)
         return f"{text} {note}"
     return f"{text}\n{' ' * indent}{note}"
 

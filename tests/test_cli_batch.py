@@ -194,6 +194,74 @@ def test_progress_bar_only_for_a_file_and_never_on_the_terminal_of_the_results(
     assert shown or terminal.getvalue() == ""
 
 
+def test_a_batch_file_that_is_also_the_output_file_is_refused_not_emptied(tmp_path: Path) -> None:
+    points = tmp_path / "points.ndjson"
+    points.write_text(POINTS)
+    (tmp_path / "link.ndjson").symlink_to(points)
+    for output in (points, tmp_path / "link.ndjson"):
+        rc, out, err = invoke("eval", "x*y", "--batch", str(points), "-o", str(output))
+        assert (rc, out) == (2, "")
+        assert err == (
+            f"error: --batch {points} and -o {output} are the same file: "
+            "writing the results would empty it before it is read\n"
+        )
+    assert points.read_text() == POINTS
+
+
+def test_a_batch_from_stdin_redirected_from_the_output_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "points.ndjson").write_text(POINTS)
+    rc, out, err = run_shell(f"cd {tmp_path} && gradcli eval 'x*y' --batch -o points.ndjson < points.ndjson")
+    assert rc == 2
+    assert err == (
+        "error: --batch reads standard input from points.ndjson, the file -o writes: "
+        "writing the results would empty it before it is read\n"
+    )
+    assert (tmp_path / "points.ndjson").read_text() == POINTS
+
+
+def _stderr_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
+    """``gradcli ARGS`` with stderr on a pseudo-terminal and stdout elsewhere: (status, what
+    the terminal showed)."""
+    import os
+    import pty
+    import subprocess
+
+    from conftest import subprocess_env
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "gradcli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        cwd=cwd,
+        env=subprocess_env(),
+    ) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+    os.close(leader)
+    return proc.returncode, shown.decode()
+
+
+def test_a_warning_during_a_batch_is_written_above_the_progress_bar(tmp_path: Path) -> None:
+    (tmp_path / "points.ndjson").write_text('{"x": 1}\n{"x": 0}\n{"x": 2}\n')
+    rc, shown = _stderr_on_a_terminal("eval", "log(x)", "--batch", "points.ndjson", "-o", "out", cwd=tmp_path)
+    assert rc == 0, shown
+    assert "warning: log: divide by zero" in shown and "100%" in shown, shown
+    # each warning starts a cleared line of its own (not after the bar's "0%"), the bar after it
+    for start in (i for i in range(len(shown)) if shown.startswith("warning:", i)):
+        assert shown[:start].endswith(("\r\x1b[K", "\n")), repr(shown)
+    assert shown.rstrip().endswith("100%\x1b[?25h"), repr(shown)
+
+
 # --- output that cannot be written ------------------------------------------------------------
 
 

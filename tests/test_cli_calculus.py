@@ -335,6 +335,23 @@ def test_check_step_and_tolerances_decide_the_verdict(options: list[str], rc: in
     assert got == rc, out + err
 
 
+def test_check_writes_its_json_report_to_o_file(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    rc, out, err = invoke("check", "x**2*y", "--x", "1", "--y", "2", "-o", str(path))
+    assert (rc, out, err) == (0, "", "")
+    report = json.loads(path.read_text())
+    assert report["ok"] is True and [r["derivative"] for r in report["rows"]] == ["d/dx", "d/dy"]
+
+
+@pytest.mark.parametrize("name", ["report.npz", "report.npy", "report.zarr"])
+def test_check_refuses_to_write_its_report_as_arrays(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    rc, out, err = invoke("check", "x*x", "--x", "1", "-o", str(path))
+    assert (rc, out) == (2, "")
+    assert err == f"error: -o {path}: check writes a report, not arrays: -o FILE takes a JSON file here\n"
+    assert not path.exists()
+
+
 def test_check_wrt_limits_the_rows() -> None:
     data = ok_json("check", "x*y*z", "--x", "1", "--y", "2", "--z", "3", "--wrt", "z,x")
     assert [r["variable"] for r in data["rows"]] == ["x", "z"]

@@ -121,12 +121,40 @@ def test_each_form_has_a_one_line_error_with_a_caret(
 @pytest.mark.parametrize(
     ("text", "value", "first"),
     [
-        ("sum(repeat(x, 100000000000000000000))", "2", "error: repeat of shapes (): "),
-        ("sum(x, axis=99999999999999999999)", "[1, 2]", "error: sum of shapes (2,): "),
+        ("sum(repeat(x, 100000000000000000000))", "2", "error: repeat() argument 'repeats' "),
+        ("sum(x, axis=99999999999999999999)", "[1, 2]", "error: sum() option 'axis' "),
     ],
 )
 def test_an_option_past_64_bits_is_said_in_gradclis_words(text: str, value: str, first: str) -> None:
-    # NumPy's was Python's: "Python int too large to convert to C long"
+    # NumPy's was Python's: "Python int too large to convert to C long"; now refused as it is parsed
     rc, _, err = invoke("eval", text, "--x", value)
-    assert rc == 1
-    assert err.splitlines()[0] == first + "a whole number in its options is too large (at most 2**63 - 1)"
+    assert rc == 2
+    assert err.splitlines()[0] == first + "is too large (at most 2**63 - 1), got 1e+20"
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "pos"),
+    [
+        ("sum(x, axis=1.5)", "sum() option 'axis' must be a whole number, got 1.5", 12),
+        ("diag(x, 0.5)", "diag() argument 'k' must be a whole number, got 0.5", 8),
+        ("roll(x, 1.5)", "roll() argument 'shift' must be a whole number, got 1.5", 8),  # (it was cut to 1)
+        ("reshape(x, [1, 2.5])", "reshape() argument 'shape' must be a whole number, got 2.5", 12),
+        ("sum(x, axis=nan)", "sum() option 'axis' must be a whole number, got nan", 12),
+        ("sum(x, axis=True)", "sum() option 'axis' must be a whole number, got True", 12),
+    ],
+)
+def test_a_whole_number_option_is_checked_as_the_expression_is_parsed(
+    text: str, message: str, pos: int
+) -> None:
+    for command in ("eval", "graph"):  # graph evaluates nothing: the parser refuses it
+        rc, out, err = invoke(command, text, "--x", "[1, 2]")
+        assert (rc, out) == (2, "")
+        assert err == f"error: {message}\n  {text}\n  {' ' * pos}^\n"
+
+
+def test_whole_number_options_name_options_of_their_functions() -> None:
+    from gradcli.functions import REGISTRY
+    from gradcli.functions.registry import WHOLE_NUMBER_OPTIONS
+
+    for name, options in WHOLE_NUMBER_OPTIONS.items():
+        assert set(options) <= set(REGISTRY[name].param_names), name

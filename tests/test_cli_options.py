@@ -100,6 +100,80 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
     assert invoke(*args)[2] == message
 
 
+@pytest.mark.parametrize(
+    "args", [["functions", "-q"], ["completion", "-q", "bash"], ["-q", "eval", "x"]], ids=" ".join
+)
+def test_a_command_without_variables_gives_no_advice_on_variables(args: list[str]) -> None:
+    assert invoke(*args)[::2] == (2, "error: no such option '-q'\n")
+
+
+@pytest.mark.parametrize("command", ["eval", "hessian", "jacobian", "check", "minimize", "root"])
+@pytest.mark.parametrize("wrt", ["", " , "])
+def test_a_wrt_that_names_no_variable_is_refused(command: str, wrt: str) -> None:
+    assert invoke(command, "x*x + y", "--x", "1", "--y", "2", "--wrt", wrt)[::2] == (
+        2,
+        f"error: --wrt {wrt!r} names no variable: give them as --wrt x,y (variables: x, y)\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["eval", "x", "--x", "1", "--order", "abc"],
+            "invalid value for '--order': 'abc' is not a valid integer",
+        ),
+        (
+            ["eval", "x", "--x", "1", "--order", "1.5"],
+            "invalid value for '--order': '1.5' is not a valid integer",
+        ),
+        (
+            ["--max-nodes", "many", "eval", "x"],
+            "invalid value for '--max-nodes': 'many' is not a valid integer",
+        ),
+        (
+            ["plot", "x", "--x", "0:1", "--points", "ten"],
+            "invalid value for '--points': 'ten' is not a valid integer",
+        ),
+        (
+            ["check", "x", "--x", "1", "--eps", "tiny"],
+            "invalid value for '--eps': 'tiny' is not a valid number",
+        ),
+        (
+            ["minimize", "x*x", "--x", "1", "--lr", "fast"],
+            "invalid value for '--lr': 'fast' is not a valid number",
+        ),
+    ],
+)
+def test_a_bad_number_for_an_option_is_said_in_plain_words(args: list[str], message: str) -> None:
+    assert invoke(*args)[::2] == (2, f"error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "value"),
+    [
+        (["eval", "--wrt", "x*y", "--x", "1", "--y", "2"], "--wrt", "x*y"),
+        (["eval", "-o", "x*x", "--x", "1"], "-o/--output", "x*x"),
+        (["hessian", "--batch", "sin(x)"], "--batch", "sin(x)"),
+        (["eval", "--wrt", "x", "--x", "1"], "--wrt", "x"),
+        (["plot", "-o", "x**2", "--x", "0:1"], "-o/--output", "x**2"),
+    ],
+)
+def test_an_expression_taken_as_an_options_value_names_the_option(
+    args: list[str], option: str, value: str
+) -> None:
+    assert invoke(*args)[::2] == (
+        2,
+        f"error: missing the expression: option {option} took {value!r} as its value "
+        "(give the option its own value, or put the expression before it)\n",
+    )
+
+
+def test_a_missing_expression_blames_no_option_whose_value_is_not_one() -> None:
+    rc, _, err = invoke("eval", "-o", "out", "--x", "1")
+    assert (rc, err) == (2, "error: missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)\n")
+
+
 # --- the command line is more specific than a file, a batch line more specific than both --------
 
 

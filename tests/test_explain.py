@@ -185,18 +185,36 @@ ARRAY_CASES = [
         "--w",
         "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]",
     ],
+    [
+        "sum(x * y)",
+        "--x",
+        str(list(range(30))),
+        "--y",
+        str(list(range(100, 130))),
+    ],  # summarised, after a label
 ]
 
 
 @pytest.mark.parametrize("columns", [60, 80, 120])
 @pytest.mark.parametrize(
-    "args", ARRAY_CASES, ids=["seed", "small-array", "matmul", "wide-array", "long-name"]
+    "args", ARRAY_CASES, ids=["seed", "small-array", "matmul", "wide-array", "long-name", "summarised"]
 )
 def test_every_line_fits_the_terminal_width(args: list[str], columns: int) -> None:
     rc, out, err = invoke("explain", *args, env={"COLUMNS": str(columns)})
     assert rc == 0, err
     too_wide = [line for line in out.splitlines() if len(line) > columns]
     assert not too_wide
+
+
+def test_a_value_after_a_wrapped_label_is_one_space_after_its_equals_sign() -> None:
+    name = "a_really_long_variable_name_number_one"
+    rc, out, err = invoke(
+        "explain", f"{name} * y + exp({name})", f"--{name}", "1.25", "--y", "2.5", env={"COLUMNS": "50"}
+    )
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert "      = 3.4903429574618414" in lines, out  # t2 = exp(...) did not fit: its value below
+    assert not [line for line in lines if re.search(r"=[0-9\[-]", line)], out  # (it was "=3.49...")
 
 
 def test_long_arrays_are_summarised() -> None:

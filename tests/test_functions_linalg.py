@@ -371,6 +371,18 @@ def test_higher_derivatives_of_det_at_a_singular_matrix_are_refused_clearly() ->
         ("a, b = slogdet(x); b", "[[1, 2], [2, 4]]", "log|det| is -inf at a singular matrix"),
         ("x @ x", "2", "matmul of shapes (), (): @ multiplies vectors and matrices; a number has no axis"),
         ("x @ [1, 2]", "2", "matmul of shapes (), (2,): @ multiplies vectors and matrices"),
+        (
+            "x @ [1, 2, 3]",
+            "[[1, 2], [3, 4]]",
+            "error: matmul: shapes (2, 2) and (3,) do not match for @: the first's last axis has 2 "
+            "elements, the second's only axis 3",
+        ),
+        (
+            "x @ x",
+            "[[1, 2, 3]]",
+            "error: matmul: shapes (1, 3) and (1, 3) do not match for @: the first's last axis has 3 "
+            "elements, the second's second-to-last axis 1",
+        ),
     ],
 )
 def test_bad_shapes_and_singular_matrices_are_one_clear_error_line(

@@ -58,6 +58,40 @@ def test_json_array_text_becomes_array_of_its_shape(text: str, expected: list) -
     np.testing.assert_array_equal(a, np.array(expected))
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[nan, 1]", ["NaN", 1.0]),
+        ("[inf, -inf, +Infinity]", ["Infinity", "-Infinity", "Infinity"]),
+        ("[.5, -.25, 1., 2e-1]", [0.5, -0.25, 1.0, 0.2]),
+        ("[[.5, nan], [NaN, -INF]]", [[0.5, "NaN"], ["NaN", "-Infinity"]]),
+    ],
+)
+def test_an_array_typed_on_the_command_line_takes_nan_inf_and_a_leading_dot(
+    text: str, expected: list
+) -> None:
+    from conftest import invoke
+
+    rc, out, err = invoke("eval", "x", "--x", text, "--json")
+    assert (rc, err) == (0, "")
+    assert json.loads(out)["value"] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[.5, 2", "not valid JSON (Expecting ',' delimiter at line 1, column 7)"),  # its place as typed
+        ("[inf, nan,, 1]", "not valid JSON (Expecting value at line 1, column 11)"),
+        ("[.5, foo]", "not valid JSON (Expecting value at line 1, column 2)"),
+        ("[1e999, .5]", "1e999 is too large for a 64-bit float (at most about 1.8e308)"),
+    ],
+)
+def test_a_bad_typed_array_is_one_error_saying_where(text: str, message: str) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", "--x", text)[::2] == (2, f"error: variable 'x': {message}\n")
+
+
 def test_empty_json_arrays_keep_their_shape() -> None:
     assert parse_value("[]", "x").shape == (0,)
     assert parse_value("[[], []]", "x").shape == (2, 0)
@@ -339,6 +373,30 @@ def test_csv_with_semicolons_tabs_or_a_byte_order_mark_keeps_every_row(
     path = tmp_path / "t.csv"
     path.write_text(text, encoding="utf-8")
     np.testing.assert_array_equal(parse_value(f"@{path}", "x"), np.array(expected))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"1.5","2"\n"3",4\n', [[1.5, 2.0], [3.0, 4.0]]),  # the first line numbers, not names
+        ('"a","b"\r\n"1.5", "2"\r\n', [1.5, 2.0]),
+        ('"a";"b"\n"1";"-2.5e1"\n', [1.0, -25.0]),
+    ],
+)
+def test_quoted_csv_numbers_are_read_as_numbers(tmp_path: Path, text: str, expected: object) -> None:
+    from conftest import invoke
+
+    (tmp_path / "t.csv").write_text(text)
+    rc, out, err = invoke("eval", "x", "--x", f"@{tmp_path / 't.csv'}", "--json")
+    assert (rc, err) == (0, "")
+    assert json.loads(out)["value"] == expected
+
+
+def test_a_quoted_csv_field_holding_the_delimiter_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('"1,5",2\n')
+    with pytest.raises(InputError, match="not a table of numbers"):
+        parse_value(f"@{path}", "x")
 
 
 @pytest.mark.parametrize(

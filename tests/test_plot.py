@@ -42,6 +42,20 @@ def test_csv_of_one_input_holds_f_and_its_derivatives_written_by_hand() -> None:
     np.testing.assert_allclose(data[:, 1:], expected, rtol=1e-14, atol=1e-14)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["x**2", "stray", "--x", "-1:1"], ["x**2", "--x", "-1:1", "--format", "csv", "extra", "more"]],
+)
+def test_a_stray_argument_is_refused_not_ignored(args: list[str]) -> None:
+    stray = next(a for a in args if a in ("stray", "extra"))
+    assert invoke("plot", *args)[:3] == (
+        2,
+        "",
+        f"error: unexpected argument {stray!r}: the expression is one argument (quote it), "
+        "variables are --NAME VALUE\n",
+    )
+
+
 def test_default_is_400_points_over_the_range() -> None:
     _, data = csv_of("sin(x)", "--x", "0:1")
     assert data.shape == (400, 3) and (data[0, 0], data[-1, 0]) == (0.0, 1.0)

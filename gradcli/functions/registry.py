@@ -409,6 +409,36 @@ def binary(
     return define(name, forward, rules, partials, inputs=options.pop("inputs", ("x", "y")), **options)
 
 
+#: The options of the library's functions that take whole numbers (an axis, a count, a shape:
+#: one number or a list of them), by function: the parser refuses any other number there
+#: (``sum(x, axis=1.5)``), before anything is evaluated.
+WHOLE_NUMBER_OPTIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        [
+            "concat", "cross", "cross_entropy", "cumprod", "cumsum", "expand_dims", "flip",
+            "log_softmax", "logsumexp", "max", "mean", "min", "norm", "prod", "softmax",
+            "squeeze", "stack", "std", "sum", "var",
+        ],
+        ("axis",),
+    ),
+    "diag": ("k",),
+    "tril": ("k",),
+    "triu": ("k",),
+    "moveaxis": ("source", "destination"),
+    "polygamma": ("n",),
+    "spherical_jn": ("n",),
+    "repeat": ("repeats", "axis"),
+    "reshape": ("shape",),
+    "roll": ("shift", "axis"),
+    "round": ("decimals",),
+    "split": ("sections", "axis"),
+    "swapaxes": ("axis1", "axis2"),
+    "tile": ("reps",),
+    "trace": ("offset", "axis1", "axis2"),
+    "transpose": ("axes",),
+}  # fmt: skip
+
+
 #: Other names users type for a registered function (``ln`` for ``log``, NumPy's ``arcsin``).
 ALIASES: dict[str, str] = {}
 

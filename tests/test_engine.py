@@ -212,6 +212,47 @@ def test_no_grad_and_the_engines_blocks_decorate_functions_and_nest() -> None:
     assert gc.isenabled()
 
 
+def test_one_setting_object_entered_again_inside_its_block_restores_each_state() -> None:
+    blocks = gradcli.engine.no_grad()
+    with blocks:
+        with blocks:
+            assert not gradcli.is_grad_enabled()
+        assert not gradcli.is_grad_enabled()
+    assert gradcli.is_grad_enabled()
+    paused = gradcli.engine.paused_gc()
+    with paused:
+        with paused:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_one_setting_object_shared_by_threads_restores_each_threads_state() -> None:
+    blocks, n = no_grad(), 4
+    barrier = threading.Barrier(n, timeout=30)
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            with blocks:  # all threads inside at once, leaving in a different order
+                barrier.wait()
+                if gradcli.is_grad_enabled():
+                    errors.append("grad on inside the block")
+            barrier.wait()
+            if not gradcli.is_grad_enabled():
+                errors.append("grad left off after the block")
+        except Exception as e:  # noqa: BLE001 - reported through the assertion below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert gradcli.is_grad_enabled()
+
+
 # -- higher orders ---------------------------------------------------------------------------
 
 

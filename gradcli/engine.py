@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import gc
+import inspect
 import operator
 import sys
 import weakref
@@ -59,6 +61,18 @@ class _Setting(contextlib.ContextDecorator, contextlib.AbstractContextManager[No
     def _recreate_cm(self) -> _Setting:
         return type(self)(self.value)
 
+    def __call__(self, function: Callable[..., Any]) -> Any:
+        # A generator's or a coroutine's body runs after the call returns, a step at a time:
+        # the block is around each step, not around the call (and not around the caller's code
+        # between steps), as torch.no_grad does for generators.
+        if inspect.isasyncgenfunction(function):
+            return _async_generator_in(self._recreate_cm, function)
+        if inspect.isgeneratorfunction(function):
+            return _generator_in(self._recreate_cm, function)
+        if inspect.iscoroutinefunction(function):
+            return _coroutine_in(self._recreate_cm, function)
+        return super().__call__(function)
+
     def __enter__(self) -> None:
         self.tokens.append(self.var.set(self.value))
 
@@ -79,6 +93,67 @@ class _Setting(contextlib.ContextDecorator, contextlib.AbstractContextManager[No
                 continue
             return token
         raise RuntimeError(f"{type(self).__name__}: exited in a context that did not enter it")
+
+
+def _generator_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    def stepped(*args: Any, **kwargs: Any) -> Any:
+        gen = function(*args, **kwargs)
+        try:
+            with block():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with block():
+                        gen.close()
+                    raise
+                except BaseException as e:  # thrown in by the caller: passed on
+                    with block():
+                        response = gen.throw(e)
+                else:
+                    with block():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return stepped
+
+
+def _async_generator_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    async def stepped(*args: Any, **kwargs: Any) -> Any:
+        gen = function(*args, **kwargs)
+        try:
+            with block():
+                response = await gen.asend(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with block():
+                        await gen.aclose()
+                    raise
+                except BaseException as e:  # thrown in by the caller: passed on
+                    with block():
+                        response = await gen.athrow(e)
+                else:
+                    with block():
+                        response = await gen.asend(request)
+        except StopAsyncIteration:
+            return
+
+    return stepped
+
+
+def _coroutine_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        with block():  # the setting is the task's own (a context variable) while it waits
+            return await function(*args, **kwargs)
+
+    return run
 
 
 class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.set_grad_enabled is)

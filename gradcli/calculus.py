@@ -69,13 +69,16 @@ class CalculusError(ValueError):
     """A request that cannot be answered as asked; the message says how to fix it."""
 
 
-def checked_number(name: str, value: Any, minimum: float = 0.0, above: bool = False) -> float:
-    """``value`` as a float, if it is a finite real number >= ``minimum`` (> with ``above``);
-    else a TypeError (not a number: text, None, a bool, an array) or a CalculusError."""
+def checked_number(name: str, value: Any, minimum: float | None = 0.0, above: bool = False) -> float:
+    """``value`` as a float, if it is a finite real number >= ``minimum`` (> with ``above``; None:
+    any); else a TypeError (not a number: text, None, a bool, an array) or a CalculusError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r}")
     x = float(value)
-    if not math.isfinite(x) or x < minimum or (above and x == minimum):
+    if minimum is None:
+        if not math.isfinite(x):
+            raise CalculusError(f"{name} must be a finite number, got {value!r}")
+    elif not math.isfinite(x) or x < minimum or (above and x == minimum):
         bound = f"> {minimum:g}" if above else f">= {minimum:g}"
         raise CalculusError(f"{name} must be a finite number {bound}, got {value!r}")
     return x
@@ -86,10 +89,12 @@ def checked_whole(name: str, value: Any, minimum: int, maximum: int | None = Non
     TypeError (not a number) or a CalculusError (a fraction, or out of range)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
-    x = float(value)
-    if not x.is_integer():
+    if isinstance(value, numbers.Integral):
+        n = operator.index(value)
+    elif float(value).is_integer():
+        n = int(float(value))
+    else:
         raise CalculusError(f"{name} must be a whole number, got {value!r}")
-    n = operator.index(value) if isinstance(value, numbers.Integral) else int(x)
     if n < minimum or (maximum is not None and n > maximum):
         bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise CalculusError(f"{name} must be a whole number {bound}, got {value!r}")

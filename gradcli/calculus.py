@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
+import operator
 import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -65,6 +67,42 @@ CHUNK_ELEMENTS = 1 << 23
 
 class CalculusError(ValueError):
     """A request that cannot be answered as asked; the message says how to fix it."""
+
+
+def checked_number(name: str, value: Any, minimum: float | None = 0.0, above: bool = False) -> float:
+    """``value`` as a float, if it is a finite real number >= ``minimum`` (> with ``above``; None:
+    any); else a TypeError (not a number: text, None, a bool, an array) or a CalculusError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    x = float(value)
+    if minimum is None:
+        if not math.isfinite(x):
+            raise CalculusError(f"{name} must be a finite number, got {value!r}")
+    elif not math.isfinite(x) or x < minimum or (above and x == minimum):
+        bound = f"> {minimum:g}" if above else f">= {minimum:g}"
+        raise CalculusError(f"{name} must be a finite number {bound}, got {value!r}")
+    return x
+
+
+def checked_whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int, if it is a whole number (``2`` or ``2.0``) in minimum..maximum; else a
+    TypeError (not a number) or a CalculusError (a fraction, or out of range)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        n = operator.index(value)
+    elif float(value).is_integer():
+        n = int(float(value))
+    else:
+        raise CalculusError(f"{name} must be a whole number, got {value!r}")
+    if n < minimum or (maximum is not None and n > maximum):
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise CalculusError(f"{name} must be a whole number {bound}, got {value!r}")
+    return n
+
+
+def _checked_eps(eps: Any) -> float | None:
+    return None if eps is None else checked_number("eps", eps, above=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,8 +567,7 @@ def derivatives(
     variable; so for a Python callable, through the Program its graph records
     (:mod:`gradcli.tracing`), or else once per element.
     """
-    if not isinstance(order, (int, np.integer)) or isinstance(order, bool) or order < 1:
-        raise CalculusError(f"order must be a whole number >= 1, got {order!r}")
+    order = checked_whole("order", order, 1)
     p = _problem(f, values, wrt)
     leaves = p.leaves()
     y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
@@ -807,6 +844,7 @@ def numerical_jacobian(
     6e-6 relative). Only forward passes (recording a graph, which a model that calls ``grad``
     inside itself needs, and which is dropped at once).
     """
+    eps = _checked_eps(eps)
     p = _problem(f, values, wrt)
     return _central_differences(p, _output_rows(p), eps)
 
@@ -818,6 +856,7 @@ def numerical_grad(
 
     Step as in :func:`numerical_jacobian`; only forward passes.
     """
+    eps = _checked_eps(eps)
     p = _problem(f, values, wrt)
     blocks = _central_differences(p, _output_rows(p, summed=True), eps)
     if len(blocks) != 1:
@@ -904,8 +943,8 @@ def check(
     With ``order=2`` the Hessian (scalar output only) is also compared, entry by entry, with
     central differences of the analytic gradient. Steps as in :func:`numerical_jacobian`.
     """
-    if order not in (1, 2):
-        raise CalculusError(f"check compares first and second derivatives: order is 1 or 2, not {order!r}")
+    order = checked_whole("order", order, 1, 2)
+    rtol, atol, eps = checked_number("rtol", rtol), checked_number("atol", atol), _checked_eps(eps)
     p = _problem(f, values, wrt)
     ev = evaluate(p.program or _ProblemModel(p), p.arrays, p.wrt)
     numeric = _central_differences(p, _output_rows(p, summed=True), eps)

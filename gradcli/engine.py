@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import gc
+import inspect
 import operator
 import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, overload
 
 import numpy as np
@@ -43,22 +45,115 @@ class _Setting(contextlib.ContextDecorator, contextlib.AbstractContextManager[No
     """A block with a context variable set to a value (for this thread/context only): a class
     rather than a generator, because every backward pass and every run enters a few (a
     generator's block costs twice as much). Like a generator's, it also decorates a function
-    (``@no_grad()``), each call in a block of its own."""
+    (``@no_grad()``), each call in a block of its own.
 
-    __slots__ = ("value", "token")
+    One object may be entered again inside its own block, or from several threads or tasks at
+    once: each entry keeps its own token, and an exit resets the latest one of its own context
+    (a token of another context cannot be reset there, and within one context blocks nest)."""
+
+    __slots__ = ("value", "tokens")
     var: ContextVar[Any]
 
     def __init__(self, value: Any) -> None:
         self.value = value
+        self.tokens: list[Token[Any]] = []
 
     def _recreate_cm(self) -> _Setting:
         return type(self)(self.value)
 
+    def __call__(self, function: Callable[..., Any]) -> Any:
+        # A generator's or a coroutine's body runs after the call returns, a step at a time:
+        # the block is around each step, not around the call (and not around the caller's code
+        # between steps), as torch.no_grad does for generators.
+        if inspect.isasyncgenfunction(function):
+            return _async_generator_in(self._recreate_cm, function)
+        if inspect.isgeneratorfunction(function):
+            return _generator_in(self._recreate_cm, function)
+        if inspect.iscoroutinefunction(function):
+            return _coroutine_in(self._recreate_cm, function)
+        return super().__call__(function)
+
     def __enter__(self) -> None:
-        self.token = self.var.set(self.value)
+        self.tokens.append(self.var.set(self.value))
 
     def __exit__(self, *exc: object) -> None:
-        self.var.reset(self.token)
+        tokens = self.tokens
+        token = tokens[-1]
+        try:
+            self.var.reset(token)
+        except ValueError:  # the latest entry is another thread's or task's: find this one's
+            token = self._reset_own(tokens)
+        tokens.remove(token)
+
+    def _reset_own(self, tokens: list[Token[Any]]) -> Token[Any]:
+        for token in tokens[::-1]:  # a copy: other threads add and remove theirs meanwhile
+            try:
+                self.var.reset(token)
+            except ValueError:
+                continue
+            return token
+        raise RuntimeError(f"{type(self).__name__}: exited in a context that did not enter it")
+
+
+def _generator_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    def stepped(*args: Any, **kwargs: Any) -> Any:
+        gen = function(*args, **kwargs)
+        try:
+            with block():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with block():
+                        gen.close()
+                    raise
+                except BaseException as e:  # thrown in by the caller: passed on
+                    with block():
+                        response = gen.throw(e)
+                else:
+                    with block():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return stepped
+
+
+def _async_generator_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    async def stepped(*args: Any, **kwargs: Any) -> Any:
+        gen = function(*args, **kwargs)
+        try:
+            with block():
+                response = await gen.asend(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with block():
+                        await gen.aclose()
+                    raise
+                except BaseException as e:  # thrown in by the caller: passed on
+                    with block():
+                        response = await gen.athrow(e)
+                else:
+                    with block():
+                        response = await gen.asend(request)
+        except StopAsyncIteration:
+            return
+
+    return stepped
+
+
+def _coroutine_in(block: Callable[[], _Setting], function: Callable[..., Any]) -> Any:
+    @functools.wraps(function)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        with block():  # the setting is the task's own (a context variable) while it waits
+            return await function(*args, **kwargs)
+
+    return run
 
 
 class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.set_grad_enabled is)
@@ -68,7 +163,7 @@ class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.s
     var = _grad_enabled
 
     def __init__(self, enabled: bool) -> None:
-        self.value = enabled
+        self.value, self.tokens = enabled, []
 
 
 class paused_gc(contextlib.ContextDecorator, contextlib.AbstractContextManager[None]):  # noqa: N801
@@ -77,21 +172,26 @@ class paused_gc(contextlib.ContextDecorator, contextlib.AbstractContextManager[N
     A graph of n nodes is n long-lived objects, and each full collection rescans them all: on a
     100,000-operation chain that was half the forward time. A first-order graph has no cycles
     (outputs are held weakly), so nothing is lost; reference counting still frees everything.
-    Nesting and threads are safe: only the entry that found the collector on turns it back on.
+    Nesting (of one object too) and threads are safe: only an entry that found the collector on
+    turns it back on.
     """
 
     __slots__ = ("was_on",)
+
+    def __init__(self) -> None:
+        self.was_on: list[bool] = []
 
     def _recreate_cm(self) -> paused_gc:
         return paused_gc()
 
     def __enter__(self) -> None:
-        self.was_on = gc.isenabled()
-        if self.was_on:
+        on = gc.isenabled()
+        self.was_on.append(on)
+        if on:
             gc.disable()
 
     def __exit__(self, *exc: object) -> None:
-        if self.was_on:
+        if self.was_on.pop():
             gc.enable()
 
 
@@ -1133,7 +1233,7 @@ class lending(_Setting):  # noqa: N801
     var = _lender
 
     def __init__(self, spare: Spare | None) -> None:
-        self.value = spare
+        self.value, self.tokens = spare, []
 
 
 # Ufuncs with a loop from float64 inputs to one float64 output (not comparisons, not isfinite).

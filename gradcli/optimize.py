@@ -19,6 +19,8 @@ and ``newton`` (x - f'/f'' for one unknown, the solve with the Hessian or Jacobi
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -26,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import calculus
-from .calculus import CalculusError
+from .calculus import CalculusError, checked_number, checked_whole
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
 from .failures import one_line
@@ -242,9 +244,11 @@ def minimize(
     ``bounds`` maps a name to ``(low, high)`` (None: unbounded), for every element of that
     variable; only the methods that take bounds accept them, and the start is clipped into them.
     """
-    spec = _method(MINIMIZE_METHODS, method, "minimize")
+    method, spec = _method(MINIMIZE_METHODS, method, "minimize")
     if lr is not None and method != "gd":
         raise CalculusError(f"a learning rate is for method gd, not {method}")
+    lr = None if lr is None else checked_number("lr", lr, above=True)
+    max_iter, tol = _checked_stops(max_iter, tol)
     problem = _Unknowns(f, values, wrt)
     if len(problem.outputs) != 1 or problem.outputs[0].size != 1:
         shape = problem.outputs[0].shape if len(problem.outputs) == 1 else f"{len(problem.outputs)} outputs"
@@ -333,45 +337,98 @@ def _scipy_minimize(
         count[0] += 1
         record(count[0], np.asarray(xk, dtype=np.float64))
 
+    model = _ModelCalls()
     extra: dict[str, Any] = {}
     if spec.hessian == "hess":
-        extra["hess"] = problem.hessian
+        extra["hess"] = model(problem.hessian)
     elif spec.hessian == "hessp":
-        extra["hessp"] = problem.hessp
+        extra["hessp"] = model(problem.hessp)
     if box is not None:
         extra["bounds"] = optimize.Bounds(*box)
     options = {} if max_iter is None else {spec.max_iter: max_iter}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = optimize.minimize(
-            problem.value_and_grad,
-            x0,
-            jac=True,
-            method=spec.scipy,
-            tol=tol,
-            callback=callback,
-            options=options,
-            **extra,
-        )
+        try:
+            res = optimize.minimize(
+                model(problem.value_and_grad),
+                x0,
+                jac=True,
+                method=spec.scipy,
+                tol=tol,
+                callback=model(callback),
+                options=options,
+                **extra,
+            )
+        except Exception as exc:  # noqa: BLE001 - SciPy's own failure is a run that did not converge
+            return x0, count[0], False, model.failed(exc, spec), _texts(caught)
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = int(getattr(res, "nit", count[0]))
     return x, iterations, bool(res.success), one_line(res.message), _texts(caught)
+
+
+class _ModelCalls:
+    """Wraps what SciPy calls back (the model's evaluations, the callback), to tell an error of
+    the model, which is the caller's and is raised again, from one of SciPy's own method (NaN
+    where it needs finite numbers, a singular matrix), which ends the run as not converged."""
+
+    def __init__(self) -> None:
+        self.raised: list[BaseException] = []
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except BaseException as exc:
+                self.raised.append(exc)
+                raise
+
+        return call
+
+    def failed(self, exc: Exception, spec: _Method) -> str:
+        """The message of a run SciPy's method ended by raising ``exc``; or ``exc`` again where
+        it is (or came from) the model's."""
+        if any(exc is e or exc.__cause__ is e or exc.__context__ is e for e in self.raised):
+            raise exc
+        return f"SciPy's {spec.scipy} failed: {one_line(exc)}"
 
 
 def _texts(caught: list[warnings.WarningMessage]) -> list[str]:
     return list(dict.fromkeys(one_line(w.message) for w in caught))
 
 
-def _method(table: Mapping[str, _Method], method: str, what: str) -> _Method:
-    if method not in table:
+def _method(table: Mapping[str, _Method], method: str, what: str) -> tuple[str, _Method]:
+    """The method's name in the table (any case, as SciPy takes it) and its entry."""
+    if not isinstance(method, str):
+        raise TypeError(f"the method of {what} is a name (text), got {method!r}")
+    if method.lower() not in table:
         raise CalculusError(f"{what} has no method {method!r}; the methods are: {', '.join(table)}")
-    return table[method]
+    return method.lower(), table[method.lower()]
+
+
+def _checked_stops(max_iter: Any, tol: Any) -> tuple[int | None, float | None]:
+    return (
+        None if max_iter is None else checked_whole("max_iter", max_iter, 0),
+        None if tol is None else checked_number("tol", tol),
+    )
+
+
+def _checked_bound(name: str, end: Any, which: str) -> float | None:
+    if end is None:
+        return None
+    if isinstance(end, (bool, np.bool_)) or not isinstance(end, numbers.Real):
+        raise TypeError(f"bounds of {name!r}: the {which} end must be a number or None, got {end!r}")
+    value = float(end)
+    if math.isnan(value):
+        raise CalculusError(f"bounds of {name!r}: the {which} end is NaN")
+    return value
 
 
 def _bounds(
     problem: _Unknowns, bounds: Bounds | None, spec: _Method, method: str
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """``bounds`` as lower and upper arrays over the vector of unknowns."""
+    if bounds is not None and not isinstance(bounds, Mapping):
+        raise TypeError(f"bounds map a name to (low, high), e.g. {{'x': (0, 1)}}; got {bounds!r}")
     if not bounds:
         return None
     if not spec.bounds:
@@ -383,8 +440,12 @@ def _bounds(
     for name, shape in zip(problem.wrt, problem.shapes):
         size = int(np.prod(shape))
         if name in bounds:
-            lo, hi = bounds[name]
-            lo, hi = -np.inf if lo is None else float(lo), np.inf if hi is None else float(hi)
+            pair = bounds[name]
+            if not isinstance(pair, (tuple, list, np.ndarray)) or len(pair) != 2:
+                raise TypeError(f"bounds of {name!r} are a pair (low, high), None for no bound; got {pair!r}")
+            low_end, high_end = _checked_bound(name, pair[0], "low"), _checked_bound(name, pair[1], "high")
+            lo = -np.inf if low_end is None else low_end
+            hi = np.inf if high_end is None else high_end
             if not lo <= hi:
                 raise CalculusError(f"bounds of {name!r}: the low end {lo:g} is above the high end {hi:g}")
             low[start : start + size], high[start : start + size] = lo, hi
@@ -469,7 +530,8 @@ def root(
     iterations), or ``newton``, which stops when the largest residual is at most ``tol``
     (default 1e-10) or after ``max_iter`` (default 1000) iterations.
     """
-    spec = _method(ROOT_METHODS, method, "root")
+    method, spec = _method(ROOT_METHODS, method, "root")
+    max_iter, tol = _checked_stops(max_iter, tol)
     problem = _Unknowns(f, values, wrt)
     n_equations = sum(o.size for o in problem.outputs)
     if n_equations != problem.size:
@@ -543,9 +605,10 @@ def _scipy_root(
 
     optimize = need("scipy.optimize", f"root --method {method}")
     count = [0]
+    model = _ModelCalls()
     extra: dict[str, Any] = {}
     if spec.jacobian:
-        extra["jac"] = problem.jacobian
+        extra["jac"] = model(problem.jacobian)
     residuals: Callable[[np.ndarray], np.ndarray] = problem.residuals
     if method in _COUNTS_EVALUATIONS:
         last = [b""]
@@ -568,11 +631,16 @@ def _scipy_root(
             count[0] += 1
             record(count[0], np.asarray(x, dtype=np.float64), np.asarray(r, dtype=np.float64))
 
-        extra["callback"] = callback
+        extra["callback"] = model(callback)
     options = {} if max_iter is None else {spec.max_iter: max_iter}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = optimize.root(residuals, problem.x0, method=spec.scipy, tol=tol, options=options, **extra)
+        try:
+            res = optimize.root(
+                model(residuals), problem.x0, method=spec.scipy, tol=tol, options=options, **extra
+            )
+        except Exception as exc:  # noqa: BLE001 - SciPy's own failure is a run that did not converge
+            return problem.x0, max(count[0], 0), False, model.failed(exc, spec), _texts(caught)
     x = np.asarray(res.x, dtype=np.float64).reshape(-1)
     iterations = count[0] if method in _COUNTS_EVALUATIONS else int(getattr(res, "nit", count[0]))
     success, message = bool(res.success), one_line(res.message)

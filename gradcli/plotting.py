@@ -21,7 +21,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 
 from . import batching, calculus
-from .calculus import CalculusError
+from .calculus import CalculusError, checked_number, checked_whole
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
 from .program import sizing
@@ -72,22 +72,21 @@ def sample(
         from .language import parse
 
         f = parse(f)
+    if not isinstance(ranges, Mapping):
+        raise TypeError(f"ranges map an input's name to (low, high), e.g. {{'x': (-1, 1)}}; got {ranges!r}")
     names = tuple(ranges)
     if len(names) not in (1, 2):
         raise CalculusError(f"a plot is over one or two inputs, not {len(names)}")
+    order = checked_whole("order", order, 0)
     if len(names) == 2 and order != 1:
         raise CalculusError("derivatives of higher order are drawn for one input; two draw the gradient")
-    points = DEFAULT_POINTS[len(names)] if points is None else points
-    if points < 2:
-        raise CalculusError(f"a plot needs at least 2 points per axis, not {points}")
+    points = DEFAULT_POINTS[len(names)] if points is None else checked_whole("points", points, 2, MAX_SAMPLES)
     if points ** len(names) > MAX_SAMPLES:
         raise CalculusError(
             f"{points} points per axis over {len(names)} inputs is {points ** len(names):,} samples, "
             f"more than {MAX_SAMPLES:,}"
         )
-    for n, (lo, hi) in ranges.items():
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise CalculusError(f"the range of {n!r} must go from a finite low end to a higher one")
+    ranges = {n: _range(n, r) for n, r in ranges.items()}
     axes = [_samples(lo, hi, points) for lo, hi in ranges.values()]
     grids = np.meshgrid(*axes) if len(axes) == 2 else axes
     fixed = {n: v for n, v in values.items() if n not in names}
@@ -104,6 +103,15 @@ def sample(
         value.reshape(shape),
         {n: [d.reshape(shape) for d in ds] for n, ds in derivs.items()},
     )
+
+
+def _range(name: str, pair: Any) -> tuple[float, float]:
+    if not isinstance(pair, (tuple, list, np.ndarray)) or len(pair) != 2:
+        raise TypeError(f"the range of {name!r} is a pair (low, high), got {pair!r}")
+    lo, hi = (checked_number(f"each end of the range of {name!r}", end, None) for end in pair)
+    if not lo < hi:
+        raise CalculusError(f"the range of {name!r} must go from a finite low end to a higher one")
+    return lo, hi
 
 
 def _samples(lo: float, hi: float, points: int) -> np.ndarray:

@@ -480,7 +480,7 @@ def test_a_callables_inputs_are_its_positional_parameters(f: Any) -> None:
         (lambda: calculus.evaluate(vector, {"x": 1.0, "z": 2.0}), r"no variable 'z' \(variables: x\)"),
         (lambda: calculus.evaluate(vector, {"x": "abc"}), r"value of 'x'"),
         (lambda: calculus.derivatives(vector, {"x": 1.0}, 0), r"order must be"),
-        (lambda: calculus.check(vector, {"x": 1.0}, order=3), r"order is 1 or 2"),
+        (lambda: calculus.check(vector, {"x": 1.0}, order=3), r"order must be a whole number from 1 to 2"),
         (lambda: calculus.evaluate(lambda *xs: xs[0], {"x": 1.0}), r"wrap it"),
         (lambda: calculus.evaluate(lambda x, **kw: x, {"x": 1.0}), r"\*kw.*wrap it"),
         (lambda: calculus.evaluate(_keyword_without_default, {"x": 1.0}), r"'scale' has no default"),
@@ -491,6 +491,45 @@ def test_errors_say_how_to_fix(call: Any, message: str) -> None:
     with pytest.raises(CalculusError, match=message) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+_SQUARE = language.parse("x**2")
+_WHOLE = "order must be a whole number"
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "error", "message"),
+    [
+        ("numerical_grad", {"eps": "a"}, TypeError, "eps must be a number, got 'a'"),
+        ("numerical_grad", {"eps": -1e-3}, CalculusError, "eps must be a finite number > 0"),
+        ("numerical_grad", {"eps": 0}, CalculusError, "eps must be a finite number > 0"),
+        ("numerical_jacobian", {"eps": np.nan}, CalculusError, "eps must be a finite number"),
+        ("numerical_jacobian", {"eps": [1, 2]}, TypeError, "eps must be a number"),
+        ("check", {"eps": -1.0}, CalculusError, "eps must be a finite number"),
+        ("check", {"rtol": -1}, CalculusError, "rtol must be a finite number >= 0, got -1"),
+        ("check", {"rtol": "a"}, TypeError, "rtol must be a number"),
+        ("check", {"atol": np.nan}, CalculusError, "atol must be a finite number"),
+        ("check", {"atol": None}, TypeError, "atol must be a number, got None"),
+        ("check", {"order": True}, TypeError, _WHOLE),
+        ("check", {"order": 1.5}, CalculusError, _WHOLE),
+        ("derivatives", {"order": 2.5}, CalculusError, _WHOLE),
+        ("derivatives", {"order": "2"}, TypeError, _WHOLE),
+        ("derivatives", {"order": np.nan}, CalculusError, _WHOLE),
+    ],
+)
+def test_steps_tolerances_and_orders_are_checked(
+    name: str, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        getattr(calculus, name)(_SQUARE, {"x": 1.0}, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_a_whole_order_given_as_a_float_or_numpy_integer_is_taken() -> None:
+    cube = language.parse("x**3")
+    assert calculus.derivatives(cube, {"x": 1.0}, 2.0)["x"] == [3.0, 6.0]
+    assert calculus.derivatives(cube, {"x": 1.0}, np.int64(3))["x"] == [3.0, 6.0, 6.0]
+    assert calculus.check(_SQUARE, {"x": 1.0}, order=2.0, rtol=np.float32(1e-4), atol=0).ok
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ points."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import subprocess
 import sys
 import textwrap
 import threading
 import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -210,6 +212,87 @@ def test_no_grad_and_the_engines_blocks_decorate_functions_and_nest() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()  # only the block that found it on turns it back on
     assert gc.isenabled()
+
+
+def test_one_setting_object_entered_again_inside_its_block_restores_each_state() -> None:
+    blocks = gradcli.engine.no_grad()
+    with blocks:
+        with blocks:
+            assert not gradcli.is_grad_enabled()
+        assert not gradcli.is_grad_enabled()
+    assert gradcli.is_grad_enabled()
+    paused = gradcli.engine.paused_gc()
+    with paused:
+        with paused:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_no_grad_decorating_a_generator_applies_while_it_runs_not_between_steps() -> None:
+    @no_grad
+    def steps() -> Any:
+        sent = yield gradcli.is_grad_enabled()
+        try:
+            yield sent, gradcli.is_grad_enabled()
+        except KeyError:
+            yield "caught", gradcli.is_grad_enabled()
+        return "done"
+
+    gen = steps()
+    assert next(gen) is False and gradcli.is_grad_enabled()
+    assert gen.send(3) == (3, False) and gradcli.is_grad_enabled()
+    assert gen.throw(KeyError("k")) == ("caught", False) and gradcli.is_grad_enabled()
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+    assert gradcli.is_grad_enabled()
+
+
+def test_no_grad_decorating_a_coroutine_or_async_generator_applies_while_it_runs() -> None:
+    @no_grad()
+    async def work() -> bool:
+        await asyncio.sleep(0)
+        return gradcli.is_grad_enabled()
+
+    @no_grad
+    async def stream() -> Any:
+        yield gradcli.is_grad_enabled()
+        await asyncio.sleep(0)
+        yield gradcli.is_grad_enabled()
+
+    async def main() -> tuple[bool, list[tuple[bool, bool]]]:
+        seen = [(v, gradcli.is_grad_enabled()) async for v in stream()]
+        return await work(), seen
+
+    assert asyncio.run(main()) == (False, [(False, True), (False, True)])
+    assert gradcli.is_grad_enabled()
+
+
+def test_one_setting_object_shared_by_threads_restores_each_threads_state() -> None:
+    blocks, n = no_grad(), 4
+    barrier = threading.Barrier(n, timeout=30)
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            with blocks:  # all threads inside at once, leaving in a different order
+                barrier.wait()
+                if gradcli.is_grad_enabled():
+                    errors.append("grad on inside the block")
+            barrier.wait()
+            if not gradcli.is_grad_enabled():
+                errors.append("grad left off after the block")
+        except Exception as e:  # noqa: BLE001 - reported through the assertion below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert gradcli.is_grad_enabled()
 
 
 # -- higher orders ---------------------------------------------------------------------------

@@ -503,3 +503,65 @@ def test_newton_does_not_call_a_maximum_or_a_saddle_point_converged(
     result = minimize(expr, start, method="newton")
     assert not result.converged and result.message.startswith("not a minimum")
     assert minimize("x**4 - 2*x**2", {"x": 2.0}, method="newton").converged  # a true minimum still is
+
+
+_BOWL = "(x - 1)**2 + (y + 2)**2"
+
+
+@pytest.mark.parametrize(
+    ("solve", "options", "error", "message"),
+    [
+        (minimize, {"method": ["bfgs"]}, TypeError, "method of minimize is a name"),
+        (minimize, {"method": "nelder-mead"}, ValueError, "minimize has no method 'nelder-mead'"),
+        (minimize, {"method": "gd", "max_iter": -1}, ValueError, "max_iter must be a whole number >= 0"),
+        (minimize, {"max_iter": 1.5}, ValueError, "max_iter must be a whole number"),
+        (minimize, {"max_iter": "10"}, TypeError, "max_iter must be a whole number"),
+        (minimize, {"method": "newton", "tol": math.nan}, ValueError, "tol must be a finite number >= 0"),
+        (minimize, {"tol": "small"}, TypeError, "tol must be a number"),
+        (minimize, {"method": "gd", "lr": -0.1}, ValueError, "lr must be a finite number > 0"),
+        (minimize, {"method": "l-bfgs-b", "bounds": {"x": (0, 1, 2)}}, TypeError, "are a pair"),
+        (minimize, {"method": "l-bfgs-b", "bounds": {"x": 1}}, TypeError, "are a pair"),
+        (minimize, {"method": "l-bfgs-b", "bounds": {"x": ("a", 1)}}, TypeError, "low end must be a number"),
+        (minimize, {"method": "l-bfgs-b", "bounds": {"x": (math.nan, 1)}}, ValueError, "low end is NaN"),
+        (minimize, {"method": "l-bfgs-b", "bounds": {"x": (2, 1)}}, ValueError, "2 is above the high end 1"),
+        (minimize, {"method": "l-bfgs-b", "bounds": [(0, 1), (0, 1)]}, TypeError, "bounds map a name"),
+        (root, {"method": "secant"}, ValueError, "root has no method 'secant'"),
+        (root, {"max_iter": -1}, ValueError, "max_iter must be a whole number >= 0"),
+        (root, {"method": "newton", "tol": -1e-8}, ValueError, "tol must be a finite number >= 0"),
+    ],
+)
+def test_bad_options_of_minimize_and_root_are_one_clear_error(
+    solve: Any, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    expr = _BOWL if solve is minimize else "x**3 - 2*y, y - 1"
+    with pytest.raises(error, match=message) as info:
+        solve(expr, {"x": 0.5, "y": 0.5}, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_method_names_are_taken_in_any_case_as_scipy_takes_them() -> None:
+    result = minimize(_BOWL, {"x": 0.0, "y": 0.0}, method="BFGS")
+    assert result.converged and result.method == "bfgs"
+    assert root("x**3 - 2", {"x": 1.0}, method="Newton").method == "newton"
+
+
+def test_a_scipy_method_that_raises_ends_as_not_converged() -> None:
+    # broyden1 refuses NaN residuals (log of a negative number) with a ValueError of its own.
+    with np.errstate(all="ignore"):
+        result = root("log(x)", {"x": -1.0}, method="broyden1")
+    assert not result.converged
+    assert result.message.startswith("SciPy's broyden1 failed: ")
+    rc, out, err = invoke("root", "log(x)", "--x", "-1", "--method", "broyden1")
+    assert rc == 1 and "did not converge (broyden1" in err and "Traceback" not in err
+
+
+def test_an_error_of_the_model_inside_a_scipy_method_is_raised_as_it_is() -> None:
+    def model(x: Any) -> Any:
+        if float(x.data) > 0.5:
+            raise ZeroDivisionError("the model's own error")
+        return (x - 2.0) ** 2
+
+    with pytest.raises(ZeroDivisionError, match="the model's own error"):
+        minimize(model, {"x": 0.0})
+    with pytest.raises(ZeroDivisionError, match="the model's own error"):
+        root(lambda x: model(x) - 1.0, {"x": 0.0}, method="broyden1")

@@ -10,6 +10,7 @@ import io
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import numpy as np
@@ -133,6 +134,35 @@ def test_mse_of_each_point_is_right() -> None:
 def test_held_array_input_is_held_for_every_point() -> None:
     _, data = csv_of("sum(a * x)", "--x", "-1:1", "--a", "[1, 2]", "--points", "3")
     np.testing.assert_allclose(data[:, 1:], np.column_stack([3 * data[:, 0], [3.0, 3.0, 3.0]]))
+
+
+@pytest.mark.parametrize(
+    ("ranges", "options", "error", "message"),
+    [
+        ({"x": (-1, 1)}, {"points": 2.5}, ValueError, "points must be a whole number"),
+        ({"x": (-1, 1)}, {"points": "5"}, TypeError, "points must be a whole number, got '5'"),
+        ({"x": (-1, 1)}, {"points": 1}, ValueError, "points must be a whole number from 2 to"),
+        ({"x": (-1, 1)}, {"order": 1.5}, ValueError, "order must be a whole number"),
+        ({"x": (-1, 1, 2)}, {}, TypeError, "the range of 'x' is a pair"),
+        ({"x": 1}, {}, TypeError, "the range of 'x' is a pair"),
+        ({"x": ("a", 1)}, {}, TypeError, "each end of the range of 'x' must be a number"),
+        ({"x": (None, 1)}, {}, TypeError, "each end of the range of 'x' must be a number"),
+        ({"x": (np.nan, 1)}, {}, ValueError, "each end of the range of 'x' must be a finite number"),
+        ({"x": (1, -1)}, {}, ValueError, "from a finite low end to a higher one"),
+        ([("x", (0, 1))], {}, TypeError, "ranges map an input's name to"),
+    ],
+)
+def test_bad_points_orders_and_ranges_are_one_clear_error(
+    ranges: Any, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        sample("x**2", {}, ranges, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_a_whole_number_of_points_written_as_a_float_and_a_range_as_an_array_are_taken() -> None:
+    s = sample("x**2", {}, {"x": np.array([-1.0, 1.0])}, points=3.0)
+    assert s.axes[0].tolist() == [-1.0, 0.0, 1.0] and s.value.tolist() == [1.0, 0.0, 1.0]
 
 
 def test_nonfinite_marks_where_f_or_its_derivative_is_not_finite() -> None:

@@ -28,6 +28,7 @@ from .command import (
     Sink,
     WholeNumber,
     expression_command,
+    file_names,
     silence_stdout,
     translate_errors,
 )
@@ -273,7 +274,12 @@ def _group(spec: Any) -> str:
 @click.argument("group", required=False, metavar="[GROUP]")
 @click.option("--json", "as_json", is_flag=True, help="As JSON: a list of objects.")
 @click.option(
-    "--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first."
+    "--plugin",
+    "plugins",
+    multiple=True,
+    callback=file_names,
+    metavar="FILE.py",
+    help="Load functions from a Python file first.",
 )
 @translate_errors
 def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:

@@ -698,13 +698,15 @@ def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def file_name(
-    ctx: click.Context, param: click.Parameter, value: str | None, dash: bool = False
+    ctx: click.Context, param: click.Parameter, value: str | None, dash: bool | str = False
 ) -> str | None:
-    """The callback of an option that names a file to write: an empty name (``-o ""``, an unset
-    shell variable) is a usage error, not "cannot write : No such file or directory"."""
+    """The callback of an option that names a file: an empty name (``-o ""``, an unset shell
+    variable) is a usage error, not "cannot write : No such file or directory". ``dash``: the
+    stream that ``-`` stands for (True: standard output)."""
     if value == "":
+        stream = "standard output" if dash is True else dash
         raise click.BadParameter(
-            "an empty file name; give a FILE" + (", or - for standard output" if dash else "")
+            "an empty file name; give a FILE" + (f", or - for {stream}" if stream else "")
         )
     return value
 
@@ -712,6 +714,18 @@ def file_name(
 def file_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """:func:`file_name` for an option where ``-`` is standard output."""
     return file_name(ctx, param, value, dash=True)
+
+
+def input_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """:func:`file_name` for an option that reads a file, where ``-`` is standard input."""
+    return file_name(ctx, param, value, dash="standard input")
+
+
+def file_names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`file_name` for each of a repeatable option's files (``--plugin``)."""
+    for value in values:
+        file_name(ctx, param, value)
+    return values
 
 
 class Sink:
@@ -906,6 +920,7 @@ def _option_list(
             "--file",
             "expr_file",
             type=click.Path(dir_okay=False, allow_dash=True),
+            callback=input_or_dash,
             help="Read the expression from FILE (- for stdin).",
         ),
         click.option(
@@ -920,6 +935,7 @@ def _option_list(
             "plugins",
             multiple=True,
             type=click.Path(dir_okay=False),
+            callback=file_names,
             metavar="FILE.py",
             help="Load functions from a Python file (repeatable; also $GRADCLI_PLUGINS).",
         ),
@@ -965,6 +981,7 @@ def _option_list(
                 flag_value="-",
                 default=None,
                 type=click.Path(dir_okay=False, allow_dash=True),
+                callback=input_or_dash,
                 metavar="[FILE]",
                 help="Read one JSON object of values per line (stdin, or FILE) and write one JSON "
                 'result per line; a bad line gives {"line": N, "error": "..."} in its place.',

@@ -117,6 +117,25 @@ def test_a_wrt_that_names_no_variable_is_refused(command: str, wrt: str) -> None
 
 
 @pytest.mark.parametrize(
+    ("args", "option", "dash"),
+    [
+        (["eval", "-f", "", "--x", "1"], "'-f' / '--file'", ", or - for standard input"),
+        (["eval", "x", "--x", "1", "--batch", ""], "'--batch'", ", or - for standard input"),
+        (["plot", "-f", "", "--x", "0:1"], "'-f' / '--file'", ", or - for standard input"),
+        (["eval", "x", "--x", "1", "--plugin", ""], "'--plugin'", ""),
+        (["functions", "--plugin", ""], "'--plugin'", ""),
+    ],
+)
+def test_an_empty_file_name_is_a_usage_error_naming_the_option(
+    args: list[str], option: str, dash: str
+) -> None:
+    assert invoke(*args)[::2] == (
+        2,
+        f"error: invalid value for {option}: an empty file name; give a FILE{dash}\n",
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (

@@ -134,6 +134,8 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
             raise InputError("--vars -: standard input is closed")
         body = _read_data(stream, source)
     elif stripped.startswith("@"):
+        if not stripped[1:].strip():
+            raise InputError("--vars: '@' must be followed by a file name")
         path = os.path.expanduser(stripped[1:])
         source = f"--vars file {path!r}"
         suffix = os.path.splitext(path)[1].lower()

@@ -225,6 +225,16 @@ def _equal(got: dict[str, np.ndarray], expected: dict[str, object]) -> None:
         np.testing.assert_array_equal(got[k], np.array(v))
 
 
+@pytest.mark.parametrize("text", ["@", " @ "])
+def test_vars_at_without_a_file_name_says_so(text: str) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", "--vars", text)[::2] == (
+        2,
+        "error: --vars: '@' must be followed by a file name\n",
+    )
+
+
 def test_vars_json_object_text() -> None:
     _equal(parse_vars('{"x": 2, "y": [1, 2]}'), {"x": 2.0, "y": [1.0, 2.0]})
 

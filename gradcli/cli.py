@@ -29,6 +29,7 @@ from .command import (
     WholeNumber,
     expression_command,
     file_names,
+    option_elsewhere,
     silence_stdout,
     translate_errors,
 )
@@ -65,6 +66,10 @@ def _one_line(exc: click.UsageError) -> CliError:
         text = f"no such option {exc.option_name!r}"
         if exc.possibilities:
             text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        elif (
+            exc.ctx is not None and exc.ctx.parent is not None and option_elsewhere(exc.ctx, exc.option_name)
+        ):
+            text = option_elsewhere(exc.ctx, exc.option_name) or text
         elif (
             exc.option_name.startswith("-") and not exc.option_name.startswith("--") and _takes_variables(exc)
         ):

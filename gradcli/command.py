@@ -336,7 +336,7 @@ class ExpressionCommand(click.Command):
         rest = super().parse_args(ctx, own)
         ctx.meta[_VARIABLES] = pairs
         if not ctx.resilient_parsing:  # (shell completion parses what is typed so far)
-            _refuse_extra_arguments(ctx.args)
+            _refuse_extra_arguments(ctx, ctx.args)
         return rest
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -465,13 +465,19 @@ def no_such_option(ctx: click.Context, name: str, variables: Sequence[str]) -> s
     close = difflib.get_close_matches(name, _own_long_options(ctx), n=1)
     if close:
         return f"no such option {option!r} (did you mean --{close[0]}?)"
+    return option_elsewhere(ctx, option) or f"no such option {option!r}, and {no_variable(name, variables)}"
+
+
+def option_elsewhere(ctx: click.Context, option: str) -> str | None:
+    """``no such option '-o' for explain (check, eval and graph have it)``, or None where no
+    other command has the option either."""
     others = _other_commands_with(ctx, option)
-    if others:
-        if len(others) == 1:
-            return f"no such option {option!r} for {ctx.info_name} ({others[0]} has it)"
-        named = ", ".join(others[:-1]) + " and " + others[-1]
-        return f"no such option {option!r} for {ctx.info_name} ({named} have it)"
-    return f"no such option {option!r}, and {no_variable(name, variables)}"
+    if not others:
+        return None
+    if len(others) == 1:
+        return f"no such option {option!r} for {ctx.info_name} ({others[0]} has it)"
+    named = ", ".join(others[:-1]) + " and " + others[-1]
+    return f"no such option {option!r} for {ctx.info_name} ({named} have it)"
 
 
 def variable_texts(ctx: click.Context, variables: Sequence[str]) -> dict[str, str]:
@@ -1054,12 +1060,12 @@ def expression_command(
     return decorate
 
 
-def _refuse_extra_arguments(args: Sequence[str]) -> None:
+def _refuse_extra_arguments(ctx: click.Context, args: Sequence[str]) -> None:
     if not args:
         return
     arg = args[0]
     if arg.startswith("-") and arg[1:].isidentifier():
-        fail(f"no such option {arg!r} (a variable is given as -{arg} VALUE)", 2)
+        fail(option_elsewhere(ctx, arg) or f"no such option {arg!r} (a variable is given as -{arg} VALUE)", 2)
     fail(
         f"unexpected argument {arg!r}: the expression is one argument (quote it), variables are --NAME VALUE",
         2,

@@ -101,10 +101,28 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["functions", "-q"], ["completion", "-q", "bash"], ["-q", "eval", "x"]], ids=" ".join
+    ("args", "message"),
+    [
+        (
+            ["explain", "x", "--x", "1", "-o", "out.txt"],
+            "no such option '-o' for explain (check, eval, graph, hessian, jacobian and plot have it)",
+        ),
+        (["graph", "x", "-q"], "no such option '-q' for graph (check has it)"),
+        (
+            ["functions", "-o", "x"],
+            "no such option '-o' for functions (check, eval, graph, hessian, jacobian and plot have it)",
+        ),
+    ],
+)
+def test_a_short_option_of_other_commands_names_them(args: list[str], message: str) -> None:
+    assert invoke(*args)[::2] == (2, f"error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    "args", [["functions", "-j"], ["completion", "-j", "bash"], ["-j", "eval", "x"]], ids=" ".join
 )
 def test_a_command_without_variables_gives_no_advice_on_variables(args: list[str]) -> None:
-    assert invoke(*args)[::2] == (2, "error: no such option '-q'\n")
+    assert invoke(*args)[::2] == (2, "error: no such option '-j'\n")
 
 
 @pytest.mark.parametrize("command", ["eval", "hessian", "jacobian", "check", "minimize", "root"])

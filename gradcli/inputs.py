@@ -411,10 +411,11 @@ def _load_file(spec: str, name: str) -> Any:
 
 
 def _split_npz_key(spec: str) -> tuple[str, str | None]:
-    """``f.npz:KEY`` -> (``f.npz``, ``KEY``); any other text is a path as it stands."""
-    if spec.lower().endswith(".npz"):
+    """``f.npz:KEY`` -> (``f.npz``, ``KEY``); any other text is a path as it stands. A key after
+    a .npy file, or an empty one, is split off too: the error then says what is wrong with it."""
+    if spec.lower().endswith((".npz", ".npy")):
         return spec, None
-    m = re.fullmatch(r"(.+\.npz):([^:/\\]+)", spec, re.IGNORECASE)
+    m = re.fullmatch(r"(.+\.np[yz]):([^:/\\]*)", spec, re.IGNORECASE)
     return (m.group(1), m.group(2)) if m else (spec, None)
 
 
@@ -564,6 +565,8 @@ def _pick_npz_array(keys: list[str], key: str | None, name: str, path: str, sour
             raise InputError(
                 f"{source}: the file holds {held} and none is called {name!r}; choose one with @{path}:KEY"
             )
+    if key == "":
+        raise InputError(f"{source}: ':' must be followed by the name of an array (the file holds {held})")
     if key not in keys:
         raise InputError(f"{source}: no array {key!r} (the file holds {held})")
     return key

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import invoke
 
@@ -150,6 +151,23 @@ def test_a_whole_number_option_is_checked_as_the_expression_is_parsed(
         rc, out, err = invoke(command, text, "--x", "[1, 2]")
         assert (rc, out) == (2, "")
         assert err == f"error: {message}\n  {text}\n  {' ' * pos}^\n"
+
+
+@pytest.mark.parametrize(("value", "shown"), [("2", "2"), ("0.5", "0.5"), ("'yes'", "'yes'")])
+def test_a_true_or_false_option_is_checked_as_the_expression_is_parsed(value: str, shown: str) -> None:
+    text = f"sum(x, keepdims={value})"
+    rc, out, err = invoke("eval", text, "--x", "[1, 2]")
+    assert (rc, out) == (2, "")
+    assert (
+        err == f"error: sum() option 'keepdims' must be True or False, got {shown}\n  {text}\n  {' ' * 16}^\n"
+    )
+
+
+@pytest.mark.parametrize(("value", "shape"), [("True", [1]), ("1", [1]), ("False", []), ("0", [])])
+def test_a_true_or_false_option_takes_true_false_1_and_0(value: str, shape: list[int]) -> None:
+    rc, out, err = invoke("eval", f"sum(x, keepdims={value})", "--x", "[1, 2]", "--json")
+    assert rc == 0, err
+    assert np.shape(json.loads(out)["value"]) == tuple(shape)
 
 
 def test_whole_number_options_name_options_of_their_functions() -> None:

@@ -209,6 +209,10 @@ class _Builder:
         string = next((a for a in extra if _is_string(a)), None)
         if string is not None and (len(inputs) < least or not spec.params):
             self.resolve(string)  # the error that says what a string is for
+        for name, kw in keywords.items():
+            if name in spec.inputs and name not in spec.param_names:
+                said = f"{spec.name}() takes its inputs by position, not by name ({name}=...)"
+                raise self.error(f"{said}: {spec.signature()}", kw.pos)
         if len(inputs) < least:
             raise self.error(f"{spec.takes(len(inputs))}: {spec.signature()}", pos)
         if len(extra) > len(spec.params):

@@ -170,6 +170,19 @@ def test_a_true_or_false_option_takes_true_false_1_and_0(value: str, shape: list
     assert np.shape(json.loads(out)["value"]) == tuple(shape)
 
 
+@pytest.mark.parametrize(
+    ("text", "message", "pos"),
+    [
+        ("sin(x=1)", "sin() takes its inputs by position, not by name (x=...): sin(x)", 4),
+        ("pow(x, y=2)", "pow() takes its inputs by position, not by name (y=...): pow(x, y)", 7),
+    ],
+)
+def test_an_input_given_by_name_says_inputs_go_by_position(text: str, message: str, pos: int) -> None:
+    rc, out, err = invoke("eval", text, "--x", "1")
+    assert (rc, out) == (2, "")
+    assert err == f"error: {message}\n  {text}\n  {' ' * pos}^\n"  # (it was "sin() takes 1 input, got 0")
+
+
 def test_whole_number_options_name_options_of_their_functions() -> None:
     from gradcli.functions import REGISTRY
     from gradcli.functions.registry import WHOLE_NUMBER_OPTIONS

@@ -147,6 +147,8 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
     else:
         source = "--vars"
         body = stripped
+    if not body.strip():  # (JSON's words would be "Expecting value at line 1, column 1")
+        raise InputError(f'{source} is empty: expected a JSON object like {{"x": 2, "y": [1, 2]}}')
     obj = _loads(body, source)
     if not isinstance(obj, dict):
         raise InputError(f'{source}: expected a JSON object like {{"x": 2, "y": [1, 2]}}')

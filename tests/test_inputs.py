@@ -253,6 +253,23 @@ def test_vars_at_without_a_file_name_says_so(text: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "stdin", "source"),
+    [
+        (["--vars", ""], None, "--vars"),
+        (["--vars", "-"], "", "--vars from stdin"),
+        (["--vars", "-"], "\n", "--vars from stdin"),
+    ],
+)
+def test_empty_vars_say_they_are_empty(args: list[str], stdin: str | None, source: str) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", *args, input=stdin)[::2] == (
+        2,
+        f'error: {source} is empty: expected a JSON object like {{"x": 2, "y": [1, 2]}}\n',
+    )
+
+
 def test_vars_json_object_text() -> None:
     _equal(parse_vars('{"x": 2, "y": [1, 2]}'), {"x": 2.0, "y": [1.0, 2.0]})
 

@@ -1290,15 +1290,18 @@ def _run_batch(
         return answers
 
     # -q: no line is written (a file, -o FILE, would be), no progress bar; the summary of failed
-    # lines is an error, on stderr, with the exit status.
+    # lines is an error, on stderr, with the exit status. A progress bar is for someone watching
+    # a terminal: the results go to -o FILE (on the terminal they would mix with the bar), and
+    # stdout is a terminal too (stderr's is checked by batch.Progress): never in a pipe.
     silent = quiet and path is None
+    progress = not quiet and path is not None and _stdout_is_terminal()
     sink = _Silent() if silent else Sink(path)
     with fp_warnings():
         summary = batch.run(
             source,
             answer,
             sink,
-            to_terminal=silent or path is None and _stdout_is_terminal(),  # (no bar: see batch.Progress)
+            progress=progress,
             answer_rows=answer_rows if rows is not None else None,
         )
     sink.close()

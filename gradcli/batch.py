@@ -321,13 +321,12 @@ def _open(source: str) -> IO[bytes]:
 
 
 class Progress:
-    """A progress bar on stderr while a FILE is read, when stderr is a terminal and the results
-    do not go to that terminal too (they would mix with the bar on the same screen). Warnings
-    (:func:`gradcli.command.warn`) are written above it."""
+    """A progress bar on stderr while a FILE is read, where the caller allows one (``shown``)
+    and stderr is a terminal. Warnings (:func:`gradcli.command.warn`) are written above it."""
 
-    def __init__(self, stream: IO[bytes], source: str, to_terminal: bool) -> None:
+    def __init__(self, stream: IO[bytes], source: str, shown: bool) -> None:
         self.bar: Any = None
-        if source != "-" and not to_terminal and sys.stderr is not None and sys.stderr.isatty():
+        if source != "-" and shown and sys.stderr is not None and sys.stderr.isatty():
             self.bar = progress_bar(os.fstat(stream.fileno()).st_size, "batch")
 
     def __enter__(self) -> Callable[[int], None]:
@@ -345,7 +344,7 @@ def run(
     answer: Callable[[dict[str, Any]], Output],
     sink: Sink,
     *,
-    to_terminal: bool = False,
+    progress: bool = False,
     answer_rows: RowsAnswer | None = None,
 ) -> Summary:
     """Answer every line of ``source`` (``-`` for stdin) into ``sink``; returns the summary.
@@ -354,7 +353,7 @@ def run(
     stream = _open(source)
     number = 0
     try:
-        with Progress(stream, source, to_terminal) as advance:
+        with Progress(stream, source, progress) as advance:
             for chunk in read_chunks(stream):
                 lines = [parse_line(number + i, raw) for i, (raw, _) in enumerate(chunk, start=1)]
                 number += len(chunk)

@@ -28,6 +28,8 @@ from .command import (
     Sink,
     WholeNumber,
     expression_command,
+    file_names,
+    option_elsewhere,
     silence_stdout,
     translate_errors,
 )
@@ -64,6 +66,10 @@ def _one_line(exc: click.UsageError) -> CliError:
         text = f"no such option {exc.option_name!r}"
         if exc.possibilities:
             text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        elif (
+            exc.ctx is not None and exc.ctx.parent is not None and option_elsewhere(exc.ctx, exc.option_name)
+        ):
+            text = option_elsewhere(exc.ctx, exc.option_name) or text
         elif (
             exc.option_name.startswith("-") and not exc.option_name.startswith("--") and _takes_variables(exc)
         ):
@@ -273,7 +279,12 @@ def _group(spec: Any) -> str:
 @click.argument("group", required=False, metavar="[GROUP]")
 @click.option("--json", "as_json", is_flag=True, help="As JSON: a list of objects.")
 @click.option(
-    "--plugin", "plugins", multiple=True, metavar="FILE.py", help="Load functions from a Python file first."
+    "--plugin",
+    "plugins",
+    multiple=True,
+    callback=file_names,
+    metavar="FILE.py",
+    help="Load functions from a Python file first.",
 )
 @translate_errors
 def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:

@@ -76,6 +76,8 @@ def _bounds(texts: Sequence[str], names: tuple[str, ...]) -> dict[str, tuple[flo
     """``--bounds x=0:1`` (repeatable, or comma-separated: ``x=0:1,y=:2``)."""
     out: dict[str, tuple[float | None, float | None]] = {}
     for text in texts:
+        if not text.replace(",", "").strip():  # (an unset shell variable: no bound was surely not meant)
+            fail(f"--bounds {text!r}: expected NAME=LOW:HIGH, e.g. x=0:1 (an end may be empty)", 2)
         for item in filter(None, (t.strip() for t in text.split(","))):
             name, eq, interval = item.partition("=")
             name = name.strip()

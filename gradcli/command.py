@@ -336,7 +336,7 @@ class ExpressionCommand(click.Command):
         rest = super().parse_args(ctx, own)
         ctx.meta[_VARIABLES] = pairs
         if not ctx.resilient_parsing:  # (shell completion parses what is typed so far)
-            _refuse_extra_arguments(ctx.args)
+            _refuse_extra_arguments(ctx, ctx.args)
         return rest
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -465,13 +465,19 @@ def no_such_option(ctx: click.Context, name: str, variables: Sequence[str]) -> s
     close = difflib.get_close_matches(name, _own_long_options(ctx), n=1)
     if close:
         return f"no such option {option!r} (did you mean --{close[0]}?)"
+    return option_elsewhere(ctx, option) or f"no such option {option!r}, and {no_variable(name, variables)}"
+
+
+def option_elsewhere(ctx: click.Context, option: str) -> str | None:
+    """``no such option '-o' for explain (check, eval and graph have it)``, or None where no
+    other command has the option either."""
     others = _other_commands_with(ctx, option)
-    if others:
-        if len(others) == 1:
-            return f"no such option {option!r} for {ctx.info_name} ({others[0]} has it)"
-        named = ", ".join(others[:-1]) + " and " + others[-1]
-        return f"no such option {option!r} for {ctx.info_name} ({named} have it)"
-    return f"no such option {option!r}, and {no_variable(name, variables)}"
+    if not others:
+        return None
+    if len(others) == 1:
+        return f"no such option {option!r} for {ctx.info_name} ({others[0]} has it)"
+    named = ", ".join(others[:-1]) + " and " + others[-1]
+    return f"no such option {option!r} for {ctx.info_name} ({named} have it)"
 
 
 def variable_texts(ctx: click.Context, variables: Sequence[str]) -> dict[str, str]:
@@ -698,13 +704,15 @@ def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def file_name(
-    ctx: click.Context, param: click.Parameter, value: str | None, dash: bool = False
+    ctx: click.Context, param: click.Parameter, value: str | None, dash: bool | str = False
 ) -> str | None:
-    """The callback of an option that names a file to write: an empty name (``-o ""``, an unset
-    shell variable) is a usage error, not "cannot write : No such file or directory"."""
+    """The callback of an option that names a file: an empty name (``-o ""``, an unset shell
+    variable) is a usage error, not "cannot write : No such file or directory". ``dash``: the
+    stream that ``-`` stands for (True: standard output)."""
     if value == "":
+        stream = "standard output" if dash is True else dash
         raise click.BadParameter(
-            "an empty file name; give a FILE" + (", or - for standard output" if dash else "")
+            "an empty file name; give a FILE" + (f", or - for {stream}" if stream else "")
         )
     return value
 
@@ -712,6 +720,18 @@ def file_name(
 def file_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """:func:`file_name` for an option where ``-`` is standard output."""
     return file_name(ctx, param, value, dash=True)
+
+
+def input_or_dash(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """:func:`file_name` for an option that reads a file, where ``-`` is standard input."""
+    return file_name(ctx, param, value, dash="standard input")
+
+
+def file_names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`file_name` for each of a repeatable option's files (``--plugin``)."""
+    for value in values:
+        file_name(ctx, param, value)
+    return values
 
 
 class Sink:
@@ -906,6 +926,7 @@ def _option_list(
             "--file",
             "expr_file",
             type=click.Path(dir_okay=False, allow_dash=True),
+            callback=input_or_dash,
             help="Read the expression from FILE (- for stdin).",
         ),
         click.option(
@@ -920,6 +941,7 @@ def _option_list(
             "plugins",
             multiple=True,
             type=click.Path(dir_okay=False),
+            callback=file_names,
             metavar="FILE.py",
             help="Load functions from a Python file (repeatable; also $GRADCLI_PLUGINS).",
         ),
@@ -965,6 +987,7 @@ def _option_list(
                 flag_value="-",
                 default=None,
                 type=click.Path(dir_okay=False, allow_dash=True),
+                callback=input_or_dash,
                 metavar="[FILE]",
                 help="Read one JSON object of values per line (stdin, or FILE) and write one JSON "
                 'result per line; a bad line gives {"line": N, "error": "..."} in its place.',
@@ -1037,12 +1060,12 @@ def expression_command(
     return decorate
 
 
-def _refuse_extra_arguments(args: Sequence[str]) -> None:
+def _refuse_extra_arguments(ctx: click.Context, args: Sequence[str]) -> None:
     if not args:
         return
     arg = args[0]
     if arg.startswith("-") and arg[1:].isidentifier():
-        fail(f"no such option {arg!r} (a variable is given as -{arg} VALUE)", 2)
+        fail(option_elsewhere(ctx, arg) or f"no such option {arg!r} (a variable is given as -{arg} VALUE)", 2)
     fail(
         f"unexpected argument {arg!r}: the expression is one argument (quote it), variables are --NAME VALUE",
         2,
@@ -1267,15 +1290,18 @@ def _run_batch(
         return answers
 
     # -q: no line is written (a file, -o FILE, would be), no progress bar; the summary of failed
-    # lines is an error, on stderr, with the exit status.
+    # lines is an error, on stderr, with the exit status. A progress bar is for someone watching
+    # a terminal: the results go to -o FILE (on the terminal they would mix with the bar), and
+    # stdout is a terminal too (stderr's is checked by batch.Progress): never in a pipe.
     silent = quiet and path is None
+    progress = not quiet and path is not None and _stdout_is_terminal()
     sink = _Silent() if silent else Sink(path)
     with fp_warnings():
         summary = batch.run(
             source,
             answer,
             sink,
-            to_terminal=silent or path is None and _stdout_is_terminal(),  # (no bar: see batch.Progress)
+            progress=progress,
             answer_rows=answer_rows if rows is not None else None,
         )
     sink.close()

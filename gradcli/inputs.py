@@ -134,6 +134,8 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
             raise InputError("--vars -: standard input is closed")
         body = _read_data(stream, source)
     elif stripped.startswith("@"):
+        if not stripped[1:].strip():
+            raise InputError("--vars: '@' must be followed by a file name")
         path = os.path.expanduser(stripped[1:])
         source = f"--vars file {path!r}"
         suffix = os.path.splitext(path)[1].lower()
@@ -145,6 +147,8 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
     else:
         source = "--vars"
         body = stripped
+    if not body.strip():  # (JSON's words would be "Expecting value at line 1, column 1")
+        raise InputError(f'{source} is empty: expected a JSON object like {{"x": 2, "y": [1, 2]}}')
     obj = _loads(body, source)
     if not isinstance(obj, dict):
         raise InputError(f'{source}: expected a JSON object like {{"x": 2, "y": [1, 2]}}')
@@ -409,10 +413,11 @@ def _load_file(spec: str, name: str) -> Any:
 
 
 def _split_npz_key(spec: str) -> tuple[str, str | None]:
-    """``f.npz:KEY`` -> (``f.npz``, ``KEY``); any other text is a path as it stands."""
-    if spec.lower().endswith(".npz"):
+    """``f.npz:KEY`` -> (``f.npz``, ``KEY``); any other text is a path as it stands. A key after
+    a .npy file, or an empty one, is split off too: the error then says what is wrong with it."""
+    if spec.lower().endswith((".npz", ".npy")):
         return spec, None
-    m = re.fullmatch(r"(.+\.npz):([^:/\\]+)", spec, re.IGNORECASE)
+    m = re.fullmatch(r"(.+\.np[yz]):([^:/\\]*)", spec, re.IGNORECASE)
     return (m.group(1), m.group(2)) if m else (spec, None)
 
 
@@ -562,6 +567,8 @@ def _pick_npz_array(keys: list[str], key: str | None, name: str, path: str, sour
             raise InputError(
                 f"{source}: the file holds {held} and none is called {name!r}; choose one with @{path}:KEY"
             )
+    if key == "":
+        raise InputError(f"{source}: ':' must be followed by the name of an array (the file holds {held})")
     if key not in keys:
         raise InputError(f"{source}: no array {key!r} (the file holds {held})")
     return key

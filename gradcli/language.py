@@ -170,11 +170,17 @@ class _Builder:
             return CONSTANTS[ref.name]
         raise self.error(f"{what} must be a number written in the expression", _pos(ref))
 
-    def option(self, ref: Any, what: str, whole: bool) -> Any:
-        """The value of a function's option, written in the expression; where the option takes
-        ``whole`` numbers, one or a list of them (within int64, as NumPy's axes and counts), or None."""
+    def option(self, ref: Any, what: str, kind: Any) -> Any:
+        """The value of a function's option, written in the expression. ``kind`` "whole": whole
+        numbers, one or a list of them (within int64, as NumPy's axes and counts), or None;
+        ``bool`` (an option whose default is True or False): True or False, or 1 or 0."""
         value = _tidy_param(self.constant(ref, what))
-        if whole and value is not None:  # (None: the default, e.g. every axis)
+        if kind is bool:
+            if value not in (True, False) or not isinstance(value, (bool, int)):
+                shown = repr(value) if isinstance(value, (int, float, str)) else "a list"
+                raise self.error(f"{what} must be True or False, got {shown}", _pos(ref))
+            return bool(value)
+        if kind == "whole" and value is not None:  # (None: the default, e.g. every axis)
             for v in value if isinstance(value, tuple) else (value,):
                 if type(v) is not int:
                     shown = repr(v) if isinstance(v, (int, float, str, bool)) else "a list"
@@ -203,13 +209,18 @@ class _Builder:
         string = next((a for a in extra if _is_string(a)), None)
         if string is not None and (len(inputs) < least or not spec.params):
             self.resolve(string)  # the error that says what a string is for
+        for name, kw in keywords.items():
+            if name in spec.inputs and name not in spec.param_names:
+                said = f"{spec.name}() takes its inputs by position, not by name ({name}=...)"
+                raise self.error(f"{said}: {spec.signature()}", kw.pos)
         if len(inputs) < least:
             raise self.error(f"{spec.takes(len(inputs))}: {spec.signature()}", pos)
         if len(extra) > len(spec.params):
             raise self.error(f"{spec.name}() got too many arguments: {spec.signature()}", _pos(extra[-1]))
         whole = WHOLE_NUMBER_OPTIONS.get(spec.name, ())
+        kinds = {name: "whole" if name in whole else type(default) for name, default in spec.params}
         params = {
-            name: self.option(a, f"{spec.name}() argument '{name}'", name in whole)
+            name: self.option(a, f"{spec.name}() argument '{name}'", kinds[name])
             for (name, _), a in zip(spec.params, extra)
         }
         for name, kw in keywords.items():
@@ -218,7 +229,7 @@ class _Builder:
                 raise self.error(f"{spec.name}() has no option {name!r} (options: {valid})", kw.pos)
             if name in params:
                 raise self.error(f"{spec.name}() got {name!r} twice", kw.pos)
-            params[name] = self.option(kw.value, f"{spec.name}() option '{name}'", name in whole)
+            params[name] = self.option(kw.value, f"{spec.name}() option '{name}'", kinds[name])
         slots = tuple(self.value(a) for a in inputs)
         return Slot(self.emit(Op(CALL, args=slots, spec=spec, params=params, where=pos, n_outputs=1)), pos)
 

@@ -176,18 +176,18 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize(
-    ("source", "results_to_terminal", "shown"),
-    [("file", False, True), ("file", True, False), ("-", False, False)],
+    ("source", "allowed", "shown"),
+    [("file", True, True), ("file", False, False), ("-", True, False)],
 )
 def test_progress_bar_only_for_a_file_and_never_on_the_terminal_of_the_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, results_to_terminal: bool, shown: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, allowed: bool, shown: bool
 ) -> None:
     path = tmp_path / "points.ndjson"
     path.write_bytes(GOOD * 100)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     name = str(path) if source == "file" else "-"
-    with path.open("rb") as stream, batch.Progress(stream, name, results_to_terminal) as advance:
+    with path.open("rb") as stream, batch.Progress(stream, name, allowed) as advance:
         for line in stream:
             advance(len(line))
     assert ("batch" in terminal.getvalue() and "100%" in terminal.getvalue()) == shown
@@ -219,12 +219,13 @@ def test_a_batch_from_stdin_redirected_from_the_output_file_is_refused(tmp_path:
     assert (tmp_path / "points.ndjson").read_text() == POINTS
 
 
-def _stderr_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
-    """``gradcli ARGS`` with stderr on a pseudo-terminal and stdout elsewhere: (status, what
-    the terminal showed)."""
+def _stderr_on_a_terminal(*args: str, cwd: Path, stdout: str = "terminal") -> tuple[int, str]:
+    """``gradcli ARGS`` with stderr on a pseudo-terminal, and stdout on it too or on a pipe:
+    (status, what the terminal showed)."""
     import os
     import pty
     import subprocess
+    import threading
 
     from conftest import subprocess_env
 
@@ -232,12 +233,14 @@ def _stderr_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
     with subprocess.Popen(
         [sys.executable, "-m", "gradcli", *args],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=follower if stdout == "terminal" else subprocess.PIPE,
         stderr=follower,
         cwd=cwd,
         env=subprocess_env(),
     ) as proc:
         os.close(follower)
+        if proc.stdout is not None:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
         shown = b""
         while True:
             try:
@@ -249,6 +252,27 @@ def _stderr_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str]:
             shown += chunk
     os.close(leader)
     return proc.returncode, shown.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout", "shown"),
+    [
+        (["-o", "out"], "terminal", True),
+        (["-o", "out"], "pipe", False),  # in a pipe: never
+        ([], "pipe", False),
+        (["-o", "out", "-q"], "terminal", False),
+    ],
+    ids=["-o, from a terminal", "-o, stdout a pipe", "stdout a pipe", "-q"],
+)
+def test_a_progress_bar_only_from_a_terminal_never_in_a_pipe(
+    tmp_path: Path, args: list[str], stdout: str, shown: bool
+) -> None:
+    (tmp_path / "points.ndjson").write_text(GOOD.decode() * 100)
+    rc, seen = _stderr_on_a_terminal(
+        "check", "x", "--batch", "points.ndjson", *args, cwd=tmp_path, stdout=stdout
+    )
+    assert rc == 0, seen
+    assert ("batch  [" in seen) == shown, repr(seen)
 
 
 def test_a_warning_during_a_batch_is_written_above_the_progress_bar(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import invoke
 
@@ -150,6 +151,36 @@ def test_a_whole_number_option_is_checked_as_the_expression_is_parsed(
         rc, out, err = invoke(command, text, "--x", "[1, 2]")
         assert (rc, out) == (2, "")
         assert err == f"error: {message}\n  {text}\n  {' ' * pos}^\n"
+
+
+@pytest.mark.parametrize(("value", "shown"), [("2", "2"), ("0.5", "0.5"), ("'yes'", "'yes'")])
+def test_a_true_or_false_option_is_checked_as_the_expression_is_parsed(value: str, shown: str) -> None:
+    text = f"sum(x, keepdims={value})"
+    rc, out, err = invoke("eval", text, "--x", "[1, 2]")
+    assert (rc, out) == (2, "")
+    assert (
+        err == f"error: sum() option 'keepdims' must be True or False, got {shown}\n  {text}\n  {' ' * 16}^\n"
+    )
+
+
+@pytest.mark.parametrize(("value", "shape"), [("True", [1]), ("1", [1]), ("False", []), ("0", [])])
+def test_a_true_or_false_option_takes_true_false_1_and_0(value: str, shape: list[int]) -> None:
+    rc, out, err = invoke("eval", f"sum(x, keepdims={value})", "--x", "[1, 2]", "--json")
+    assert rc == 0, err
+    assert np.shape(json.loads(out)["value"]) == tuple(shape)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "pos"),
+    [
+        ("sin(x=1)", "sin() takes its inputs by position, not by name (x=...): sin(x)", 4),
+        ("pow(x, y=2)", "pow() takes its inputs by position, not by name (y=...): pow(x, y)", 7),
+    ],
+)
+def test_an_input_given_by_name_says_inputs_go_by_position(text: str, message: str, pos: int) -> None:
+    rc, out, err = invoke("eval", text, "--x", "1")
+    assert (rc, out) == (2, "")
+    assert err == f"error: {message}\n  {text}\n  {' ' * pos}^\n"  # (it was "sin() takes 1 input, got 0")
 
 
 def test_whole_number_options_name_options_of_their_functions() -> None:

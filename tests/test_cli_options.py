@@ -101,10 +101,28 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["functions", "-q"], ["completion", "-q", "bash"], ["-q", "eval", "x"]], ids=" ".join
+    ("args", "message"),
+    [
+        (
+            ["explain", "x", "--x", "1", "-o", "out.txt"],
+            "no such option '-o' for explain (check, eval, graph, hessian, jacobian and plot have it)",
+        ),
+        (["graph", "x", "-q"], "no such option '-q' for graph (check has it)"),
+        (
+            ["functions", "-o", "x"],
+            "no such option '-o' for functions (check, eval, graph, hessian, jacobian and plot have it)",
+        ),
+    ],
+)
+def test_a_short_option_of_other_commands_names_them(args: list[str], message: str) -> None:
+    assert invoke(*args)[::2] == (2, f"error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    "args", [["functions", "-j"], ["completion", "-j", "bash"], ["-j", "eval", "x"]], ids=" ".join
 )
 def test_a_command_without_variables_gives_no_advice_on_variables(args: list[str]) -> None:
-    assert invoke(*args)[::2] == (2, "error: no such option '-q'\n")
+    assert invoke(*args)[::2] == (2, "error: no such option '-j'\n")
 
 
 @pytest.mark.parametrize("command", ["eval", "hessian", "jacobian", "check", "minimize", "root"])
@@ -113,6 +131,25 @@ def test_a_wrt_that_names_no_variable_is_refused(command: str, wrt: str) -> None
     assert invoke(command, "x*x + y", "--x", "1", "--y", "2", "--wrt", wrt)[::2] == (
         2,
         f"error: --wrt {wrt!r} names no variable: give them as --wrt x,y (variables: x, y)\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "dash"),
+    [
+        (["eval", "-f", "", "--x", "1"], "'-f' / '--file'", ", or - for standard input"),
+        (["eval", "x", "--x", "1", "--batch", ""], "'--batch'", ", or - for standard input"),
+        (["plot", "-f", "", "--x", "0:1"], "'-f' / '--file'", ", or - for standard input"),
+        (["eval", "x", "--x", "1", "--plugin", ""], "'--plugin'", ""),
+        (["functions", "--plugin", ""], "'--plugin'", ""),
+    ],
+)
+def test_an_empty_file_name_is_a_usage_error_naming_the_option(
+    args: list[str], option: str, dash: str
+) -> None:
+    assert invoke(*args)[::2] == (
+        2,
+        f"error: invalid value for {option}: an empty file name; give a FILE{dash}\n",
     )
 
 

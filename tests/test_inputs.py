@@ -187,7 +187,7 @@ def test_at_file_loads_float64_array(files: Path, spec: str, expected: object) -
         ("objs.npz:x", "refusing pickled data"),
         ("cplx.npy", "real numbers"),
         ("two.npz:w", "no array 'w'"),
-        ("m.npy:x", "unknown kind of file"),
+        ("m.npy:x", "':x' only applies to .npz files"),
         ("obj.json", "expected numbers"),
         ("latin1.json", "not UTF-8"),
         ("empty.csv", "no numbers"),
@@ -202,6 +202,24 @@ def test_bad_file_is_one_line_error_naming_variable_and_file(files: Path, spec: 
     message = str(info.value)
     assert "'x'" in message and spec.split(":")[0] in message
     assert fragment in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("two.npz:", "from 'two.npz': ':' must be followed by the name of an array (the file holds a, b)"),
+        ("one.npy:a", "from 'one.npy': ':a' only applies to .npz files"),
+    ],
+)
+def test_a_key_that_cannot_name_an_array_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, message: str
+) -> None:
+    from conftest import invoke
+
+    monkeypatch.chdir(tmp_path)
+    np.savez("two.npz", a=np.ones(2), b=np.ones(3))
+    np.save("one.npy", np.ones(2))
+    assert invoke("eval", "sum(x)", "--x", f"@{spec}")[::2] == (2, f"error: variable 'x' {message}\n")
 
 
 def test_npz_with_several_arrays_and_no_match_asks_for_a_key(files: Path) -> None:
@@ -223,6 +241,33 @@ def _equal(got: dict[str, np.ndarray], expected: dict[str, object]) -> None:
     for k, v in expected.items():
         assert got[k].dtype == np.float64
         np.testing.assert_array_equal(got[k], np.array(v))
+
+
+@pytest.mark.parametrize("text", ["@", " @ "])
+def test_vars_at_without_a_file_name_says_so(text: str) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", "--vars", text)[::2] == (
+        2,
+        "error: --vars: '@' must be followed by a file name\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "source"),
+    [
+        (["--vars", ""], None, "--vars"),
+        (["--vars", "-"], "", "--vars from stdin"),
+        (["--vars", "-"], "\n", "--vars from stdin"),
+    ],
+)
+def test_empty_vars_say_they_are_empty(args: list[str], stdin: str | None, source: str) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", *args, input=stdin)[::2] == (
+        2,
+        f'error: {source} is empty: expected a JSON object like {{"x": 2, "y": [1, 2]}}\n',
+    )
 
 
 def test_vars_json_object_text() -> None:

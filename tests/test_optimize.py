@@ -238,6 +238,14 @@ def test_bounds_keep_the_minimum_inside_as_scipy_does(method: str) -> None:
     np.testing.assert_allclose([data["point"]["x"], data["point"]["y"]], [1.0, -1.0], atol=1e-4)
 
 
+@pytest.mark.parametrize("text", ["", " , "])
+def test_bounds_that_name_nothing_are_refused_not_ignored(text: str) -> None:
+    assert invoke("minimize", "x**2", "--x", "1", "--method", "l-bfgs-b", "--bounds", text)[::2] == (
+        2,
+        f"error: --bounds {text!r}: expected NAME=LOW:HIGH, e.g. x=0:1 (an end may be empty)\n",
+    )
+
+
 def test_start_outside_the_bounds_is_clipped_into_them() -> None:
     data = ok_json("minimize", "(x - 0.5)**2", "--x", "5", "--method", "l-bfgs-b", "--bounds", "x=0:1")
     assert data["point"]["x"] == pytest.approx(0.5)

@@ -20,7 +20,7 @@ import math
 import numbers
 import operator
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -267,6 +267,11 @@ def _batching() -> Any:
 
 def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:
     names, call = as_model(f)
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values map each input's name to its value, e.g. {{'x': 1.0}}; got {values!r}")
+    for n in values:
+        if not isinstance(n, str):
+            raise TypeError(f"values map each input's name (text) to its value; got the key {n!r}")
     missing = [n for n in names if n not in values]
     if missing:
         raise CalculusError(f"missing value for {_quoted(missing)} (variables: {', '.join(names) or 'none'})")
@@ -286,17 +291,24 @@ def _input_array(name: str, value: Any) -> Any:
     try:
         # Not copied: nothing writes into inputs but _central_differences, which copies first.
         return as_array(value)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise CalculusError(f"value of {name!r}: {e}") from None
 
 
 def _resolve_wrt(names: tuple[str, ...], wrt: Sequence[str] | str | None) -> tuple[str, ...]:
     if wrt is None:
         return names
-    wanted = {wrt} if isinstance(wrt, str) else set(wrt)
+    wanted = {wrt} if isinstance(wrt, str) else set(_names_in(wrt))
     for n in sorted(wanted - set(names)):
         raise CalculusError(f"wrt: {_no_variable(n, names)}")
     return tuple(n for n in names if n in wanted)
+
+
+def _names_in(wrt: Any) -> list[str]:
+    items = list(wrt) if isinstance(wrt, Iterable) else None
+    if items is None or not all(isinstance(n, str) for n in items):
+        raise TypeError(f"wrt is an input's name or a list of names, got {wrt!r}")
+    return items
 
 
 def _no_variable(name: str, names: Sequence[str]) -> str:

@@ -1063,9 +1063,9 @@ def _listed(
     Variable is itself a sequence of its elements: iterated, it gave getitem nodes outside the
     graph, and gradients of zeros), and each seed of its output's shape (one that broadcast to
     it gave another sum: a (3, 1) seed of ones for a (3,) output, three times the gradient)."""
-    outputs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    outputs = _variables("outputs", outputs)
     if inputs is not None:
-        inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+        inputs = _variables("inputs", inputs)
     if seeds is None:
         return outputs, None, inputs
     if isinstance(seeds, (Variable, np.ndarray, np.generic, float, int)) or backend.is_foreign_array(seeds):
@@ -1080,6 +1080,16 @@ def _listed(
                 f"grad_outputs[{k}] has shape {shape}, its output {y.shape}: a seed has its output's shape"
             )
     return outputs, seeds, inputs
+
+
+def _variables(what: str, xs: Any) -> list[Variable]:
+    """A Variable, or a sequence of them, as a list; else a TypeError naming ``what``."""
+    if isinstance(xs, Variable):
+        return [xs]
+    items = list(xs) if isinstance(xs, (list, tuple)) else None
+    if items is None or not all(isinstance(x, Variable) for x in items):
+        raise TypeError(f"{what} must be a Variable or a list of Variables, got {xs!r}")
+    return items
 
 
 def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variable]) -> None:

@@ -532,6 +532,57 @@ def test_a_whole_order_given_as_a_float_or_numpy_integer_is_taken() -> None:
     assert calculus.check(_SQUARE, {"x": 1.0}, order=2.0, rtol=np.float32(1e-4), atol=0).ok
 
 
+_PRODUCT = language.parse("x * y")
+_XY = {"x": 1.0, "y": 2.0}
+
+
+@pytest.mark.parametrize("name", ["grad", "jacobian", "hessian", "evaluate"])
+@pytest.mark.parametrize(
+    ("values", "wrt", "error", "message"),
+    [
+        (_XY, 5, TypeError, "wrt is an input's name or a list of names, got 5"),
+        (_XY, ["x", 1], TypeError, "wrt is an input's name or a list of names"),
+        (_XY, [None], TypeError, "wrt is an input's name or a list of names"),
+        (_XY, ["z"], CalculusError, "wrt: no variable 'z'"),
+        ([1.0, 2.0], None, TypeError, "values map each input's name to its value"),
+        (None, None, TypeError, "values map each input's name to its value"),
+        ({1: 1.0, **_XY}, None, TypeError, "got the key 1"),
+        (
+            {"x": [[1.0, 2.0], [3.0]], "y": 2.0},
+            None,
+            CalculusError,
+            "value of 'x': .*nested lists of different",
+        ),
+        ({"x": [1.0, [2.0]], "y": 2.0}, None, CalculusError, "value of 'x': .*nested lists of different"),
+    ],
+)
+def test_bad_wrt_and_values_are_one_clear_error(
+    name: str, values: Any, wrt: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        getattr(calculus, name)(_PRODUCT, values, wrt=wrt)
+    assert "\n" not in str(info.value)
+
+
+def test_a_ragged_nested_list_is_no_variable() -> None:
+    with pytest.raises(ValueError, match="nested lists of different lengths"):
+        Variable([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    ("outputs", "inputs", "message"),
+    [
+        (1.0, [Variable(1.0)], "outputs must be a Variable or a list of Variables, got 1.0"),
+        (Variable(1.0) * 2, "x", "inputs must be a Variable or a list of Variables, got 'x'"),
+        (Variable(1.0) * 2, [1.0], "inputs must be a Variable or a list of Variables"),
+        ([Variable(1.0) * 2, None], [Variable(1.0)], "outputs must be"),
+    ],
+)
+def test_engine_grad_takes_variables_only(outputs: Any, inputs: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        gradcli.engine.grad(outputs, inputs)
+
+
 # --------------------------------------------------------------------------------------------
 # Parsed expressions: the SymPy oracle, and expressions that differentiate inside themselves
 # --------------------------------------------------------------------------------------------

@@ -173,7 +173,17 @@ def _as_outputs(result: Any) -> list[Variable]:
     items = list(result) if isinstance(result, (tuple, list)) else [result]
     if not items:
         raise CalculusError("the function returned no outputs; return at least one Variable")
-    return [as_variable(y) for y in items]
+    return [y if isinstance(y, Variable) else _constant_output(y, k, len(items)) for k, y in enumerate(items)]
+
+
+def _constant_output(y: Any, k: int, count: int) -> Variable:
+    what = "the function returned" if count == 1 else f"output {k} of the function is"
+    if y is None:
+        raise CalculusError(f"{what} None: return the result (a Variable), e.g. return x * 2")
+    try:
+        return as_variable(y)
+    except (TypeError, ValueError) as e:
+        raise CalculusError(f"{what} a {type(y).__name__}, not a Variable or a number ({e})") from None
 
 
 class _Problem:
@@ -480,13 +490,18 @@ def evaluate_rows(f: Any, rows: Mapping[str, Any], wrt: Sequence[str] | None = N
     gradients are those of a run on that point alone (up to rounding in the last bit, where NumPy's
     kernels for many numbers differ from those for one). A Python callable runs point by point.
     """
-    arrays = {n: as_array(v) for n, v in rows.items()}
+    if not isinstance(rows, Mapping):
+        raise TypeError(f"rows map each input's name to its values at every point; got {rows!r}")
+    arrays = {n: _input_array(n, v) for n, v in rows.items()}
     counts = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in arrays.values()}
     if len(counts) != 1 or -1 in counts:
         raise CalculusError("evaluate_rows: every input needs a leading axis of the same length")
+    count = counts.pop()
+    if not count:
+        return _no_rows(f, arrays, wrt)
     p = _problem(f, {n: a[0] for n, a in arrays.items()}, wrt)
     if p.program is None:
-        each = [evaluate(f, {n: a[i] for n, a in arrays.items()}, wrt) for i in range(counts.pop())]
+        each = [evaluate(f, {n: a[i] for n, a in arrays.items()}, wrt) for i in range(count)]
         return Rows(
             [np.stack([e.value[k] for e in each]) for k in range(len(each[0].value))],
             [{n: np.stack([e.grad[k][n] for e in each]) for n in p.wrt} for k in range(len(each[0].value))],
@@ -494,6 +509,17 @@ def evaluate_rows(f: Any, rows: Mapping[str, Any], wrt: Sequence[str] | None = N
     leaves, outs = p.run_rows(arrays)
     grads = [{n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()} for y in outs]
     return Rows([y.data for y in outs], grads)
+
+
+def _no_rows(f: Any, arrays: dict[str, Any], wrt: Sequence[str] | None) -> Rows:
+    """The results at no points: empty along the leading axis, in the shapes of one point's,
+    which a run at a point of zeros tells (its numbers are not used)."""
+    with np.errstate(all="ignore"):
+        one = evaluate(f, {n: np.zeros(np.shape(a)[1:]) for n, a in arrays.items()}, wrt)
+    return Rows(
+        [np.empty((0, *np.shape(v))) for v in one.value],
+        [{n: np.empty((0, *np.shape(g))) for n, g in gk.items()} for gk in one.grad],
+    )
 
 
 def grad(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> dict[str, Any]:

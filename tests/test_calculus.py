@@ -583,6 +583,60 @@ def test_engine_grad_takes_variables_only(outputs: Any, inputs: Any, message: st
         gradcli.engine.grad(outputs, inputs)
 
 
+def _returns_none(x: Any) -> Any:
+    x * 2  # noqa: B018 - the return forgotten, as it is in the bug this pins
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: calculus.evaluate(f, {"x": 1.0}),
+        lambda f: calculus.grad(f, {"x": 1.0}),
+        lambda f: calculus.jacobian(f, {"x": 1.0}),
+        lambda f: calculus.hessian(f, {"x": 1.0}),
+        lambda f: calculus.derivatives(f, {"x": 1.0}, 2),
+        lambda f: calculus.check(f, {"x": 1.0}),
+        lambda f: calculus.numerical_grad(f, {"x": 1.0}),
+        lambda f: calculus.evaluate_rows(f, {"x": [1.0, 2.0]}),
+        lambda f: gradcli.minimize(f, {"x": 1.0}),
+        lambda f: gradcli.root(f, {"x": 1.0}),
+    ],
+    ids=[
+        "evaluate",
+        "grad",
+        "jacobian",
+        "hessian",
+        "derivatives",
+        "check",
+        "numerical_grad",
+        "rows",
+        "min",
+        "root",
+    ],
+)
+def test_a_callable_that_returns_none_is_told_so(call: Any) -> None:
+    with pytest.raises(CalculusError, match="^the function returned None: return the result"):
+        call(_returns_none)
+
+
+def test_an_output_that_is_none_or_text_is_named() -> None:
+    with pytest.raises(CalculusError, match="^output 1 of the function is None"):
+        calculus.grad(lambda x: (x, None), {"x": 1.0})
+    with pytest.raises(CalculusError, match="^the function returned a str, not a Variable or a number"):
+        calculus.grad(lambda x: "x", {"x": 1.0})
+
+
+@pytest.mark.parametrize(
+    "f", [language.parse("sum(x) * y"), lambda x, y: fsum(x) * y], ids=["expression", "callable"]
+)
+def test_evaluate_rows_at_no_points_gives_empty_results_of_each_shape(f: Any) -> None:
+    rows = calculus.evaluate_rows(f, {"x": np.zeros((0, 3)), "y": []})
+    assert [v.shape for v in rows.value] == [(0,)]
+    assert [{n: g.shape for n, g in gk.items()} for gk in rows.grad] == [{"x": (0, 3), "y": (0,)}]
+    with pytest.raises(TypeError, match="rows map each input's name"):
+        calculus.evaluate_rows(f, [[1.0], [2.0]])
+
+
 # --------------------------------------------------------------------------------------------
 # Parsed expressions: the SymPy oracle, and expressions that differentiate inside themselves
 # --------------------------------------------------------------------------------------------

@@ -309,7 +309,22 @@ class Variable:
         return self.data.dtype
 
     def __len__(self) -> int:
+        if not self.data.ndim:
+            raise TypeError("len() of a Variable of no axes (a scalar), as of a 0-d NumPy array")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Variable]:
+        # Without it, iteration went by __getitem__ until IndexError: a scalar gave no elements.
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        """As NumPy's: the truth of the only element; ambiguous for more (or none)."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a Variable of {self.data.size} elements is ambiguous: "
+                "use .data.any() or .data.all()"
+            )
+        return bool(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(np.asarray(self.data), prefix="Variable(")

@@ -800,3 +800,23 @@ def test_grad_takes_a_single_variable_as_torch_does_and_refuses_a_seed_of_anothe
         grad(x * 2.0, [x], [np.ones((3, 1))])
     with pytest.raises(ValueError, match=r"2 seeds \(grad_outputs\) for 1 outputs"):
         grad(x * 2.0, [x], [np.ones(3), np.ones(3)])
+
+
+@pytest.mark.parametrize(("data", "truth"), [(0.0, False), (2.0, True), ([3.0], True), ([[0.0]], False)])
+def test_truth_of_a_variable_of_one_element_is_that_of_the_element(data: Any, truth: bool) -> None:
+    assert bool(Variable(data)) is truth
+
+
+@pytest.mark.parametrize("data", [[1.0, 2.0], np.zeros(0), np.zeros((2, 2))])
+def test_truth_of_a_variable_of_several_or_no_elements_is_ambiguous_as_numpys(data: Any) -> None:
+    with pytest.raises(ValueError, match="truth value of a Variable of .* elements is ambiguous"):
+        bool(Variable(data))
+
+
+def test_len_and_iteration_of_a_scalar_variable_raise_as_numpys_and_of_a_vector_give_its_rows() -> None:
+    with pytest.raises(TypeError, match=r"len\(\) of a Variable of no axes"):
+        len(Variable(2.0))
+    with pytest.raises(TypeError, match=r"len\(\) of a Variable of no axes"):
+        list(Variable(2.0))  # it was [], silently
+    x = Variable([[1.0, 2.0], [3.0, 4.0]])
+    assert len(x) == 2 and [r.data.tolist() for r in x] == [[1.0, 2.0], [3.0, 4.0]]

@@ -541,6 +541,8 @@ class Function:
             kind = type(ys)
             given = ys  # (what forward returned, which it may have saved)
             if not (kind is np.float64 or kind is np.ndarray and ys.ndim and ys.dtype == _FLOAT64):
+                if kind is Variable or ys is None:
+                    raise _not_an_array(self, ys)
                 ys = as_array(ys)
             out.data = ys
             out.name = None
@@ -561,7 +563,13 @@ class Function:
                 self._saved = ()
                 del self.inputs
             return out
-        outs = tuple([_new_variable(y, record) for y in ys])
+        try:
+            outs = tuple([_new_variable(y, record) for y in ys])
+        except TypeError:
+            for y in ys:
+                if y is None or isinstance(y, Variable):
+                    raise _not_an_array(self, y) from None
+            raise
         if record:
             if hasattr(self, "_outputs"):
                 raise _reused(self)
@@ -641,6 +649,14 @@ class Function:
     @property
     def name(self) -> str:
         return getattr(self, "registry_name", type(self).__name__.lower())
+
+
+def _not_an_array(f: Function, y: Any) -> TypeError:
+    what = "None" if y is None else "a Variable"
+    return TypeError(
+        f"{type(f).__name__}.forward returned {what}: forward computes on arrays and returns arrays "
+        "(the engine makes the output Variables; of a Variable v, return v.data)"
+    )
 
 
 def _reused(f: Function) -> RuntimeError:

@@ -820,3 +820,31 @@ def test_len_and_iteration_of_a_scalar_variable_raise_as_numpys_and_of_a_vector_
         list(Variable(2.0))  # it was [], silently
     x = Variable([[1.0, 2.0], [3.0, 4.0]])
     assert len(x) == 2 and [r.data.tolist() for r in x] == [[1.0, 2.0], [3.0, 4.0]]
+
+
+class _ReturnsVariable(Function):
+    def forward(self, x: Any) -> Any:
+        return Variable(x * 2)
+
+    def backward(self, gy: Any) -> Any:
+        return 2 * gy
+
+
+class _ReturnsNoneToo(Function):
+    def forward(self, x: Any) -> Any:
+        return x * 2, None
+
+    def backward(self, gy: Any, gz: Any) -> Any:
+        return 2 * gy
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        (_ReturnsVariable, "_ReturnsVariable.forward returned a Variable"),
+        (_ReturnsNoneToo, "forward returned None"),
+    ],
+)
+def test_a_forward_that_returns_a_variable_or_none_is_told_to_return_arrays(cls: type, message: str) -> None:
+    with pytest.raises(TypeError, match=f"{message}: forward computes on arrays and returns arrays"):
+        cls()(Variable(1.0))

@@ -637,6 +637,12 @@ def test_evaluate_rows_at_no_points_gives_empty_results_of_each_shape(f: Any) ->
         calculus.evaluate_rows(f, [[1.0], [2.0]])
 
 
+@pytest.mark.parametrize("text", [None, b"x + 1", 5, ["x"]])
+def test_parse_of_anything_but_text_is_a_type_error(text: Any) -> None:
+    with pytest.raises(TypeError, match=r"parse takes an expression as text \(str\)"):
+        gradcli.parse(text)
+
+
 # --------------------------------------------------------------------------------------------
 # Parsed expressions: the SymPy oracle, and expressions that differentiate inside themselves
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,16 @@ import numpy as np
 
 from . import backend, tape
 from .backend import as_array
-from .engine import GraphTooLarge, Variable, as_variable, data_of, node_limit, pass_sizes, using_grad
+from .engine import (
+    Function,
+    GraphTooLarge,
+    Variable,
+    as_variable,
+    data_of,
+    node_limit,
+    pass_sizes,
+    using_grad,
+)
 from .engine import grad as _engine_grad
 from .functions.registry import Spec
 from .program import sizing
@@ -124,6 +133,12 @@ def as_model(f: Any) -> tuple[tuple[str, ...], Model]:
         return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
     if not callable(f):
         raise CalculusError(f"expected a function of Variables or a parsed expression, got {f!r}")
+    if isinstance(f, Function) or (isinstance(f, type) and issubclass(f, Function)):
+        name = f.__name__ if isinstance(f, type) else type(f).__name__
+        raise CalculusError(
+            f"a Function ({name}) is one operation of a graph, not a model: pass a function of Variables "
+            f"that calls it, e.g. lambda x: {name}()(x)"
+        )
     names = _parameter_names(f)
     return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
 

@@ -637,6 +637,15 @@ def test_evaluate_rows_at_no_points_gives_empty_results_of_each_shape(f: Any) ->
         calculus.evaluate_rows(f, [[1.0], [2.0]])
 
 
+@pytest.mark.parametrize("instance", [False, True], ids=["class", "object"])
+def test_a_function_class_or_object_as_a_model_is_told_to_wrap_it(instance: bool) -> None:
+    model = REGISTRY["sin"].cls
+    with pytest.raises(
+        CalculusError, match=r"a Function \(\w+\) is one operation .* e\.g\. lambda x: \w+\(\)\(x\)"
+    ):
+        calculus.grad(model() if instance else model, {"x": 1.0})
+
+
 @pytest.mark.parametrize("text", [None, b"x + 1", 5, ["x"]])
 def test_parse_of_anything_but_text_is_a_type_error(text: Any) -> None:
     with pytest.raises(TypeError, match=r"parse takes an expression as text \(str\)"):

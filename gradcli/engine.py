@@ -163,6 +163,10 @@ class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.s
     var = _grad_enabled
 
     def __init__(self, enabled: bool) -> None:
+        if enabled is not True and enabled is not False:
+            if not isinstance(enabled, np.bool_):  # a truthy "no" or None would be taken as it reads
+                raise TypeError(f"using_grad takes True or False, got {enabled!r}")
+            enabled = bool(enabled)
         self.value, self.tokens = enabled, []
 
 
@@ -953,7 +957,7 @@ def backward(
     # A first-order pass over big arrays gives the results of elementwise rules the buffers it
     # has let go of (:class:`Spare`).
     spare = Spare() if holds is not None else None
-    with using_grad(create_graph), paused_gc(), lending(spare):
+    with using_grad(bool(create_graph)), paused_gc(), lending(spare):
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:

@@ -848,3 +848,14 @@ class _ReturnsNoneToo(Function):
 def test_a_forward_that_returns_a_variable_or_none_is_told_to_return_arrays(cls: type, message: str) -> None:
     with pytest.raises(TypeError, match=f"{message}: forward computes on arrays and returns arrays"):
         cls()(Variable(1.0))
+
+
+@pytest.mark.parametrize("enabled", ["no", None, 0, 1.0])
+def test_using_grad_takes_true_or_false_only_as_torchs_set_grad_enabled(enabled: Any) -> None:
+    with pytest.raises(TypeError, match="using_grad takes True or False"):
+        gradcli.using_grad(enabled)
+    with gradcli.using_grad(np.False_):
+        assert gradcli.is_grad_enabled() is False
+    x = Variable(2.0)
+    (x * x).backward(create_graph=1)  # backward's own flag is read for its truth, as before
+    assert x.grad is not None and x.grad.creator is not None

@@ -209,6 +209,8 @@ def no_grad(function: Callable[..., Any] | None = None) -> Any:
     A block (``with no_grad():``), or a decorator, with or without the parentheses (``@no_grad``,
     ``@no_grad()``, as torch takes both)."""
     if function is not None:
+        if not callable(function):
+            raise TypeError(f"no_grad takes no arguments, or a function to decorate; got {function!r}")
         return using_grad(False)(function)
     return using_grad(False)
 

@@ -859,3 +859,9 @@ def test_using_grad_takes_true_or_false_only_as_torchs_set_grad_enabled(enabled:
     x = Variable(2.0)
     (x * x).backward(create_graph=1)  # backward's own flag is read for its truth, as before
     assert x.grad is not None and x.grad.creator is not None
+
+
+@pytest.mark.parametrize("argument", [5, "x", False])
+def test_no_grad_given_something_that_is_not_a_function_is_a_type_error(argument: Any) -> None:
+    with pytest.raises(TypeError, match="no_grad takes no arguments, or a function to decorate"):
+        no_grad(argument)  # type: ignore[call-overload]

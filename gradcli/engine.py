@@ -405,7 +405,9 @@ class Variable:
             shape = tuple(shape[0])
         return Reshape(shape)(self)  # type: ignore[no-any-return]
 
-    def transpose(self, *axes: int) -> Variable:
+    def transpose(self, *axes: Any) -> Variable:
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = tuple(axes[0] or ())  # as NumPy's: x.transpose((1, 0)), x.transpose(None)
         return Transpose(axes or None)(self)  # type: ignore[no-any-return]
 
     @property

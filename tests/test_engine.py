@@ -865,3 +865,24 @@ def test_using_grad_takes_true_or_false_only_as_torchs_set_grad_enabled(enabled:
 def test_no_grad_given_something_that_is_not_a_function_is_a_type_error(argument: Any) -> None:
     with pytest.raises(TypeError, match="no_grad takes no arguments, or a function to decorate"):
         no_grad(argument)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("axes", "order"),
+    [
+        ((), (2, 1, 0)),
+        (((2, 0, 1),), (2, 0, 1)),
+        (([2, 0, 1],), (2, 0, 1)),
+        ((2, 0, 1), (2, 0, 1)),
+        ((None,), (2, 1, 0)),
+    ],
+    ids=["none", "tuple", "list", "separate", "None"],
+)
+def test_transpose_takes_its_axes_as_numpys_does(axes: tuple[Any, ...], order: tuple[int, ...]) -> None:
+    data = np.arange(24.0).reshape(2, 3, 4)
+    x = Variable(data)
+    y = x.transpose(*axes)
+    np.testing.assert_array_equal(y.data, data.transpose(order))
+    weights = np.arange(24.0).reshape(y.shape)
+    (y * weights).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, weights.transpose(np.argsort(order)))

@@ -123,7 +123,15 @@ class Spec:
         for x in inputs:
             if isinstance(x, Variable):
                 return self.cls(**params)(*inputs)
-        return self._apply(*inputs, **params)
+        try:
+            return self._apply(*inputs, **params)
+        except (TypeError, ValueError):
+            # A list of Variables as the one input of concat, stack, ...: np.concatenate's and
+            # torch.cat's way, taken as the inputs themselves (an array it cannot be).
+            listed = len(inputs) == 1 and isinstance(inputs[0], (list, tuple))
+            if self.variadic and listed and any(isinstance(x, Variable) for x in inputs[0]):
+                return self(*inputs[0], **params)
+            raise
 
     def takes(self, given: int) -> str:
         """``"name() takes N inputs, got M"``: the words for a call with ``given`` inputs, in

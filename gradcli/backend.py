@@ -101,7 +101,12 @@ def as_array(x: Any) -> Any:
         return x.astype(np.float64)
     if isinstance(x, (str, bytes)):
         raise TypeError(f"expected a number or an array of numbers, got {x!r}")
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as e:
+        if "inhomogeneous" not in str(e):
+            raise
+        raise ValueError("expected an array of numbers, got nested lists of different lengths") from None
     _check_real(arr.dtype)
     arr = arr.astype(np.float64, copy=False)
     return arr if arr.ndim else arr[()]

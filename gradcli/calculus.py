@@ -20,14 +20,23 @@ import math
 import numbers
 import operator
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import backend, tape
 from .backend import as_array
-from .engine import GraphTooLarge, Variable, as_variable, data_of, node_limit, pass_sizes, using_grad
+from .engine import (
+    Function,
+    GraphTooLarge,
+    Variable,
+    as_variable,
+    data_of,
+    node_limit,
+    pass_sizes,
+    using_grad,
+)
 from .engine import grad as _engine_grad
 from .functions.registry import Spec
 from .program import sizing
@@ -124,6 +133,12 @@ def as_model(f: Any) -> tuple[tuple[str, ...], Model]:
         return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
     if not callable(f):
         raise CalculusError(f"expected a function of Variables or a parsed expression, got {f!r}")
+    if isinstance(f, Function) or (isinstance(f, type) and issubclass(f, Function)):
+        name = f.__name__ if isinstance(f, type) else type(f).__name__
+        raise CalculusError(
+            f"a Function ({name}) is one operation of a graph, not a model: pass a function of Variables "
+            f"that calls it, e.g. lambda x: {name}()(x)"
+        )
     names = _parameter_names(f)
     return names, lambda variables: _as_outputs(f(*(variables[n] for n in names)))
 
@@ -173,7 +188,17 @@ def _as_outputs(result: Any) -> list[Variable]:
     items = list(result) if isinstance(result, (tuple, list)) else [result]
     if not items:
         raise CalculusError("the function returned no outputs; return at least one Variable")
-    return [as_variable(y) for y in items]
+    return [y if isinstance(y, Variable) else _constant_output(y, k, len(items)) for k, y in enumerate(items)]
+
+
+def _constant_output(y: Any, k: int, count: int) -> Variable:
+    what = "the function returned" if count == 1 else f"output {k} of the function is"
+    if y is None:
+        raise CalculusError(f"{what} None: return the result (a Variable), e.g. return x * 2")
+    try:
+        return as_variable(y)
+    except (TypeError, ValueError) as e:
+        raise CalculusError(f"{what} a {type(y).__name__}, not a Variable or a number ({e})") from None
 
 
 class _Problem:
@@ -267,6 +292,11 @@ def _batching() -> Any:
 
 def _problem(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | str | None) -> _Problem:
     names, call = as_model(f)
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values map each input's name to its value, e.g. {{'x': 1.0}}; got {values!r}")
+    for n in values:
+        if not isinstance(n, str):
+            raise TypeError(f"values map each input's name (text) to its value; got the key {n!r}")
     missing = [n for n in names if n not in values]
     if missing:
         raise CalculusError(f"missing value for {_quoted(missing)} (variables: {', '.join(names) or 'none'})")
@@ -286,17 +316,24 @@ def _input_array(name: str, value: Any) -> Any:
     try:
         # Not copied: nothing writes into inputs but _central_differences, which copies first.
         return as_array(value)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise CalculusError(f"value of {name!r}: {e}") from None
 
 
 def _resolve_wrt(names: tuple[str, ...], wrt: Sequence[str] | str | None) -> tuple[str, ...]:
     if wrt is None:
         return names
-    wanted = {wrt} if isinstance(wrt, str) else set(wrt)
+    wanted = {wrt} if isinstance(wrt, str) else set(_names_in(wrt))
     for n in sorted(wanted - set(names)):
         raise CalculusError(f"wrt: {_no_variable(n, names)}")
     return tuple(n for n in names if n in wanted)
+
+
+def _names_in(wrt: Any) -> list[str]:
+    items = list(wrt) if isinstance(wrt, Iterable) else None
+    if items is None or not all(isinstance(n, str) for n in items):
+        raise TypeError(f"wrt is an input's name or a list of names, got {wrt!r}")
+    return items
 
 
 def _no_variable(name: str, names: Sequence[str]) -> str:
@@ -468,13 +505,18 @@ def evaluate_rows(f: Any, rows: Mapping[str, Any], wrt: Sequence[str] | None = N
     gradients are those of a run on that point alone (up to rounding in the last bit, where NumPy's
     kernels for many numbers differ from those for one). A Python callable runs point by point.
     """
-    arrays = {n: as_array(v) for n, v in rows.items()}
+    if not isinstance(rows, Mapping):
+        raise TypeError(f"rows map each input's name to its values at every point; got {rows!r}")
+    arrays = {n: _input_array(n, v) for n, v in rows.items()}
     counts = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in arrays.values()}
     if len(counts) != 1 or -1 in counts:
         raise CalculusError("evaluate_rows: every input needs a leading axis of the same length")
+    count = counts.pop()
+    if not count:
+        return _no_rows(f, arrays, wrt)
     p = _problem(f, {n: a[0] for n, a in arrays.items()}, wrt)
     if p.program is None:
-        each = [evaluate(f, {n: a[i] for n, a in arrays.items()}, wrt) for i in range(counts.pop())]
+        each = [evaluate(f, {n: a[i] for n, a in arrays.items()}, wrt) for i in range(count)]
         return Rows(
             [np.stack([e.value[k] for e in each]) for k in range(len(each[0].value))],
             [{n: np.stack([e.grad[k][n] for e in each]) for n in p.wrt} for k in range(len(each[0].value))],
@@ -482,6 +524,17 @@ def evaluate_rows(f: Any, rows: Mapping[str, Any], wrt: Sequence[str] | None = N
     leaves, outs = p.run_rows(arrays)
     grads = [{n: g.data for n, g in _backward_from(leaves, p.wrt, y).items()} for y in outs]
     return Rows([y.data for y in outs], grads)
+
+
+def _no_rows(f: Any, arrays: dict[str, Any], wrt: Sequence[str] | None) -> Rows:
+    """The results at no points: empty along the leading axis, in the shapes of one point's,
+    which a run at a point of zeros tells (its numbers are not used)."""
+    with np.errstate(all="ignore"):
+        one = evaluate(f, {n: np.zeros(np.shape(a)[1:]) for n, a in arrays.items()}, wrt)
+    return Rows(
+        [np.empty((0, *np.shape(v))) for v in one.value],
+        [{n: np.empty((0, *np.shape(g))) for n, g in gk.items()} for gk in one.grad],
+    )
 
 
 def grad(f: Any, values: Mapping[str, Any], wrt: Sequence[str] | None = None) -> dict[str, Any]:

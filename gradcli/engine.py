@@ -163,6 +163,10 @@ class using_grad(_Setting):  # noqa: N801 (a function to its callers, as torch.s
     var = _grad_enabled
 
     def __init__(self, enabled: bool) -> None:
+        if enabled is not True and enabled is not False:
+            if not isinstance(enabled, np.bool_):  # a truthy "no" or None would be taken as it reads
+                raise TypeError(f"using_grad takes True or False, got {enabled!r}")
+            enabled = bool(enabled)
         self.value, self.tokens = enabled, []
 
 
@@ -205,6 +209,8 @@ def no_grad(function: Callable[..., Any] | None = None) -> Any:
     A block (``with no_grad():``), or a decorator, with or without the parentheses (``@no_grad``,
     ``@no_grad()``, as torch takes both)."""
     if function is not None:
+        if not callable(function):
+            raise TypeError(f"no_grad takes no arguments, or a function to decorate; got {function!r}")
         return using_grad(False)(function)
     return using_grad(False)
 
@@ -309,7 +315,22 @@ class Variable:
         return self.data.dtype
 
     def __len__(self) -> int:
+        if not self.data.ndim:
+            raise TypeError("len() of a Variable of no axes (a scalar), as of a 0-d NumPy array")
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Variable]:
+        # Without it, iteration went by __getitem__ until IndexError: a scalar gave no elements.
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        """As NumPy's: the truth of the only element; ambiguous for more (or none)."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a Variable of {self.data.size} elements is ambiguous: "
+                "use .data.any() or .data.all()"
+            )
+        return bool(self.data)
 
     def __repr__(self) -> str:
         body = np.array2string(np.asarray(self.data), prefix="Variable(")
@@ -384,7 +405,9 @@ class Variable:
             shape = tuple(shape[0])
         return Reshape(shape)(self)  # type: ignore[no-any-return]
 
-    def transpose(self, *axes: int) -> Variable:
+    def transpose(self, *axes: Any) -> Variable:
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = tuple(axes[0] or ())  # as NumPy's: x.transpose((1, 0)), x.transpose(None)
         return Transpose(axes or None)(self)  # type: ignore[no-any-return]
 
     @property
@@ -526,6 +549,8 @@ class Function:
             kind = type(ys)
             given = ys  # (what forward returned, which it may have saved)
             if not (kind is np.float64 or kind is np.ndarray and ys.ndim and ys.dtype == _FLOAT64):
+                if kind is Variable or ys is None:
+                    raise _not_an_array(self, ys)
                 ys = as_array(ys)
             out.data = ys
             out.name = None
@@ -546,7 +571,13 @@ class Function:
                 self._saved = ()
                 del self.inputs
             return out
-        outs = tuple([_new_variable(y, record) for y in ys])
+        try:
+            outs = tuple([_new_variable(y, record) for y in ys])
+        except TypeError:
+            for y in ys:
+                if y is None or isinstance(y, Variable):
+                    raise _not_an_array(self, y) from None
+            raise
         if record:
             if hasattr(self, "_outputs"):
                 raise _reused(self)
@@ -626,6 +657,14 @@ class Function:
     @property
     def name(self) -> str:
         return getattr(self, "registry_name", type(self).__name__.lower())
+
+
+def _not_an_array(f: Function, y: Any) -> TypeError:
+    what = "None" if y is None else "a Variable"
+    return TypeError(
+        f"{type(f).__name__}.forward returned {what}: forward computes on arrays and returns arrays "
+        "(the engine makes the output Variables; of a Variable v, return v.data)"
+    )
 
 
 def _reused(f: Function) -> RuntimeError:
@@ -922,7 +961,7 @@ def backward(
     # A first-order pass over big arrays gives the results of elementwise rules the buffers it
     # has let go of (:class:`Spare`).
     spare = Spare() if holds is not None else None
-    with using_grad(create_graph), paused_gc(), lending(spare):
+    with using_grad(bool(create_graph)), paused_gc(), lending(spare):
         for i, y in enumerate(outputs):
             g = None if grad_outputs is None else grad_outputs[i]
             if raw:
@@ -1063,9 +1102,9 @@ def _listed(
     Variable is itself a sequence of its elements: iterated, it gave getitem nodes outside the
     graph, and gradients of zeros), and each seed of its output's shape (one that broadcast to
     it gave another sum: a (3, 1) seed of ones for a (3,) output, three times the gradient)."""
-    outputs = [outputs] if isinstance(outputs, Variable) else list(outputs)
+    outputs = _variables("outputs", outputs)
     if inputs is not None:
-        inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+        inputs = _variables("inputs", inputs)
     if seeds is None:
         return outputs, None, inputs
     if isinstance(seeds, (Variable, np.ndarray, np.generic, float, int)) or backend.is_foreign_array(seeds):
@@ -1080,6 +1119,16 @@ def _listed(
                 f"grad_outputs[{k}] has shape {shape}, its output {y.shape}: a seed has its output's shape"
             )
     return outputs, seeds, inputs
+
+
+def _variables(what: str, xs: Any) -> list[Variable]:
+    """A Variable, or a sequence of them, as a list; else a TypeError naming ``what``."""
+    if isinstance(xs, Variable):
+        return [xs]
+    items = list(xs) if isinstance(xs, (list, tuple)) else None
+    if items is None or not all(isinstance(x, Variable) for x in items):
+        raise TypeError(f"{what} must be a Variable or a list of Variables, got {xs!r}")
+    return items
 
 
 def _held(f: Function, x: Variable, holds: dict[Variable, int], read: set[Variable]) -> None:

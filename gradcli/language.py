@@ -807,6 +807,8 @@ def parse(text: str, parser: Any = None) -> Program:
 
     ``parser`` is for tests and tools (e.g. :func:`lark_parser`); the default is built once.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"parse takes an expression as text (str), got {type(text).__name__}: {text!r:.60}")
     if not text.strip():
         raise ExpressionError("the expression is empty")
     builder = _Builder(text)

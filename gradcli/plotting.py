@@ -72,6 +72,8 @@ def sample(
         from .language import parse
 
         f = parse(f)
+    if not isinstance(values, Mapping):
+        raise TypeError(f"values map each other input's name to its value, e.g. {{'y': 1.0}}; got {values!r}")
     if not isinstance(ranges, Mapping):
         raise TypeError(f"ranges map an input's name to (low, high), e.g. {{'x': (-1, 1)}}; got {ranges!r}")
     names = tuple(ranges)

@@ -532,6 +532,126 @@ def test_a_whole_order_given_as_a_float_or_numpy_integer_is_taken() -> None:
     assert calculus.check(_SQUARE, {"x": 1.0}, order=2.0, rtol=np.float32(1e-4), atol=0).ok
 
 
+_PRODUCT = language.parse("x * y")
+_XY = {"x": 1.0, "y": 2.0}
+
+
+@pytest.mark.parametrize("name", ["grad", "jacobian", "hessian", "evaluate"])
+@pytest.mark.parametrize(
+    ("values", "wrt", "error", "message"),
+    [
+        (_XY, 5, TypeError, "wrt is an input's name or a list of names, got 5"),
+        (_XY, ["x", 1], TypeError, "wrt is an input's name or a list of names"),
+        (_XY, [None], TypeError, "wrt is an input's name or a list of names"),
+        (_XY, ["z"], CalculusError, "wrt: no variable 'z'"),
+        ([1.0, 2.0], None, TypeError, "values map each input's name to its value"),
+        (None, None, TypeError, "values map each input's name to its value"),
+        ({1: 1.0, **_XY}, None, TypeError, "got the key 1"),
+        (
+            {"x": [[1.0, 2.0], [3.0]], "y": 2.0},
+            None,
+            CalculusError,
+            "value of 'x': .*nested lists of different",
+        ),
+        ({"x": [1.0, [2.0]], "y": 2.0}, None, CalculusError, "value of 'x': .*nested lists of different"),
+    ],
+)
+def test_bad_wrt_and_values_are_one_clear_error(
+    name: str, values: Any, wrt: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        getattr(calculus, name)(_PRODUCT, values, wrt=wrt)
+    assert "\n" not in str(info.value)
+
+
+def test_a_ragged_nested_list_is_no_variable() -> None:
+    with pytest.raises(ValueError, match="nested lists of different lengths"):
+        Variable([[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    ("outputs", "inputs", "message"),
+    [
+        (1.0, [Variable(1.0)], "outputs must be a Variable or a list of Variables, got 1.0"),
+        (Variable(1.0) * 2, "x", "inputs must be a Variable or a list of Variables, got 'x'"),
+        (Variable(1.0) * 2, [1.0], "inputs must be a Variable or a list of Variables"),
+        ([Variable(1.0) * 2, None], [Variable(1.0)], "outputs must be"),
+    ],
+)
+def test_engine_grad_takes_variables_only(outputs: Any, inputs: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        gradcli.engine.grad(outputs, inputs)
+
+
+def _returns_none(x: Any) -> Any:
+    x * 2  # noqa: B018 - the return forgotten, as it is in the bug this pins
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: calculus.evaluate(f, {"x": 1.0}),
+        lambda f: calculus.grad(f, {"x": 1.0}),
+        lambda f: calculus.jacobian(f, {"x": 1.0}),
+        lambda f: calculus.hessian(f, {"x": 1.0}),
+        lambda f: calculus.derivatives(f, {"x": 1.0}, 2),
+        lambda f: calculus.check(f, {"x": 1.0}),
+        lambda f: calculus.numerical_grad(f, {"x": 1.0}),
+        lambda f: calculus.evaluate_rows(f, {"x": [1.0, 2.0]}),
+        lambda f: gradcli.minimize(f, {"x": 1.0}),
+        lambda f: gradcli.root(f, {"x": 1.0}),
+    ],
+    ids=[
+        "evaluate",
+        "grad",
+        "jacobian",
+        "hessian",
+        "derivatives",
+        "check",
+        "numerical_grad",
+        "rows",
+        "min",
+        "root",
+    ],
+)
+def test_a_callable_that_returns_none_is_told_so(call: Any) -> None:
+    with pytest.raises(CalculusError, match="^the function returned None: return the result"):
+        call(_returns_none)
+
+
+def test_an_output_that_is_none_or_text_is_named() -> None:
+    with pytest.raises(CalculusError, match="^output 1 of the function is None"):
+        calculus.grad(lambda x: (x, None), {"x": 1.0})
+    with pytest.raises(CalculusError, match="^the function returned a str, not a Variable or a number"):
+        calculus.grad(lambda x: "x", {"x": 1.0})
+
+
+@pytest.mark.parametrize(
+    "f", [language.parse("sum(x) * y"), lambda x, y: fsum(x) * y], ids=["expression", "callable"]
+)
+def test_evaluate_rows_at_no_points_gives_empty_results_of_each_shape(f: Any) -> None:
+    rows = calculus.evaluate_rows(f, {"x": np.zeros((0, 3)), "y": []})
+    assert [v.shape for v in rows.value] == [(0,)]
+    assert [{n: g.shape for n, g in gk.items()} for gk in rows.grad] == [{"x": (0, 3), "y": (0,)}]
+    with pytest.raises(TypeError, match="rows map each input's name"):
+        calculus.evaluate_rows(f, [[1.0], [2.0]])
+
+
+@pytest.mark.parametrize("instance", [False, True], ids=["class", "object"])
+def test_a_function_class_or_object_as_a_model_is_told_to_wrap_it(instance: bool) -> None:
+    model = REGISTRY["sin"].cls
+    with pytest.raises(
+        CalculusError, match=r"a Function \(\w+\) is one operation .* e\.g\. lambda x: \w+\(\)\(x\)"
+    ):
+        calculus.grad(model() if instance else model, {"x": 1.0})
+
+
+@pytest.mark.parametrize("text", [None, b"x + 1", 5, ["x"]])
+def test_parse_of_anything_but_text_is_a_type_error(text: Any) -> None:
+    with pytest.raises(TypeError, match=r"parse takes an expression as text \(str\)"):
+        gradcli.parse(text)
+
+
 # --------------------------------------------------------------------------------------------
 # Parsed expressions: the SymPy oracle, and expressions that differentiate inside themselves
 # --------------------------------------------------------------------------------------------

@@ -800,3 +800,89 @@ def test_grad_takes_a_single_variable_as_torch_does_and_refuses_a_seed_of_anothe
         grad(x * 2.0, [x], [np.ones((3, 1))])
     with pytest.raises(ValueError, match=r"2 seeds \(grad_outputs\) for 1 outputs"):
         grad(x * 2.0, [x], [np.ones(3), np.ones(3)])
+
+
+@pytest.mark.parametrize(("data", "truth"), [(0.0, False), (2.0, True), ([3.0], True), ([[0.0]], False)])
+def test_truth_of_a_variable_of_one_element_is_that_of_the_element(data: Any, truth: bool) -> None:
+    assert bool(Variable(data)) is truth
+
+
+@pytest.mark.parametrize("data", [[1.0, 2.0], np.zeros(0), np.zeros((2, 2))])
+def test_truth_of_a_variable_of_several_or_no_elements_is_ambiguous_as_numpys(data: Any) -> None:
+    with pytest.raises(ValueError, match="truth value of a Variable of .* elements is ambiguous"):
+        bool(Variable(data))
+
+
+def test_len_and_iteration_of_a_scalar_variable_raise_as_numpys_and_of_a_vector_give_its_rows() -> None:
+    with pytest.raises(TypeError, match=r"len\(\) of a Variable of no axes"):
+        len(Variable(2.0))
+    with pytest.raises(TypeError, match=r"len\(\) of a Variable of no axes"):
+        list(Variable(2.0))  # it was [], silently
+    x = Variable([[1.0, 2.0], [3.0, 4.0]])
+    assert len(x) == 2 and [r.data.tolist() for r in x] == [[1.0, 2.0], [3.0, 4.0]]
+
+
+class _ReturnsVariable(Function):
+    def forward(self, x: Any) -> Any:
+        return Variable(x * 2)
+
+    def backward(self, gy: Any) -> Any:
+        return 2 * gy
+
+
+class _ReturnsNoneToo(Function):
+    def forward(self, x: Any) -> Any:
+        return x * 2, None
+
+    def backward(self, gy: Any, gz: Any) -> Any:
+        return 2 * gy
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        (_ReturnsVariable, "_ReturnsVariable.forward returned a Variable"),
+        (_ReturnsNoneToo, "forward returned None"),
+    ],
+)
+def test_a_forward_that_returns_a_variable_or_none_is_told_to_return_arrays(cls: type, message: str) -> None:
+    with pytest.raises(TypeError, match=f"{message}: forward computes on arrays and returns arrays"):
+        cls()(Variable(1.0))
+
+
+@pytest.mark.parametrize("enabled", ["no", None, 0, 1.0])
+def test_using_grad_takes_true_or_false_only_as_torchs_set_grad_enabled(enabled: Any) -> None:
+    with pytest.raises(TypeError, match="using_grad takes True or False"):
+        gradcli.using_grad(enabled)
+    with gradcli.using_grad(np.False_):
+        assert gradcli.is_grad_enabled() is False
+    x = Variable(2.0)
+    (x * x).backward(create_graph=1)  # backward's own flag is read for its truth, as before
+    assert x.grad is not None and x.grad.creator is not None
+
+
+@pytest.mark.parametrize("argument", [5, "x", False])
+def test_no_grad_given_something_that_is_not_a_function_is_a_type_error(argument: Any) -> None:
+    with pytest.raises(TypeError, match="no_grad takes no arguments, or a function to decorate"):
+        no_grad(argument)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("axes", "order"),
+    [
+        ((), (2, 1, 0)),
+        (((2, 0, 1),), (2, 0, 1)),
+        (([2, 0, 1],), (2, 0, 1)),
+        ((2, 0, 1), (2, 0, 1)),
+        ((None,), (2, 1, 0)),
+    ],
+    ids=["none", "tuple", "list", "separate", "None"],
+)
+def test_transpose_takes_its_axes_as_numpys_does(axes: tuple[Any, ...], order: tuple[int, ...]) -> None:
+    data = np.arange(24.0).reshape(2, 3, 4)
+    x = Variable(data)
+    y = x.transpose(*axes)
+    np.testing.assert_array_equal(y.data, data.transpose(order))
+    weights = np.arange(24.0).reshape(y.shape)
+    (y * weights).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, weights.transpose(np.argsort(order)))

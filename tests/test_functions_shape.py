@@ -179,3 +179,14 @@ def test_indexing_a_number_says_what_is_wrong_with_the_index(index: str, said: s
     rc, out, err = invoke("eval", f"sum(x[{index}])", "--x", "2")
     assert (rc, out) == (1, "")
     assert err.startswith("error: getitem of shapes (): ") and said in err.splitlines()[0]
+
+
+@pytest.mark.parametrize("name", ["concat", "stack"])
+def test_a_list_of_variables_as_the_one_input_of_a_variadic_function_is_its_inputs(name: str) -> None:
+    # As np.concatenate([a, b]) and torch.cat([a, b]) take them; it raised 'got an array of object'.
+    f = REGISTRY[name]
+    x, y = Variable([1.0, 2.0]), Variable([3.0, 4.0])
+    listed = f([x, y])
+    np.testing.assert_array_equal(listed.data, f(x, y).data)
+    (listed * np.arange(4.0).reshape(listed.shape)).sum().backward()
+    np.testing.assert_array_equal(np.concatenate([x.grad.data, y.grad.data]), np.arange(4.0))

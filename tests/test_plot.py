@@ -160,6 +160,12 @@ def test_bad_points_orders_and_ranges_are_one_clear_error(
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("values", [None, [1.0]])
+def test_values_that_are_not_a_mapping_are_a_type_error(values: Any) -> None:
+    with pytest.raises(TypeError, match="values map each other input's name to its value"):
+        sample("x**2 * y", values, {"x": (-1, 1)})
+
+
 def test_a_whole_number_of_points_written_as_a_float_and_a_range_as_an_array_are_taken() -> None:
     s = sample("x**2", {}, {"x": np.array([-1.0, 1.0])}, points=3.0)
     assert s.axes[0].tolist() == [-1.0, 0.0, 1.0] and s.value.tolist() == [1.0, 0.0, 1.0]

@@ -381,3 +381,71 @@ def test_saved_values_keep_their_graph_when_forward_converts_a_number(x: Any) ->
     assert np.ravel(h).tolist() == [12.0]
     e = calculus.hessian(lambda x: gradcli.functions.sum(_Exp()(x)), {"x": x}).hessian["x"]["x"]
     assert np.ravel(e).tolist() == [float(np.exp(2.0))]
+
+
+def test_a_variadic_plugin_forward_takes_any_number_of_inputs(tmp_path: Path) -> None:
+    plugin = tmp_path / "many.py"
+    plugin.write_text(
+        "import gradcli\n"
+        "@gradcli.register('weighted')\n"
+        "class Weighted(gradcli.Function):\n"
+        "    '''w times the sum of the others'''\n"
+        "    def forward(self, w, *xs):\n"
+        "        return w * sum(xs)\n"
+        "    def backward(self, gy):\n"
+        "        w, *xs = self.inputs\n"
+        "        total = xs[0]\n"
+        "        for x in xs[1:]:\n"
+        "            total = total + x\n"
+        "        return (gy * total, *(gy * w for _ in xs))\n"
+    )
+    assert load_plugin_file(str(plugin)) == ["weighted"]
+    assert REGISTRY["weighted"].variadic and REGISTRY["weighted"].inputs == ("w", "xs")
+    g = gradcli.grad("weighted(w, x, y, x)", {"w": 2.0, "x": 1.0, "y": 3.0})
+    assert g == {"w": 5.0, "x": 4.0, "y": 2.0}
+    assert gradcli.check("sum(weighted(w, x, y))", {"w": 2.0, "x": 1.0, "y": [3.0, 4.0]}, order=2).ok
+
+
+def test_registering_without_a_name_takes_the_class_name_in_lower_case() -> None:
+    @gradcli.register
+    class Double(gradcli.Function):
+        """2x"""
+
+        def forward(self, x: Any) -> Any:
+            return 2 * x
+
+        def backward(self, gy: Any) -> Any:
+            return 2 * gy
+
+    @gradcli.register()
+    class Triple(Double):
+        def forward(self, x: Any) -> Any:
+            return 3 * x
+
+        def backward(self, gy: Any) -> Any:
+            return 3 * gy
+
+    assert isinstance(Double, type) and Double.registry_name == "double"  # the class, not a decorator
+    assert REGISTRY["double"].cls is Double and REGISTRY["triple"].cls is Triple
+    assert gradcli.grad("double(x) + triple(x)", {"x": 1.0}) == {"x": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: gradcli.register(5), TypeError, "register takes the function's name \\(text\\), got 5"),
+        (
+            lambda: gradcli.register(int),
+            gradcli.functions.registry.RegistryError,
+            "expects a gradcli.Function",
+        ),
+        (
+            lambda: gradcli.register("two words")(type("T", (gradcli.Function,), {})),
+            Exception,
+            "not an identifier",
+        ),
+    ],
+)
+def test_a_bad_name_to_register_is_one_clear_error(call: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()

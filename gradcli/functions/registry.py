@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -123,7 +123,15 @@ class Spec:
         for x in inputs:
             if isinstance(x, Variable):
                 return self.cls(**params)(*inputs)
-        return self._apply(*inputs, **params)
+        try:
+            return self._apply(*inputs, **params)
+        except (TypeError, ValueError):
+            # A list of Variables as the one input of concat, stack, ...: np.concatenate's and
+            # torch.cat's way, taken as the inputs themselves (an array it cannot be).
+            listed = len(inputs) == 1 and isinstance(inputs[0], (list, tuple))
+            if self.variadic and listed and any(isinstance(x, Variable) for x in inputs[0]):
+                return self(*inputs[0], **params)
+            raise
 
     def takes(self, given: int) -> str:
         """``"name() takes N inputs, got M"``: the words for a call with ``given`` inputs, in
@@ -307,26 +315,35 @@ def _params_of(cls: type[Function]) -> tuple[tuple[str, Any], ...]:
     return tuple(zip(names, padded))
 
 
+@overload
 def register(
-    name: str,
-    doc: str | None = None,
-    rule: str = "",
-    **options: Any,
-) -> Callable[[type[Function]], type[Function]]:
+    name: type[Function], doc: str | None = None, rule: str = "", **options: Any
+) -> type[Function]: ...
+@overload
+def register(
+    name: str | None = None, doc: str | None = None, rule: str = "", **options: Any
+) -> Callable[[type[Function]], type[Function]]: ...
+def register(name: Any = None, doc: str | None = None, rule: str = "", **options: Any) -> Any:
     """Class decorator: make a Function callable by ``name`` in expressions and list it.
 
-    ``doc`` defaults to the first line of the class docstring. Registering a name twice is an
-    error (two plugins must not silently shadow each other).
+    Without a name (``@register`` or ``@register()``) the name is the class's, in lower case
+    (``class Line`` is ``line``). ``doc`` defaults to the first line of the class docstring.
+    Registering a name twice is an error (two plugins must not silently shadow each other).
     """
+    if isinstance(name, type):  # @register without the parentheses: the class itself
+        return register(None, doc, rule, **options)(name)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"register takes the function's name (text), got {name!r}")
 
     def deco(cls: type[Function]) -> type[Function]:
+        called = name if name is not None else getattr(cls, "__name__", "").lower()
         if not (isinstance(cls, type) and issubclass(cls, Function)):
-            raise RegistryError(f"register({name!r}) expects a gradcli.Function subclass, got {cls!r}")
+            raise RegistryError(f"register({called!r}) expects a gradcli.Function subclass, got {cls!r}")
         text = doc if doc is not None else (cls.__doc__ or "").strip().split("\n")[0]
         inputs, optional, variadic = _inputs_of(cls)
         fields = {"inputs": inputs, "optional": optional, "variadic": variadic, "params": _params_of(cls)}
-        _enter(name, text, rule, cls, **fields, **options)
-        cls.registry_name = name  # type: ignore[attr-defined]
+        _enter(called, text, rule, cls, **fields, **options)
+        cls.registry_name = called  # type: ignore[attr-defined]
         return cls
 
     return deco

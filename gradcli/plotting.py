@@ -109,7 +109,9 @@ def sample(
 def _samples(lo: float, hi: float, points: int) -> np.ndarray:
     """``points`` evenly spaced from ``lo`` to ``hi``; where ``hi - lo`` is past the largest float
     (-1e308:1e308), the halves' points doubled (exact: both ends are kept), not NaN and inf."""
-    if np.isfinite(hi - lo):
+    with np.errstate(over="ignore"):  # (gradcli's own arithmetic: no warning of the user's)
+        wide = not np.isfinite(hi - lo)
+    if not wide:
         return np.linspace(lo, hi, points)
     return np.linspace(lo / 2, hi / 2, points) * 2
 
@@ -234,6 +236,40 @@ def _intervals(x: np.ndarray, mask: np.ndarray) -> list[tuple[float, float]]:
     return runs
 
 
+# The widest axis each drawing library can scale: uniplot squares an axis's width to place its
+# labels (an OverflowError past about 1.3e154), matplotlib fails near the largest float.
+WIDEST_AXIS = {"the terminal plot": 1e150, "a plot in a file": 1e307}
+
+
+def _refuse_too_wide(s: Samples, drawing: str) -> None:
+    """A CalculusError, in words, where an axis of the plot is wider than ``drawing`` can scale
+    (the libraries' own words were "(34, 'Numerical result out of range')" and "Axis limits
+    cannot be NaN or Inf")."""
+    widest = WIDEST_AXIS[drawing]
+    spans = [(s.names[0], float(s.axes[0][-1]) - float(s.axes[0][0]))]
+    with np.errstate(over="ignore", invalid="ignore"):  # (gradcli's own arithmetic: no warning)
+        if len(s.names) == 2:
+            spans.append((s.names[1], float(s.axes[1][-1]) - float(s.axes[1][0])))
+        else:
+            limits = _limits([s.value, *s.derivatives[s.names[0]]])
+            if limits is not None:
+                what = "f and its derivatives" if s.derivatives[s.names[0]] else "f"
+                spans.append((what, float(limits[1] - limits[0])))
+    for what, span in spans:
+        if not span <= widest:
+            where = (
+                f"{what} spans {span:.3g}"
+                if np.isfinite(span)
+                else f"{what} spans more than the largest float"
+            )
+            hint = "write the numbers with --format csv"
+            if drawing == "the terminal plot":
+                hint += ", or draw into a file (-o plot.png)"
+            raise CalculusError(
+                f"{drawing} cannot scale an axis that wide ({where}, at most {widest:.0e}): {hint}"
+            )
+
+
 def _limits(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     """Vertical limits that show the body of the curves, not a spike to 1e16 (tan near pi/2)."""
     finite = np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.empty(0)])
@@ -282,6 +318,7 @@ def draw(
     """
     from .optional import need
 
+    _refuse_too_wide(s, "a plot in a file")
     figure = need("matplotlib.figure", "drawing a plot into a file")
     # (Floating-point events while matplotlib lays out and renders NaN and infinite samples are
     # its own, not the user's: f's were said as it was sampled. They were "warning: numpy:
@@ -362,6 +399,7 @@ def draw_text(
     (:func:`draw`). Ends with a line saying where f is not finite, if it is anywhere."""
     from .optional import need
 
+    _refuse_too_wide(s, "the terminal plot")
     uniplot = need("uniplot", "drawing a plot in the terminal")
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []

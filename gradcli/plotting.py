@@ -413,6 +413,12 @@ def draw_text(
                 ys.append(np.where(finite, c, np.nan))
                 labels.append(label(name, k))
         limits = _limits(ys)
+        if limits is not None:
+            # uniplot draws a segment pixel by pixel, off the screen too: one to exp(200), far
+            # above the view, was billions of pixels (out of memory). Clipped 100 heights away,
+            # what shows of it is the same.
+            far = 100 * (limits[1] - limits[0])
+            ys = [np.clip(y, limits[0] - far, limits[1] + far) for y in ys]
         if path:
             px, pf = _path_xy(path, [name])
             xs.append(np.array(px))

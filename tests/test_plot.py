@@ -268,6 +268,13 @@ def test_an_axis_too_wide_to_draw_is_one_error_in_words(
     )  # (they were "(34, 'Numerical result out of range')", "Axis limits cannot be NaN or Inf")
 
 
+def test_a_text_plot_of_a_curve_far_past_its_view_is_drawn() -> None:
+    # exp(200) is 1e77 heights above the view: uniplot drew the segment to it pixel by pixel
+    rc, out, err = invoke("plot", "exp(x)", "--x", "0:200")
+    assert (rc, err) == (0, ""), err
+    assert out.splitlines()[-1] == "horizontal: x"
+
+
 def test_text_plot_of_two_inputs_draws_contour_levels() -> None:
     rc, out, _ = invoke("plot", "x**2 + y**2", "--x", "-1:1", "--y", "-1:1", env={"COLUMNS": "80"})
     assert rc == 0 and "f = " in out and out.splitlines()[-1] == "horizontal: x, vertical: y"

@@ -442,17 +442,18 @@ def draw_text(
     if limits is not None:
         options.update(y_min=limits[0], y_max=limits[1])
     if any(np.isfinite(y).any() for y in ys):
-        text = uniplot.plot_to_string(
-            ys=ys,
-            xs=xs,
-            lines=lines,
-            legend_labels=labels,
-            width=width,
-            height=height,
-            color=color,
-            title=title[: width + 2] or None,
-            **options,
-        )
+        with np.errstate(all="ignore"):  # (uniplot's arithmetic, as matplotlib's in draw: not the user's)
+            text = uniplot.plot_to_string(
+                ys=ys,
+                xs=xs,
+                lines=lines,
+                legend_labels=labels,
+                width=width,
+                height=height,
+                color=color,
+                title=title[: width + 2] or None,
+                **options,
+            )
     else:  # (uniplot fails on a plot without a finite point: NumPy's words, once)
         why = (
             "f and its derivatives are nowhere finite on the range"

@@ -275,6 +275,11 @@ def test_a_text_plot_of_a_curve_far_past_its_view_is_drawn() -> None:
     assert out.splitlines()[-1] == "horizontal: x"
 
 
+def test_a_text_plot_reports_no_warning_of_its_own_drawing() -> None:
+    rc, out, err = invoke("plot", "x", "--x", "0:1e-320")  # (uniplot's 0/0 placing the labels)
+    assert (rc, err) == (0, "") and out.splitlines()[-1] == "horizontal: x"
+
+
 def test_text_plot_of_two_inputs_draws_contour_levels() -> None:
     rc, out, _ = invoke("plot", "x**2 + y**2", "--x", "-1:1", "--y", "-1:1", env={"COLUMNS": "80"})
     assert rc == 0 and "f = " in out and out.splitlines()[-1] == "horizontal: x, vertical: y"

@@ -534,3 +534,22 @@ def test_shapes_that_do_not_broadcast_are_said_once_in_gradclis_words() -> None:
     assert rc == 1 and json.loads(out)["error"].endswith(
         "the shapes do not broadcast together (each axis, from the last: equal, or one is 1)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["x", "--x", "[1, 2]"],
+            "output has shape (2,): a derivative of higher order (--order) needs a scalar",
+        ),
+        (
+            ["x, x", "--x", "1"],
+            "2 outputs: a derivative of higher order (--order) needs a single scalar output",
+        ),
+    ],
+)
+def test_order_of_a_non_scalar_says_what_it_needs_in_good_grammar(args: list[str], message: str) -> None:
+    rc, out, err = invoke("eval", *args, "--order", "2")
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: {message}; "), err  # (it was "derivatives ... needs")

@@ -522,7 +522,17 @@ def read_expression(expr: str | None, expr_file: str | None, limit: int) -> str 
         with open(expr_file, encoding="utf-8-sig") as fh:
             return read_capped(fh, limit, source, too_long)
     except OSError as exc:
-        fail(f"{source}: {exc.strerror or exc}", 2)
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and not os.path.basename(expr_file).isidentifier():
+            from .language import parse
+            from .program import ExpressionError
+
+            try:
+                parse(expr_file)
+                hint = " (-f takes a file; the expression itself goes without -f)"
+            except ExpressionError:
+                pass
+        fail(f"{source}: {exc.strerror or exc}{hint}", 2)
 
 
 def load_program(

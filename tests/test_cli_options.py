@@ -206,6 +206,17 @@ def test_an_expression_taken_as_an_options_value_names_the_option(
     )
 
 
+def test_an_expression_given_to_f_says_f_takes_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("eval", "-f", "x*x", "--x", "1")[::2] == (
+        2,
+        "error: -f x*x: No such file or directory (-f takes a file; the expression itself goes without -f)\n",
+    )
+    assert invoke("eval", "-f", "nofile.txt")[::2] == (2, "error: -f nofile.txt: No such file or directory\n")
+
+
 def test_a_missing_expression_blames_no_option_whose_value_is_not_one() -> None:
     rc, _, err = invoke("eval", "-o", "out", "--x", "1")
     assert (rc, err) == (2, "error: missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)\n")

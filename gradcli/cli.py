@@ -311,7 +311,9 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     if group is not None:
         asked = group
         group = ALIASES.get(group, group)  # another name for a function (arctan, ln): that function
-        group = group if group in REGISTRY else group.replace("-", " ").replace("_", " ")
+        if group not in REGISTRY:  # a group by its name in any case, with - or _ for spaces
+            group = group.replace("-", " ").replace("_", " ")
+            group = group.lower() if group.lower() in groups else group
         # A form of the language by its name (grad, log, max): it, beside a function of that name.
         forms = {f: doc for f, doc in SPECIAL_FORMS.items() if f.split("(")[0] in (asked, group)}
         if group in REGISTRY and group not in groups:
@@ -321,9 +323,15 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
         elif forms:
             specs = []
         else:
+            import difflib
+
             from .functions.meanings import suggestion
 
-            hint = suggestion(asked, {*REGISTRY, *ALIASES})
+            starting = [g for g in groups if g.startswith(group.lower())]
+            close = starting[:1] or difflib.get_close_matches(group.lower(), groups, n=1)
+            hint = "" if starting else suggestion(asked, {*REGISTRY, *ALIASES})
+            if close and not hint:
+                hint = f"; did you mean the group {close[0]!r}?"
             raise CliError(f"no group or function {asked!r}{hint} (groups: {', '.join(groups)})", 2)
     sink = Sink()
     if as_json:

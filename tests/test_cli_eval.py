@@ -512,6 +512,23 @@ def test_functions_of_another_name_or_a_form_of_the_language() -> None:
     assert rc == 2 and err.startswith("error: no group or function 'arctann'; did you mean 'arctan'")
 
 
+@pytest.mark.parametrize("name", ["Linear Algebra", "LOSSES", "Neural-Network"])
+def test_functions_of_a_group_named_in_any_case(name: str) -> None:
+    rc, out, err = invoke("functions", name)
+    assert (rc, err) == (0, "")
+    assert out.splitlines()[0] == name.lower().replace("-", " ") + ":"
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("reduction", "the group 'reductions'"), ("trig", "the group 'trigonometric'"), ("SUM", "'sum'")],
+)
+def test_functions_of_a_name_close_to_a_group_suggests_it(name: str, hint: str) -> None:
+    rc, out, err = invoke("functions", name)
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: no group or function {name!r}; did you mean {hint}? (groups: "), err
+
+
 def test_functions_json_describes_every_registry_function() -> None:
     rc, out, _ = invoke("functions", "--json")
     assert rc == 0

@@ -1133,6 +1133,7 @@ def _run(
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
+    _refuse_writing_an_input(path, common["expr_file"], common["vars_text"], texts)
     reading: Any = contextlib.nullcontext()
     if on_dask is not None:  # Zarr inputs checked here, read by the worker that builds the graph
         from .scale import for_a_cluster
@@ -1188,6 +1189,25 @@ def _same_file(source: str, path: str) -> bool:
     except (OSError, ValueError, AttributeError):  # (not there yet: nothing to lose)
         return False
     return (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino)
+
+
+def _refuse_writing_an_input(
+    path: str | None, expr_file: str | None, vars_text: str | None, texts: Mapping[str, str]
+) -> None:
+    """Refuse ``-o FILE`` where FILE is read as an input too (``-f``, ``--vars @FILE``, ``--x
+    @FILE``): the results would replace the expression or the data they came from."""
+    if path is None:
+        return
+    sources = [("-f", expr_file)] if expr_file not in (None, "-") else []
+    given = [("--vars", vars_text or ""), *((f"--{name}", text) for name, text in texts.items())]
+    sources += [(option, text.strip()[1:]) for option, text in given if text.strip().startswith("@")]
+    for option, source in sources:
+        assert source is not None
+        source = os.path.expanduser(source)
+        if not os.path.exists(source):  # (@f.npz:KEY)
+            source = source.rpartition(":")[0] or source
+        if _same_file(source, path):
+            fail(f"-o {path} is also read by {option}: writing the results would replace it", 2)
 
 
 def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...] | None:

@@ -217,6 +217,26 @@ def test_an_expression_given_to_f_says_f_takes_a_file(
     assert invoke("eval", "-f", "nofile.txt")[::2] == (2, "error: -f nofile.txt: No such file or directory\n")
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "args", "option"),
+    [
+        ("expr.txt", "x*x", ["-f", "expr.txt", "--x", "1"], "-f"),
+        ("x.json", "[1, 2]", ["sum(x)", "--x", "@x.json"], "--x"),
+        ("v.json", '{"x": 1}', ["x", "--vars", "@./v.json"], "--vars"),
+    ],
+)
+def test_an_output_file_that_is_also_an_input_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, args: list[str], option: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert invoke("eval", *args, "-o", name)[::2] == (
+        2,
+        f"error: -o {name} is also read by {option}: writing the results would replace it\n",
+    )
+    assert (tmp_path / name).read_text() == text
+
+
 def test_a_missing_expression_blames_no_option_whose_value_is_not_one() -> None:
     rc, _, err = invoke("eval", "-o", "out", "--x", "1")
     assert (rc, err) == (2, "error: missing the expression: gradcli eval EXPR [--x VALUE ...] (see --help)\n")

@@ -137,7 +137,7 @@ def graph_command(req: Request, fmt: str | None, output: str | None, max_render_
     sink.close()
 
 
-@expression_command("explain", wrt=False, output=False, batch=False)
+@expression_command("explain", wrt=False, batch=False, arrays=False)
 def explain_command(req: Request) -> Output:
     """Narrate the forward and backward passes of EXPR at the given values.
 

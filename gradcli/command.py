@@ -911,12 +911,13 @@ def common_options(
     quiet: bool = False,
     precision: bool = True,
     dask: bool = False,
+    arrays: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every expression command shares (EXPR, -f, --vars, --plugin, --precision) and
     those it has as asked, as one decorator. :func:`expression_command` uses it; a command that
     reads its variables otherwise (``plot``'s ranges) builds on it with :func:`variable_texts`,
     :func:`collect_values` and the other functions here."""
-    options = _option_list(wrt, json, output, batch, quiet, precision, dask)
+    options = _option_list(wrt, json, output, batch, quiet, precision, dask, arrays)
 
     def apply(function: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -927,7 +928,14 @@ def common_options(
 
 
 def _option_list(
-    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool, precision: bool, dask: bool
+    wrt: bool,
+    as_json: bool,
+    output: bool,
+    batch: bool,
+    quiet: bool,
+    precision: bool,
+    dask: bool,
+    arrays: bool = True,
 ) -> list[Callable[..., Any]]:
     options: list[Callable[..., Any]] = [
         click.argument("expr", required=False),
@@ -986,7 +994,9 @@ def _option_list(
                 metavar="FILE",
                 help="Write the result to FILE instead of stdout: .npy (the one derivative), .npz "
                 "(every array: value, grad/x, ...), .zarr (every array, as a Zarr store written by "
-                "Dask), anything else one line of JSON.",
+                "Dask), anything else one line of JSON."
+                if arrays
+                else "Write the result to FILE instead of stdout, as one line of JSON.",
             )
         )
     if batch:
@@ -1062,9 +1072,9 @@ def expression_command(
             _run(function, values, common, kwargs, rows, arrays)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
-        command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask)(
-            translate_errors(callback)
-        )
+        command = common_options(
+            wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask, arrays=arrays
+        )(translate_errors(callback))
         return click.command(name, cls=ExpressionCommand, epilog=epilog)(command)
 
     return decorate

@@ -104,13 +104,15 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
     ("args", "message"),
     [
         (
-            ["explain", "x", "--x", "1", "-o", "out.txt"],
-            "no such option '-o' for explain (check, eval, graph, hessian, jacobian and plot have it)",
+            ["minimize", "x*x", "--x", "1", "-o", "out.txt"],
+            "no such option '-o' for minimize (check, eval, explain, graph, hessian, jacobian and plot "
+            "have it)",
         ),
         (["graph", "x", "-q"], "no such option '-q' for graph (check has it)"),
         (
             ["functions", "-o", "x"],
-            "no such option '-o' for functions (check, eval, graph, hessian, jacobian and plot have it)",
+            "no such option '-o' for functions (check, eval, explain, graph, hessian, jacobian and plot "
+            "have it)",
         ),
     ],
 )

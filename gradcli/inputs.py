@@ -419,6 +419,9 @@ _ZARR = r"(?i)@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?"
 def _load_file(spec: str, name: str) -> Any:
     if not spec:
         raise InputError(f"variable {name!r}: '@' must be followed by a file name")
+    if spec.strip() == "-":
+        there = f'give values there with --vars - ({{"{name}": ...}})'
+        raise InputError(f"variable {name!r}: @- is not standard input; {there}")
     zarr = zarr_source("@" + spec)
     if zarr is not None:  # a Dask array, read when the result is computed
         from .scale import zarr_value

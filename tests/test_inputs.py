@@ -285,6 +285,15 @@ def test_a_value_given_twice_in_vars_is_refused_as_on_the_command_line(tmp_path:
     )
 
 
+def test_at_dash_says_how_to_give_values_on_standard_input() -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "sum(x)", "--x", "@-", input="[1, 2]")[::2] == (
+        2,
+        "error: variable 'x': @- is not standard input; give values there with --vars - ({\"x\": ...})\n",
+    )  # (it was "variable 'x' from '-': unknown kind of file")
+
+
 def test_vars_json_object_text() -> None:
     _equal(parse_vars('{"x": 2, "y": [1, 2]}'), {"x": 2.0, "y": [1.0, 2.0]})
 

@@ -623,7 +623,7 @@ def derivatives(
     order = checked_whole("order", order, 1)
     p = _problem(f, values, wrt)
     leaves = p.leaves()
-    y = _single_scalar(p.forward(leaves), "derivatives of higher order (--order)")
+    y = _single_scalar(p.forward(leaves), "a derivative of higher order (--order)")
     batched = order > 1 and p.traced(leaves, [y])
     first = _backward_from(leaves, p.wrt, y, create_graph=order > 1 and not batched)
     result: dict[str, list[Any]] = {}

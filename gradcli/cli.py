@@ -311,7 +311,9 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
     if group is not None:
         asked = group
         group = ALIASES.get(group, group)  # another name for a function (arctan, ln): that function
-        group = group if group in REGISTRY else group.replace("-", " ").replace("_", " ")
+        if group not in REGISTRY:  # a group by its name in any case, with - or _ for spaces
+            group = group.replace("-", " ").replace("_", " ")
+            group = group.lower() if group.lower() in groups else group
         # A form of the language by its name (grad, log, max): it, beside a function of that name.
         forms = {f: doc for f, doc in SPECIAL_FORMS.items() if f.split("(")[0] in (asked, group)}
         if group in REGISTRY and group not in groups:
@@ -324,10 +326,11 @@ def functions_command(group: str | None, as_json: bool, plugins: tuple[str, ...]
             from .functions.meanings import suggestion
 
             typed = [g.replace(" ", "-") for g in groups]  # a group as typed on a command line
-            # The start of a group's name (trig, hyper) is that group, whatever is close to it.
-            started = [g for g in typed if len(asked) >= 3 and g.startswith(asked.lower())]
+            # The start of a group's name (trig, reduction) is that group, whatever is close to it.
+            key = asked.lower().replace("_", "-").replace(" ", "-")
+            started = [g for g in typed if len(key) >= 3 and g.startswith(key)]
             if started:
-                hint = f"; did you mean {' or '.join(repr(g) for g in started)}?"
+                hint = f"; did you mean the group {' or '.join(repr(g) for g in started)}?"
             else:
                 hint = suggestion(asked, {*REGISTRY, *ALIASES, *typed})
             raise CliError(f"no group or function {asked!r}{hint} (groups: {', '.join(groups)})", 2)

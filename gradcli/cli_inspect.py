@@ -51,6 +51,8 @@ def render_with_dot(dot_program: str, dot_text: str, fmt: str) -> bytes:
 
 # What a file's extension says it holds, for graph -o FILE.
 _GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".txt": "text", ".dot": "dot", ".gv": "dot"}
+# Images graph does not draw: DOT text in one would open as a broken image.
+_OTHER_IMAGES = (".pdf", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".eps", ".ps")
 
 
 def _graph_format(fmt: str | None, output: str | None) -> str:
@@ -58,7 +60,10 @@ def _graph_format(fmt: str | None, output: str | None) -> str:
     named for one format never receives another (DOT text in g.png opens as a broken image)."""
     import os
 
-    named = _GRAPH_FORMATS.get(os.path.splitext(output or "")[1].lower())
+    suffix = os.path.splitext(output or "")[1].lower()
+    if suffix in _OTHER_IMAGES and fmt in (None, "svg", "png"):
+        fail(f"-o {output}: graph draws .svg and .png images (--format dot or text writes into any file)", 2)
+    named = _GRAPH_FORMATS.get(suffix)
     if fmt is None:
         return named or "dot"
     if output is not None and named in ("svg", "png") and fmt != named:
@@ -132,7 +137,7 @@ def graph_command(req: Request, fmt: str | None, output: str | None, max_render_
     sink.close()
 
 
-@expression_command("explain", wrt=False, output=False, batch=False)
+@expression_command("explain", wrt=False, batch=False, arrays=False)
 def explain_command(req: Request) -> Output:
     """Narrate the forward and backward passes of EXPR at the given values.
 

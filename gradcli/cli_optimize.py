@@ -91,6 +91,19 @@ def _bounds(texts: Sequence[str], names: tuple[str, ...]) -> dict[str, tuple[flo
     return out
 
 
+def _refuse_a_start_not_finite(req: Request) -> None:
+    """The unknowns start from finite numbers: from nan or inf, SciPy iterates on nan (and one
+    method said "precision loss")."""
+    import numpy as np
+
+    for name in req.variables:
+        value = np.asarray(req.values[name])
+        if not np.isfinite(value).all():
+            bad = value[~np.isfinite(value)].flat[0]
+            command = click.get_current_context().info_name
+            fail(f"--{name}: the start holds {bad}; {command} starts from finite numbers", 2)
+
+
 def _guard_hessian(method: str, req: Request) -> None:
     """Refuse a method that solves with the full Hessian when it would not fit, before computing
     it (the cap of the hessian command: --max-output numbers)."""
@@ -290,6 +303,7 @@ def minimize_command(
     from . import optimize
 
     program, values, chosen = req.program, req.values, req.wrt
+    _refuse_a_start_not_finite(req)
     bounds = _bounds(bounds_texts, program.inputs)
     if lr is not None and method != "gd":
         fail(f"--lr is the learning rate of --method gd, not of {method}", 2)
@@ -388,6 +402,7 @@ def root_command(req: Request, method: str, max_iter: int | None, tol: float | N
     from . import optimize
 
     # The result holds the Jacobian at the solution: refuse one too large before solving.
+    _refuse_a_start_not_finite(req)
     n = sum(int(np.size(req.values[name])) for name in req.variables)
     req.refuse_more_numbers(n * n)
     sol = optimize.root(

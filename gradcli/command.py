@@ -522,7 +522,17 @@ def read_expression(expr: str | None, expr_file: str | None, limit: int) -> str 
         with open(expr_file, encoding="utf-8-sig") as fh:
             return read_capped(fh, limit, source, too_long)
     except OSError as exc:
-        fail(f"{source}: {exc.strerror or exc}", 2)
+        hint = ""
+        if isinstance(exc, FileNotFoundError) and not os.path.basename(expr_file).isidentifier():
+            from .language import parse
+            from .program import ExpressionError
+
+            try:
+                parse(expr_file)
+                hint = " (-f takes a file; the expression itself goes without -f)"
+            except ExpressionError:
+                pass
+        fail(f"{source}: {exc.strerror or exc}{hint}", 2)
 
 
 def load_program(
@@ -901,12 +911,13 @@ def common_options(
     quiet: bool = False,
     precision: bool = True,
     dask: bool = False,
+    arrays: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every expression command shares (EXPR, -f, --vars, --plugin, --precision) and
     those it has as asked, as one decorator. :func:`expression_command` uses it; a command that
     reads its variables otherwise (``plot``'s ranges) builds on it with :func:`variable_texts`,
     :func:`collect_values` and the other functions here."""
-    options = _option_list(wrt, json, output, batch, quiet, precision, dask)
+    options = _option_list(wrt, json, output, batch, quiet, precision, dask, arrays)
 
     def apply(function: Callable[..., Any]) -> Callable[..., Any]:
         for option in reversed(options):
@@ -917,7 +928,14 @@ def common_options(
 
 
 def _option_list(
-    wrt: bool, as_json: bool, output: bool, batch: bool, quiet: bool, precision: bool, dask: bool
+    wrt: bool,
+    as_json: bool,
+    output: bool,
+    batch: bool,
+    quiet: bool,
+    precision: bool,
+    dask: bool,
+    arrays: bool = True,
 ) -> list[Callable[..., Any]]:
     options: list[Callable[..., Any]] = [
         click.argument("expr", required=False),
@@ -976,7 +994,9 @@ def _option_list(
                 metavar="FILE",
                 help="Write the result to FILE instead of stdout: .npy (the one derivative), .npz "
                 "(every array: value, grad/x, ...), .zarr (every array, as a Zarr store written by "
-                "Dask), anything else one line of JSON.",
+                "Dask), anything else one line of JSON."
+                if arrays
+                else "Write the result to FILE instead of stdout, as one line of JSON.",
             )
         )
     if batch:
@@ -1052,9 +1072,9 @@ def expression_command(
             _run(function, values, common, kwargs, rows, arrays)
 
         callback.__click_params__ = list(getattr(function, "__click_params__", []))  # type: ignore[attr-defined]
-        command = common_options(wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask)(
-            translate_errors(callback)
-        )
+        command = common_options(
+            wrt=wrt, json=json, output=output, batch=batch, quiet=quiet, dask=dask, arrays=arrays
+        )(translate_errors(callback))
         return click.command(name, cls=ExpressionCommand, epilog=epilog)(command)
 
     return decorate
@@ -1123,6 +1143,7 @@ def _run(
         refuse_mistyped_options(ctx)
     program = load_program(expr, common["plugins"], settings)
     texts = variable_texts(ctx, program.inputs)
+    _refuse_writing_an_input(path, common["expr_file"], common["vars_text"], texts)
     reading: Any = contextlib.nullcontext()
     if on_dask is not None:  # Zarr inputs checked here, read by the worker that builds the graph
         from .scale import for_a_cluster
@@ -1178,6 +1199,25 @@ def _same_file(source: str, path: str) -> bool:
     except (OSError, ValueError, AttributeError):  # (not there yet: nothing to lose)
         return False
     return (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino)
+
+
+def _refuse_writing_an_input(
+    path: str | None, expr_file: str | None, vars_text: str | None, texts: Mapping[str, str]
+) -> None:
+    """Refuse ``-o FILE`` where FILE is read as an input too (``-f``, ``--vars @FILE``, ``--x
+    @FILE``): the results would replace the expression or the data they came from."""
+    if path is None:
+        return
+    sources = [("-f", expr_file)] if expr_file not in (None, "-") else []
+    given = [("--vars", vars_text or ""), *((f"--{name}", text) for name, text in texts.items())]
+    sources += [(option, text.strip()[1:]) for option, text in given if text.strip().startswith("@")]
+    for option, source in sources:
+        assert source is not None
+        source = os.path.expanduser(source)
+        if not os.path.exists(source):  # (@f.npz:KEY)
+            source = source.rpartition(":")[0] or source
+        if _same_file(source, path):
+            fail(f"-o {path} is also read by {option}: writing the results would replace it", 2)
 
 
 def _without_data(texts: Mapping[str, str], program: Program) -> tuple[str, ...] | None:

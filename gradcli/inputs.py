@@ -149,7 +149,7 @@ def parse_vars(text: str, stdin: TextIO | None = None) -> dict[str, np.ndarray]:
         body = stripped
     if not body.strip():  # (JSON's words would be "Expecting value at line 1, column 1")
         raise InputError(f'{source} is empty: expected a JSON object like {{"x": 2, "y": [1, 2]}}')
-    obj = _loads(body, source)
+    obj = _loads(body, source, unique=True)  # (a value given twice: as --x 1 --x 2, refused)
     if not isinstance(obj, dict):
         raise InputError(f'{source}: expected a JSON object like {{"x": 2, "y": [1, 2]}}')
     return values_from_json_object(obj)
@@ -204,11 +204,15 @@ def _scalar(text: str) -> float | None:
     return None
 
 
-def json_loads(text: str, what: str | None = None) -> Any:
+def json_loads(text: str, what: str | None = None, unique: bool = False) -> Any:
     """``json.loads``, except that an integer too long for a float64 is an :class:`InputError`
-    (Python itself refuses to convert more than 4,300 digits, with advice for programmers)."""
+    (Python itself refuses to convert more than 4,300 digits, with advice for programmers).
+    ``unique``: a key given twice in an object is an :class:`InputError` too."""
     try:
-        return _decoder().decode(text)
+        return (_unique_decoder() if unique else _decoder()).decode(text)
+    except _DuplicateKeyError as exc:
+        where = f"{what}: " if what else ""
+        raise InputError(f"{where}{exc.key!r} is given twice") from None
     except _LongIntegerError as exc:
         where = f"{what}: " if what else ""
         raise InputError(
@@ -216,6 +220,27 @@ def json_loads(text: str, what: str | None = None) -> Any:
         ) from None
     except _LargeFloatError as exc:
         raise _too_large(f"{what}: " if what else "", exc.text) from None
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+@functools.cache
+def _unique_decoder() -> Any:
+    import json
+
+    return json.JSONDecoder(parse_int=_integer, parse_float=_float, object_pairs_hook=_unique_keys)
 
 
 class _LongIntegerError(Exception):
@@ -254,11 +279,11 @@ def _decoder() -> Any:
     return _DECODER
 
 
-def _loads(text: str, what: str) -> Any:
+def _loads(text: str, what: str, unique: bool = False) -> Any:
     import json
 
     try:
-        return json_loads(text, what)
+        return json_loads(text, what, unique)
     except json.JSONDecodeError as e:
         raise _NotJSONError(
             f"{what}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
@@ -394,6 +419,9 @@ _ZARR = r"(?i)@(.+?\.zarr(?:[/\\][^:]*)?)(?::([^:]+))?"
 def _load_file(spec: str, name: str) -> Any:
     if not spec:
         raise InputError(f"variable {name!r}: '@' must be followed by a file name")
+    if spec.strip() == "-":
+        there = f'give values there with --vars - ({{"{name}": ...}})'
+        raise InputError(f"variable {name!r}: @- is not standard input; {there}")
     zarr = zarr_source("@" + spec)
     if zarr is not None:  # a Dask array, read when the result is computed
         from .scale import zarr_value

@@ -119,7 +119,9 @@ def _range(name: str, pair: Any) -> tuple[float, float]:
 def _samples(lo: float, hi: float, points: int) -> np.ndarray:
     """``points`` evenly spaced from ``lo`` to ``hi``; where ``hi - lo`` is past the largest float
     (-1e308:1e308), the halves' points doubled (exact: both ends are kept), not NaN and inf."""
-    if np.isfinite(hi - lo):
+    with np.errstate(over="ignore"):  # (gradcli's own arithmetic: no warning of the user's)
+        wide = not np.isfinite(hi - lo)
+    if not wide:
         return np.linspace(lo, hi, points)
     return np.linspace(lo / 2, hi / 2, points) * 2
 
@@ -244,6 +246,40 @@ def _intervals(x: np.ndarray, mask: np.ndarray) -> list[tuple[float, float]]:
     return runs
 
 
+# The widest axis each drawing library can scale: uniplot squares an axis's width to place its
+# labels (an OverflowError past about 1.3e154), matplotlib fails near the largest float.
+WIDEST_AXIS = {"the terminal plot": 1e150, "a plot in a file": 1e307}
+
+
+def _refuse_too_wide(s: Samples, drawing: str) -> None:
+    """A CalculusError, in words, where an axis of the plot is wider than ``drawing`` can scale
+    (the libraries' own words were "(34, 'Numerical result out of range')" and "Axis limits
+    cannot be NaN or Inf")."""
+    widest = WIDEST_AXIS[drawing]
+    spans = [(s.names[0], float(s.axes[0][-1]) - float(s.axes[0][0]))]
+    with np.errstate(over="ignore", invalid="ignore"):  # (gradcli's own arithmetic: no warning)
+        if len(s.names) == 2:
+            spans.append((s.names[1], float(s.axes[1][-1]) - float(s.axes[1][0])))
+        else:
+            limits = _limits([s.value, *s.derivatives[s.names[0]]])
+            if limits is not None:
+                what = "f and its derivatives" if s.derivatives[s.names[0]] else "f"
+                spans.append((what, float(limits[1] - limits[0])))
+    for what, span in spans:
+        if not span <= widest:
+            where = (
+                f"{what} spans {span:.3g}"
+                if np.isfinite(span)
+                else f"{what} spans more than the largest float"
+            )
+            hint = "write the numbers with --format csv"
+            if drawing == "the terminal plot":
+                hint += ", or draw into a file (-o plot.png)"
+            raise CalculusError(
+                f"{drawing} cannot scale an axis that wide ({where}, at most {widest:.0e}): {hint}"
+            )
+
+
 def _limits(arrays: Sequence[np.ndarray]) -> tuple[float, float] | None:
     """Vertical limits that show the body of the curves, not a spike to 1e16 (tan near pi/2)."""
     finite = np.concatenate([a[np.isfinite(a)] for a in arrays] or [np.empty(0)])
@@ -292,6 +328,7 @@ def draw(
     """
     from .optional import need
 
+    _refuse_too_wide(s, "a plot in a file")
     figure = need("matplotlib.figure", "drawing a plot into a file")
     # (Floating-point events while matplotlib lays out and renders NaN and infinite samples are
     # its own, not the user's: f's were said as it was sampled. They were "warning: numpy:
@@ -372,6 +409,7 @@ def draw_text(
     (:func:`draw`). Ends with a line saying where f is not finite, if it is anywhere."""
     from .optional import need
 
+    _refuse_too_wide(s, "the terminal plot")
     uniplot = need("uniplot", "drawing a plot in the terminal")
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
@@ -385,6 +423,12 @@ def draw_text(
                 ys.append(np.where(finite, c, np.nan))
                 labels.append(label(name, k))
         limits = _limits(ys)
+        if limits is not None:
+            # uniplot draws a segment pixel by pixel, off the screen too: one to exp(200), far
+            # above the view, was billions of pixels (out of memory). Clipped 100 heights away,
+            # what shows of it is the same.
+            far = 100 * (limits[1] - limits[0])
+            ys = [np.clip(y, limits[0] - far, limits[1] + far) for y in ys]
         if path:
             px, pf = _path_xy(path, [name])
             xs.append(np.array(px))
@@ -408,17 +452,18 @@ def draw_text(
     if limits is not None:
         options.update(y_min=limits[0], y_max=limits[1])
     if any(np.isfinite(y).any() for y in ys):
-        text = uniplot.plot_to_string(
-            ys=ys,
-            xs=xs,
-            lines=lines,
-            legend_labels=labels,
-            width=width,
-            height=height,
-            color=color,
-            title=title[: width + 2] or None,
-            **options,
-        )
+        with np.errstate(all="ignore"):  # (uniplot's arithmetic, as matplotlib's in draw: not the user's)
+            text = uniplot.plot_to_string(
+                ys=ys,
+                xs=xs,
+                lines=lines,
+                legend_labels=labels,
+                width=width,
+                height=height,
+                color=color,
+                title=title[: width + 2] or None,
+                **options,
+            )
     else:  # (uniplot fails on a plot without a finite point: NumPy's words, once)
         why = (
             "f and its derivatives are nowhere finite on the range"

@@ -516,9 +516,26 @@ def test_functions_of_another_name_or_a_form_of_the_language() -> None:
         "error: no group or function 'linear-algbra'; did you mean 'linear-algebra'"
     )
     rc, _, err = invoke("functions", "trig")  # the start of a group's name
-    assert rc == 2 and err.startswith("error: no group or function 'trig'; did you mean 'trigonometric'?")
+    assert rc == 2 and "'trig'; did you mean the group 'trigonometric'?" in err
     rc, out, _ = invoke("functions", "linear-algebra")  # which is a group
     assert rc == 0 and out.startswith("linear algebra:")
+
+
+@pytest.mark.parametrize("name", ["Linear Algebra", "LOSSES", "Neural-Network"])
+def test_functions_of_a_group_named_in_any_case(name: str) -> None:
+    rc, out, err = invoke("functions", name)
+    assert (rc, err) == (0, "")
+    assert out.splitlines()[0] == name.lower().replace("-", " ") + ":"
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("reduction", "the group 'reductions'"), ("trig", "the group 'trigonometric'"), ("SUM", "'sum'")],
+)
+def test_functions_of_a_name_close_to_a_group_suggests_it(name: str, hint: str) -> None:
+    rc, out, err = invoke("functions", name)
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: no group or function {name!r}; did you mean {hint}? (groups: "), err
 
 
 def test_functions_json_describes_every_registry_function() -> None:
@@ -564,3 +581,22 @@ def test_shapes_that_do_not_broadcast_are_said_once_in_gradclis_words() -> None:
     assert rc == 1 and json.loads(out)["error"].endswith(
         "the shapes do not broadcast together (each axis, from the last: equal, or one is 1)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["x", "--x", "[1, 2]"],
+            "output has shape (2,): a derivative of higher order (--order) needs a scalar",
+        ),
+        (
+            ["x, x", "--x", "1"],
+            "2 outputs: a derivative of higher order (--order) needs a single scalar output",
+        ),
+    ],
+)
+def test_order_of_a_non_scalar_says_what_it_needs_in_good_grammar(args: list[str], message: str) -> None:
+    rc, out, err = invoke("eval", *args, "--order", "2")
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: {message}; "), err  # (it was "derivatives ... needs")

@@ -104,13 +104,15 @@ def test_usage_errors_say_what_to_do(args: list[str], message: str) -> None:
     ("args", "message"),
     [
         (
-            ["explain", "x", "--x", "1", "-o", "out.txt"],
-            "no such option '-o' for explain (check, eval, graph, hessian, jacobian and plot have it)",
+            ["minimize", "x*x", "--x", "1", "-o", "out.txt"],
+            "no such option '-o' for minimize (check, eval, explain, graph, hessian, jacobian and plot "
+            "have it)",
         ),
         (["graph", "x", "-q"], "no such option '-q' for graph (check has it)"),
         (
             ["functions", "-o", "x"],
-            "no such option '-o' for functions (check, eval, graph, hessian, jacobian and plot have it)",
+            "no such option '-o' for functions (check, eval, explain, graph, hessian, jacobian and plot "
+            "have it)",
         ),
     ],
 )
@@ -204,6 +206,37 @@ def test_an_expression_taken_as_an_options_value_names_the_option(
         f"error: missing the expression: option {option} took {value!r} as its value "
         "(give the option its own value, or put the expression before it)\n",
     )
+
+
+def test_an_expression_given_to_f_says_f_takes_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("eval", "-f", "x*x", "--x", "1")[::2] == (
+        2,
+        "error: -f x*x: No such file or directory (-f takes a file; the expression itself goes without -f)\n",
+    )
+    assert invoke("eval", "-f", "nofile.txt")[::2] == (2, "error: -f nofile.txt: No such file or directory\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "args", "option"),
+    [
+        ("expr.txt", "x*x", ["-f", "expr.txt", "--x", "1"], "-f"),
+        ("x.json", "[1, 2]", ["sum(x)", "--x", "@x.json"], "--x"),
+        ("v.json", '{"x": 1}', ["x", "--vars", "@./v.json"], "--vars"),
+    ],
+)
+def test_an_output_file_that_is_also_an_input_is_refused_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, args: list[str], option: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert invoke("eval", *args, "-o", name)[::2] == (
+        2,
+        f"error: -o {name} is also read by {option}: writing the results would replace it\n",
+    )
+    assert (tmp_path / name).read_text() == text
 
 
 def test_a_missing_expression_blames_no_option_whose_value_is_not_one() -> None:

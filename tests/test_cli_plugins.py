@@ -122,3 +122,33 @@ def test_a_plugin_raising_base_exception_while_loading_is_one_line(tmp_path: Pat
     rc, out, err = run_cli("eval", "x", "--x", "1", "--plugin", plugin)
     assert (rc, out) == (2, "") and "Traceback" not in err
     assert err == f"error: plugin {plugin}: BaseException: at import (line 1)\n"
+
+
+PLUGIN_OF = """
+import gradcli
+
+@gradcli.register("{name}")
+class F(gradcli.Function):
+    def forward(self, x):
+        return x
+
+    def backward(self, gy):
+        return gy
+"""
+
+
+def test_a_name_registered_twice_says_who_has_it(tmp_path: Path) -> None:
+    (tmp_path / "sin.py").write_text(PLUGIN_OF.format(name="sin"))
+    (tmp_path / "a.py").write_text(PLUGIN_OF.format(name="myf"))
+    (tmp_path / "b.py").write_text(PLUGIN_OF.format(name="myf"))
+    rc, _, err = run_cli("eval", "x", "--x", "1", "--plugin", "sin.py", cwd=tmp_path)
+    assert (rc, err) == (
+        2,
+        "error: plugin sin.py: function 'sin' is already registered (by gradcli itself)\n",
+    )
+    rc, _, err = run_cli("eval", "x", "--x", "1", "--plugin", "a.py", "--plugin", "b.py", cwd=tmp_path)
+    assert rc == 2  # (it named gradcli.engine, and a module gradcli_plugin_a_<hash>)
+    assert (
+        err
+        == f"error: plugin b.py: function 'myf' is already registered (by the plugin {tmp_path / 'a.py'})\n"
+    )

@@ -767,7 +767,7 @@ def test_a_name_a_table_row_took_is_refused_with_gradcli_as_its_owner() -> None:
             return x
 
     assert "expm1" in REGISTRY
-    owner = r"^function 'expm1' is already registered \(by gradcli\.engine\)$"
+    owner = r"^function 'expm1' is already registered \(by gradcli itself\)$"
     with pytest.raises(RegistryError, match=owner):
         register("expm1")(Again)
 

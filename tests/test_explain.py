@@ -273,3 +273,13 @@ def test_json_trace_defines_what_a_grad_builds() -> None:
     assert named <= defined
     assert {e["inside"] for e in data["forward"] if "inside" in e} == {"t2"}
     assert data["value"] == 12.0 and data["grad"] == {"x": 12.0}
+
+
+def test_explain_writes_its_json_to_o_file_as_the_other_commands(tmp_path: Path) -> None:
+    path = tmp_path / "steps.json"
+    rc, out, err = invoke("explain", "x*y", "--x", "1", "--y", "2", "-o", str(path))
+    assert (rc, out, err) == (0, "", "")
+    assert json.loads(path.read_text())["grad"] == {"x": 2.0, "y": 1.0}
+    rc, out, err = invoke("explain", "x*y", "--x", "1", "--y", "2", "-o", str(tmp_path / "steps.npz"))
+    assert (rc, out) == (2, "") and "explain writes a report, not arrays" in err
+    assert "as one line of JSON" in " ".join(invoke("explain", "--help")[1].split())

@@ -346,3 +346,18 @@ def test_an_image_file_name_with_another_format_is_refused(tmp_path: Path) -> No
     rc, out, err = invoke("graph", "x*y", "--format", "dot", "-o", str(tmp_path / "g.png"))
     assert rc == 2 and out == "" and not (tmp_path / "g.png").exists()
     assert err.startswith("error: -o ") and "names a PNG image, but --format is dot" in err
+
+
+@pytest.mark.parametrize("name", ["g.pdf", "g.jpg", "g.gif"])
+def test_an_image_file_graph_does_not_draw_is_refused_not_filled_with_dot_text(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    assert invoke("graph", "x*y", "-o", str(path))[:3] == (
+        2,
+        "",
+        f"error: -o {path}: graph draws .svg and .png images (--format dot or text writes into any file)\n",
+    )
+    assert not path.exists()
+    rc, _, err = invoke("graph", "x*y", "--format", "dot", "-o", str(path))  # asked for by name: written
+    assert rc == 0 and path.read_bytes().startswith(b"digraph"), err

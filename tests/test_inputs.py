@@ -270,6 +270,30 @@ def test_empty_vars_say_they_are_empty(args: list[str], stdin: str | None, sourc
     )
 
 
+def test_a_value_given_twice_in_vars_is_refused_as_on_the_command_line(tmp_path: Path) -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "x", "--vars", '{"x": 1, "x": 2}')[::2] == (
+        2,
+        "error: --vars: 'x' is given twice\n",
+    )
+    path = tmp_path / "v.json"
+    path.write_text('{"x": [1], "x": [2]}')
+    assert invoke("eval", "x", "--vars", f"@{path}")[::2] == (
+        2,
+        f"error: --vars file '{path}': 'x' is given twice\n",
+    )
+
+
+def test_at_dash_says_how_to_give_values_on_standard_input() -> None:
+    from conftest import invoke
+
+    assert invoke("eval", "sum(x)", "--x", "@-", input="[1, 2]")[::2] == (
+        2,
+        "error: variable 'x': @- is not standard input; give values there with --vars - ({\"x\": ...})\n",
+    )  # (it was "variable 'x' from '-': unknown kind of file")
+
+
 def test_vars_json_object_text() -> None:
     _equal(parse_vars('{"x": 2, "y": [1, 2]}'), {"x": 2.0, "y": [1.0, 2.0]})
 

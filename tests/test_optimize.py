@@ -246,6 +246,21 @@ def test_bounds_that_name_nothing_are_refused_not_ignored(text: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("command", "args", "bad"),
+    [
+        ("minimize", ["x**2", "--x", "inf"], "inf"),
+        ("minimize", ["sum(x**2)", "--x", "[1, nan]"], "nan"),
+        ("root", ["x", "--x", "-inf"], "-inf"),
+    ],
+)
+def test_a_start_that_is_not_finite_is_refused(command: str, args: list[str], bad: str) -> None:
+    assert invoke(command, *args)[::2] == (
+        2,
+        f"error: --x: the start holds {bad}; {command} starts from finite numbers\n",
+    )  # (SciPy iterated on nan, and said "precision loss")
+
+
 def test_start_outside_the_bounds_is_clipped_into_them() -> None:
     data = ok_json("minimize", "(x - 0.5)**2", "--x", "5", "--method", "l-bfgs-b", "--bounds", "x=0:1")
     assert data["point"]["x"] == pytest.approx(0.5)

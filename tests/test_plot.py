@@ -277,6 +277,45 @@ def test_a_plot_with_nothing_to_draw_says_so_and_a_file_of_it_is_drawn(
     assert matplotlib.image.imread(tmp_path / "p.png").shape == (500, 800, 4)
 
 
+@pytest.mark.parametrize(
+    ("args", "drawing", "where", "widest"),
+    [
+        (["x", "--x", "-1e300:1e300"], "the terminal plot", "x spans 2e+300", "1e+150"),
+        (["1e200*x", "--x", "-1:1"], "the terminal plot", "f and its derivatives spans 2.2e+200", "1e+150"),
+        (["x*y", "--x", "0:1e200", "--y", "0:1"], "the terminal plot", "x spans 1e+200", "1e+150"),
+        (
+            ["x", "--x", "-1e308:1e308", "-o", "w.png"],
+            "a plot in a file",
+            "x spans more than the largest float",
+            "1e+307",
+        ),
+    ],
+)
+def test_an_axis_too_wide_to_draw_is_one_error_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], drawing: str, where: str, widest: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    hint = "write the numbers with --format csv"
+    if drawing == "the terminal plot":
+        hint += ", or draw into a file (-o plot.png)"
+    assert invoke("plot", *args)[::2] == (
+        2,
+        f"error: {drawing} cannot scale an axis that wide ({where}, at most {widest}): {hint}\n",
+    )  # (they were "(34, 'Numerical result out of range')", "Axis limits cannot be NaN or Inf")
+
+
+def test_a_text_plot_of_a_curve_far_past_its_view_is_drawn() -> None:
+    # exp(200) is 1e77 heights above the view: uniplot drew the segment to it pixel by pixel
+    rc, out, err = invoke("plot", "exp(x)", "--x", "0:200")
+    assert (rc, err) == (0, ""), err
+    assert out.splitlines()[-1] == "horizontal: x"
+
+
+def test_a_text_plot_reports_no_warning_of_its_own_drawing() -> None:
+    rc, out, err = invoke("plot", "x", "--x", "0:1e-320")  # (uniplot's 0/0 placing the labels)
+    assert (rc, err) == (0, "") and out.splitlines()[-1] == "horizontal: x"
+
+
 def test_text_plot_of_two_inputs_draws_contour_levels() -> None:
     rc, out, _ = invoke("plot", "x**2 + y**2", "--x", "-1:1", "--y", "-1:1", env={"COLUMNS": "80"})
     assert rc == 0 and "f = " in out and out.splitlines()[-1] == "horizontal: x, vertical: y"

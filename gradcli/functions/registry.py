@@ -356,6 +356,12 @@ def _enter(name: str, doc: str, rule: str, cls: type[Function] | None, **fields:
     load_all()  # a plugin's name is checked against every function of the library
     if dict.__contains__(REGISTRY, name):
         owner = dict.__getitem__(REGISTRY, name).cls.__module__
+        if owner.partition(".")[0] == "gradcli":  # (a table row's class is made in gradcli.engine)
+            owner = "gradcli itself"
+        elif owner.startswith("gradcli_plugin_"):  # (a plugin file's private module name)
+            import sys
+
+            owner = f"the plugin {getattr(sys.modules.get(owner), '__file__', None) or owner}"
         raise RegistryError(f"function {name!r} is already registered (by {owner})")
     spec = REGISTRY[name] = Spec(name=name, cls=cls, doc=doc, rule=rule, **fields)
     return spec

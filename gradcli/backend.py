@@ -19,6 +19,7 @@ Nothing here imports Dask: a Dask array brings its module along.
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -107,7 +108,14 @@ def as_array(x: Any) -> Any:
         if "inhomogeneous" not in str(e):
             raise
         raise ValueError("expected an array of numbers, got nested lists of different lengths") from None
-    _check_real(arr.dtype)
+    try:
+        _check_real(arr.dtype)
+    except TypeError:
+        if arr.ndim or arr.dtype != object:
+            raise
+        if not isinstance(x, numbers.Real):  # None, a dict, a complex number
+            raise TypeError(f"expected a number or an array of numbers, got {x!r:.80}") from None
+        return np.float64(float(x))  # a real number NumPy does not know (Fraction, SymPy's Float)
     arr = arr.astype(np.float64, copy=False)
     return arr if arr.ndim else arr[()]
 

@@ -604,6 +604,10 @@ def _scipy_root(
     from .optional import need
 
     optimize = need("scipy.optimize", f"root --method {method}")
+    if max_iter == 0 and method in _COUNTS_EVALUATIONS:
+        # MINPACK reads a limit of 0 as its default, 100 or 200 evaluations per unknown.
+        record(0, problem.x0)
+        return problem.x0, 0, False, "the limit of 0 iterations (max_iter) was reached", []
     count = [0]
     model = _ModelCalls()
     extra: dict[str, Any] = {}

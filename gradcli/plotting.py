@@ -409,6 +409,7 @@ def draw_text(
     (:func:`draw`). Ends with a line saying where f is not finite, if it is anywhere."""
     from .optional import need
 
+    width, height = checked_whole("width", width, 1), checked_whole("height", height, 1)
     _refuse_too_wide(s, "the terminal plot")
     uniplot = need("uniplot", "drawing a plot in the terminal")
     xs: list[np.ndarray] = []
@@ -451,6 +452,8 @@ def draw_text(
     options: dict[str, Any] = {"x_min": float(s.axes[0][0]), "x_max": float(s.axes[0][-1])}
     if limits is not None:
         options.update(y_min=limits[0], y_max=limits[1])
+    if title:  # (uniplot writes a title of None as the word "None")
+        options["title"] = title[: width + 2]
     if any(np.isfinite(y).any() for y in ys):
         with np.errstate(all="ignore"):  # (uniplot's arithmetic, as matplotlib's in draw: not the user's)
             text = uniplot.plot_to_string(
@@ -461,7 +464,6 @@ def draw_text(
                 width=width,
                 height=height,
                 color=color,
-                title=title[: width + 2] or None,
                 **options,
             )
     else:  # (uniplot fails on a plot without a finite point: NumPy's words, once)

@@ -45,6 +45,13 @@ class EvaluationError(ExpressionError):
     """The expression parsed, but evaluating it on these inputs failed (e.g. shapes)."""
 
 
+def _input_variable(name: str, value: Any) -> Variable:
+    try:
+        return Variable(value, name=name)
+    except (TypeError, ValueError) as e:
+        raise EvaluationError(f"value of {name!r}: {e}") from None
+
+
 def caret_excerpt(text: str, pos: int, width: int = 76) -> str:
     """The line of ``text`` holding offset ``pos``, with a caret under that column.
 
@@ -166,6 +173,8 @@ class Program:
 
     def run(self, values: Mapping[str, Any]) -> Run:
         """Evaluate on ``values`` (name -> number or array), recording the graph for backward."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values map each input's name to its value, e.g. {{'x': 1.0}}; got {values!r}")
         listed = ", ".join(self.inputs) or "none"
         missing = [n for n in self.inputs if n not in values]
         if missing:
@@ -176,7 +185,7 @@ class Program:
         extra = [n for n in values if n not in known]
         if extra:
             raise EvaluationError(f"no variable {extra[0]!r} (variables: {listed})")
-        variables = {n: Variable(values[n], name=n) for n in self.inputs}
+        variables = {n: _input_variable(n, values[n]) for n in self.inputs}
         return Run(self.run_variables(variables), variables)
 
     def run_variables(self, variables: Mapping[str, Variable]) -> list[Variable]:

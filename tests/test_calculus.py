@@ -726,3 +726,16 @@ def test_a_value_that_is_an_input_is_a_copy_not_the_callers_array() -> None:
         np.testing.assert_array_equal(a, [1.0, 2.0])
     big = np.ones(10)
     assert calculus.evaluate(language.parse("x * 2"), {"x": big}).value[0].base is None  # (fresh: no copy)
+
+
+def test_a_real_number_numpy_does_not_know_is_taken_as_a_float() -> None:
+    from fractions import Fraction
+
+    assert calculus.grad(language.parse("x**2"), {"x": Fraction(1, 2)}) == {"x": 1.0}
+    assert Variable(Fraction(3, 4)).data == 0.75
+
+
+@pytest.mark.parametrize("value", [None, {}, object()], ids=["None", "dict", "object"])
+def test_a_value_that_is_no_number_says_what_it_got(value: Any) -> None:
+    with pytest.raises(CalculusError, match="value of 'x': expected a number or an array of numbers, got "):
+        calculus.grad(language.parse("x**2"), {"x": value})

@@ -14,7 +14,7 @@ import pytest
 from gradcli import Variable, calculus
 from gradcli.functions import REGISTRY
 from gradcli.language import ParseError, parse
-from gradcli.program import ExpressionError
+from gradcli.program import EvaluationError, ExpressionError
 
 
 def value(text: str, **inputs: Any) -> np.ndarray:
@@ -540,3 +540,18 @@ def test_an_expression_statement_before_the_last_is_an_error_pointing_at_it() ->
         parse("a = 1; sin(x); a")
     assert "only the last statement is evaluated" in info.value.message
     assert info.value.pos == "a = 1; sin(x); a".index("sin")
+
+
+@pytest.mark.parametrize(
+    ("values", "error", "message"),
+    [
+        (None, TypeError, "values map each input's name to its value"),
+        ({"x": "a", "y": 2.0}, EvaluationError, "value of 'x': expected a number"),
+        ({"x": [1.0, [2.0]], "y": 2.0}, EvaluationError, "value of 'x': .*nested lists of different lengths"),
+    ],
+)
+def test_a_programs_run_names_the_value_it_cannot_take(
+    values: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        parse("x * y").run(values)

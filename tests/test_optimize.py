@@ -588,3 +588,13 @@ def test_an_error_of_the_model_inside_a_scipy_method_is_raised_as_it_is() -> Non
         minimize(model, {"x": 0.0})
     with pytest.raises(ZeroDivisionError, match="the model's own error"):
         root(lambda x: model(x) - 1.0, {"x": 0.0}, method="broyden1")
+
+
+@pytest.mark.parametrize("method", ["hybr", "lm"])
+def test_max_iter_zero_for_minpacks_methods_makes_no_iterations(method: str) -> None:
+    # MINPACK takes a limit of 0 for its default: the run went on to the root.
+    result = root("x**3 - 2", {"x": 1.0}, method=method, max_iter=0, trace=True)
+    assert not result.converged and result.iterations == 0 and result.point == {"x": 1.0}
+    assert [step.iteration for step in result.trace] == [0]
+    rc, out, _ = invoke("root", "x**3 - 2", "--x", "1", "--method", method, "--max-iter", "0", "--json")
+    assert rc == 1 and json.loads(out)["point"] == {"x": 1.0}

@@ -18,7 +18,7 @@ import pytest
 from conftest import invoke
 
 from gradcli import calculus, parse
-from gradcli.plotting import evaluate_points, nonfinite, path_ranges, sample
+from gradcli.plotting import draw_text, evaluate_points, nonfinite, path_ranges, sample
 
 QUARTIC = "x**4 - 2*x**2"
 ROSENBROCK = "100*(y - x**2)**2 + (1 - x)**2"
@@ -235,6 +235,17 @@ def test_minimize_plot_draws_the_iterates(tmp_path: Path, args: list[str], dims:
 
 
 # -- the terminal --------------------------------------------------------------------------------------
+
+
+def test_text_plot_without_a_title_starts_with_its_frame_not_the_word_none() -> None:
+    text = draw_text(sample("x**2", {}, {"x": (-1, 1)}, points=5), width=30, height=5)
+    assert "None" not in text and text.splitlines()[0].startswith("┌")
+
+
+@pytest.mark.parametrize(("options", "error"), [({"width": 0}, ValueError), ({"height": "5"}, TypeError)])
+def test_text_plot_size_is_checked(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error, match=f"{next(iter(options))} must be a whole number"):
+        draw_text(sample("x**2", {}, {"x": (-1, 1)}, points=5), **options)
 
 
 def test_text_plot_without_a_terminal_has_no_colour_and_names_its_curves() -> None:

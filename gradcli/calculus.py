@@ -78,10 +78,15 @@ class CalculusError(ValueError):
     """A request that cannot be answered as asked; the message says how to fix it."""
 
 
+def is_real_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (int, float, NumPy's, Fraction...), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def checked_number(name: str, value: Any, minimum: float | None = 0.0, above: bool = False) -> float:
     """``value`` as a float, if it is a finite real number >= ``minimum`` (> with ``above``; None:
     any); else a TypeError (not a number: text, None, a bool, an array) or a CalculusError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real_number(value):
         raise TypeError(f"{name} must be a number, got {value!r}")
     x = float(value)
     if minimum is None:
@@ -96,7 +101,7 @@ def checked_number(name: str, value: Any, minimum: float | None = 0.0, above: bo
 def checked_whole(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     """``value`` as an int, if it is a whole number (``2`` or ``2.0``) in minimum..maximum; else a
     TypeError (not a number) or a CalculusError (a fraction, or out of range)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real_number(value):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
     if isinstance(value, numbers.Integral):
         n = operator.index(value)

@@ -67,9 +67,11 @@ def _one_line(exc: click.UsageError) -> CliError:
         if exc.possibilities:
             text += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
         elif (
-            exc.ctx is not None and exc.ctx.parent is not None and option_elsewhere(exc.ctx, exc.option_name)
+            exc.ctx is not None
+            and exc.ctx.parent is not None
+            and (elsewhere := option_elsewhere(exc.ctx, exc.option_name))
         ):
-            text = option_elsewhere(exc.ctx, exc.option_name) or text
+            text = elsewhere
         elif (
             exc.option_name.startswith("-") and not exc.option_name.startswith("--") and _takes_variables(exc)
         ):

@@ -20,7 +20,6 @@ and ``newton`` (x - f'/f'' for one unknown, the solve with the Hessian or Jacobi
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -28,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import calculus
-from .calculus import CalculusError, checked_number, checked_whole
+from .calculus import CalculusError, checked_number, checked_whole, is_real_number
 from .engine import Variable, using_grad
 from .engine import grad as engine_grad
 from .failures import one_line
@@ -415,7 +414,7 @@ def _checked_stops(max_iter: Any, tol: Any) -> tuple[int | None, float | None]:
 def _checked_bound(name: str, end: Any, which: str) -> float | None:
     if end is None:
         return None
-    if isinstance(end, (bool, np.bool_)) or not isinstance(end, numbers.Real):
+    if not is_real_number(end):
         raise TypeError(f"bounds of {name!r}: the {which} end must be a number or None, got {end!r}")
     value = float(end)
     if math.isnan(value):

@@ -81,6 +81,21 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def read_terminal(leader: int) -> bytes:
+    """Everything a child process shows on the pseudo-terminal whose ``leader`` end this is,
+    until it closes with the process."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    return shown
+
+
 def run_cli(
     *args: str,
     input: str | None = None,

@@ -227,7 +227,7 @@ def _stderr_on_a_terminal(*args: str, cwd: Path, stdout: str = "terminal") -> tu
     import subprocess
     import threading
 
-    from conftest import subprocess_env
+    from conftest import read_terminal, subprocess_env
 
     leader, follower = pty.openpty()
     with subprocess.Popen(
@@ -241,15 +241,7 @@ def _stderr_on_a_terminal(*args: str, cwd: Path, stdout: str = "terminal") -> tu
         os.close(follower)
         if proc.stdout is not None:
             threading.Thread(target=proc.stdout.read, daemon=True).start()
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the terminal closed with the process
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(leader)
     os.close(leader)
     return proc.returncode, shown.decode()
 

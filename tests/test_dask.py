@@ -575,7 +575,7 @@ def test_on_a_terminal_the_progress_of_the_computation_is_dasks_bar_on_stderr(
     the results, which the worker that built the graph handed over; stdout has the answer."""
     import pty
 
-    from conftest import subprocess_env
+    from conftest import read_terminal, subprocess_env
 
     path, data = store
     leader, follower = pty.openpty()
@@ -588,15 +588,7 @@ def test_on_a_terminal_the_progress_of_the_computation_is_dasks_bar_on_stderr(
         env=subprocess_env(),
     ) as proc:
         os.close(follower)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the terminal closed with the process
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = read_terminal(leader)
         out = proc.stdout.read() if proc.stdout else ""
     os.close(leader)
     assert proc.returncode == 0, shown
